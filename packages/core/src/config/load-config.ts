@@ -1,0 +1,226 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { hostname, userInfo } from 'node:os'
+import * as nodePath from 'node:path'
+import YAML from 'yaml'
+import { AnchoviesError } from '../errors.js'
+import { nameProblem } from '../names.js'
+import { parseTable } from '../tables.js'
+import type { Table } from '../types.js'
+import { CORE_SETTINGS, type SettingSpec } from './settings.js'
+
+/** Resolved settings: every declared key, typed. */
+export type Settings = Record<string, unknown> & {
+  id: string
+  user: string
+  operator_cls?: string
+  service: boolean
+  interval: number
+  max_batches: number
+  execution_timeout?: number
+  abort_grace: number
+  upstream: string[]
+  enabled: string[]
+  disabled: string[]
+  concurrency: number
+  fail_fast: boolean
+  datastore: string
+  log_level: string
+  lock_ttl: number
+  stream_queue_size: number
+  progress_interval: number
+}
+
+/** The parsed configuration document (config.yaml, `--config-file` or `-c`). */
+export interface ConfigDocument {
+  readonly where: string
+  readonly config: Record<string, unknown>
+  readonly tables: Table[]
+}
+
+/** Where settings come from, highest precedence first. */
+export interface ConfigSources {
+  /** Values from CLI flags the user actually gave. */
+  readonly flags: Record<string, unknown>
+  readonly env: NodeJS.ProcessEnv
+  /** `--config-file` path. */
+  readonly configFile?: string | undefined
+  /** `-c/--config` inline YAML or JSON. */
+  readonly configText?: string | undefined
+  readonly cwd: string
+  /** `--prod`. */
+  readonly prod?: boolean | undefined
+}
+
+/** Reads the configuration document: `-c` text over `--config-file` (or `./config.yaml` when present). */
+export function loadDocument(src: ConfigSources, problems: string[]): ConfigDocument {
+  const docs: { where: string; value: Record<string, unknown> }[] = []
+  const file = src.configFile ?? (existsSync(nodePath.join(src.cwd, 'config.yaml')) ? 'config.yaml' : undefined)
+  if (file) {
+    const path = nodePath.resolve(src.cwd, file)
+    let text: string | undefined
+    try {
+      text = readFileSync(path, 'utf8')
+    } catch (err) {
+      problems.push(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+    if (text !== undefined) {
+      const v = parseDoc(text, file, problems)
+      if (v) docs.push({ where: file, value: v })
+    }
+  }
+  if (src.configText !== undefined) {
+    const v = parseDoc(src.configText, '--config', problems)
+    if (v) docs.push({ where: '--config', value: v })
+  }
+  const config: Record<string, unknown> = {}
+  const tableRaw = new Map<string, { where: string; raw: unknown }>()
+  for (const { where, value } of docs) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'config') {
+        if (v == null) continue
+        if (typeof v !== 'object' || Array.isArray(v)) problems.push(`${where}: config must be a map of settings`)
+        else Object.assign(config, v)
+      } else if (k === 'tbls') {
+        if (v == null) continue
+        if (typeof v !== 'object' || Array.isArray(v)) problems.push(`${where}: tbls must be a map of table name to settings`)
+        else for (const [name, raw] of Object.entries(v as object)) tableRaw.set(name, { where, raw })
+      } else {
+        problems.push(`${where}: unknown top-level key ${JSON.stringify(k)} (expected tbls and config)`)
+      }
+    }
+  }
+  const tables = [...tableRaw.entries()].map(([name, { where, raw }]) => parseTable(name, raw, where, problems))
+  return { where: docs.map((d) => d.where).join(' + ') || '(none)', config, tables }
+}
+
+function parseDoc(text: string, where: string, problems: string[]): Record<string, unknown> | undefined {
+  let value: unknown
+  try {
+    value = YAML.parse(text)
+  } catch (err) {
+    const e = err as { linePos?: { line: number; col: number }[]; message: string }
+    const pos = e.linePos?.[0]
+    problems.push(`${where}${pos ? ` line ${pos.line} column ${pos.col}` : ''}: invalid YAML/JSON: ${e.message.split('\n')[0]}`)
+    return undefined
+  }
+  if (value == null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    problems.push(`${where}: must be a map with tbls and config keys`)
+    return undefined
+  }
+  return value as Record<string, unknown>
+}
+
+/**
+ * Resolves every setting: CLI flag > `ACHVY_*` env > config.yaml `config:` > default. Collects all problems.
+ */
+export function resolveSettings(
+  src: ConfigSources,
+  doc: ConfigDocument,
+  problems: string[],
+  specs: readonly SettingSpec[] = CORE_SETTINGS,
+): Settings {
+  const out: Record<string, unknown> = {}
+  const knownKeys = new Set<string>()
+  for (const spec of specs) {
+    knownKeys.add(spec.key)
+    spec.invertedKeys?.forEach((k) => knownKeys.add(k))
+    let raw: unknown
+    let where = ''
+    let invert = false
+    if (src.flags[spec.key] !== undefined) {
+      raw = src.flags[spec.key]
+      where = `option for ${spec.key}`
+    } else {
+      const env = spec.env.find((e) => src.env[e] !== undefined && src.env[e] !== '')
+      const invEnv = spec.invertedEnv?.find((e) => src.env[e] !== undefined && src.env[e] !== '')
+      if (env) [raw, where] = [src.env[env], env]
+      else if (invEnv) [raw, where, invert] = [src.env[invEnv], invEnv, true]
+      else if (doc.config[spec.key] !== undefined) [raw, where] = [doc.config[spec.key], `${doc.where}: config.${spec.key}`]
+      else {
+        const inv = spec.invertedKeys?.find((k) => doc.config[k] !== undefined)
+        if (inv) [raw, where, invert] = [doc.config[inv], `${doc.where}: config.${inv}`, true]
+      }
+    }
+    if (raw === undefined) {
+      if (spec.default !== undefined) out[spec.key] = Array.isArray(spec.default) ? [...spec.default] : spec.default
+      continue
+    }
+    const v = convert(spec, raw, where, problems)
+    if (v !== undefined) out[spec.key] = invert ? !v : v
+  }
+  for (const k of Object.keys(doc.config)) {
+    if (!knownKeys.has(k)) problems.push(`${doc.where}: unknown setting config.${k}`)
+  }
+  if (src.prod) out.user = 'prod'
+  out.user ??= defaultUser(src.env)
+  out.id ??= hostname().split('.')[0]?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'anchovy'
+  for (const [key, kind] of [['id', 'anchovy id'], ['user', 'user']] as const) {
+    const p = nameProblem(kind, String(out[key]))
+    if (p) problems.push(`${key}: ${p}`)
+  }
+  for (const up of (out.upstream as string[] | undefined) ?? []) {
+    const p = nameProblem('upstream id', up)
+    if (p) problems.push(`upstream: ${p}`)
+  }
+  out.datastore ??= src.env.ACHVY_HOME || nodePath.join(userInfo().homedir, '.anchovies')
+  return out as Settings
+}
+
+function defaultUser(env: NodeJS.ProcessEnv): string {
+  const u = env.USER || env.USERNAME || safeUser() || hostname().replace(/\.local$/, '')
+  return u.replace(/[^A-Za-z0-9_.-]/g, '_')
+}
+
+function safeUser(): string | undefined {
+  try {
+    return userInfo().username
+  } catch {
+    return undefined
+  }
+}
+
+const TRUE = new Set(['true', 't', 'yes', 'y', '1', 'on'])
+const FALSE = new Set(['false', 'f', 'no', 'n', '0', 'off'])
+
+function convert(spec: SettingSpec, raw: unknown, where: string, problems: string[]): unknown {
+  const bad = (what: string): undefined => {
+    problems.push(`${where}: ${what} (got ${JSON.stringify(raw)})`)
+    return undefined
+  }
+  switch (spec.type) {
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw
+      const s = String(raw).trim().toLowerCase()
+      if (TRUE.has(s)) return true
+      if (FALSE.has(s)) return false
+      return bad('must be true or false')
+    }
+    case 'int':
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
+      if (String(raw).trim() === '' || !Number.isFinite(n)) return bad('must be a number')
+      if (spec.type === 'int' && !Number.isInteger(n)) return bad('must be a whole number')
+      if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${spec.min}`)
+      if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${spec.max}`)
+      return n
+    }
+    case 'list': {
+      const items = Array.isArray(raw) ? raw.flatMap((x) => String(x).split(',')) : String(raw).split(',')
+      return items.map((x) => x.trim()).filter(Boolean)
+    }
+    case 'string': {
+      if (typeof raw === 'object') return bad('must be a string')
+      const s = String(raw)
+      if (spec.choices && !spec.choices.includes(s)) return bad(`must be one of ${spec.choices.join(', ')}`)
+      return s
+    }
+  }
+}
+
+/** Throws one configuration error listing every problem. */
+export function throwProblems(problems: string[]): void {
+  if (problems.length) {
+    throw new AnchoviesError('ANCH_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`)
+  }
+}

@@ -1,0 +1,67 @@
+import type { Readable, Writable } from 'node:stream'
+
+/** One object in a datastore listing. */
+export interface DatastoreEntry {
+  /** Path relative to the datastore root, `/`-separated. */
+  readonly path: string
+  readonly size: number
+  readonly mtime: Date
+}
+
+/** Who holds a run lock. */
+export interface LockInfo {
+  readonly host: string
+  readonly pid: number
+  readonly since: string
+  readonly heartbeat: string
+  readonly token: string
+}
+
+/** A held run lock: renewed by the runtime while the run lives, released at exit. */
+export interface DatastoreLock {
+  readonly info: LockInfo
+  /** Refreshes the heartbeat; throws when the lock was lost to another holder. */
+  renew(): Promise<void>
+  release(): Promise<void>
+}
+
+/**
+ * Storage for everything an anchovy remembers. Paths are relative, `/`-separated and already validated.
+ * Every write is atomic: readers see the old object or the new one, never a part.
+ */
+export interface Datastore {
+  /** Where the datastore lives, without credentials (for logs). */
+  readonly url: string
+  /** The whole object, or undefined when it does not exist. */
+  read(path: string): Promise<Buffer | undefined>
+  /** A stream of the object's bytes; rejects when it does not exist. */
+  readStream(path: string): Promise<Readable>
+  /** Writes (replaces) an object atomically. */
+  write(path: string, data: string | Uint8Array): Promise<void>
+  /**
+   * A stream that writes an object: it becomes visible atomically when the stream finishes;
+   * destroying the stream discards it.
+   */
+  writeStream(path: string): Writable
+  /** Creates an object only if none exists at `path`; false when one already does (two writers never both win). */
+  createExclusive(path: string, data: string | Uint8Array): Promise<boolean>
+  /** Every object under the folder `prefix` (recursively), sorted by path. */
+  list(prefix: string): Promise<DatastoreEntry[]>
+  /** Deletes an object; a missing object is not an error. */
+  delete(path: string): Promise<void>
+  /**
+   * Takes the run lock at `path`. Throws AnchovyLocked naming the holder when a live holder has it; a holder
+   * whose heartbeat is older than `ttlMs` (or that provably died) is taken over.
+   */
+  lock(path: string, ttlMs: number): Promise<DatastoreLock>
+  /** Reads the lock at `path` without taking it. */
+  readLock(path: string): Promise<LockInfo | undefined>
+  close(): Promise<void>
+}
+
+/** How a datastore URL or path becomes a Datastore (plugins register one, e.g. `az://`). */
+export interface DatastoreFactory {
+  /** True when this factory handles `location`. */
+  accepts(location: string): boolean
+  open(location: string): Promise<Datastore>
+}

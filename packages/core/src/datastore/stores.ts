@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto'
+import { AnchoviesError } from '../errors.js'
+import { joinPath, validateName } from '../names.js'
+import { parseTable, tableRecord } from '../tables.js'
+import type { JsonValue, Row, Table } from '../types.js'
+import { DataFileWriter, readDataFile, type WrittenFile } from './data-file.js'
+import type { Datastore } from './datastore.js'
+
+/** What every store is built with. */
+export interface StoreContext {
+  readonly datastore: Datastore
+  readonly user: string
+  readonly anchovyId: string
+  /** Settings a store may read (e.g. `data_file_max_bytes`). */
+  readonly settings: Readonly<Record<string, unknown>>
+}
+
+/** `<user>/<id>` for the running anchovy or an upstream one. */
+export function anchovyHome(ctx: StoreContext, anchovyId = ctx.anchovyId): string {
+  return joinPath(validateName('user', ctx.user), validateName('anchovy id', anchovyId))
+}
+
+/** Encodes a checkpoint value as the file text: plain strings stay raw (as the Python implementation wrote them). */
+export function encodeCheckpoint(value: JsonValue): string {
+  if (typeof value === 'string') {
+    try {
+      JSON.parse(value)
+    } catch {
+      return value
+    }
+  }
+  return JSON.stringify(value)
+}
+
+/** Decodes checkpoint file text: JSON when it parses, else the raw string. */
+export function decodeCheckpoint(text: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue
+  } catch {
+    return text
+  }
+}
+
+/** Committed checkpoints in `$checkpoints/<key>` (one file per key, as in the Python implementation). */
+export class CheckpointStore {
+  constructor(protected readonly ctx: StoreContext) {}
+
+  protected dir(): string {
+    return `${anchovyHome(this.ctx)}/$checkpoints`
+  }
+
+  /** Every committed checkpoint. */
+  async load(): Promise<Map<string, JsonValue>> {
+    const out = new Map<string, JsonValue>()
+    const dir = this.dir()
+    for (const e of await this.ctx.datastore.list(dir)) {
+      const key = e.path.slice(dir.length + 1)
+      if (key.includes('/')) continue
+      const raw = await this.ctx.datastore.read(e.path)
+      if (raw) out.set(key, decodeCheckpoint(raw.toString('utf8')))
+    }
+    return out
+  }
+
+  /** Writes committed changes (called after the commit record exists; must be idempotent). */
+  async apply(set: Readonly<Record<string, JsonValue>>, deleted: readonly string[]): Promise<void> {
+    await Promise.all([
+      ...Object.entries(set).map(([k, v]) => this.ctx.datastore.write(`${this.dir()}/${validateName('checkpoint key', k)}`, encodeCheckpoint(v))),
+      ...deleted.map((k) => this.ctx.datastore.delete(`${this.dir()}/${validateName('checkpoint key', k)}`)),
+    ])
+  }
+}
+
+/** Table metadata in `$tables/<name>.json` (the Python implementation's format). */
+export class TableStore {
+  constructor(protected readonly ctx: StoreContext) {}
+
+  /** The tables recorded by `anchovyId` (default: the running anchovy); upstream tables get its id as namespace. */
+  async load(anchovyId = this.ctx.anchovyId): Promise<Table[]> {
+    const dir = `${anchovyHome(this.ctx, anchovyId)}/$tables`
+    const tables: Table[] = []
+    for (const e of await this.ctx.datastore.list(dir)) {
+      if (!e.path.endsWith('.json')) continue
+      const raw = await this.ctx.datastore.read(e.path)
+      if (!raw) continue
+      let rec: Record<string, unknown>
+      try {
+        rec = JSON.parse(raw.toString('utf8')) as Record<string, unknown>
+      } catch (err) {
+        throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `table metadata ${e.path} is not valid JSON`, { cause: err })
+      }
+      const problems: string[] = []
+      const name = typeof rec.name === 'string' ? rec.name : e.path.slice(dir.length + 1, -5)
+      const { namespace: _ignored, name: _n, ...rest } = rec
+      const table = parseTable(name, rest, e.path, problems, anchovyId === this.ctx.anchovyId ? null : anchovyId)
+      if (problems.length) throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', problems.join('; '))
+      tables.push(table)
+    }
+    return tables
+  }
+
+  /** Writes table records (called after the commit record exists). */
+  async apply(records: readonly Record<string, unknown>[]): Promise<void> {
+    const dir = `${anchovyHome(this.ctx)}/$tables`
+    await Promise.all(
+      records.map((r) => this.ctx.datastore.write(`${dir}/${validateName('table name', String(r.name))}.json`, JSON.stringify(r))),
+    )
+  }
+
+  /** The record `apply` writes for a table. */
+  record(table: Table): Record<string, unknown> {
+    return tableRecord(table)
+  }
+}
+
+/** One task log record (one JSON file per task). */
+export interface TaskRecord {
+  readonly anchovy_id: string
+  readonly anchovy_user: string
+  readonly session_id: string
+  readonly batch_id: string | null
+  readonly operator: string
+  readonly task_type: string
+  readonly task_key: string
+  readonly tbl: string | null
+  readonly status: 'OK' | 'ERR'
+  readonly started_at: string
+  readonly completed_at: string
+  readonly timestamp: string
+  readonly duration: number
+  readonly thread_id: string
+  readonly data: Record<string, unknown>
+}
+
+/** Task logs in `<user>/<id>/$task_logs/<session>-<batch>.<NNNN>.json` and results in `$results/`. */
+export class TaskStore {
+  constructor(protected readonly ctx: StoreContext) {}
+
+  /** Where a task record goes. */
+  protected taskPath(record: TaskRecord, counter: number): string {
+    return `${anchovyHome(this.ctx)}/$task_logs/${record.session_id}-${record.batch_id ?? 'session'}.${String(counter).padStart(4, '0')}.json`
+  }
+
+  /** Writes a task record; never overwrites an existing one. */
+  async write(record: TaskRecord, counter: number, text: string): Promise<void> {
+    let path = this.taskPath(record, counter)
+    for (let i = 0; !(await this.ctx.datastore.createExclusive(path, text)); i++) {
+      if (i > 5) throw new AnchoviesError('ANCH_ERR_DATASTORE', `task log ${path} exists already`)
+      path = path.replace(/\.json$/, `.${randomBytes(2).toString('hex')}.json`)
+    }
+  }
+
+  /** Writes the run results (latest + one per session). */
+  async writeResults(sessionId: string, text: string): Promise<void> {
+    const dir = `${anchovyHome(this.ctx)}/$results`
+    await this.ctx.datastore.write(`${dir}/anchovy_run_results.json`, text)
+    await this.ctx.datastore.write(`${dir}/sessions/${sessionId}.json`, text)
+  }
+
+  /** Writes the service heartbeat (after every batch in service mode). */
+  async writeHeartbeat(text: string): Promise<void> {
+    await this.ctx.datastore.write(`${anchovyHome(this.ctx)}/$results/heartbeat.json`, text)
+  }
+}
+
+/**
+ * Task logs of every anchovy in one Hive-partitioned location for central monitoring:
+ * `$task_logs/anchovy_user=<user>/anchovy_id=<id>/date=<yyyy-mm-dd>/<session>-<batch>.<NNNN>.json` at the root.
+ */
+export class HiveTaskStore extends TaskStore {
+  protected override taskPath(record: TaskRecord, counter: number): string {
+    return joinPath(
+      '$task_logs',
+      `anchovy_user=${validateName('user', this.ctx.user)}`,
+      `anchovy_id=${validateName('anchovy id', this.ctx.anchovyId)}`,
+      `date=${record.timestamp.slice(0, 10)}`,
+      `${record.session_id}-${record.batch_id ?? 'session'}.${String(counter).padStart(4, '0')}.json`,
+    )
+  }
+}
+
+/** Writes one table's rows during a batch. */
+export interface TableWriter {
+  write(row: Row): Promise<void> | undefined
+  /** Finishes writing; the files become visible only when the batch commits. */
+  close(): Promise<WrittenFile[]>
+  /** Discards what was written. */
+  abort(err?: Error): void
+}
+
+/** The data files of an anchovy: gzip JSON lines under `data/<table>/`. */
+export class DataBuffer {
+  constructor(protected readonly ctx: StoreContext) {}
+
+  /** A writer for `table`'s rows in this batch; `unique` makes file names unique to the run and batch. */
+  writer(table: string, unique: string): TableWriter {
+    const dir = `${anchovyHome(this.ctx)}/data/${validateName('table name', table)}`
+    const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)
+    const maxBytes = Number(this.ctx.settings.data_file_max_bytes ?? 64 * 1024 * 1024)
+    const level = Number(this.ctx.settings.data_compression_level ?? 1)
+    return new DataFileWriter(this.ctx.datastore, (i) => `${dir}/${stamp}.${unique}-${String(i).padStart(4, '0')}.json.gz`, { maxBytes, level })
+  }
+
+  /** Reads one data file's rows. */
+  read(path: string, signal?: AbortSignal): AsyncGenerator<Row> {
+    return readDataFile(this.ctx.datastore, path, signal)
+  }
+
+  /** The data files of `table` of `anchovyId`, by name (for datastores without commit records). */
+  async files(anchovyId: string, table: string): Promise<string[]> {
+    const dir = `${anchovyHome(this.ctx, anchovyId)}/data/${validateName('table name', table)}`
+    return (await this.ctx.datastore.list(dir)).filter((e) => e.path.endsWith('.json.gz')).map((e) => e.path)
+  }
+}

@@ -1,0 +1,61 @@
+/** Every error code anchovies raises, with what it means and how to fix it (rendered into docs/errors.md). */
+export const ERROR_CODES = {
+  ANCH_ERR_CONFIG: ['The configuration is invalid (file, key or env var named in the message).', 'Fix the named setting; `anchovy start --help` lists every flag.'],
+  ANCH_ERR_USAGE: ['The command line could not be understood.', 'Check the flags with `anchovy <command> --help`.'],
+  ANCH_ERR_NAME: ['An id, user, table name or checkpoint key is not allowed (path separators, `..`, control characters).', 'Use letters, digits, `_`, `-` and (for keys) `.`.'],
+  ANCH_ERR_PLUGIN_LOAD: ['A plugin or module named by `-op`/`--*-cls` could not be loaded.', 'Install the package, or check the module path and the exported class name.'],
+  ANCH_ERR_CONNECTION_MISSING: ['A connection the operator needs is not configured.', 'Set the `ACHVY_CNXN__<ID>__<ATTR>` variables named in the message.'],
+  ANCH_ERR_CONNECTION: ['Opening, checking or closing a connection failed.', 'Check the connection settings and that the system is reachable.'],
+  ANCH_ERR_LOCKED: ['Another run of the same anchovy (user + id) holds the lock.', 'Wait for it to finish; a dead holder is taken over once its heartbeat is stale.'],
+  ANCH_ERR_TIMEOUT: ['The batch ran longer than the execution timeout (`-t`, `ACHVY_EXECUTION_TIMEOUT`).', 'Raise the timeout or make batches smaller.'],
+  ANCH_ERR_ABORTED: ['The batch was aborted by SIGTERM/SIGINT.', 'Nothing to fix: completed tables were committed, the rest runs next time.'],
+  ANCH_ERR_DATASTORE: ['Reading or writing the datastore failed.', 'Check the datastore path or URL, permissions and free space.'],
+  ANCH_ERR_DATASTORE_CORRUPT: ['A file in the datastore (commit record, checkpoint, table metadata) cannot be parsed.', 'Inspect the named file; restore it from backup or remove it deliberately. anchovies never silently restarts from zero.'],
+  ANCH_ERR_DATA_FORMAT: ['A data file or row cannot be encoded or decoded.', 'Check the named file and line; values must be JSON-serialisable.'],
+  ANCH_ERR_NO_SOURCE: ['A selected table has no matching `@source` or no sink.', 'Add a `@source`/`@sink` for the table or disable it with `-d`.'],
+  ANCH_ERR_CONTEXT: ['`context()`, `session()` or `batch()` was called outside a run.', 'Call them only from operator methods while anchovies runs them.'],
+  ANCH_ERR_TABLE: ['A table task failed.', 'See the cause in the task log; the table is retried on the next run.'],
+  ANCH_ERR_PHASE: ['An `@onTask` hook failed.', 'See the cause in the task log.'],
+} as const satisfies Record<string, readonly [meaning: string, fix: string]>
+
+/** A machine-readable error code, `ANCH_ERR_<AREA>_<WHAT>`. */
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** The base class of every error anchovies raises on purpose. */
+export class AnchoviesError extends Error {
+  override name = 'AnchoviesError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+/** Raised (and recorded in the task log) when a batch exceeds the execution timeout. */
+export class AnchovyExecutionTimeout extends AnchoviesError {
+  override name = 'AnchovyExecutionTimeout'
+  constructor(readonly seconds: number) {
+    super('ANCH_ERR_TIMEOUT', `the batch exceeded the execution timeout of ${seconds}s`)
+  }
+}
+
+/** Raised when a second run of the same anchovy finds the lock held; the CLI exits 75. */
+export class AnchovyLocked extends AnchoviesError {
+  override name = 'AnchovyLocked'
+  constructor(readonly holder: { host: string; pid: number; since: string }, where: string) {
+    super(
+      'ANCH_ERR_LOCKED',
+      `${where} is already running on host ${holder.host} (pid ${holder.pid}, since ${holder.since})`,
+    )
+  }
+}
+
+/** True when `err` is an AnchoviesError, optionally with the given code. */
+export function isAnchoviesError(err: unknown, code?: ErrorCode): err is AnchoviesError {
+  return err instanceof AnchoviesError && (code === undefined || err.code === code)
+}
+
+/** Process exit codes of the `anchovy` CLI. */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, LOCKED: 75, TIMEOUT: 124 } as const

@@ -1,0 +1,135 @@
+import type { Logger } from 'pino'
+import { runWith, type RunState, type TaskInfo } from '../context/context.js'
+import type { Operator, StreamContext } from '../operators/operator.js'
+import type { Row } from '../types.js'
+import { fanOut } from './channel.js'
+import type { Chain, Plan } from './plan.js'
+import type { StagingScope } from './scope.js'
+import { AnchoviesError } from '../errors.js'
+
+/** Per-table bookkeeping of a running chain. */
+export interface TableTask {
+  readonly key: string
+  readonly info: TaskInfo & { data: Record<string, unknown> }
+  readonly startedAt: Date
+}
+
+/** Everything a chain needs from the batch. */
+export interface ChainEnv {
+  readonly operator: Operator
+  readonly plan: Plan
+  readonly base: Omit<RunState, 'task' | 'signal' | 'checkpoints' | 'logger'>
+  readonly logger: Logger
+  readonly scope: StagingScope
+  readonly signal: AbortSignal
+  readonly queueSize: number
+  readonly progressMs: number
+  readonly tasks: ReadonlyMap<string, TableTask>
+}
+
+/** Runs `fn` (and every later step of an iterator it returns) in `state`'s context. */
+function bindIterable(iterable: unknown, state: RunState, what: string): AsyncIterable<Row> {
+  if (!iterable || typeof (iterable as AsyncIterable<Row>)[Symbol.asyncIterator] !== 'function') {
+    throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `${what} must be an async generator (async *method) or return an AsyncIterable`)
+  }
+  const it = (iterable as AsyncIterable<Row>)[Symbol.asyncIterator]()
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => runWith(state, () => it.next()),
+      return: (v?: unknown) => runWith(state, () => it.return?.(v) ?? Promise.resolve({ value: undefined, done: true as const })),
+    }),
+  }
+}
+
+/** Counts rows into the table's task, stops on abort and logs progress. */
+async function* counted(rows: AsyncIterable<Row>, task: TableTask, signal: AbortSignal, logger: Logger, progressMs: number): AsyncGenerator<Row> {
+  const data = task.info.data
+  let n = 0
+  let nextLog = progressMs > 0 ? Date.now() + progressMs : Infinity
+  data.rows = 0
+  for await (const row of rows) {
+    if (signal.aborted) throw signal.reason
+    if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+      throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `table ${task.key}: row ${n + 1} is not an object (got ${Array.isArray(row) ? 'array' : typeof row})`)
+    }
+    n++
+    if ((n & 1023) === 0) {
+      data.rows = n
+      if (Date.now() >= nextLog) {
+        const secs = (Date.now() - task.startedAt.getTime()) / 1000
+        logger.info({ table: task.key, rows: n, rows_per_s: Math.round(n / secs) }, 'progress')
+        nextLog = Date.now() + progressMs
+      }
+    }
+    yield row
+  }
+  data.rows = n
+}
+
+/** Runs one chain: the root source, fanned out to its sinks and transforms, recursively. Throws the first error. */
+export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
+  const controller = new AbortController()
+  const onOuterAbort = (): void => controller.abort(env.signal.reason)
+  if (env.signal.aborted) onOuterAbort()
+  else env.signal.addEventListener('abort', onOuterAbort, { once: true })
+  const signal = controller.signal
+
+  const stateFor = (key: string): RunState => {
+    const task = env.tasks.get(key)!
+    return { ...env.base, task: task.info, signal, checkpoints: env.scope, logger: env.logger.child({ table: key }) }
+  }
+  const ctxFor = (key: string, output?: string): StreamContext => {
+    const p = env.plan.tables.get(key)!
+    const taskKey = output ?? key
+    return {
+      table: p.table,
+      ...(output ? { output: env.plan.tables.get(output)!.table } : {}),
+      task: env.tasks.get(taskKey)!.info,
+      signal,
+      logger: env.logger.child({ table: taskKey }),
+    }
+  }
+
+  const feed = async (key: string, rows: AsyncIterable<Row>): Promise<void> => {
+    const consumers = env.plan.consumers(key)
+    const p = env.plan.tables.get(key)!
+    if (consumers.length === 0) {
+      throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${key} has no @sink to receive its rows`)
+    }
+    const task = env.tasks.get(key)!
+    const source = counted(rows, task, signal, env.logger, env.progressMs)
+    const channels = fanOut(source, consumers.length, env.queueSize, signal)
+    const runs = consumers.map(async (c, i) => {
+      const chan = channels[i]!
+      try {
+        if (c.kind === 'sink') {
+          const state = stateFor(key)
+          await runWith(state, () => c.method.fn.call(env.operator, chan, ctxFor(key)))
+        } else {
+          const state = stateFor(c.output)
+          const out = runWith(state, () => c.method.fn.call(env.operator, chan, ctxFor(key, c.output)))
+          await feed(c.output, bindIterable(out, state, `transform ${c.method.name}`))
+        }
+      } catch (err) {
+        controller.abort(err)
+        throw err
+      } finally {
+        chan.close()
+      }
+    })
+    void p
+    const settled = await Promise.allSettled(runs)
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+    if (failed) throw failed.reason
+    if (signal.aborted) throw signal.reason
+  }
+
+  try {
+    const root = env.plan.tables.get(chain.root)!
+    const state = stateFor(chain.root)
+    const rows = runWith(state, () => root.source.fn.call(env.operator, ctxFor(chain.root)))
+    await feed(chain.root, bindIterable(rows, state, `source ${root.source.name}`))
+  } finally {
+    env.signal.removeEventListener('abort', onOuterAbort)
+  }
+}

@@ -1,0 +1,93 @@
+import type { Row } from '../types.js'
+
+/**
+ * Splits one async source into `n` consumers with a bounded buffer each: the source is pulled only while every
+ * open consumer has room, so a slow sink slows the source and memory stays bounded. A consumer that stops early
+ * is dropped; when all stop, the source is closed. An error in the source reaches every consumer.
+ */
+export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, signal: AbortSignal): ClosableRows[] {
+  if (n === 1) return [Object.assign(source, { close: () => undefined })]
+  const queues: Row[][] = Array.from({ length: n }, () => [])
+  const open: boolean[] = Array(n).fill(true)
+  const consumerWaiters: ((() => void) | undefined)[] = Array(n).fill(undefined)
+  let producerWaiter: (() => void) | undefined
+  let ended = false
+  let failure: { error: unknown } | undefined
+  let started = false
+
+  const wakeConsumers = (): void => {
+    for (let i = 0; i < n; i++) {
+      const w = consumerWaiters[i]
+      consumerWaiters[i] = undefined
+      w?.()
+    }
+  }
+  const wakeProducer = (): void => {
+    const w = producerWaiter
+    producerWaiter = undefined
+    w?.()
+  }
+  const hasRoom = (): boolean => queues.every((q, i) => !open[i] || q.length < capacity)
+
+  const pump = async (): Promise<void> => {
+    const it = source[Symbol.asyncIterator]()
+    try {
+      while (open.some(Boolean)) {
+        if (signal.aborted) throw signal.reason
+        if (!hasRoom()) {
+          await new Promise<void>((resolve) => (producerWaiter = resolve))
+          continue
+        }
+        const r = await it.next()
+        if (r.done) break
+        for (let i = 0; i < n; i++) if (open[i]) queues[i]!.push(r.value)
+        wakeConsumers()
+      }
+      if (!open.some(Boolean)) await it.return?.()
+    } catch (error) {
+      failure = { error }
+      await it.return?.().catch(() => undefined)
+    } finally {
+      ended = true
+      wakeConsumers()
+    }
+  }
+  const onAbort = (): void => wakeProducer()
+  signal.addEventListener('abort', onAbort, { once: true })
+
+  const close = (i: number): void => {
+    open[i] = false
+    queues[i]!.length = 0
+    wakeProducer()
+  }
+  return queues.map((queue, i) => ({
+    close: () => close(i),
+    [Symbol.asyncIterator](): AsyncIterator<Row> {
+      if (!started) {
+        started = true
+        void pump().finally(() => signal.removeEventListener('abort', onAbort))
+      }
+      return {
+        async next(): Promise<IteratorResult<Row>> {
+          for (;;) {
+            if (queue.length) {
+              const value = queue.shift()!
+              if (queue.length < capacity) wakeProducer()
+              return { value, done: false }
+            }
+            if (failure) throw failure.error
+            if (ended) return { value: undefined, done: true }
+            await new Promise<void>((resolve) => (consumerWaiters[i] = resolve))
+          }
+        },
+        async return(): Promise<IteratorResult<Row>> {
+          close(i)
+          return { value: undefined, done: true }
+        },
+      }
+    },
+  }))
+}
+
+/** Rows for one consumer; `close()` tells the producer this consumer is done (it stops receiving rows). */
+export type ClosableRows = AsyncIterable<Row> & { close(): void }

@@ -1,0 +1,551 @@
+import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { BatchInfo, RunState, SessionInfo, TaskInfo } from '../context/context.js'
+import { currentState, runWith } from '../context/context.js'
+import type { Settings } from '../config/load-config.js'
+import { CommitLog } from '../datastore/commit-log.js'
+import type { Datastore, DatastoreLock } from '../datastore/datastore.js'
+import { anchovyHome, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TaskRecord, type TaskStore } from '../datastore/stores.js'
+import { AnchoviesError, AnchovyExecutionTimeout, EXIT } from '../errors.js'
+import { redact } from '../logging/secrets.js'
+import { validateName } from '../names.js'
+import type { Operator, OperatorRuntime } from '../operators/operator.js'
+import { qualifiedName } from '../tables.js'
+import type { Table, TaskPhase, TaskType } from '../types.js'
+import { META, readMembers } from '../decorators/metadata.js'
+import { openConnections, type OpenConnection } from '../connections/manager.js'
+import { runChain, type TableTask } from './chain-runner.js'
+import { globMatch } from './glob.js'
+import { planBatch } from './plan.js'
+import { CommittedCheckpoints, StagingScope } from './scope.js'
+
+/** The store classes a run uses (replaceable with `--*-cls`). */
+export interface StoreClasses {
+  checkpoint: new (ctx: StoreContext) => CheckpointStore
+  task: new (ctx: StoreContext) => TaskStore
+  table: new (ctx: StoreContext) => TableStore
+  dataBuffer: new (ctx: StoreContext) => DataBuffer
+}
+
+/** What a run needs. */
+export interface RunOptions {
+  readonly settings: Settings
+  readonly configTables: readonly Table[]
+  readonly operatorClass: new () => Operator
+  /** Connection classes of the operator's plugin, by connection id. */
+  readonly connectionClasses: Readonly<Record<string, new (attrs: Record<string, unknown>) => unknown>>
+  readonly datastore: Datastore
+  readonly stores: StoreClasses
+  readonly logger: Logger
+  readonly env: NodeJS.ProcessEnv
+  /** Listen to SIGTERM/SIGINT (the CLI does; tests driving a run in-process may not). */
+  readonly handleSignals?: boolean
+}
+
+/** What a finished run reports. */
+export interface RunResult {
+  readonly exitCode: number
+  readonly results: Record<string, unknown>
+}
+
+type ResultTask = Omit<TaskRecord, 'anchovy_id' | 'anchovy_user' | 'session_id' | 'batch_id' | 'task_key' | 'started_at' | 'completed_at'>
+
+interface BatchResult {
+  batch_id: string
+  status: 'OK' | 'ERR'
+  opened_at: string
+  closed_at: string
+  tbls: string
+  done_tasks: ResultTask[]
+}
+
+const MAX_RESULT_BATCHES = 100
+
+/** One session of one anchovy: lock, startup, batches (once, or in a loop as a service), shutdown. */
+export class AnchovyRun {
+  private readonly s: Settings
+  private readonly log: Logger
+  private readonly storeCtx: StoreContext
+  private readonly checkpointStore: CheckpointStore
+  private readonly taskStore: TaskStore
+  private readonly tableStore: TableStore
+  private readonly dataBuffer: DataBuffer
+  private readonly commitLog: CommitLog
+  private readonly session: SessionInfo
+  private readonly home: string
+  private committed!: CommittedCheckpoints
+  private sessionScope!: StagingScope
+  private operator!: Operator
+  private connections: OpenConnection[] = []
+  private lock: DatastoreLock | undefined
+  private heartbeat: NodeJS.Timeout | undefined
+  private taskCounter = 0
+  private fileCounter = 0
+  private readonly runTag = randomBytes(4).toString('hex')
+  private currentBatch: { id: string; controller: AbortController } | undefined
+  private stopRequested = false
+  private wake: (() => void) | undefined
+  private timedOut = false
+  private failed = false
+  private lockLost: Error | undefined
+  private readonly batches: BatchResult[] = []
+  private readonly tableRecords = new Map<string, string>()
+  private readonly sessionTasks: { startup?: ResultTask; shutdown?: ResultTask } = {}
+  private readonly writes: Promise<unknown>[] = []
+
+  constructor(private readonly opts: RunOptions) {
+    this.s = opts.settings
+    validateName('anchovy id', this.s.id)
+    validateName('user', this.s.user)
+    this.storeCtx = { datastore: opts.datastore, user: this.s.user, anchovyId: this.s.id, settings: this.s }
+    this.checkpointStore = new opts.stores.checkpoint(this.storeCtx)
+    this.taskStore = new opts.stores.task(this.storeCtx)
+    this.tableStore = new opts.stores.table(this.storeCtx)
+    this.dataBuffer = new opts.stores.dataBuffer(this.storeCtx)
+    this.home = anchovyHome(this.storeCtx)
+    this.commitLog = new CommitLog(opts.datastore, this.home)
+    const now = new Date()
+    const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${this.runTag}`
+    this.session = {
+      anchovyId: this.s.id,
+      user: this.s.user,
+      sessionId,
+      operator: opts.operatorClass.name,
+      startedAt: now,
+      upstream: [...this.s.upstream],
+      service: this.s.service,
+    }
+    this.log = opts.logger.child({ anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: sessionId })
+  }
+
+  /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
+  async run(): Promise<RunResult> {
+    const ttl = this.s.lock_ttl * 1000
+    this.lock = await this.opts.datastore.lock(`${this.home}/$lock`, ttl)
+    this.heartbeat = setInterval(() => {
+      this.lock?.renew().catch((err: unknown) => {
+        this.lockLost = err as Error
+        this.log.error({ err }, 'lost the run lock; aborting')
+        this.currentBatch?.controller.abort(err)
+        this.requestStop()
+      })
+    }, Math.max(1000, ttl / 3))
+    this.heartbeat.unref()
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (this.stopRequested) {
+        this.log.warn({ signal: sig }, 'second signal: exiting now')
+        process.exit(EXIT.FAILED)
+      }
+      this.log.info({ signal: sig }, 'stopping: aborting the current batch, committing what completed')
+      this.requestStop(new AnchoviesError('ANCH_ERR_ABORTED', `batch aborted by ${sig}`))
+    }
+    if (this.opts.handleSignals) {
+      process.on('SIGTERM', onSignal)
+      process.on('SIGINT', onSignal)
+    }
+    let exitCode: number = EXIT.OK
+    try {
+      await this.recover()
+      const startedOk = await this.phaseTask('STARTUP', null, async () => {
+        this.operator = new this.opts.operatorClass()
+        this.operator.runtime = this.operatorRuntime()
+        this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log)
+        await this.hooks('startup')
+      })
+      if (startedOk) {
+        for (let n = 0; ; n++) {
+          await this.runBatch(n)
+          if (!this.s.service || this.stopRequested || this.timedOut || this.lockLost) break
+          if (this.s.max_batches > 0 && n + 1 >= this.s.max_batches) break
+          await this.pause(this.s.interval * 1000)
+          if (this.stopRequested) break
+        }
+      }
+      await this.phaseTask('SHUTDOWN', null, async () => {
+        try {
+          await this.hooks('shutdown')
+        } finally {
+          await this.closeConnections()
+        }
+        if (!this.sessionScope.empty) await this.commit(this.sessionScope, null, [])
+      })
+    } finally {
+      if (this.opts.handleSignals) {
+        process.off('SIGTERM', onSignal)
+        process.off('SIGINT', onSignal)
+      }
+      clearInterval(this.heartbeat)
+      await Promise.allSettled(this.writes)
+      const results = this.results()
+      exitCode = this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
+      results.exit_code = exitCode
+      try {
+        await this.taskStore.writeResults(this.session.sessionId, redact(JSON.stringify(results, null, 2)))
+      } catch (err) {
+        this.log.error({ err }, 'could not write the run results')
+      }
+      await this.lock.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
+      this.lastResults = results
+    }
+    return { exitCode, results: this.lastResults! }
+  }
+
+  private lastResults: Record<string, unknown> | undefined
+
+  private requestStop(reason?: Error): void {
+    this.stopRequested = true
+    if (reason) this.currentBatch?.controller.abort(reason)
+    this.wake?.()
+  }
+
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms)
+      this.wake = () => {
+        clearTimeout(t)
+        resolve()
+      }
+    })
+    this.wake = undefined
+  }
+
+  /** Re-applies the newest commit (a crash may have stopped after the record and before the files), then loads checkpoints. */
+  private async recover(): Promise<void> {
+    const latest = await this.commitLog.latest()
+    if (latest) {
+      await this.checkpointStore.apply(latest.checkpoints, latest.deleted_checkpoints)
+      await this.tableStore.apply(latest.tables)
+    }
+    this.committed = new CommittedCheckpoints(await this.checkpointStore.load())
+    this.sessionScope = new StagingScope(this.committed)
+    for (const t of await this.tableStore.load()) this.tableRecords.set(t.name, JSON.stringify(this.tableStore.record(t)))
+  }
+
+  private operatorRuntime(): OperatorRuntime {
+    return {
+      settings: this.s,
+      datastore: this.opts.datastore,
+      user: this.s.user,
+      anchovyId: this.s.id,
+      configTables: this.opts.configTables,
+      tableStore: this.tableStore,
+      checkpointStore: this.checkpointStore,
+      dataBuffer: this.dataBuffer,
+      logger: this.log,
+      commitLog: (id: string) => (id === this.s.id ? this.commitLog : new CommitLog(this.opts.datastore, anchovyHome(this.storeCtx, id))),
+      stageFiles: (table, files) => {
+        const scope = currentState()?.checkpoints
+        ;(scope instanceof StagingScope ? scope : this.sessionScope).stage(table, files)
+      },
+      uniqueFileTag: () => `${this.runTag}-${this.currentBatch?.id ?? 'session'}-${String(this.fileCounter++).padStart(4, '0')}`,
+    }
+  }
+
+  private baseState(batch?: BatchInfo, scope: StagingScope = this.sessionScope, signal: AbortSignal = new AbortController().signal): RunState {
+    return {
+      session: this.session,
+      ...(batch ? { batch } : {}),
+      logger: this.log,
+      signal,
+      checkpoints: scope,
+      validateKey: (k) => validateName('checkpoint key', k),
+    }
+  }
+
+  private async hooks(phase: TaskPhase, ...args: unknown[]): Promise<void> {
+    const hooks = readMembers<TaskPhase[]>(META.hooks, this.operator, true)
+    for (const [name, phases] of hooks) {
+      if (phases.includes(phase)) await (this.operator as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args)
+    }
+  }
+
+  /** Runs a phase (STARTUP, XOPEN, XCLOSE, SHUTDOWN) as a logged task; a failure runs the error phase. */
+  private async phaseTask(type: TaskType, batch: BatchInfo | null, fn: (task: TaskInfo) => Promise<void>, scope?: StagingScope, signal?: AbortSignal): Promise<boolean> {
+    const task: TaskInfo & { data: Record<string, unknown> } = { type, table: null, data: {} }
+    const started = new Date()
+    const state = { ...this.baseState(batch ?? undefined, scope, signal), task }
+    let error: unknown
+    try {
+      await runWith(state, () => fn(task))
+    } catch (err) {
+      error = err
+    }
+    this.record(task, batch?.batchId ?? null, started, error)
+    if (error !== undefined) {
+      this.failed = true
+      this.log.error({ err: error, phase: type }, `${type} failed`)
+      await this.errorPhase(error, batch, type)
+      return false
+    }
+    return true
+  }
+
+  private async errorPhase(error: unknown, batch: BatchInfo | null, failedTask: TaskType, table?: string): Promise<void> {
+    const task: TaskInfo & { data: Record<string, unknown> } = { type: 'ERROR', table: null, data: { failed_task: failedTask, ...(table ? { tbl: table } : {}), ...errData(error) } }
+    const started = new Date()
+    let hookError: unknown
+    if (this.operator) {
+      try {
+        await runWith({ ...this.baseState(batch ?? undefined), task }, () => this.hooks('error', error, { phase: failedTask, table: table ?? null }))
+      } catch (err) {
+        hookError = err
+        this.log.error({ err }, 'an error hook failed')
+      }
+    }
+    this.record(task, batch?.batchId ?? null, started, hookError ?? error)
+  }
+
+  private select(tables: Table[]): Table[] {
+    const matches = (patterns: readonly string[], t: Table): boolean =>
+      patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
+    return tables.filter((t) => (this.s.enabled.length === 0 || matches(this.s.enabled, t)) && !matches(this.s.disabled, t))
+  }
+
+  private async runBatch(n: number): Promise<void> {
+    const batchId = String(n).padStart(3, '0')
+    const controller = new AbortController()
+    this.currentBatch = { id: batchId, controller }
+    if (this.stopRequested) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', 'batch aborted before it started'))
+    const timeout = this.s.execution_timeout
+    const timer = timeout ? setTimeout(() => {
+      this.timedOut = true
+      this.log.error({ seconds: timeout }, 'execution timeout: aborting the batch')
+      controller.abort(new AnchovyExecutionTimeout(timeout))
+    }, timeout * 1000) : undefined
+    const selected: Table[] = []
+    const batch: BatchInfo = { batchId, tables: selected, signal: controller.signal }
+    const scope = new StagingScope(this.sessionScope)
+    const openedAt = new Date()
+    const batchLog = this.log.child({ batch_id: batchId })
+    const doneBefore = this.doneTasks.length
+    let known: Table[] = []
+    const failedBefore = this.failed
+    this.failed = false
+
+    await this.phaseTask('XOPEN', batch, async (task) => {
+      await this.hooks('xopen')
+      known = await this.operator.discoverTbls()
+      selected.push(...this.select(known))
+      task.data.tbls = selected.map(qualifiedName)
+    }, scope, controller.signal)
+
+    const succeeded: Table[] = []
+    if (selected.length && !controller.signal.aborted) {
+      await this.runTables(batch, known, scope, controller, batchLog, succeeded)
+    }
+
+    await this.phaseTask('XCLOSE', batch, async (task) => {
+      try {
+        await this.hooks('xclose')
+      } finally {
+        const rec = await this.commit(scope, batchId, succeeded)
+        if (rec) task.data.commit = rec
+      }
+    }, scope, new AbortController().signal)
+    clearTimeout(timer)
+    const status = this.failed || this.timedOut ? 'ERR' : 'OK'
+    this.failed ||= failedBefore
+    this.batches.push({
+      batch_id: batchId,
+      status,
+      opened_at: openedAt.toISOString(),
+      closed_at: new Date().toISOString(),
+      tbls: selected.map(qualifiedName).join(', '),
+      done_tasks: this.doneTasks.slice(doneBefore),
+    })
+    if (this.batches.length > MAX_RESULT_BATCHES) this.batches.shift()
+    if (this.s.service) {
+      const hb = { anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: this.session.sessionId, batch_id: batchId, status, at: new Date().toISOString(), pid: process.pid }
+      this.writes.push(this.taskStore.writeHeartbeat(JSON.stringify(hb)).catch((err: unknown) => this.log.warn({ err }, 'could not write the heartbeat')))
+    }
+    this.currentBatch = undefined
+  }
+
+  private async runTables(batch: BatchInfo, known: Table[], scope: StagingScope, controller: AbortController, logger: Logger, succeeded: Table[]): Promise<void> {
+    const plan = planBatch(this.operator.streamMethods(), batch.tables, known)
+    for (const [key, err] of plan.failures) {
+      const table = batch.tables.find((t) => qualifiedName(t) === key)!
+      const task: TaskInfo & { data: Record<string, unknown> } = { type: 'TABLE', table, data: {} }
+      this.record(task, batch.batchId, new Date(), err)
+      this.failed = true
+      await this.errorPhase(err, batch, 'TABLE', key)
+    }
+    const queue = [...plan.chains]
+    const aborted = new Promise<void>((resolve) => {
+      if (controller.signal.aborted) resolve()
+      controller.signal.addEventListener('abort', () => resolve(), { once: true })
+    })
+    const graceMs = this.s.abort_grace * 1000
+    const worker = async (): Promise<void> => {
+      for (let chain = queue.shift(); chain; chain = queue.shift()) {
+        if (controller.signal.aborted) return
+        const chainScope = new StagingScope(scope)
+        const tasks = new Map<string, TableTask>()
+        const startedAt = new Date()
+        for (const key of chain.tables) tasks.set(key, { key, startedAt, info: { type: 'TABLE', table: plan.tables.get(key)!.table, data: {} } })
+        let error: unknown
+        const run = runChain(chain, {
+          operator: this.operator,
+          plan,
+          base: { session: this.session, batch, validateKey: (k) => validateName('checkpoint key', k) },
+          logger,
+          scope: chainScope,
+          signal: controller.signal,
+          queueSize: this.s.stream_queue_size,
+          progressMs: this.s.progress_interval * 1000,
+          tasks,
+        })
+        run.catch(() => undefined)
+        const abandon = aborted.then(() => new Promise<'abandoned'>((r) => setTimeout(() => r('abandoned'), graceMs).unref()))
+        try {
+          const outcome = await Promise.race([run.then(() => 'done' as const), abandon])
+          if (outcome === 'abandoned') error = controller.signal.reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'abandoned')
+        } catch (err) {
+          error = err
+        }
+        if (error === undefined && controller.signal.aborted) error = controller.signal.reason
+        if (error === undefined) {
+          chainScope.mergeInto(scope)
+          for (const key of chain.tables) if (plan.tables.get(key)!.selected) succeeded.push(plan.tables.get(key)!.table)
+        } else {
+          chainScope.discard()
+        }
+        const isAbort = error instanceof AnchoviesError && error.code === 'ANCH_ERR_ABORTED'
+        for (const key of chain.tables) {
+          if (!plan.tables.get(key)!.selected) continue
+          const task = tasks.get(key)!
+          this.record(task.info, batch.batchId, startedAt, error)
+          if (error === undefined) logger.info({ table: key, rows: task.info.data.rows, ms: Date.now() - startedAt.getTime() }, 'table done')
+        }
+        if (error !== undefined) {
+          if (!isAbort) {
+            this.failed = true
+            logger.error({ err: error, table: chain.root }, 'table failed')
+            await this.errorPhase(error, batch, 'TABLE', chain.root)
+            if (this.s.fail_fast) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', `--fail-fast: table ${chain.root} failed`))
+          }
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.s.concurrency, Math.max(1, plan.chains.length)) }, worker))
+  }
+
+  /** Makes a batch's staged files, checkpoints and table metadata visible in one commit record. */
+  private async commit(scope: StagingScope, batchId: string | null, tables: Table[]): Promise<Record<string, unknown> | undefined> {
+    if (this.sessionScope !== scope && !this.sessionScope.empty) this.sessionScope.mergeInto(scope)
+    const { set, deleted } = scope.changes()
+    const tableRecords: Record<string, unknown>[] = []
+    for (const t of tables) {
+      if (t.namespace) continue
+      const rec = this.tableStore.record(t)
+      const text = JSON.stringify(rec)
+      if (this.tableRecords.get(t.name) !== text) tableRecords.push(rec)
+    }
+    if (scope.files.length === 0 && Object.keys(set).length === 0 && deleted.length === 0 && tableRecords.length === 0) {
+      if (this.sessionScope === scope) this.sessionScope = new StagingScope(this.committed)
+      return undefined
+    }
+    const rec = await this.commitLog.append({
+      anchovy_id: this.s.id,
+      anchovy_user: this.s.user,
+      session_id: this.session.sessionId,
+      batch_id: batchId,
+      committed_at: new Date().toISOString(),
+      files: [...scope.files],
+      checkpoints: set,
+      deleted_checkpoints: deleted,
+      tables: tableRecords,
+    })
+    this.committed.apply(set, deleted)
+    for (const r of tableRecords) this.tableRecords.set(String(r.name), JSON.stringify(r))
+    if (this.sessionScope === scope) this.sessionScope = new StagingScope(this.committed)
+    scope.discard()
+    await this.checkpointStore.apply(set, deleted)
+    await this.tableStore.apply(tableRecords)
+    this.log.info({ batch_id: batchId, seq: rec.seq, files: rec.files.length, checkpoints: Object.keys(set).length + deleted.length }, 'committed')
+    return { seq: rec.seq, files: rec.files.length, rows: rec.files.reduce((n, f) => n + f.rows, 0) }
+  }
+
+  private readonly doneTasks: ResultTask[] = []
+
+  private record(task: TaskInfo, batchId: string | null, started: Date, error: unknown): void {
+    const done = new Date()
+    if (error !== undefined) Object.assign(task.data, errData(error))
+    const tbl = task.table ? qualifiedName(task.table) : null
+    const record: TaskRecord = {
+      anchovy_id: this.s.id,
+      anchovy_user: this.s.user,
+      batch_id: batchId,
+      completed_at: done.toISOString(),
+      data: { ...task.data },
+      duration: done.getTime() - started.getTime(),
+      operator: this.session.operator,
+      session_id: this.session.sessionId,
+      started_at: started.toISOString(),
+      status: error === undefined ? 'OK' : 'ERR',
+      task_key: tbl ? `TABLE-${tbl}` : task.type,
+      task_type: task.type,
+      tbl,
+      thread_id: 'main',
+      timestamp: done.toISOString(),
+    }
+    const counter = this.taskCounter++
+    this.writes.push(
+      this.taskStore.write(record, counter, redact(JSON.stringify(record))).catch((err: unknown) => this.log.error({ err }, 'could not write a task log')),
+    )
+    const short: ResultTask = {
+      thread_id: record.thread_id,
+      operator: record.operator,
+      status: record.status,
+      duration: record.duration,
+      timestamp: record.timestamp,
+      task_type: record.task_type,
+      tbl: record.tbl,
+      data: record.data,
+    }
+    if (task.type === 'STARTUP') this.sessionTasks.startup = short
+    else if (task.type === 'SHUTDOWN') this.sessionTasks.shutdown = short
+    else this.doneTasks.push(short)
+  }
+
+  private results(): Record<string, unknown> {
+    const st = this.sessionTasks
+    const status = this.failed || this.timedOut || this.lockLost || st.startup?.status === 'ERR' || st.shutdown?.status === 'ERR' || this.batches.some((b) => b.status === 'ERR') ? 'ERR' : 'OK'
+    return {
+      anchovy_id: this.s.id,
+      anchovy_user: this.s.user,
+      session_id: this.session.sessionId,
+      operator: this.session.operator,
+      startup_at: this.session.startedAt.toISOString(),
+      startup_task: st.startup ?? null,
+      shutdown_at: new Date().toISOString(),
+      shutdown_task: st.shutdown ?? null,
+      batches: this.batches,
+      status,
+    }
+  }
+
+  private async closeConnections(): Promise<void> {
+    const errors: unknown[] = []
+    for (const c of [...this.connections].reverse()) {
+      try {
+        await c.close()
+      } catch (err) {
+        errors.push(err)
+      }
+    }
+    this.connections = []
+    if (errors.length) throw new AnchoviesError('ANCH_ERR_CONNECTION', `closing ${errors.length} connection(s) failed`, { cause: errors[0] })
+  }
+}
+
+/** `err_type`/`err_msg`/`err_code` for task data (messages are redacted when written). */
+function errData(error: unknown): Record<string, unknown> {
+  if (error === undefined) return {}
+  const e = error as { name?: string; message?: string; code?: unknown }
+  return {
+    err_type: e?.name ?? typeof error,
+    err_msg: String(e?.message ?? error),
+    ...(typeof e?.code === 'string' ? { err_code: e.code } : {}),
+  }
+}

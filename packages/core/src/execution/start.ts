@@ -1,0 +1,105 @@
+import type { Logger } from 'pino'
+import { loadDocument, resolveSettings, throwProblems, type ConfigSources, type Settings } from '../config/load-config.js'
+import { CORE_SETTINGS } from '../config/settings.js'
+import { registerConnectionSecrets } from '../connections/connection.js'
+import { openDatastore } from '../datastore/open.js'
+import { CheckpointStore, DataBuffer, HiveTaskStore, TableStore, TaskStore } from '../datastore/stores.js'
+import { createLogger } from '../logging/logger.js'
+import { Operator } from '../operators/operator.js'
+import { resolveClass } from '../plugins/registry.js'
+import type { Table } from '../types.js'
+import { AnchovyRun, type RunResult, type StoreClasses } from './runtime.js'
+
+/** Built-in names accepted by the `--*-cls` options. */
+export const BUILTIN_COMPONENTS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
+  checkpoint_cls: { default: CheckpointStore },
+  task_store_cls: { default: TaskStore, hive: HiveTaskStore },
+  tbl_store_cls: { default: TableStore },
+  data_buffer_cls: { default: DataBuffer },
+}
+
+/** Everything `anchovy start` resolved before running. */
+export interface Prepared {
+  readonly settings: Settings
+  readonly tables: readonly Table[]
+  readonly operatorClass: new () => Operator
+  readonly connectionClasses: Readonly<Record<string, new (attrs: Record<string, unknown>) => unknown>>
+  readonly stores: StoreClasses
+}
+
+/** Reads config, env and flags, loads the operator and the store classes; throws one error listing every problem. */
+export async function prepareRun(src: ConfigSources, operatorRequired = true): Promise<Prepared> {
+  registerConnectionSecrets(src.env)
+  const problems: string[] = []
+  const doc = loadDocument(src, problems)
+  let settings = resolveSettings(src, doc, [], CORE_SETTINGS)
+  let operatorClass: (new () => Operator) | undefined
+  let connectionClasses: Prepared['connectionClasses'] = {}
+  if (settings.operator_cls) {
+    try {
+      const r = await resolveClass<new () => Operator>(settings.operator_cls, 'operators', src.cwd)
+      if (!(r.value.prototype instanceof Operator)) {
+        problems.push(`operator ${settings.operator_cls} is not a Downloader, Uploader or Operator subclass`)
+      } else {
+        operatorClass = r.value
+        connectionClasses = r.plugin?.connections ?? {}
+      }
+    } catch (err) {
+      problems.push((err as Error).message)
+    }
+  } else if (operatorRequired) {
+    problems.push('no operator: pass -op <plugin.Class> (e.g. -op sftp.CsvDownloader) or set ACHVY_OPERATOR_CLS')
+  }
+  const extra = (operatorClass as unknown as typeof Operator | undefined)?.settings ?? []
+  settings = resolveSettings(src, doc, problems, [...CORE_SETTINGS, ...extra])
+  const stores: Record<string, unknown> = {}
+  for (const [key, builtins] of Object.entries(BUILTIN_COMPONENTS)) {
+    const ref = settings[key] as string | undefined
+    if (!ref || builtins[ref]) {
+      stores[key] = builtins[ref ?? 'default']
+      continue
+    }
+    try {
+      stores[key] = (await resolveClass(ref, 'components', src.cwd)).value
+    } catch (err) {
+      problems.push(`${key}: ${(err as Error).message}`)
+    }
+  }
+  throwProblems(problems)
+  return {
+    settings,
+    tables: doc.tables,
+    operatorClass: operatorClass ?? Operator,
+    connectionClasses,
+    stores: {
+      checkpoint: stores.checkpoint_cls as StoreClasses['checkpoint'],
+      task: stores.task_store_cls as StoreClasses['task'],
+      table: stores.tbl_store_cls as StoreClasses['table'],
+      dataBuffer: stores.data_buffer_cls as StoreClasses['dataBuffer'],
+    },
+  }
+}
+
+/** Runs an anchovy the way `anchovy start` does and returns its exit code and results. */
+export async function startAnchovy(src: ConfigSources, options: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunResult> {
+  const prepared = await prepareRun(src)
+  const logger = options.logger ?? createLogger(prepared.settings.log_level as 'info')
+  const datastore = await openDatastore(prepared.settings.datastore)
+  try {
+    const run = new AnchovyRun({
+      settings: prepared.settings,
+      configTables: prepared.tables,
+      operatorClass: prepared.operatorClass,
+      connectionClasses: prepared.connectionClasses,
+      datastore,
+      stores: prepared.stores,
+      logger,
+      env: src.env,
+      handleSignals: options.handleSignals ?? false,
+    })
+    return await run.run()
+  } finally {
+    await datastore.close().catch(() => undefined)
+  }
+}
+

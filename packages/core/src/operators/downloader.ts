@@ -1,0 +1,29 @@
+import { sink } from '../decorators/index.js'
+import { Operator, type Rows, type StreamContext } from './operator.js'
+
+/** An operator that pulls data from a source into the datastore; every row goes to the default sink. */
+export class Downloader extends Operator {
+  /**
+   * Writes every row of every table to the datastore's data buffer (gzip JSON lines under `data/<table>/`).
+   * The files become visible to uploaders when the batch commits. Redefine this method without `@sink` to turn it off.
+   */
+  @sink('*')
+  async defaultSink(rows: Rows, ctx: StreamContext): Promise<void> {
+    const table = ctx.output ?? ctx.table
+    const writer = this.runtime.dataBuffer.writer(table.name, this.runtime.uniqueFileTag())
+    try {
+      for await (const row of rows) {
+        const wait = writer.write(row)
+        if (wait) await wait
+      }
+      const files = await writer.close()
+      this.runtime.stageFiles(table.name, files)
+      const data = ctx.task.data
+      data.files = ((data.files as number | undefined) ?? 0) + files.length
+      data.bytes = ((data.bytes as number | undefined) ?? 0) + files.reduce((n, f) => n + f.bytes, 0)
+    } catch (err) {
+      writer.abort(err as Error)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { source } from '../decorators/index.js'
+import { AnchoviesError } from '../errors.js'
+import { currentState } from '../context/context.js'
+import type { Row, Table } from '../types.js'
+import { Operator, type StreamContext, type UpstreamFile } from './operator.js'
+
+/** The checkpoint key holding an uploader's position over an upstream table. */
+export function positionKey(table: Table): string {
+  return `$upstream.${table.namespace ?? ''}.${table.name}`
+}
+
+/** An uploader's position over one upstream table. */
+export interface UpstreamPosition {
+  /** Last commit sequence number read completely. */
+  readonly seq: number
+  /** For upstream datastores without commit records: the last data file read (by name). */
+  readonly file?: string
+}
+
+/**
+ * An operator that reads what upstream anchovies (`-U`) committed and pushes it into a target; plugins add the
+ * sink. Every committed upstream file is read exactly once, in commit order; the position advances only when
+ * the table's sink succeeded and the batch commits.
+ */
+export class Uploader extends Operator {
+  /** Reads, table by table, the upstream rows not yet uploaded. */
+  @source('*')
+  async *defaultSource(ctx: StreamContext): AsyncGenerator<Row> {
+    const files = await this.pendingFiles(ctx.table)
+    ctx.task.data.files = files.length
+    for (const file of files) yield* this.runtime.dataBuffer.read(file.path, ctx.signal)
+    const last = files.at(-1)
+    if (last) this.advance(ctx.table, last)
+  }
+
+  /** The committed upstream files of `table` after the current position, in commit order (bounded by `upload_batch_size`). */
+  async pendingFiles(table: Table): Promise<UpstreamFile[]> {
+    const up = table.namespace
+    if (!up) {
+      throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${table.name} has no upstream anchovy: start the uploader with -U <downloader id>`)
+    }
+    const pos = this.position(table)
+    const limit = Number(this.runtime.settings.upload_batch_size ?? 0)
+    const log = this.runtime.commitLog(up)
+    const out: UpstreamFile[] = []
+    let bytes = 0
+    const seqs = await log.sequences(pos.seq)
+    if (seqs.length === 0 && pos.seq === 0 && !(await log.exists())) {
+      // A datastore written by the Python implementation: every data file is committed; order by name.
+      for (const path of await this.runtime.dataBuffer.files(up, table.name)) {
+        const name = path.slice(path.lastIndexOf('/') + 1)
+        if (pos.file !== undefined && name <= pos.file) continue
+        out.push({ anchovyId: up, seq: 0, id: `${up}/${path}`, table: table.name, path, rows: -1, bytes: 0 })
+      }
+      return out
+    }
+    for (const seq of seqs) {
+      const rec = await log.read(seq)
+      for (const f of rec.files) {
+        if (f.table !== table.name) continue
+        out.push({ ...f, anchovyId: up, seq, id: `${up}/${f.path}` })
+        bytes += f.bytes
+      }
+      if (limit > 0 && bytes >= limit) break
+    }
+    return out
+  }
+
+  /** The current position over an upstream table (as of this task). */
+  position(table: Table): UpstreamPosition {
+    const v = currentState()?.checkpoints.get(positionKey(table)) as UpstreamPosition | undefined
+    return v && typeof v === 'object' && typeof v.seq === 'number' ? v : { seq: 0 }
+  }
+
+  /**
+   * Moves the position to the end of `file` (the last file read). It is staged in the table task and committed
+   * with the batch only if the whole table succeeded, so a failed sink leaves the position where it was.
+   */
+  advance(table: Table, file: UpstreamFile): void {
+    const state = currentState()
+    if (!state) throw new AnchoviesError('ANCH_ERR_CONTEXT', 'advance() must run inside a table task')
+    const pos: UpstreamPosition = file.seq === 0 ? { seq: 0, file: file.path.slice(file.path.lastIndexOf('/') + 1) } : { seq: file.seq }
+    state.checkpoints.set(positionKey(table), { ...pos })
+  }
+}

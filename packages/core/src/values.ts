@@ -1,0 +1,104 @@
+import { AnchoviesError } from './errors.js'
+
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/
+const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/
+
+/** A calendar date without time or zone (the data file's `D` annotation). */
+export class LocalDate {
+  constructor(
+    readonly year: number,
+    readonly month: number,
+    readonly day: number,
+  ) {}
+
+  /** Parses `YYYY-MM-DD`. */
+  static parse(text: string): LocalDate {
+    const m = DATE_RE.exec(text)
+    if (!m) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not a date (YYYY-MM-DD): ${JSON.stringify(text.slice(0, 40))}`)
+    return new LocalDate(Number(m[1]), Number(m[2]), Number(m[3]))
+  }
+
+  /** The UTC calendar date of a JS Date. */
+  static fromDate(d: Date): LocalDate {
+    return new LocalDate(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate())
+  }
+
+  toString(): string {
+    return `${String(this.year).padStart(4, '0')}-${pad2(this.month)}-${pad2(this.day)}`
+  }
+
+  toJSON(): string {
+    return this.toString()
+  }
+}
+
+/**
+ * A date and time as written in a data file (the `DT` annotation): keeps the wall clock, microseconds and the
+ * UTC offset exactly, or no offset at all for a naive value, so files round-trip between implementations.
+ */
+export class DateTime {
+  /** Offset from UTC in minutes, or null for a naive (zone-less) value. */
+  readonly offsetMinutes: number | null
+  /** Microseconds since the epoch, reading a naive value as UTC. */
+  readonly epochMicros: bigint
+
+  private constructor(readonly iso: string, offsetMinutes: number | null, epochMicros: bigint) {
+    this.offsetMinutes = offsetMinutes
+    this.epochMicros = epochMicros
+  }
+
+  /** Parses an ISO-8601 date-time, with or without offset (`Z` counts as `+00:00`). */
+  static parse(text: string): DateTime {
+    const m = DATETIME_RE.exec(text)
+    if (!m) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not an ISO datetime: ${JSON.stringify(text.slice(0, 40))}`)
+    const [, y, mo, d, h, mi, s = '0', frac = '', tz] = m
+    const micros = Number((frac + '000000').slice(0, 6))
+    let offset: number | null = null
+    if (tz !== undefined) {
+      if (tz === 'Z') offset = 0
+      else {
+        const sign = tz.startsWith('-') ? -1 : 1
+        const digits = tz.slice(1).replace(':', '')
+        offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)))
+      }
+    }
+    const wallMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
+    const epochMicros = BigInt(wallMs - (offset ?? 0) * 60_000) * 1000n + BigInt(micros)
+    return new DateTime(text, offset, epochMicros)
+  }
+
+  /** An aware UTC value from a JS Date, formatted like Python's `isoformat()`. */
+  static fromDate(date: Date): DateTime {
+    return DateTime.parse(formatDate(date))
+  }
+
+  /** True when the value carries no UTC offset. */
+  get isNaive(): boolean {
+    return this.offsetMinutes === null
+  }
+
+  /** The instant as a JS Date (millisecond precision; a naive value is read as UTC). */
+  toDate(): Date {
+    return new Date(Number(this.epochMicros / 1000n))
+  }
+
+  toString(): string {
+    return this.iso
+  }
+
+  toJSON(): string {
+    return this.iso
+  }
+}
+
+/** Formats a JS Date like Python's aware `isoformat()`: `2025-01-01T00:00:00+00:00`, `.123000` when it has ms. */
+export function formatDate(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', 'invalid Date value')
+  const base = date.toISOString() // YYYY-MM-DDTHH:MM:SS.mmmZ
+  const ms = date.getUTCMilliseconds()
+  return `${base.slice(0, 19)}${ms ? `.${String(ms).padStart(3, '0')}000` : ''}+00:00`
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0')
+}
