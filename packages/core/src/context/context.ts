@@ -47,6 +47,8 @@ export interface Checkpoint<T extends JsonValue = JsonValue> {
 export interface CheckpointScope {
   get(key: string): JsonValue | undefined
   set(key: string, value: JsonValue | undefined): void
+  /** Registers a callback that runs after the batch holding this scope's changes commits (never if it fails). */
+  onCommit?(fn: () => Promise<void> | void): void
 }
 
 /** Everything `context()` exposes. */
@@ -59,6 +61,11 @@ export interface Context {
   readonly signal: AbortSignal
   /** The checkpoint `key` (JSON value) of the running anchovy. */
   checkpoint<T extends JsonValue = JsonValue>(key: string): Checkpoint<T>
+  /**
+   * Runs `fn` after the commit that makes this task's data and checkpoints visible (e.g. delete or move the
+   * source files). Dropped when the task fails. Errors are logged, not raised: the data is committed already.
+   */
+  afterCommit(fn: () => Promise<void> | void): void
 }
 
 /** The state carried through AsyncLocalStorage; built by the executor. */
@@ -107,6 +114,10 @@ export function context(): Context {
         set: (value: T) => s.checkpoints.set(k, value),
         delete: () => s.checkpoints.set(k, undefined),
       }
+    },
+    afterCommit(fn) {
+      if (!s.checkpoints.onCommit) throw new AnchoviesError('ANCH_ERR_CONTEXT', 'afterCommit() needs a running batch')
+      s.checkpoints.onCommit(fn)
     },
   }
 }

@@ -432,7 +432,10 @@ export class AnchovyRun {
 
   /** Makes a batch's staged files, checkpoints and table metadata visible in one commit record. */
   private async commit(scope: StagingScope, batchId: string | null, tables: Table[]): Promise<Record<string, unknown> | undefined> {
-    if (this.sessionScope !== scope && !this.sessionScope.empty) this.sessionScope.mergeInto(scope)
+    if (this.sessionScope !== scope && !this.sessionScope.empty) {
+      this.sessionScope.mergeInto(scope)
+      this.sessionScope = new StagingScope(this.committed)
+    }
     const { set, deleted } = scope.changes()
     const tableRecords: Record<string, unknown>[] = []
     for (const t of tables) {
@@ -441,8 +444,11 @@ export class AnchovyRun {
       const text = JSON.stringify(rec)
       if (this.tableRecords.get(t.name) !== text) tableRecords.push(rec)
     }
+    const callbacks = [...scope.afterCommit]
     if (scope.files.length === 0 && Object.keys(set).length === 0 && deleted.length === 0 && tableRecords.length === 0) {
       if (this.sessionScope === scope) this.sessionScope = new StagingScope(this.committed)
+      scope.discard()
+      await this.runAfterCommit(callbacks)
       return undefined
     }
     const rec = await this.commitLog.append({
@@ -462,11 +468,22 @@ export class AnchovyRun {
     scope.discard()
     await this.checkpointStore.apply(set, deleted)
     await this.tableStore.apply(tableRecords)
+    await this.runAfterCommit(callbacks)
     this.log.info({ batch_id: batchId, seq: rec.seq, files: rec.files.length, checkpoints: Object.keys(set).length + deleted.length }, 'committed')
     return { seq: rec.seq, files: rec.files.length, rows: rec.files.reduce((n, f) => n + f.rows, 0) }
   }
 
   private readonly doneTasks: ResultTask[] = []
+
+  private async runAfterCommit(callbacks: (() => Promise<void> | void)[]): Promise<void> {
+    for (const fn of callbacks) {
+      try {
+        await fn()
+      } catch (err) {
+        this.log.warn({ err }, 'an afterCommit callback failed (the batch is committed)')
+      }
+    }
+  }
 
   private record(task: TaskInfo, batchId: string | null, started: Date, error: unknown): void {
     const done = new Date()

@@ -12,6 +12,8 @@ const DELETED = Symbol('deleted')
 export class StagingScope implements CheckpointScope {
   private readonly values = new Map<string, JsonValue | typeof DELETED>()
   readonly files: CommittedFile[] = []
+  /** Callbacks to run once the commit holding this scope's changes exists (e.g. delete source files). */
+  readonly afterCommit: (() => Promise<void> | void)[] = []
   /** Set when the scope was discarded (failed or abandoned chain): late writes are ignored. */
   private dead = false
 
@@ -37,6 +39,7 @@ export class StagingScope implements CheckpointScope {
   mergeInto(target: StagingScope): void {
     for (const [k, v] of this.values) target.values.set(k, v)
     target.files.push(...this.files)
+    target.afterCommit.push(...this.afterCommit)
     this.discard()
   }
 
@@ -44,10 +47,15 @@ export class StagingScope implements CheckpointScope {
     this.dead = true
     this.values.clear()
     this.files.length = 0
+    this.afterCommit.length = 0
+  }
+
+  onCommit(fn: () => Promise<void> | void): void {
+    if (!this.dead) this.afterCommit.push(fn)
   }
 
   get empty(): boolean {
-    return this.values.size === 0 && this.files.length === 0
+    return this.values.size === 0 && this.files.length === 0 && this.afterCommit.length === 0
   }
 
   /** Checkpoint changes: values set and keys deleted. */
