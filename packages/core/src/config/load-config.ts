@@ -49,6 +49,35 @@ export interface ConfigSources {
   readonly cwd: string
   /** `--prod`. */
   readonly prod?: boolean | undefined
+  /** Command-line words the core options did not consume (operator-specific flags). */
+  readonly extraArgs?: readonly string[] | undefined
+}
+
+/**
+ * Parses operator-specific flags (declared in an operator's `static settings`) out of `args`;
+ * anything left over is reported as an unknown option.
+ */
+export function parseExtraFlags(args: readonly string[], specs: readonly SettingSpec[], problems: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const eq = arg.indexOf('=')
+    const flag = eq > 0 ? arg.slice(0, eq) : arg
+    const spec = specs.find((s) => s.flags?.split(/[ ,]+/).includes(flag))
+    if (!spec) {
+      problems.push(`unknown option or argument ${JSON.stringify(arg)} (see anchovy start --help)`)
+      continue
+    }
+    if (spec.type === 'bool' && !spec.flags!.includes('<')) {
+      out[spec.key] = eq > 0 ? arg.slice(eq + 1) : true
+      continue
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : args[++i]
+    if (value === undefined) problems.push(`option ${flag} needs a value`)
+    else if (spec.type === 'list') out[spec.key] = [...((out[spec.key] as string[] | undefined) ?? []), value]
+    else out[spec.key] = value
+  }
+  return out
 }
 
 /** Reads the configuration document: `-c` text over `--config-file` (or `./config.yaml` when present). */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { loadDocument, resolveSettings, throwProblems, type ConfigSources, type Settings } from '../config/load-config.js'
+import { loadDocument, parseExtraFlags, resolveSettings, throwProblems, type ConfigSources, type Settings } from '../config/load-config.js'
 import { CORE_SETTINGS } from '../config/settings.js'
 import { registerConnectionSecrets } from '../connections/connection.js'
 import { openDatastore } from '../datastore/open.js'
@@ -51,7 +51,8 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true): P
     problems.push('no operator: pass -op <plugin.Class> (e.g. -op sftp.CsvDownloader) or set ACHVY_OPERATOR_CLS')
   }
   const extra = (operatorClass as unknown as typeof Operator | undefined)?.settings ?? []
-  settings = resolveSettings(src, doc, problems, [...CORE_SETTINGS, ...extra])
+  const extraFlags = src.extraArgs?.length ? parseExtraFlags(src.extraArgs, extra, problems) : {}
+  settings = resolveSettings({ ...src, flags: { ...src.flags, ...extraFlags } }, doc, problems, [...CORE_SETTINGS, ...extra])
   const stores: Record<string, unknown> = {}
   for (const [key, builtins] of Object.entries(BUILTIN_COMPONENTS)) {
     const ref = settings[key] as string | undefined

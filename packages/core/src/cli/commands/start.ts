@@ -13,8 +13,9 @@ export function startCommand(): Command {
     .option('-c, --config <yaml>', 'inline YAML or JSON configuration document (tbls:, config:)')
     .option('--config-file <path>', 'configuration document (default ./config.yaml when present)')
   addSettingOptions(cmd, CORE_SETTINGS)
-  cmd.action(async () => {
-    const { exitCode, results } = await startAnchovy(sourcesOf(cmd, CORE_SETTINGS), { handleSignals: true })
+  cmd.allowUnknownOption(true).argument('[operator-options...]', "options declared by the operator's plugin")
+  cmd.action(async (extraArgs: string[]) => {
+    const { exitCode, results } = await startAnchovy({ ...sourcesOf(cmd, CORE_SETTINGS), extraArgs }, { handleSignals: true })
     process.stdout.write(redact(JSON.stringify(results, null, 2)) + '\n')
     process.exitCode = exitCode
   })
