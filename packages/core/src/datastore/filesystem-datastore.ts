@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { hostname } from 'node:os'
 import * as nodePath from 'node:path'
@@ -35,7 +34,7 @@ export class FilesystemDatastore implements Datastore {
     const handle = await fs.open(file, 'r').catch((err: unknown) => {
       throw wrap(err, `reading ${path}`)
     })
-    return createReadStream('', { fd: handle.fd, autoClose: true, highWaterMark: 256 * 1024 })
+    return handle.createReadStream({ autoClose: true, highWaterMark: 256 * 1024 })
   }
 
   async write(path: string, data: string | Uint8Array): Promise<void> {

@@ -28,14 +28,16 @@ export interface Prepared {
 }
 
 /** Reads config, env and flags, loads the operator and the store classes; throws one error listing every problem. */
-export async function prepareRun(src: ConfigSources, operatorRequired = true): Promise<Prepared> {
+export async function prepareRun(src: ConfigSources, operatorRequired = true, given?: OperatorGiven): Promise<Prepared> {
   registerConnectionSecrets(src.env)
   const problems: string[] = []
   const doc = loadDocument(src, problems)
   let settings = resolveSettings(src, doc, [], CORE_SETTINGS)
-  let operatorClass: (new () => Operator) | undefined
-  let connectionClasses: Prepared['connectionClasses'] = {}
-  if (settings.operator_cls) {
+  let operatorClass: (new () => Operator) | undefined = given?.operator
+  let connectionClasses: Prepared['connectionClasses'] = given?.connections ?? {}
+  if (operatorClass) {
+    // given directly (programmatic use)
+  } else if (settings.operator_cls) {
     try {
       const r = await resolveClass<new () => Operator>(settings.operator_cls, 'operators', src.cwd)
       if (!(r.value.prototype instanceof Operator)) {
@@ -81,9 +83,23 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true): P
   }
 }
 
+/** An operator class handed over directly instead of through `-op`. */
+export interface OperatorGiven {
+  readonly operator: new () => Operator
+  readonly connections?: Prepared['connectionClasses']
+}
+
+/** Options of startAnchovy. */
+export interface StartOptions {
+  readonly logger?: Logger
+  readonly handleSignals?: boolean
+  /** Run this class instead of resolving `operator_cls`. */
+  readonly operator?: OperatorGiven
+}
+
 /** Runs an anchovy the way `anchovy start` does and returns its exit code and results. */
-export async function startAnchovy(src: ConfigSources, options: { logger?: Logger; handleSignals?: boolean } = {}): Promise<RunResult> {
-  const prepared = await prepareRun(src)
+export async function startAnchovy(src: ConfigSources, options: StartOptions = {}): Promise<RunResult> {
+  const prepared = await prepareRun(src, true, options.operator)
   const logger = options.logger ?? createLogger(prepared.settings.log_level as 'info')
   const datastore = await openDatastore(prepared.settings.datastore)
   try {

@@ -1,0 +1,70 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { gunzipSync } from 'node:zlib'
+import { readFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { DataFileWriter, DateTime, FilesystemDatastore, LocalDate, decodeRow, encodeRow, readDataFile } from '../../src/index.js'
+import { cleanupTempDirs, tempDir } from '../helpers.js'
+
+afterAll(cleanupTempDirs)
+
+describe('data file format', () => {
+  it('annotates top-level dates, datetimes and bytes like the Python implementation', () => {
+    const line = encodeRow({
+      id: 0,
+      ts: new Date(Date.UTC(2025, 0, 1)),
+      b: Buffer.from([1, 2]),
+      d: new LocalDate(2025, 1, 2),
+      n: null,
+      nested: { a: [1, 2] },
+    })
+    expect(line).toBe('{"id":0,"ts":"2025-01-01T00:00:00+00:00","b":"0102","d":"2025-01-02","n":null,"nested":{"a":[1,2]},"_types":"ts@DT b@B d@D"}')
+  })
+
+  it('writes an empty annotation, overwrites a source _types column and keeps ms as microseconds', () => {
+    expect(encodeRow({ a: 1, _types: 'x@DT' })).toBe('{"a":1,"_types":""}')
+    expect(encodeRow({})).toBe('{"_types":""}')
+    expect(encodeRow({ t: new Date(Date.UTC(2025, 0, 1, 0, 0, 0, 123)) })).toBe('{"t":"2025-01-01T00:00:00.123000+00:00","_types":"t@DT"}')
+  })
+
+  it('round-trips aware, naive and offset datetimes exactly', () => {
+    for (const iso of ['2025-04-02T23:32:01.441251', '2025-01-01T10:00:00+05:30', '2024-12-31T23:59:59.999999+00:00', '2025-03-01T00:00:00-03:00']) {
+      const row = decodeRow(JSON.parse(encodeRow({ v: DateTime.parse(iso) })))
+      expect(row.v).toBeInstanceOf(DateTime)
+      expect(String(row.v)).toBe(iso)
+    }
+    expect(DateTime.parse('2025-04-02T23:32:01.441251').isNaive).toBe(true)
+    expect(DateTime.parse('2025-01-01T10:00:00+05:30').toDate().toISOString()).toBe('2025-01-01T04:30:00.000Z')
+  })
+
+  it('leaves strings that only look like annotated values alone', () => {
+    const row = decodeRow(JSON.parse('{"a":"2025-01-02","b":"deadbeef","c":"col@DT other@B","_types":""}'))
+    expect(row).toEqual({ a: '2025-01-02', b: 'deadbeef', c: 'col@DT other@B' })
+  })
+
+  it('streams rows into gzip files that roll over at the configured size and reads them back', async () => {
+    const root = tempDir()
+    const ds = new FilesystemDatastore(root)
+    const w = new DataFileWriter(ds, (i) => `data/t/f-${i}.json.gz`, { maxBytes: 100_000, level: 1 })
+    for (let i = 0; i < 10_000; i++) await w.write({ i, s: 'x'.repeat(20), d: new LocalDate(2025, 1, 1 + (i % 28)) })
+    const files = await w.close()
+    expect(files.length).toBeGreaterThan(3)
+    expect(files.reduce((n, f) => n + f.rows, 0)).toBe(10_000)
+    const firstLine = gunzipSync(readFileSync(path.join(root, files[0]!.path))).toString('utf8').split('\n')[0]
+    expect(firstLine).toBe('{"i":0,"s":"xxxxxxxxxxxxxxxxxxxx","d":"2025-01-01","_types":"d@D"}')
+    let n = 0
+    for (const f of files) for await (const row of readDataFile(ds, f.path)) expect(row.i).toBe(n++)
+    expect(n).toBe(10_000)
+  })
+
+  it('names the file and line of a corrupt row', async () => {
+    const root = tempDir()
+    const ds = new FilesystemDatastore(root)
+    const { gzipSync } = await import('node:zlib')
+    await ds.write('bad.json.gz', gzipSync('{"a":1,"_types":""}\n{"a":\n'))
+    const rows: unknown[] = []
+    await expect(async () => {
+      for await (const r of readDataFile(ds, 'bad.json.gz')) rows.push(r)
+    }).rejects.toThrow(/bad\.json\.gz line 2/)
+    expect(rows).toHaveLength(1)
+  })
+})
