@@ -396,7 +396,7 @@ export class AnchovyRun {
           tasks,
         })
         run.catch(() => undefined)
-        const abandon = aborted.then(() => new Promise<'abandoned'>((r) => setTimeout(() => r('abandoned'), graceMs).unref()))
+        const abandon = aborted.then(() => new Promise<'abandoned'>((r) => setTimeout(() => r('abandoned'), graceMs)))
         try {
           const outcome = await Promise.race([run.then(() => 'done' as const), abandon])
           if (outcome === 'abandoned') error = controller.signal.reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'abandoned')
