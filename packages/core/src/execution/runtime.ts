@@ -86,6 +86,7 @@ export class AnchovyRun {
   private stopRequested = false
   private wake: (() => void) | undefined
   private timedOut = false
+  private configError = false
   private failed = false
   private lockLost: Error | undefined
   private readonly batches: BatchResult[] = []
@@ -177,7 +178,7 @@ export class AnchovyRun {
       clearInterval(this.heartbeat)
       await Promise.allSettled(this.writes)
       const results = this.results()
-      exitCode = this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
+      exitCode = this.configError ? EXIT.USAGE : this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
       results.exit_code = exitCode
       try {
         await this.taskStore.writeResults(this.session.sessionId, redact(JSON.stringify(results, null, 2)))
@@ -273,6 +274,7 @@ export class AnchovyRun {
     this.record(task, batch?.batchId ?? null, started, error)
     if (error !== undefined) {
       this.failed = true
+      if (type === 'STARTUP' && error instanceof AnchoviesError && error.code === 'ANCH_ERR_CONNECTION_MISSING') this.configError = true
       this.log.error({ err: error, phase: type }, `${type} failed`)
       await this.errorPhase(error, batch, type)
       return false
