@@ -35,6 +35,13 @@ export function buildProgram(): Command {
   program.addCommand(checkpointCommand())
   program.addCommand(pluginCommand())
   program.addCommand(initCommand())
+  const inherit = (cmd: Command): void => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().showHelpAfterError()
+      inherit(sub)
+    }
+  }
+  inherit(program)
   return program
 }
 

@@ -26,7 +26,7 @@ export function healthcheckCommand(): Command {
   cmd.action(async () => {
     const opts = cmd.opts<{ maxAge?: string; connections?: boolean; operatorCls?: string }>()
     const fail = (reason: string): void => {
-      process.stdout.write(`unhealthy: ${redact(reason)}\n`)
+      process.stdout.write(`unhealthy: ${redact(reason.replace(/\s*\n\s*-?\s*/g, '; '))}\n`)
       process.exitCode = EXIT.FAILED
     }
     const s = addressOf(cmd)
