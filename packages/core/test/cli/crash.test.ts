@@ -78,3 +78,26 @@ describe('SIGKILL at random points', () => {
     console.log(`crash test seed ${seed}; kills: ${kills.join(', ')}`)
   }, 180_000)
 })
+
+describe('an uploader running while its downloader commits', () => {
+  it('reads every committed file once, however commits and reads interleave', async () => {
+    const ds = tempDir()
+    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '700', ACHVY_LOG_LEVEL: 'warn' }
+    const dl = spawnCli(['start', '-op', `${FIXTURE_OPS}:Stream`, '--id', 'dl', '-S', '--interval', '0', '--max-batches', '25'], { env })
+    let runs = 0
+    let done = false
+    void dl.result.then(() => (done = true))
+    while (!done) {
+      const r = await runCli(['start', '-op', `${FIXTURE_OPS}:Relay`, '--id', 'up', '-U', 'dl'], { env })
+      expect(r.code, r.stderr).toBe(0)
+      runs++
+    }
+    expect((await dl.result).code).toBe(0)
+    expect((await runCli(['start', '-op', `${FIXTURE_OPS}:Relay`, '--id', 'up', '-U', 'dl'], { env })).code).toBe(0)
+    const up = (await committedRows(ds, 'dev/dl')).get('events')!
+    const down = (await committedRows(ds, 'dev/up')).get('events')!
+    expect(up).toHaveLength(25 * 700)
+    expect(down).toEqual(up)
+    expect(runs).toBeGreaterThan(1)
+  }, 120_000)
+})
