@@ -37,34 +37,38 @@ export class LocalDate {
  * UTC offset exactly, or no offset at all for a naive value, so files round-trip between implementations.
  */
 export class DateTime {
-  /** Offset from UTC in minutes, or null for a naive (zone-less) value. */
-  readonly offsetMinutes: number | null
-  /** Microseconds since the epoch, reading a naive value as UTC. */
-  readonly epochMicros: bigint
+  private micros: bigint | undefined
 
-  private constructor(readonly iso: string, offsetMinutes: number | null, epochMicros: bigint) {
-    this.offsetMinutes = offsetMinutes
-    this.epochMicros = epochMicros
-  }
+  private constructor(
+    readonly iso: string,
+    /** Offset from UTC in minutes, or null for a naive (zone-less) value. */
+    readonly offsetMinutes: number | null,
+  ) {}
 
   /** Parses an ISO-8601 date-time, with or without offset (`Z` counts as `+00:00`). */
   static parse(text: string): DateTime {
     const m = DATETIME_RE.exec(text)
     if (!m) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not an ISO datetime: ${JSON.stringify(text.slice(0, 40))}`)
-    const [, y, mo, d, h, mi, s = '0', frac = '', tz] = m
-    const micros = Number((frac + '000000').slice(0, 6))
+    const tz = m[8]
     let offset: number | null = null
     if (tz !== undefined) {
       if (tz === 'Z') offset = 0
       else {
-        const sign = tz.startsWith('-') ? -1 : 1
         const digits = tz.slice(1).replace(':', '')
-        offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)))
+        offset = (tz.startsWith('-') ? -1 : 1) * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)))
       }
     }
-    const wallMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
-    const epochMicros = BigInt(wallMs - (offset ?? 0) * 60_000) * 1000n + BigInt(micros)
-    return new DateTime(text, offset, epochMicros)
+    return new DateTime(text, offset)
+  }
+
+  /** Microseconds since the epoch, reading a naive value as UTC (computed on first use). */
+  get epochMicros(): bigint {
+    if (this.micros === undefined) {
+      const [, y, mo, d, h, mi, s = '0', frac = ''] = DATETIME_RE.exec(this.iso)!
+      const wallMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
+      this.micros = BigInt(wallMs - (this.offsetMinutes ?? 0) * 60_000) * 1000n + BigInt(Number((frac + '000000').slice(0, 6)))
+    }
+    return this.micros
   }
 
   /** An aware UTC value from a JS Date, formatted like Python's `isoformat()`. */

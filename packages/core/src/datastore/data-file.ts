@@ -156,7 +156,7 @@ export class DataFileWriter {
 /** Reads the rows of one gzip JSON-lines data file, restoring `_types`; errors name the file and line. */
 export async function* readDataFile(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row> {
   const input = await datastore.readStream(path)
-  const gunzip = createGunzip()
+  const gunzip = createGunzip({ chunkSize: 64 * 1024 })
   const piped = pipeline(input, gunzip).catch((err: unknown) => {
     throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })
   })
