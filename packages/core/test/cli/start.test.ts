@@ -123,3 +123,24 @@ describe('anchovy start', () => {
     expect((await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })).code).toBe(75)
   })
 })
+
+describe('signals and progress in task mode', () => {
+  it('SIGTERM aborts the running batch cleanly: completed tables commit, shutdown runs, exit 0', async () => {
+    const ds = tempDir()
+    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_PROGRESS_INTERVAL: '0.2' }
+    const child = spawnCli(['start', ...op('Stubborn'), '--id', 'term', '--abort-grace', '1'], { env })
+    let stderr = ''
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    await waitFor(() => /"msg":"progress"/.test(stderr), 15_000, 'a progress line')
+    expect(stderr).toMatch(/"table":"forever","rows":\d+,"rows_per_s":\d+/)
+    child.kill('SIGTERM')
+    const r = await child.result
+    expect(r.code).toBe(0)
+    const results = JSON.parse(r.stdout) as { shutdown_task: { status: string }; batches: { done_tasks: { task_type: string; status: string; data: { err_code?: string } }[] }[] }
+    expect(results.shutdown_task.status).toBe('OK')
+    const table = results.batches[0]!.done_tasks.find((t) => t.task_type === 'TABLE')!
+    expect(table.status).toBe('ERR')
+    expect(table.data.err_code).toBe('ANCH_ERR_ABORTED')
+    expect(existsSync(path.join(ds, 'dev/term/$lock'))).toBe(false)
+  })
+})
