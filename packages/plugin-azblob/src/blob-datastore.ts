@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto'
+import type { Readable, Writable } from 'node:stream'
+import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo } from '@anchovies/core'
+import { BlobServiceClient, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob'
+import { BlockBlobWriter } from './block-blob-writer.js'
+import { resolveCredential, type CredentialKind } from './credentials.js'
+import { acquireLeaseLock, readLeaseLock } from './lease.js'
+import { parseBlobLocation, type BlobLocation } from './location.js'
+import { failureOf, retryOptionsFromEnv, withRetry, type CallOptions, type RetryOptions } from './retry.js'
+
+/** Options of {@link BlobDatastore.open}. */
+export interface BlobDatastoreOptions {
+  /** Where credentials and tuning come from (default: process.env). */
+  readonly env?: NodeJS.ProcessEnv
+  /** Create the container when it does not exist (default: true unless `ACHVY_AZBLOB_CREATE_CONTAINER=false`). */
+  readonly createContainer?: boolean
+  readonly retry?: Partial<RetryOptions>
+  /** Block size of streamed uploads (default 4 MiB, `ACHVY_AZBLOB_BLOCK_SIZE`). */
+  readonly blockSize?: number
+  /** Blocks uploaded in parallel per stream (default 4, `ACHVY_AZBLOB_BLOCK_CONCURRENCY`). */
+  readonly blockConcurrency?: number
+}
+
+/** Metadata key holding a random token per write: it tells a retried write whether its earlier try already landed. */
+export const WRITE_TOKEN = 'anchovieswrite'
+const ETAG_CACHE_SIZE = 10_000
+
+/**
+ * A datastore in an Azure Blob Storage container under a prefix: the same layout as on the filesystem.
+ * Writes are single Put Blob requests or staged blocks committed at once (atomic); `createExclusive` is a conditional
+ * create (`If-None-Match: *`); a blob this process has seen is replaced only if it is unchanged (`If-Match` on its
+ * ETag), so a run that lost its lock cannot overwrite its successor's checkpoints; the run lock is a blob lease.
+ */
+export class BlobDatastore implements Datastore {
+  readonly url: string
+  private readonly etags = new Map<string, string>()
+  private readonly root: string
+
+  private constructor(
+    readonly location: BlobLocation,
+    readonly container: ContainerClient,
+    readonly credentialKind: CredentialKind,
+    readonly retry: RetryOptions,
+    readonly blockSize: number,
+    readonly blockConcurrency: number,
+  ) {
+    this.url = `${location.accountUrl}/${location.container}${location.prefix ? `/${location.prefix}` : ''}`
+    this.root = location.prefix ? `${location.prefix}/` : ''
+  }
+
+  /** Parses the URL, resolves credentials, checks the container is reachable (creating it when allowed). */
+  static async open(locationUrl: string, options: BlobDatastoreOptions = {}): Promise<BlobDatastore> {
+    const env = options.env ?? process.env
+    const loc = parseBlobLocation(locationUrl, env)
+    const cred = await resolveCredential(loc, env)
+    const retry = { ...retryOptionsFromEnv(env), ...options.retry }
+    const client = new BlobServiceClient(cred.sas ? `${cred.accountUrl}?${cred.sas}` : cred.accountUrl, cred.credential, {
+      retryOptions: { maxTries: 1 }, // withRetry does it (429, Retry-After, per-try timeouts)
+      userAgentOptions: { userAgentPrefix: 'anchovies' },
+    })
+    const blockSize = options.blockSize ?? positive(env.ACHVY_AZBLOB_BLOCK_SIZE, 4 * 1024 * 1024, 'ACHVY_AZBLOB_BLOCK_SIZE')
+    const concurrency = options.blockConcurrency ?? positive(env.ACHVY_AZBLOB_BLOCK_CONCURRENCY, 4, 'ACHVY_AZBLOB_BLOCK_CONCURRENCY')
+    const ds = new BlobDatastore(loc, client.getContainerClient(loc.container), cred.kind, retry, blockSize, concurrency)
+    const create = options.createContainer ?? !/^(0|false|no|off)$/i.test(env.ACHVY_AZBLOB_CREATE_CONTAINER ?? '')
+    await ds.ensureContainer(create)
+    return ds
+  }
+
+  /** One listing request: proves the account, the credentials and the container; creates the container if allowed. */
+  private async ensureContainer(create: boolean): Promise<void> {
+    const missing = await this.call(`opening ${this.url}`, async (abortSignal) => {
+      try {
+        await this.container.listBlobsFlat({ prefix: this.root, abortSignal }).byPage({ maxPageSize: 1 }).next()
+        return false
+      } catch (err) {
+        if (failureOf(err).code === 'ContainerNotFound') return true
+        throw err
+      }
+    })
+    if (!missing) return
+    if (!create) {
+      throw new AnchoviesError(
+        'ANCH_ERR_DATASTORE',
+        `container ${this.location.accountUrl}/${this.location.container} does not exist: create it, or allow anchovies to (unset ACHVY_AZBLOB_CREATE_CONTAINER=false)`,
+      )
+    }
+    await this.call(`creating container ${this.location.container}`, (abortSignal) => this.container.createIfNotExists({ abortSignal }))
+  }
+
+  /** The blob name of a datastore path (the prefix plus the validated path). */
+  blobName(path: string): string {
+    const parts: string[] = []
+    for (const part of path.split('/')) {
+      if (part === '') continue
+      if (part === '.' || part === '..' || /[\u0000-\u001f\\]/.test(part)) {
+        throw new AnchoviesError('ANCH_ERR_NAME', `refusing datastore path segment ${JSON.stringify(part)}`)
+      }
+      parts.push(part)
+    }
+    if (!parts.length) throw new AnchoviesError('ANCH_ERR_NAME', 'empty datastore path')
+    return this.root + parts.join('/')
+  }
+
+  /** The client of the block blob at a datastore path. */
+  blob(path: string): BlockBlobClient {
+    return this.container.getBlockBlobClient(this.blobName(path))
+  }
+
+  /** Runs one request with retries; failures become AnchoviesErrors naming what was being done. */
+  call<T>(doing: string, fn: (signal: AbortSignal) => Promise<T>, options?: CallOptions): Promise<T> {
+    return withRetry(this.retry, this.location, doing, fn, options)
+  }
+
+  /** The ETag this process last saw for a blob (the precondition of its next replacement). */
+  seenEtag(name: string): string | undefined {
+    return this.etags.get(name)
+  }
+
+  /** Records the ETag of a blob this process read or wrote (bounded; the oldest entries are forgotten). */
+  rememberEtag(name: string, etag: string | undefined): void {
+    this.etags.delete(name)
+    if (!etag) return
+    this.etags.set(name, etag)
+    if (this.etags.size > ETAG_CACHE_SIZE) this.etags.delete(this.etags.keys().next().value!)
+  }
+
+  async read(path: string): Promise<Buffer | undefined> {
+    const name = this.blobName(path)
+    const client = this.container.getBlockBlobClient(name)
+    return this.call(`reading ${path}`, async (abortSignal) => {
+      let res
+      try {
+        res = await client.download(0, undefined, { abortSignal })
+      } catch (err) {
+        if (failureOf(err).status === 404) return undefined
+        throw err
+      }
+      const chunks: Buffer[] = []
+      for await (const chunk of res.readableStreamBody as AsyncIterable<Buffer>) chunks.push(chunk)
+      this.rememberEtag(name, res.etag)
+      return Buffer.concat(chunks)
+    })
+  }
+
+  async readStream(path: string): Promise<Readable> {
+    const name = this.blobName(path)
+    const client = this.container.getBlockBlobClient(name)
+    // Only the response head is bounded by the per-try timeout; the body streams for as long as it takes, and the
+    // SDK resumes it (If-Match on the ETag, so it never mixes two versions) after a broken connection.
+    return this.call(`reading ${path}`, async (signal) => {
+      const head = new AbortController()
+      const onAbort = (): void => head.abort(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      try {
+        const res = await client.download(0, undefined, { abortSignal: head.signal, maxRetryRequests: this.retry.maxTries })
+        this.rememberEtag(name, res.etag)
+        return res.readableStreamBody as Readable
+      } catch (err) {
+        if (failureOf(err).status === 404) throw new AnchoviesError('ANCH_ERR_DATASTORE', `reading ${path} failed: no such object in ${this.url}`)
+        throw err
+      } finally {
+        signal.removeEventListener('abort', onAbort)
+      }
+    })
+  }
+
+  async write(path: string, data: string | Uint8Array): Promise<void> {
+    const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+    await this.putBlob(path, body)
+  }
+
+  /** Replaces a blob with one Put Blob, conditional on the ETag this process saw last (fencing a run that lost its lock). */
+  async putBlob(path: string, body: Uint8Array): Promise<void> {
+    const name = this.blobName(path)
+    const client = this.container.getBlockBlobClient(name)
+    await this.replaceConditionally(path, name, (conditions, metadata, abortSignal) =>
+      client.upload(body, body.byteLength, { conditions, metadata, abortSignal }),
+    )
+  }
+
+  /**
+   * Runs a replacing request (Put Blob or Put Block List) with `If-Match` on the last seen ETag. A 412 means another
+   * writer changed the blob, unless an earlier try of this very write landed (its token is in the metadata).
+   */
+  async replaceConditionally(
+    path: string,
+    name: string,
+    put: (conditions: { ifMatch?: string }, metadata: Record<string, string>, signal: AbortSignal) => Promise<{ etag?: string }>,
+    options?: CallOptions,
+  ): Promise<void> {
+    const token = randomUUID()
+    const ifMatch = this.seenEtag(name)
+    await this.call(`writing ${path}`, async (signal) => {
+      try {
+        const res = await put(ifMatch ? { ifMatch } : {}, { [WRITE_TOKEN]: token }, signal)
+        this.rememberEtag(name, res.etag)
+      } catch (err) {
+        if (!ifMatch || failureOf(err).status !== 412) throw err
+        const props = await this.container.getBlockBlobClient(name).getProperties({ abortSignal: signal }).catch(() => undefined)
+        if (props?.metadata?.[WRITE_TOKEN] === token) return this.rememberEtag(name, props.etag)
+        this.rememberEtag(name, undefined)
+        throw new AnchoviesError(
+          'ANCH_ERR_LOCKED',
+          `refusing to overwrite ${path}: another writer changed it since this process last saw it (did this run lose its lock?)`,
+        )
+      }
+    }, options)
+  }
+
+  writeStream(path: string): Writable {
+    return new BlockBlobWriter(this, path)
+  }
+
+  async createExclusive(path: string, data: string | Uint8Array): Promise<boolean> {
+    const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+    const name = this.blobName(path)
+    const client = this.container.getBlockBlobClient(name)
+    const token = randomUUID()
+    return this.call(`creating ${path}`, async (abortSignal) => {
+      try {
+        const res = await client.upload(body, body.byteLength, { conditions: { ifNoneMatch: '*' }, metadata: { [WRITE_TOKEN]: token }, abortSignal })
+        this.rememberEtag(name, res.etag)
+        return true
+      } catch (err) {
+        const { status } = failureOf(err)
+        if (status !== 409 && status !== 412) throw err
+        // Exists: ours if an earlier try of this call landed before its answer was lost.
+        const props = await client.getProperties({ abortSignal }).catch(() => undefined)
+        const mine = props?.metadata?.[WRITE_TOKEN] === token
+        if (mine) this.rememberEtag(name, props?.etag)
+        return mine
+      }
+    })
+  }
+
+  async list(prefix: string): Promise<DatastoreEntry[]> {
+    const rel = prefix.split('/').filter(Boolean)
+    const folder = rel.length ? `${this.blobName(rel.join('/'))}/` : this.root
+    return this.call(`listing ${prefix || '/'}`, async (abortSignal) => {
+      const out: DatastoreEntry[] = []
+      // A flat listing of `<folder>/`: every blob below the folder, nothing beside it (`data/sales2` is not in `data/sales`).
+      for await (const page of this.container.listBlobsFlat({ prefix: folder, includeMetadata: true, abortSignal }).byPage({ maxPageSize: 5000 })) {
+        for (const item of page.segment.blobItems) {
+          if (item.metadata?.hdi_isfolder === 'true') continue // directory markers of hierarchical-namespace accounts
+          out.push({ path: item.name.slice(this.root.length), size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified })
+        }
+      }
+      return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    })
+  }
+
+  async delete(path: string): Promise<void> {
+    const name = this.blobName(path)
+    const ifMatch = this.seenEtag(name)
+    await this.call(`deleting ${path}`, async (abortSignal) => {
+      try {
+        await this.container.getBlockBlobClient(name).delete({ conditions: ifMatch ? { ifMatch } : {}, abortSignal })
+      } catch (err) {
+        const { status } = failureOf(err)
+        if (status === 404) return
+        if (status === 412 && ifMatch) {
+          throw new AnchoviesError('ANCH_ERR_LOCKED', `refusing to delete ${path}: another writer changed it since this process last saw it (did this run lose its lock?)`)
+        }
+        throw err
+      }
+    })
+    this.rememberEtag(name, undefined)
+  }
+
+  lock(path: string, ttlMs: number): Promise<DatastoreLock> {
+    return acquireLeaseLock(this, path, ttlMs)
+  }
+
+  readLock(path: string): Promise<LockInfo | undefined> {
+    return readLeaseLock(this, path)
+  }
+
+  async close(): Promise<void> {}
+}
+
+function positive(raw: string | undefined, fallback: number, name: string): number {
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1) throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a positive integer`)
+  return n
+}
