@@ -1,4 +1,21 @@
 import { definePlugin } from '@anchovies/core'
+import { CsvDownloader } from './csv-downloader.js'
+import { SftpConnection } from './sftp-connection.js'
 
-/** The sftp plugin (operators arrive with their own issue). */
-export default definePlugin({ name: 'sftp', operators: {}, connections: {} })
+export { CsvDownloader } from './csv-downloader.js'
+export { SftpConnection, readSftpSettings, isTransient } from './sftp-connection.js'
+export type { SftpSettings } from './sftp-connection.js'
+export { SftpError, BadRowError, SFTP_ERROR_CODES } from './errors.js'
+export type { SftpErrorCode } from './errors.js'
+export { TABLE_KEYS } from './config.js'
+export type { CsvTableSettings } from './config.js'
+export { CsvParser } from './csv-parser.js'
+export type { CsvSyntax, CsvHandler } from './csv-parser.js'
+export { fingerprint } from './host-key.js'
+
+/** The sftp plugin: `anchovy start -op sftp.CsvDownloader`. */
+export default definePlugin({
+  name: 'sftp',
+  operators: { CsvDownloader },
+  connections: { sftp: SftpConnection, default: SftpConnection },
+})

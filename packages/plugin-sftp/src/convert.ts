@@ -1,0 +1,298 @@
+import { DateTime, LocalDate, type ColumnType } from '@anchovies/core'
+
+/** How text values become typed values (from the table settings). */
+export interface ConvertOptions {
+  /** `iso` (default), `epoch`, `epoch_ms`, or a strftime pattern such as `%d/%m/%Y %H:%M:%S`. */
+  readonly datetimeFormat: string
+  /** `iso` (default) or a strftime pattern such as `%d.%m.%Y`. */
+  readonly dateFormat: string
+  /** Zone for datetimes without an offset: `UTC`, `+02:00` or an IANA name; null keeps them naive. */
+  readonly timezone: string | null
+  /** `.` (default) or `,` for numbers such as `1234,5`. */
+  readonly decimalSeparator: string
+  /** `hex` (default) or `base64`. */
+  readonly bytesFormat: 'hex' | 'base64'
+  /** Values read as null in every column (an empty value is null in every non-`str` column anyway). */
+  readonly nullValues: readonly string[]
+}
+
+/** Converts one text value; throws an Error whose message says why the value does not convert. */
+export type Converter = (text: string) => unknown
+
+const INT_RE = /^[+-]?\d+$/
+const FLOAT_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
+const TIME_RE = /^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d{1,9})?)?$/
+const TRUE = new Set(['true', 't', 'yes', 'y', '1', 'on'])
+const FALSE = new Set(['false', 'f', 'no', 'n', '0', 'off'])
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']
+
+/** Builds the converter of a column type; problems with the options are thrown as plain errors (config time). */
+export function converterFor(type: ColumnType, options: ConvertOptions): Converter {
+  const nulls = new Set(options.nullValues)
+  const base = baseConverter(type, options)
+  if (type === 'str') return nulls.size ? (t) => (nulls.has(t) ? null : t) : (t) => t
+  return (t) => (t === '' || nulls.has(t) ? null : base(t))
+}
+
+function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
+  switch (type) {
+    case 'str':
+      return (t) => t
+    case 'int':
+      return (t) => {
+        const s = t.trim()
+        if (!INT_RE.test(s)) throw new Error(`${quote(t)} is not an integer`)
+        const n = Number(s)
+        return Number.isSafeInteger(n) ? n : BigInt(s)
+      }
+    case 'float': {
+      const comma = o.decimalSeparator === ','
+      return (t) => {
+        let s = t.trim()
+        if (comma) s = s.replace(',', '.')
+        if (!FLOAT_RE.test(s)) throw new Error(`${quote(t)} is not a number`)
+        return Number(s)
+      }
+    }
+    case 'bool':
+      return (t) => {
+        const s = t.trim().toLowerCase()
+        if (TRUE.has(s)) return true
+        if (FALSE.has(s)) return false
+        throw new Error(`${quote(t)} is not a boolean (true/false, yes/no, 1/0, t/f, y/n, on/off)`)
+      }
+    case 'datetime':
+      return datetimeConverter(o)
+    case 'date': {
+      if (o.dateFormat === 'iso') {
+        return (t) => {
+          const s = t.trim()
+          const d = LocalDate.parse(/^\d{4}-\d{2}-\d{2}/.test(s) && s.length > 10 && /^[T ]/.test(s.slice(10)) ? s.slice(0, 10) : s)
+          checkDate(d.year, d.month, d.day, t)
+          return d
+        }
+      }
+      const parse = strptime(o.dateFormat)
+      return (t) => {
+        const p = parse(t.trim())
+        if (!p) throw new Error(`${quote(t)} does not match date_format ${quote(o.dateFormat)}`)
+        checkDate(p.year, p.month, p.day, t)
+        return new LocalDate(p.year, p.month, p.day)
+      }
+    }
+    case 'time':
+      return (t) => {
+        const s = t.trim()
+        if (!TIME_RE.test(s)) throw new Error(`${quote(t)} is not a time (HH:MM[:SS[.ffffff]])`)
+        return s
+      }
+    case 'bytes':
+      return o.bytesFormat === 'base64'
+        ? (t) => {
+            const s = t.trim()
+            if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(s) || s.replace(/=+$/, '').length % 4 === 1) throw new Error(`${quote(t)} is not base64`)
+            return Buffer.from(s, 'base64')
+          }
+        : (t) => {
+            const s = t.trim().replace(/^\\x|^0x/i, '')
+            if (!/^(?:[0-9a-fA-F]{2})*$/.test(s)) throw new Error(`${quote(t)} is not hex`)
+            return Buffer.from(s, 'hex')
+          }
+    case 'object':
+      return (t) => {
+        try {
+          return JSON.parse(t) as unknown
+        } catch {
+          throw new Error(`${quote(t)} is not JSON`)
+        }
+      }
+  }
+}
+
+interface Parts {
+  year: number
+  month: number
+  day: number
+  hour: number
+  minute: number
+  second: number
+  fraction: string
+  offset: string | undefined
+}
+
+function datetimeConverter(o: ConvertOptions): Converter {
+  const zone = o.timezone === null ? null : zoneOf(o.timezone)
+  const finish = (p: Parts, t: string): DateTime => {
+    checkDate(p.year, p.month, p.day, t)
+    if (p.hour > 23 || p.minute > 59 || p.second > 60) throw new Error(`${quote(t)} is not a valid time of day`)
+    const wall = `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}${p.fraction ? `.${p.fraction.slice(0, 6)}` : ''}`
+    let offset = p.offset
+    if (offset === undefined && zone) {
+      offset = formatOffset(zone(Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second)))
+    }
+    return DateTime.parse(offset === undefined ? wall : `${wall}${offset === 'Z' ? '+00:00' : offset}`)
+  }
+  if (o.datetimeFormat === 'epoch' || o.datetimeFormat === 'epoch_ms') {
+    const scale = o.datetimeFormat === 'epoch' ? 1000 : 1
+    return (t) => {
+      const s = t.trim()
+      if (!FLOAT_RE.test(s)) throw new Error(`${quote(t)} is not a ${o.datetimeFormat} timestamp`)
+      const d = new Date(Number(s) * scale)
+      if (Number.isNaN(d.getTime())) throw new Error(`${quote(t)} is out of range`)
+      return DateTime.fromDate(d)
+    }
+  }
+  if (o.datetimeFormat === 'iso') {
+    const re = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i
+    return (t) => {
+      const m = re.exec(t.trim())
+      if (!m) throw new Error(`${quote(t)} is not an ISO datetime (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]); set datetime_format`)
+      return finish(
+        {
+          year: +m[1]!, month: +m[2]!, day: +m[3]!, hour: +(m[4] ?? 0), minute: +(m[5] ?? 0), second: +(m[6] ?? 0),
+          fraction: m[7] ?? '', offset: normalizeOffset(m[8]),
+        },
+        t,
+      )
+    }
+  }
+  const parse = strptime(o.datetimeFormat)
+  return (t) => {
+    const p = parse(t.trim())
+    if (!p) throw new Error(`${quote(t)} does not match datetime_format ${quote(o.datetimeFormat)}`)
+    return finish(p, t)
+  }
+}
+
+const DIRECTIVES: Record<string, [pattern: string, field: string]> = {
+  Y: ['(\\d{4})', 'year'],
+  y: ['(\\d{2})', 'year2'],
+  m: ['(\\d{1,2})', 'month'],
+  d: ['(\\d{1,2})', 'day'],
+  H: ['(\\d{1,2})', 'hour'],
+  I: ['(\\d{1,2})', 'hour12'],
+  M: ['(\\d{1,2})', 'minute'],
+  S: ['(\\d{1,2})', 'second'],
+  f: ['(\\d{1,9})', 'fraction'],
+  z: ['(Z|[+-]\\d{2}:?\\d{2})', 'offset'],
+  p: ['(AM|PM|am|pm)', 'ampm'],
+  b: ['([A-Za-z]{3})', 'monthName'],
+  B: ['([A-Za-z]{3,9})', 'monthName'],
+}
+
+/** Compiles a strftime pattern (`%Y %m %d %H %I %M %S %f %z %p %b %B %y %%`) into a parser; throws on unknown directives. */
+export function strptime(format: string): (text: string) => Parts | undefined {
+  const fields: string[] = []
+  let re = '^'
+  for (let i = 0; i < format.length; i++) {
+    const c = format[i]!
+    if (c !== '%') {
+      re += /\s/.test(c) ? '\\s+' : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      continue
+    }
+    const d = format[++i]
+    if (d === '%') {
+      re += '%'
+      continue
+    }
+    if (d === 'T') {
+      re += '(\\d{1,2}):(\\d{1,2}):(\\d{1,2})'
+      fields.push('hour', 'minute', 'second')
+      continue
+    }
+    const spec = d === undefined ? undefined : DIRECTIVES[d]
+    if (!spec) throw new Error(`unknown directive %${d ?? ''} in ${quote(format)} (use %Y %m %d %H %I %M %S %f %z %p %b %B %y %T)`)
+    re += spec[0]
+    fields.push(spec[1])
+  }
+  const regex = new RegExp(`${re}$`)
+  return (text) => {
+    const m = regex.exec(text)
+    if (!m) return undefined
+    const p: Parts = { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, fraction: '', offset: undefined }
+    let pm: boolean | undefined
+    let hour12: number | undefined
+    fields.forEach((f, k) => {
+      const v = m[k + 1]!
+      switch (f) {
+        case 'year2':
+          p.year = 2000 + Number(v) - (Number(v) >= 69 ? 100 : 0)
+          break
+        case 'fraction':
+          p.fraction = v
+          break
+        case 'offset':
+          p.offset = normalizeOffset(v)
+          break
+        case 'ampm':
+          pm = v.toLowerCase() === 'pm'
+          break
+        case 'hour12':
+          hour12 = Number(v)
+          break
+        case 'monthName':
+          p.month = MONTHS.indexOf(v.slice(0, 3).toLowerCase()) + 1
+          break
+        default:
+          ;(p as unknown as Record<string, number>)[f] = Number(v)
+      }
+    })
+    if (hour12 !== undefined) p.hour = (hour12 % 12) + (pm ? 12 : 0)
+    if (p.month < 1) return undefined
+    return p
+  }
+}
+
+function normalizeOffset(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined
+  if (v.toUpperCase() === 'Z') return 'Z'
+  const digits = v.slice(1).replace(':', '')
+  return `${v[0]}${digits.slice(0, 2)}:${digits.slice(2, 4) || '00'}`
+}
+
+function checkDate(year: number, month: number, day: number, text: string): void {
+  const d = new Date(Date.UTC(year, month - 1, day))
+  if (month < 1 || month > 12 || d.getUTCDate() !== day || d.getUTCMonth() !== month - 1) {
+    throw new Error(`${quote(text)} is not a valid calendar date`)
+  }
+}
+
+/** A function giving a zone's UTC offset in minutes for a wall-clock time (as UTC milliseconds); throws on an unknown zone. */
+export function zoneOf(name: string): (wallMs: number) => number {
+  if (/^(utc|z|gmt)$/i.test(name)) return () => 0
+  const fixed = /^([+-])(\d{2}):?(\d{2})$/.exec(name)
+  if (fixed) {
+    const minutes = (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3]))
+    return () => minutes
+  }
+  const fmt = new Intl.DateTimeFormat('en-US', {
+    timeZone: name,
+    hourCycle: 'h23',
+    year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+  })
+  const offsetAt = (ms: number): number => {
+    const parts: Record<string, number> = {}
+    for (const part of fmt.formatToParts(new Date(ms))) if (part.type !== 'literal') parts[part.type] = Number(part.value)
+    const asUtc = Date.UTC(parts.year!, parts.month! - 1, parts.day!, parts.hour!, parts.minute!, parts.second!)
+    return Math.round((asUtc - Math.floor(ms / 1000) * 1000) / 60000)
+  }
+  return (wallMs) => {
+    const first = offsetAt(wallMs)
+    const second = offsetAt(wallMs - first * 60000)
+    return second
+  }
+}
+
+function formatOffset(minutes: number): string {
+  const sign = minutes < 0 ? '-' : '+'
+  const a = Math.abs(minutes)
+  return `${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`
+}
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0')
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text)
+}

@@ -1,0 +1,154 @@
+import * as posix from 'node:path/posix'
+import { Downloader, connection, context, onTask, readConnectionAttributes, source, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
+import type { Logger } from 'pino'
+import { readTableSettings, type AfterAction, type CsvTableSettings } from './config.js'
+import { readRows } from './csv-rows.js'
+import { SftpError, type BadRowError } from './errors.js'
+import { compileGlob, listMatches } from './glob.js'
+import { manifestKey, prune, selectFiles, type Manifest } from './manifest.js'
+import { Quarantine } from './quarantine.js'
+import type { RemoteFile } from './remote-fs.js'
+import { SftpConnection } from './sftp-connection.js'
+
+const MAX_LOGGED_BAD_ROWS = 10
+
+/**
+ * Downloads delimited files (CSV, TSV, …) from an SFTP server or a local folder into the datastore. Each table
+ * names a glob (`path`); every new or changed file is streamed, parsed and converted row by row, and a manifest
+ * checkpoint (committed with the data) makes sure each file version is taken exactly once.
+ */
+export class CsvDownloader extends Downloader {
+  static override settings: readonly SettingSpec[] = [
+    {
+      key: 'cnxn',
+      env: ['ACHVY_CNXN'],
+      flags: '--cnxn <id>',
+      type: 'string',
+      description: 'sftp: read from the named connection ACHVY_CNXN__<ID>__URI… instead of the default ACHVY_CNXN__URI…',
+    },
+  ]
+
+  /** The default connection (`ACHVY_CNXN__URI`, …); optional because `--cnxn` may name another one. */
+  @connection('', SftpConnection, { optional: true })
+  defaultConnection: SftpConnection | undefined
+
+  private named: SftpConnection | undefined
+
+  /** The connection the tables read from. */
+  get server(): SftpConnection {
+    const c = this.named ?? this.defaultConnection
+    if (!c) throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'no sftp connection: set ACHVY_CNXN__URI (and PPK_PATH, HOST_KEY, …) or pass --cnxn <id>')
+    return c
+  }
+
+  /** Opens the connection at startup, so that a bad URI, key or password fails the run at once. */
+  @onTask('startup')
+  async openServer(): Promise<void> {
+    const ctx = context()
+    warnAboutTypos(process.env, ctx.logger)
+    const id = this.runtime.settings.cnxn
+    if (typeof id === 'string' && id) {
+      if (!/^[A-Za-z0-9_]+$/.test(id)) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `--cnxn ${JSON.stringify(id)}: use letters, digits and _`)
+      const attrs = readConnectionAttributes(process.env, id)
+      if (!attrs) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `connection ${JSON.stringify(id)} is not configured: set ACHVY_CNXN__${id.toUpperCase()}__URI (and __PPK_PATH, __HOST_KEY, …)`)
+      this.named = new SftpConnection(attrs)
+    }
+    await this.server.open(ctx.logger, ctx.signal)
+    ctx.logger.info({ connection: this.server.settings.display }, 'sftp: connected')
+  }
+
+  /** Closes a named connection (the default one is closed by the runtime). */
+  @onTask('shutdown')
+  async closeServer(): Promise<void> {
+    await this.named?.close()
+    this.named = undefined
+  }
+
+  /** Streams the rows of every new or changed file matching the table's `path`. */
+  @source('*')
+  async *download(ctx: StreamContext): AsyncGenerator<Row> {
+    const problems: string[] = []
+    const s = readTableSettings(ctx.table, problems)
+    if (problems.length) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
+    const server = this.server
+    const log = ctx.logger
+    const data = ctx.task.data
+    const checkpoint = context().checkpoint<Manifest>(manifestKey(ctx.table.name))
+    const manifest = (checkpoint.get() ?? {}) as Manifest
+    const exclude = s.after.kind === 'move' ? s.after.dir : undefined
+    const listing = await server.withRetry(`listing /${s.path}`, (fs) => listMatches(fs, s.path, exclude), ctx.signal)
+    const selection = selectFiles(listing, manifest, Date.now(), s.minAge, s.maxFiles)
+    Object.assign(data, { files_listed: listing.length, files_taken: 0, files_unchanged: selection.unchanged, files_young: selection.young.length })
+    if (selection.deferred) data.files_deferred = selection.deferred
+    if (selection.young.length) {
+      log.info({ files: selection.young.slice(0, 10).map((f) => f.path), count: selection.young.length, min_age: s.minAge }, 'sftp: files younger than min_age are left for a later run')
+    }
+    const next = prune(manifest, listing)
+    if (Object.keys(next).length !== Object.keys(manifest).length) checkpoint.set(next)
+
+    const quarantine = s.onBadRow === 'quarantine' ? new Quarantine(this.runtime.datastore, `${this.runtime.user}/${this.runtime.anchovyId}`, ctx.table.name, this.runtime.uniqueFileTag()) : undefined
+    let badRows = 0
+    const onBad = (bad: BadRowError): void => {
+      if (s.onBadRow === 'fail') throw bad
+      badRows++
+      data.bad_rows = badRows
+      quarantine?.write(bad)
+      if (badRows <= MAX_LOGGED_BAD_ROWS) log.warn({ file: bad.file, line: bad.line, column: bad.column, reason: bad.reason, policy: s.onBadRow }, 'sftp: bad row')
+    }
+    try {
+      for (const file of selection.take) {
+        const started = Date.now()
+        let rows = 0
+        for await (const batch of readRows(server.read(file, ctx.signal), file, s, onBad)) {
+          rows += batch.length
+          for (const row of batch) yield row
+        }
+        next[file.path] = { size: file.size, mtime: file.mtime, rows, taken_at: new Date().toISOString() }
+        checkpoint.set(next)
+        data.files_taken = (data.files_taken as number) + 1
+        data.bytes_read = ((data.bytes_read as number | undefined) ?? 0) + file.size
+        log.info({ file: file.path, bytes: file.size, rows, ms: Date.now() - started }, 'sftp: file taken')
+        if (s.after.kind !== 'keep') {
+          const after = s.after
+          context().afterCommit(() => this.applyAfter(server, file, after, s, log))
+        }
+      }
+      if (quarantine) {
+        const path = await quarantine.finish()
+        if (path) Object.assign(data, { quarantined: quarantine.count, quarantine: path })
+      }
+      if (badRows > MAX_LOGGED_BAD_ROWS) log.warn({ bad_rows: badRows, policy: s.onBadRow }, 'sftp: more bad rows were not logged one by one')
+    } catch (err) {
+      quarantine?.discard()
+      throw err
+    }
+  }
+
+  /** `after: delete|move:<dir>`, run once the batch holding the file's rows has committed. */
+  private async applyAfter(server: SftpConnection, file: RemoteFile, after: AfterAction, s: CsvTableSettings, log: Logger): Promise<void> {
+    if (after.kind === 'delete') {
+      await server.withRetry(`deleting /${file.path}`, (fs) => fs.delete(file.path))
+      log.info({ file: file.path }, 'sftp: file deleted after commit')
+      return
+    }
+    if (after.kind !== 'move') return
+    const root = compileGlob(s.path).root
+    const relative = root && file.path.startsWith(`${root}/`) ? file.path.slice(root.length + 1) : file.path
+    let target = posix.join(after.dir, relative)
+    await server.withRetry(`moving /${file.path}`, async (fs) => {
+      await fs.mkdirp(posix.dirname(target))
+      const exists = await fs.stat(target).then(() => true, () => false)
+      if (exists) target = `${target}.${new Date().toISOString().replace(/[-:.]/g, '')}`
+      await fs.rename(file.path, target)
+    })
+    log.info({ file: file.path, to: target }, 'sftp: file moved after commit')
+  }
+}
+
+/** Warns about connection variables with the README's misspelt prefixes, which are ignored. */
+function warnAboutTypos(env: NodeJS.ProcessEnv, log: Logger): void {
+  for (const name of Object.keys(env)) {
+    const m = /^(ANCHY|ACHY|ANCHVY)_CNXN__(.+)$/i.exec(name)
+    if (m) log.warn({ variable: name, did_you_mean: `ACHVY_CNXN__${m[2]}` }, `${name} is ignored: the prefix is ACHVY_ (did you mean ACHVY_CNXN__${m[2]}?)`)
+  }
+}

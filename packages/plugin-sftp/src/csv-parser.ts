@@ -1,0 +1,260 @@
+/** How a delimited file is split into fields. */
+export interface CsvSyntax {
+  /** Field separator (one or more characters). */
+  readonly delimiter: string
+  /** Quote character, or null for files without quoting. */
+  readonly quote: string | null
+  /** Escape character inside quoted fields; equal to `quote` means RFC 4180 doubling (`""`). */
+  readonly escape: string | null
+  /** Lines starting with this prefix are skipped (outside quoted fields), or null. */
+  readonly comment: string | null
+  /** Physical lines skipped at the top of the file, before the header. */
+  readonly skipRows: number
+  /** A record longer than this many characters is a bad row (bounds memory on an unterminated quote). */
+  readonly maxRecordChars: number
+  /** Accept a quote character inside an unquoted field as data (`12" pipe`) instead of a bad row. */
+  readonly relaxQuotes: boolean
+}
+
+/** Receives what the parser finds; called synchronously from `feed`. */
+export interface CsvHandler {
+  /** A record: its fields and the physical line it starts on (1-based). */
+  record(fields: string[], line: number): void
+  /** A malformed record: where it starts, why, and its text (the resync skips past it). */
+  issue(line: number, reason: string, raw: string): void
+}
+
+const LF = 10
+const CR = 13
+const NEED_MORE = 0
+/** Resync after the physical line holding the error. */
+const BAD_LINE = 1
+/** Resync after the first physical line of the record (unterminated quote, oversized record). */
+const BAD_START = 2
+
+/**
+ * A streaming parser for delimited text: quoted fields (with newlines), doubled or escaped quotes, comments,
+ * CRLF or LF line ends. Unlike csv-parse, it resynchronises at the next line after a malformed record, so
+ * `on_bad_row: skip` loses only the bad record, and it reports the line each record starts on.
+ * Memory is bounded by the longest record (capped by `maxRecordChars`).
+ */
+export class CsvParser {
+  private buf = ''
+  private line = 1
+  private toSkip: number
+  private minLength = 0
+  private discarding = false
+  private fields: string[] = []
+  private failure = ''
+  private failureAt = 0
+  private failureKind = 0
+  private consumedLines = 0
+  private readonly dlen: number
+  private readonly qlen: number
+  private readonly elen: number
+
+  constructor(
+    private readonly syntax: CsvSyntax,
+    private readonly handler: CsvHandler,
+  ) {
+    this.toSkip = syntax.skipRows
+    this.dlen = syntax.delimiter.length
+    this.qlen = syntax.quote?.length ?? 0
+    this.elen = syntax.escape?.length ?? 0
+  }
+
+  /** Parses `text` (the next piece of the file); `final` marks the end of the file. */
+  feed(text: string, final = false): void {
+    if (this.discarding) {
+      const nl = text.indexOf('\n')
+      if (nl < 0) return
+      text = text.slice(nl + 1)
+      this.line++
+      this.discarding = false
+    }
+    this.buf = this.buf.length ? this.buf + text : text
+    if (!final && this.buf.length < this.minLength) return
+    const buf = this.buf
+    const pos = this.parse(buf, final)
+    this.buf = pos >= buf.length ? '' : buf.slice(pos)
+    this.minLength = this.buf.length > 65536 ? this.buf.length * 2 : 0
+    if (!final && this.buf.length > this.syntax.maxRecordChars) this.oversized()
+    if (final && this.buf.length) {
+      // Only reachable when the parser made no progress on a truncated tail; report it rather than drop it.
+      this.handler.issue(this.line, 'incomplete record at the end of the file', this.buf.slice(0, 1000))
+      this.buf = ''
+    }
+  }
+
+  private oversized(): void {
+    const buf = this.buf
+    const reason = `record longer than max_record_size (${this.syntax.maxRecordChars} characters); an unterminated quote?`
+    const nl = buf.indexOf('\n')
+    this.handler.issue(this.line, reason, buf.slice(0, Math.min(nl < 0 ? buf.length : nl, 1000)))
+    this.minLength = 0
+    if (nl < 0) {
+      this.buf = ''
+      this.discarding = true
+    } else {
+      this.buf = ''
+      this.line++
+      this.feed(buf.slice(nl + 1))
+    }
+  }
+
+  /** Parses complete records from `buf`; returns the position of the first unconsumed character. */
+  private parse(buf: string, final: boolean): number {
+    const n = buf.length
+    const { delimiter, quote, comment } = this.syntax
+    let pos = 0
+    while (pos < n) {
+      if (this.toSkip > 0) {
+        const nl = buf.indexOf('\n', pos)
+        if (nl < 0) {
+          if (!final) break
+          return n
+        }
+        pos = nl + 1
+        this.line++
+        this.toSkip--
+        continue
+      }
+      const nl = buf.indexOf('\n', pos)
+      if (nl < 0 && !final) break
+      const lineEnd = nl < 0 ? n : nl
+      const contentEnd = lineEnd > pos && buf.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd
+      if (contentEnd === pos || (comment !== null && buf.startsWith(comment, pos))) {
+        pos = lineEnd + 1
+        this.line++
+        continue
+      }
+      const text = buf.slice(pos, contentEnd)
+      if (quote === null || text.indexOf(quote) < 0) {
+        this.handler.record(text.split(delimiter), this.line)
+        pos = lineEnd + 1
+        this.line++
+        continue
+      }
+      const next = this.quoted(buf, pos, final)
+      if (next === NEED_MORE) break
+      if (next > 0) {
+        this.handler.record(this.fields, this.line)
+        this.line += this.consumedLines + 1
+        pos = next
+        continue
+      }
+      // A malformed record: skip past it and report it.
+      let resync: number
+      if (this.failureKind === BAD_LINE) {
+        const end = buf.indexOf('\n', this.failureAt)
+        if (end < 0 && !final) break
+        resync = end < 0 ? n : end + 1
+      } else {
+        resync = nl < 0 ? n : nl + 1
+      }
+      const raw = buf.slice(pos, resync).replace(/\r?\n$/, '')
+      this.handler.issue(this.line, this.failure, raw)
+      this.line += countLines(buf, pos, resync)
+      pos = resync
+    }
+    return pos
+  }
+
+  /**
+   * Parses one record that contains quote characters, starting at `pos`. Returns the position after its line
+   * end (fields in `this.fields`, extra lines in `this.consumedLines`), NEED_MORE, or a negative number on a
+   * malformed record (reason in `this.failure`).
+   */
+  private quoted(buf: string, pos: number, final: boolean): number {
+    const n = buf.length
+    const { delimiter, relaxQuotes } = this.syntax
+    const quote = this.syntax.quote!
+    const escape = this.syntax.escape
+    const fields: string[] = []
+    let i = pos
+    for (;;) {
+      if (buf.startsWith(quote, i)) {
+        let value = ''
+        i += this.qlen
+        for (;;) {
+          const q = buf.indexOf(quote, i)
+          if (escape !== null && escape !== quote) {
+            const e = buf.indexOf(escape, i)
+            if (e >= 0 && (q < 0 || e < q)) {
+              if (e + this.elen >= n) return final ? this.fail('unterminated quoted field', BAD_START, e) : NEED_MORE
+              value += buf.slice(i, e) + buf[e + this.elen]
+              i = e + this.elen + 1
+              continue
+            }
+          }
+          if (q < 0) return final ? this.fail('unterminated quoted field (no closing quote before the end of the file)', BAD_START, n) : NEED_MORE
+          value += buf.slice(i, q)
+          i = q + this.qlen
+          if (escape === quote) {
+            if (i + this.qlen > n && !final) return NEED_MORE
+            if (buf.startsWith(quote, i)) {
+              value += quote
+              i += this.qlen
+              continue
+            }
+          }
+          break
+        }
+        fields.push(value)
+        if (i >= n) {
+          if (!final) return NEED_MORE
+          return this.done(fields, buf, pos, n)
+        }
+        if (buf.startsWith(delimiter, i)) {
+          i += this.dlen
+          continue
+        }
+        const c = buf.charCodeAt(i)
+        if (c === LF) return this.done(fields, buf, pos, i + 1)
+        if (c === CR) {
+          if (i + 1 >= n && !final) return NEED_MORE
+          if (i + 1 >= n) return this.done(fields, buf, pos, n)
+          if (buf.charCodeAt(i + 1) === LF) return this.done(fields, buf, pos, i + 2)
+        }
+        return this.fail(`unexpected ${JSON.stringify(buf[i])} after a closing quote (field ${fields.length})`, BAD_LINE, i)
+      }
+      const d = buf.indexOf(delimiter, i)
+      const nl = buf.indexOf('\n', i)
+      if (nl < 0 && !final) return NEED_MORE
+      const lineEnd = nl < 0 ? n : nl
+      const end = d >= 0 && d < lineEnd ? d : lineEnd
+      let value = buf.slice(i, end)
+      if (end === lineEnd && value.charCodeAt(value.length - 1) === CR) value = value.slice(0, -1)
+      if (!relaxQuotes && value.indexOf(quote) >= 0) {
+        return this.fail(`quote character inside an unquoted field (field ${fields.length + 1}); set relax_quotes: true to accept it`, BAD_LINE, i)
+      }
+      fields.push(value)
+      if (end === d) {
+        i = d + this.dlen
+        continue
+      }
+      return this.done(fields, buf, pos, nl < 0 ? n : nl + 1)
+    }
+  }
+
+  private done(fields: string[], buf: string, start: number, next: number): number {
+    this.fields = fields
+    // Newlines inside quoted fields, not counting the record's own line end.
+    const lines = countLines(buf, start, next)
+    this.consumedLines = next > start && buf.charCodeAt(next - 1) === LF ? lines - 1 : lines
+    return next
+  }
+
+  private fail(reason: string, kind: number, at: number): number {
+    this.failure = reason
+    this.failureKind = kind
+    this.failureAt = at
+    return -1
+  }
+}
+
+function countLines(buf: string, from: number, to: number): number {
+  let count = 0
+  for (let i = buf.indexOf('\n', from); i >= 0 && i < to; i = buf.indexOf('\n', i + 1)) count++
+  return count
+}
