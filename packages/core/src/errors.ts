@@ -18,8 +18,8 @@ export const ERROR_CODES = {
   ANCH_ERR_PHASE: ['An `@onTask` hook failed.', 'See the cause in the task log.'],
 } as const satisfies Record<string, readonly [meaning: string, fix: string]>
 
-/** A machine-readable error code, `ANCH_ERR_<AREA>_<WHAT>`. */
-export type ErrorCode = keyof typeof ERROR_CODES
+/** A machine-readable error code, `ANCH_ERR_<AREA>_<WHAT>`: core's, or a plugin's own. */
+export type ErrorCode = keyof typeof ERROR_CODES | `ANCH_ERR_${string}`
 
 /** The base class of every error anchovies raises on purpose. */
 export class AnchoviesError extends Error {
