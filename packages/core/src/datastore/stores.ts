@@ -20,9 +20,12 @@ export function anchovyHome(ctx: StoreContext, anchovyId = ctx.anchovyId): strin
   return joinPath(validateName('user', ctx.user), validateName('anchovy id', anchovyId))
 }
 
-/** Encodes a checkpoint value as the file text: plain strings stay raw (as the Python implementation wrote them). */
+/**
+ * Encodes a checkpoint value as the file text: a plain string stays raw (as the Python implementation wrote it)
+ * unless it is empty, parses as JSON or starts like JSON; everything else is JSON.
+ */
 export function encodeCheckpoint(value: JsonValue): string {
-  if (typeof value === 'string') {
+  if (typeof value === 'string' && value !== '' && !/^[\s{["]/.test(value)) {
     try {
       JSON.parse(value)
     } catch {
@@ -32,11 +35,17 @@ export function encodeCheckpoint(value: JsonValue): string {
   return JSON.stringify(value)
 }
 
-/** Decodes checkpoint file text: JSON when it parses, else the raw string. */
-export function decodeCheckpoint(text: string): JsonValue {
+/**
+ * Decodes checkpoint file text: JSON when it parses, else the raw string. Text that cannot have been written
+ * whole (empty, NUL or invalid UTF-8, JSON cut short) is reported as corrupt rather than read as a value.
+ */
+export function decodeCheckpoint(text: string, where = 'checkpoint'): JsonValue {
   try {
     return JSON.parse(text) as JsonValue
   } catch {
+    if (text === '' || /[\u0000\ufffd]/.test(text) || /^[\s{["]/.test(text)) {
+      throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where} is corrupt (${text === '' ? 'empty' : 'not a complete value'}): restore it or delete the key deliberately with anchovy checkpoint delete`)
+    }
     return text
   }
 }
@@ -57,7 +66,7 @@ export class CheckpointStore {
       const key = e.path.slice(dir.length + 1)
       if (key.includes('/')) continue
       const raw = await this.ctx.datastore.read(e.path)
-      if (raw) out.set(key, decodeCheckpoint(raw.toString('utf8')))
+      if (raw) out.set(key, decodeCheckpoint(raw.toString('utf8'), e.path))
     }
     return out
   }

@@ -145,6 +145,7 @@ export class AnchovyRun {
       process.on('SIGINT', onSignal)
     }
     let exitCode: number = EXIT.OK
+    let results: Record<string, unknown> = {}
     try {
       await this.recover()
       const startedOk = await this.phaseTask('STARTUP', null, async () => {
@@ -177,7 +178,7 @@ export class AnchovyRun {
       }
       clearInterval(this.heartbeat)
       await Promise.allSettled(this.writes)
-      const results = this.results()
+      results = this.results()
       exitCode = this.configError ? EXIT.USAGE : this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
       results.exit_code = exitCode
       try {
@@ -186,12 +187,9 @@ export class AnchovyRun {
         this.log.error({ err }, 'could not write the run results')
       }
       await this.lock.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
-      this.lastResults = results
     }
-    return { exitCode, results: this.lastResults! }
+    return { exitCode, results }
   }
-
-  private lastResults: Record<string, unknown> | undefined
 
   private requestStop(reason?: Error): void {
     this.stopRequested = true

@@ -101,3 +101,28 @@ describe('an uploader running while its downloader commits', () => {
     expect(runs).toBeGreaterThan(1)
   }, 120_000)
 })
+
+describe('a corrupt datastore', () => {
+  for (const [what, file, content] of [
+    ['a checkpoint cut short', 'dev/dl/$checkpoints/sales.last', '{"v'],
+    ['an empty checkpoint', 'dev/dl/$checkpoints/sales.last', ''],
+    ['a checkpoint with garbage bytes', 'dev/dl/$checkpoints/sales.last', '\u0000\u0001\u0002'],
+    ['a commit record', 'dev/dl/$commits/000000000002.json', '{"seq":2,"fi'],
+  ] as const) {
+    it(`stops with a clear error on ${what} and does not start over`, async () => {
+      const ds = tempDir()
+      const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '2' }
+      expect((await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl'], { env })).code).toBe(0)
+      // the newest commit only touches contacts, so re-applying it cannot repair sales.last
+      expect((await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl', '-e', 'contacts'], { env })).code).toBe(0)
+      const { writeFileSync: write, readdirSync: ls } = await import('node:fs')
+      write(path.join(ds, file), content)
+      const r = await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl'], { env })
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/ANCH_ERR_DATASTORE_CORRUPT/)
+      expect(r.stderr).toContain(file.split('/').pop())
+      expect(ls(path.join(ds, 'dev/dl/$commits'))).toHaveLength(2)
+      expect(existsSync(path.join(ds, 'dev/dl/$lock'))).toBe(false)
+    })
+  }
+})
