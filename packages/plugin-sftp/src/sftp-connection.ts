@@ -137,12 +137,13 @@ export class SftpConnection extends Connection {
     return this.parsed
   }
 
-  /** Validates the attributes; the session itself opens on first use (or through `open`). */
-  override async connect(): Promise<void> {
-    void this.settings
-  }
+  /**
+   * Does nothing: the runtime opens every declared connection, and the default one may be unused (`--cnxn`).
+   * The session opens on first use, or through `open`, which also validates the attributes.
+   */
+  override async connect(): Promise<void> {}
 
-  /** Opens the session now (with retries), so that bad credentials fail at startup. */
+  /** Validates the attributes and opens the session now (with retries), so that bad credentials fail at startup. */
   async open(logger: Logger, signal?: AbortSignal): Promise<void> {
     this.logger = logger
     await this.withRetry('connecting', async () => undefined, signal)
