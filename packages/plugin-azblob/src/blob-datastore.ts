@@ -198,7 +198,7 @@ export class BlobDatastore implements Datastore {
         if (!ifMatch || failureOf(err).status !== 412) throw err
         const props = await this.container.getBlockBlobClient(name).getProperties({ abortSignal: signal }).catch(() => undefined)
         if (props?.metadata?.[WRITE_TOKEN] === token) return this.rememberEtag(name, props.etag)
-        this.rememberEtag(name, undefined)
+        // the stale ETag stays: every later write of this blob by this process fails too, until it reads it again
         throw new AnchoviesError(
           'ANCH_ERR_LOCKED',
           `refusing to overwrite ${path}: another writer changed it since this process last saw it (did this run lose its lock?)`,

@@ -84,7 +84,7 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
   const scheme = url.protocol.slice(0, -1).toLowerCase()
   let segments: string[]
   try {
-    segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent)
+    segments = decodeURIComponent(url.pathname).split('/').filter(Boolean)
   } catch {
     throw bad('the path is not valid percent-encoding')
   }

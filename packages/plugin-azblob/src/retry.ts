@@ -72,6 +72,9 @@ function retryAfterMs(err: unknown): number | undefined {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined
 }
 
+/** The longest `Retry-After` honoured (a longer one is cut to this). */
+const MAX_RETRY_AFTER_MS = 60_000
+
 /** Where a request went, for error messages (never with credentials). */
 export interface Target {
   readonly accountUrl: string
@@ -102,7 +105,8 @@ export async function withRetry<T>(retry: RetryOptions, target: Target, doing: s
       const timedOut = timeout.aborted
       if (attempt >= retry.maxTries || !(timedOut || isTransient(err))) throw describeFailure(err, target, doing, attempt, timedOut)
       const backoff = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1))
-      const wait = Math.min(retry.maxDelayMs, retryAfterMs(err) ?? backoff * (0.5 + Math.random() / 2))
+      const asked = retryAfterMs(err)
+      const wait = asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : backoff * (0.5 + Math.random() / 2)
       await sleep(wait, undefined, options.signal ? { signal: options.signal } : undefined)
     }
   }

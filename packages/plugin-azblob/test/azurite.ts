@@ -26,10 +26,13 @@ export class Azurite {
   private constructor(
     readonly port: number,
     readonly location: string,
+    private readonly accounts: string | undefined,
   ) {}
 
-  static async start(): Promise<Azurite> {
-    const az = new Azurite(await freePort(), await mkdtemp(join(tmpdir(), 'anchovies-azurite-')))
+  /** Starts Azurite; `accounts` (`name:base64key;…`, Azurite's AZURITE_ACCOUNTS) adds accounts with secret keys. */
+  static async start(accounts?: Record<string, string>): Promise<Azurite> {
+    const list = accounts ? Object.entries({ [EMULATOR_ACCOUNT]: EMULATOR_KEY, ...accounts }).map(([n, k]) => `${n}:${k}`).join(';') : undefined
+    const az = new Azurite(await freePort(), await mkdtemp(join(tmpdir(), 'anchovies-azurite-')), list)
     await az.launch()
     return az
   }
@@ -44,6 +47,11 @@ export class Azurite {
     return `DefaultEndpointsProtocol=http;AccountName=${EMULATOR_ACCOUNT};AccountKey=${EMULATOR_KEY};BlobEndpoint=${this.accountUrl};`
   }
 
+  /** The endpoint of another account: `http://127.0.0.1:<port>/<account>` */
+  endpoint(account: string): string {
+    return `http://127.0.0.1:${this.port}/${account}`
+  }
+
   /** A datastore URL in path style: `http://127.0.0.1:<port>/devstoreaccount1/<container>/<prefix>`. */
   url(container: string, prefix = ''): string {
     return `${this.accountUrl}/${container}${prefix ? `/${prefix}` : ''}`
@@ -51,7 +59,8 @@ export class Azurite {
 
   private async launch(): Promise<void> {
     const args = [MAIN, '--blobHost', '127.0.0.1', '--blobPort', String(this.port), '--location', this.location, '--silent', '--skipApiVersionCheck', '--disableTelemetry']
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const env = { ...process.env, ...(this.accounts ? { AZURITE_ACCOUNTS: this.accounts } : {}) }
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     this.proc = proc
     let output = ''
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()))
@@ -75,14 +84,16 @@ export class Azurite {
     })
   }
 
-  /** Stops the service (SIGKILL: like a crash or a network cut); the data folder stays for a restart. */
+  /** Stops the service (SIGTERM, so it persists what it acknowledged, as Azure would); the data folder stays for a restart. */
   async stop(): Promise<void> {
     const proc = this.proc
     this.proc = undefined
     if (!proc || proc.exitCode !== null) return
     const exited = once(proc, 'exit')
-    proc.kill('SIGKILL')
+    proc.kill('SIGTERM')
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
     await exited
+    clearTimeout(timer)
   }
 
   /** Starts the service again on the same port and folder. */

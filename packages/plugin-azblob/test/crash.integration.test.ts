@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BlobDatastore } from '../src/blob-datastore.js'
+import { Azurite } from './azurite.js'
+import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy, waitForFile } from './cli.js'
+
+let azurite: Azurite
+beforeAll(async () => {
+  azurite = await Azurite.start()
+})
+afterAll(async () => {
+  await azurite?.dispose()
+})
+
+const ids = async (file: string): Promise<number[]> =>
+  (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
+
+describe('crashes on a blob datastore', () => {
+  it('SIGKILL between writing data and committing: nothing becomes visible, the lease is taken over after it expires, nothing is lost', async () => {
+    const url = azurite.url('crash', `k-${randomBytes(3).toString('hex')}`)
+    const ds = await BlobDatastore.open(url, { env: {} })
+    const [dlHome, upHome] = [await machine(), await machine()]
+    const ready = join(dlHome, 'ready')
+    const out = join(upHome, 'out.jsonl')
+    const dl = ['start', '-op', `${SLEEPY}:Sleepy`, '--id', 'crash', '-u', 'dev', '--datastore', url, '--lock-ttl', '3']
+    const up = ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'crash', '--datastore', url]
+
+    const victim = spawnAnchovy(dl, dlHome, { ROWS: '5', SLEEP_MS: '120000', READY_FILE: ready })
+    await waitForFile(ready)
+    // the data file is in the storage, the commit record is not
+    expect((await ds.list('dev/crash/data/rows')).length).toBe(1)
+    expect(await ds.list('dev/crash/$commits')).toEqual([])
+    expect(await ds.readLock('dev/crash/$lock')).toMatchObject({ pid: victim.proc.pid })
+    victim.proc.kill('SIGKILL')
+    const killedAt = Date.now()
+    expect((await victim.done).signal).toBe('SIGKILL')
+
+    // the lease outlives its holder: a new run is refused, naming the dead holder
+    const refused = await anchovy(dl, dlHome, { ROWS: '5' })
+    expect(refused.code).toBe(75)
+    expect(refused.stderr).toContain(`pid ${victim.proc.pid}`)
+    // nothing of the killed run is visible downstream
+    expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
+    expect(await ids(out)).toEqual([])
+
+    // once the lease expires (15 s after the last renewal), the next run takes over and re-downloads the rows
+    let takeover: number | undefined
+    while (takeover === undefined) {
+      expect(Date.now() - killedAt).toBeLessThan(30_000)
+      const r = await anchovy(dl, dlHome, { ROWS: '5' })
+      if (r.code === 0) takeover = Date.now() - killedAt
+      else expect(r.code).toBe(75)
+      if (takeover === undefined) await new Promise((res) => setTimeout(res, 1000))
+    }
+    expect(takeover).toBeGreaterThan(8_000)
+    expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
+    expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4])
+    // the rows of the killed run's orphaned data file are never delivered; the next batch continues from the cursor
+    expect((await anchovy(dl, dlHome, { ROWS: '5' })).code).toBe(0)
+    expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
+    expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    console.log(`takeover after SIGKILL: ${takeover} ms`)
+  }, 90_000)
+})
