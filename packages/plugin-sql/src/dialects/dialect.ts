@@ -1,0 +1,134 @@
+import { AnchoviesError } from '@anchovies/core'
+import type { ColumnState, SqlType } from '../column-types.js'
+import type { SqlSettings, Target } from '../config.js'
+
+/** The databases the uploader speaks. */
+export type DialectName = 'postgres' | 'mysql' | 'sqlite'
+
+/** Placeholder for a bound value in SQL built by the uploader (NUL never appears in a valid identifier). */
+export const P = '\u0000'
+
+/** Rows and affected-row count of one statement. */
+export interface QueryResult {
+  readonly rows: Record<string, unknown>[]
+  readonly affected: number
+}
+
+/** One pinned database connection. */
+export interface Session {
+  /** Runs one statement; `P` marks each bound value in order. */
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult>
+}
+
+/** Loads rows into a staging table. */
+export interface Stager {
+  /** Appends rows (`ords[i]`, `files[i]` are the arrival order and file index of `rows[i]`) with the given columns. */
+  write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void>
+  /** Waits until everything written is in the staging table. */
+  finish(): Promise<void>
+}
+
+/** Name of the staging columns that carry arrival order and file index. */
+export const ORD = '_anch_ord'
+export const FILE = '_anch_file'
+/** History columns. */
+export const SEQ = '_seq'
+export const DEL = '_del'
+/** Names a data column may not have. */
+export const RESERVED = [SEQ, DEL, ORD, FILE]
+
+/** What differs between databases: names, types, bulk paths and a few statement shapes. */
+export abstract class Dialect {
+  abstract readonly name: DialectName
+  /** Whether schemas exist (PostgreSQL schemas, MySQL databases); SQLite prefixes table names instead. */
+  abstract readonly supportsSchemas: boolean
+  /** Whether string columns need a length (MySQL VARCHAR). */
+  readonly sizesStrings: boolean = false
+  /** Whether identifiers compare case-insensitively. */
+  readonly caseInsensitiveNames: boolean = false
+  /** Column type of `_del` and other timestamps of the uploader. */
+  abstract readonly timestampType: string
+  /** `FOR UPDATE` where the dialect supports it. */
+  readonly forUpdate: string = ' FOR UPDATE'
+
+  /** Why `name` cannot be an identifier here, or undefined. */
+  protected abstract nameProblem(name: string): string | undefined
+  protected abstract quoteRaw(name: string): string
+
+  /** Quotes an identifier after checking the dialect can represent it. */
+  quote(name: string, what = 'identifier'): string {
+    if (typeof name !== 'string' || name.length === 0) throw nameError(this.name, what, String(name), 'it is empty')
+    if (name.includes('\u0000')) throw nameError(this.name, what, name, 'it contains a NUL character')
+    const p = this.nameProblem(name)
+    if (p) throw nameError(this.name, what, name, p)
+    return this.quoteRaw(name)
+  }
+
+  /** `schema.table`, quoted. */
+  qualified(t: Target): string {
+    return t.schema ? `${this.quote(t.schema, 'schema name')}.${this.quote(t.table, 'table name')}` : this.quote(t.table, 'table name')
+  }
+
+  /** A sibling table in the same schema as `t` (the ledger, the metadata table). */
+  sibling(t: Target, table: string): string {
+    return this.qualified({ schema: t.schema, table })
+  }
+
+  /** The DDL type of a column. */
+  abstract columnType(c: ColumnState, isKey: boolean, s: SqlSettings): string
+  /** `CREATE SCHEMA` statement, when schemas exist. */
+  abstract createSchema(schema: string): string
+  /** Options after `CREATE TABLE (...)`. */
+  readonly tableOptions: string = ''
+  /** Statements that change the column's type from `from` to `to` in `table` (null: the table must be rebuilt). */
+  abstract widenColumn(table: string, c: ColumnState, from: ColumnState, isKey: boolean, s: SqlSettings): string[] | null
+  /** A literal timestamp for `_del`, `loaded_at` and retention cut-offs. */
+  abstract timestampLiteral(d: Date): string
+  /** `CREATE TEMPORARY TABLE` for staging. */
+  abstract createStage(name: string, columns: readonly ColumnState[], s: SqlSettings, keys: ReadonlySet<string>): string
+  /** Adds a staging column (or null when the staging table needs no change). */
+  abstract stageAddColumn(stage: string, c: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
+  /** Widens a staging column (null when nothing to do). */
+  abstract stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
+  /** A bulk loader into the staging table. */
+  abstract stager(raw: unknown, session: Session, stage: string): Stager
+  /** A session over a raw driver connection. */
+  abstract session(raw: unknown): Session
+  /** Starts the merge transaction. */
+  begin(session: Session): Promise<QueryResult> {
+    return session.query('BEGIN')
+  }
+  /** `UPDATE target SET _del = <ts> WHERE _seq IN (<sub>)` in the dialect's join-update form. */
+  abstract markDeleted(target: string, sub: string, ts: string): string
+  /** Whether `t` exists. */
+  abstract tableExists(session: Session, t: Target): Promise<boolean>
+  /** The physical columns of `t` (lower-cased name for case-insensitive dialects → declared type). */
+  abstract physicalColumns(session: Session, t: Target): Promise<Map<string, string>>
+  /** The logical type of a physical column type (for tables the uploader did not create). */
+  abstract logicalType(physical: string): SqlType
+  /** An index on the key columns of current rows. */
+  abstract createKeyIndex(t: Target, indexName: string, columns: readonly string[]): string
+  /** Rebuilds a table with new column types (SQLite only). */
+  async rebuild(_session: Session, _t: Target, _columns: readonly ColumnState[], _keys: ReadonlySet<string>, _s: SqlSettings): Promise<void> {
+    throw new AnchoviesError('ANCH_ERR_TABLE', `${this.name}: rebuilding tables is not supported`)
+  }
+}
+
+function nameError(dialect: string, what: string, name: string, why: string): AnchoviesError {
+  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)
+  return new AnchoviesError(
+    'ANCH_ERR_SQL_NAME' as never,
+    `${what} ${shown} cannot be used in ${dialect}: ${why}. Rename it upstream, or map the table with the sql_table property`,
+  )
+}
+
+/** Replaces each `P` in `sql` with what `bind(i)` returns. */
+export function bindPlaceholders(sql: string, bind: (i: number) => string): string {
+  let i = 0
+  return sql.replace(/\u0000/g, () => bind(i++))
+}
+
+/** A coded error of this plugin (the codes are listed in the README). */
+export function sqlError(code: `ANCH_ERR_SQL_${string}`, message: string, options?: ErrorOptions): AnchoviesError {
+  return new AnchoviesError(code as never, message, options)
+}

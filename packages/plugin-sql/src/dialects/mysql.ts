@@ -1,0 +1,246 @@
+import { bytesOf, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
+import type { SqlSettings, Target } from '../config.js'
+import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
+
+interface MysqlConnection {
+  query(sql: string, cb: (err: Error | null, result: unknown) => void): void
+}
+
+const MAX_KEY_CHARS = 768
+const TEXT_CHARS = 16_383
+const MEDIUMTEXT_CHARS = 4_194_303
+
+/** Escapes a string as a MySQL literal (backslash escapes; the session keeps NO_BACKSLASH_ESCAPES off). */
+export function mysqlString(s: string): string {
+  return `'${s.replace(/[\0\n\r\b\t\\'"\x1a]/g, (c) => {
+    switch (c) {
+      case '\0':
+        return '\\0'
+      case '\n':
+        return '\\n'
+      case '\r':
+        return '\\r'
+      case '\b':
+        return '\\b'
+      case '\t':
+        return '\\t'
+      case '\x1a':
+        return '\\Z'
+      default:
+        return `\\${c}`
+    }
+  })}'`
+}
+
+/** A literal of any JS value (for bound parameters). */
+export function mysqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL'
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v)
+  if (typeof v === 'boolean') return v ? '1' : '0'
+  if (v instanceof Date) return `'${utcText(toDateTime(v))}'`
+  if (Buffer.isBuffer(v)) return `X'${v.toString('hex')}'`
+  return mysqlString(String(v))
+}
+
+const ENCODE: Record<SqlType, (v: unknown) => string> = {
+  bool: (v) => (v ? '1' : '0'),
+  int: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : String(v)),
+  float: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : String(v)),
+  decimal: (v) => `'${decimalText(v)}'`,
+  str: (v) => mysqlString(textOf(v)),
+  datetime: (v) => `'${naiveText(toDateTime(v))}'`,
+  datetimetz: (v) => `'${utcText(toDateTime(v))}'`,
+  date: (v) => `'${String(v)}'`,
+  time: (v) => `'${String(v)}'`,
+  bytes: (v) => `X'${bytesOf(v).toString('hex')}'`,
+  json: (v) => mysqlString(jsonText(v)),
+}
+
+/** MySQL and MariaDB: databases as schemas, utf8mb4 with binary collation, strict mode, multi-row inserts. */
+export class MysqlDialect extends Dialect {
+  readonly name = 'mysql' as const
+  readonly supportsSchemas = true
+  override readonly sizesStrings = true
+  override readonly caseInsensitiveNames = true
+  readonly timestampType = 'DATETIME(6)'
+  override readonly tableOptions = ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin'
+
+  protected nameProblem(name: string): string | undefined {
+    if ([...name].length > 64) return `it is ${[...name].length} characters long and MySQL identifiers hold at most 64`
+    if (/\s$/.test(name)) return 'MySQL identifiers cannot end with a space'
+    if (/[\u{10000}-\u{10FFFF}]/u.test(name)) return 'MySQL identifiers cannot contain characters outside the Basic Multilingual Plane (e.g. emoji)'
+    return undefined
+  }
+
+  protected quoteRaw(name: string): string {
+    return `\`${name.replace(/`/g, '``')}\``
+  }
+
+  columnType(c: ColumnState, isKey: boolean, s: SqlSettings): string {
+    switch (c.type) {
+      case 'bool':
+        return 'BOOLEAN'
+      case 'int':
+        return 'BIGINT'
+      case 'float':
+        return 'DOUBLE'
+      case 'decimal':
+        return 'DECIMAL(65,30)'
+      case 'str':
+        if (isKey) {
+          const n = Math.max(s.primaryLength, c.length)
+          if (n > MAX_KEY_CHARS) {
+            throw sqlError('ANCH_ERR_SQL_KEY_TOO_LONG', `key column ${c.name} holds a value of ${c.length} characters; MySQL keys hold at most ${MAX_KEY_CHARS}`)
+          }
+          return `VARCHAR(${n})`
+        }
+        if (c.length <= s.defaultLength) return `VARCHAR(${s.defaultLength})`
+        if (c.length <= TEXT_CHARS) return 'TEXT'
+        if (c.length <= MEDIUMTEXT_CHARS) return 'MEDIUMTEXT'
+        return 'LONGTEXT'
+      case 'datetime':
+      case 'datetimetz':
+        return 'DATETIME(6)'
+      case 'date':
+        return 'DATE'
+      case 'time':
+        return 'TIME(6)'
+      case 'bytes':
+        return 'LONGBLOB'
+      case 'json':
+        return 'JSON'
+    }
+  }
+
+  createSchema(schema: string): string {
+    return `CREATE DATABASE IF NOT EXISTS ${this.quote(schema, 'schema name')} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`
+  }
+
+  widenColumn(table: string, c: ColumnState, from: ColumnState, isKey: boolean, s: SqlSettings): string[] {
+    const col = this.quote(c.name, 'column name')
+    const stmts: string[] = []
+    if (c.type === 'datetimetz' && from.type === 'datetime') return stmts
+    if (c.type === 'str' && from.type === 'bytes') {
+      stmts.push(`UPDATE ${table} SET ${col} = HEX(${col})`)
+    }
+    stmts.push(`ALTER TABLE ${table} MODIFY COLUMN ${col} ${this.columnType(c, isKey, s)} NULL`)
+    return stmts
+  }
+
+  timestampLiteral(d: Date): string {
+    return `'${d.toISOString().replace('T', ' ').replace('Z', '')}000'`
+  }
+
+  createStage(name: string, columns: readonly ColumnState[], s: SqlSettings, keys: ReadonlySet<string>): string {
+    const cols = [`${this.quote(ORD)} BIGINT`, `${this.quote(FILE)} INT`, ...columns.map((c) => `${this.quote(c.name, 'column name')} ${this.stageType(c, s, keys)}`)]
+    return `CREATE TEMPORARY TABLE ${this.quote(name)} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
+  }
+
+  private stageType(c: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string {
+    // Staging strings are LONGTEXT except keys, so only key lengths are checked while staging.
+    if (c.type === 'str' && !keys.has(c.name)) return 'LONGTEXT'
+    return this.columnType(c, keys.has(c.name), s)
+  }
+
+  stageAddColumn(stage: string, c: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string {
+    return `ALTER TABLE ${this.quote(stage)} ADD COLUMN ${this.quote(c.name, 'column name')} ${this.stageType(c, s, keys)}`
+  }
+
+  stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null {
+    const to = this.stageType(c, s, keys)
+    if (to === this.stageType(from, s, keys) && !(c.type === 'str' && from.type === 'bytes')) return null
+    const col = this.quote(c.name, 'column name')
+    if (c.type === 'str' && from.type === 'bytes') return `ALTER TABLE ${this.quote(stage)} MODIFY COLUMN ${col} LONGTEXT`
+    return `ALTER TABLE ${this.quote(stage)} MODIFY COLUMN ${col} ${to}`
+  }
+
+  session(raw: unknown): Session {
+    const conn = raw as MysqlConnection
+    return {
+      query(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
+        const text = bindPlaceholders(sql, (i) => mysqlLiteral(params[i]))
+        return new Promise((resolve, reject) => {
+          conn.query(text, (err, result) => {
+            if (err) return reject(err)
+            if (Array.isArray(result)) resolve({ rows: result as Record<string, unknown>[], affected: 0 })
+            else resolve({ rows: [], affected: Number((result as { affectedRows?: number }).affectedRows ?? 0) })
+          })
+        })
+      },
+    }
+  }
+
+  stager(_raw: unknown, session: Session, stage: string): Stager {
+    return new MysqlInsertStager(session, this, stage)
+  }
+
+  markDeleted(target: string, sub: string, ts: string): string {
+    return `UPDATE ${target} AS t JOIN (${sub}) AS d ON t.\`_seq\` = d.\`_seq\` SET t.\`_del\` = ${ts}`
+  }
+
+  async tableExists(session: Session, t: Target): Promise<boolean> {
+    const r = await session.query(
+      'SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = COALESCE(\u0000, DATABASE()) AND table_name = \u0000',
+      [t.schema, t.table],
+    )
+    return Number(r.rows[0]?.n ?? 0) > 0
+  }
+
+  async physicalColumns(session: Session, t: Target): Promise<Map<string, string>> {
+    const r = await session.query(
+      'SELECT column_name AS name, column_type AS type FROM information_schema.columns WHERE table_schema = COALESCE(\u0000, DATABASE()) AND table_name = \u0000 ORDER BY ordinal_position',
+      [t.schema, t.table],
+    )
+    return new Map(r.rows.map((x) => [String(x.name ?? x.NAME).toLowerCase(), String(x.type ?? x.TYPE)]))
+  }
+
+  logicalType(physical: string): SqlType {
+    const p = physical.toLowerCase()
+    if (p.startsWith('tinyint(1)')) return 'bool'
+    if (/^(big|small|medium|tiny)?int/.test(p)) return 'int'
+    if (p.startsWith('double') || p.startsWith('float')) return 'float'
+    if (p.startsWith('decimal')) return 'decimal'
+    if (p.startsWith('datetime') || p.startsWith('timestamp')) return 'datetime'
+    if (p === 'date') return 'date'
+    if (p.startsWith('time')) return 'time'
+    if (p.includes('blob') || p.includes('binary')) return 'bytes'
+    if (p === 'json') return 'json'
+    return 'str'
+  }
+
+  createKeyIndex(t: Target, indexName: string, columns: readonly string[]): string {
+    return `CREATE INDEX IF NOT EXISTS ${this.quote(indexName)} ON ${this.qualified(t)} (${[...columns, '_del'].map((c) => this.quote(c, 'column name')).join(', ')})`
+  }
+}
+
+/** Multi-row INSERTs of up to ~1 MB of SQL each. */
+class MysqlInsertStager implements Stager {
+  constructor(
+    private readonly session: Session,
+    private readonly dialect: MysqlDialect,
+    private readonly stage: string,
+  ) {}
+
+  async write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void> {
+    const names = columns.map((c) => c.name)
+    const enc = columns.map((c) => ENCODE[c.type])
+    const head = `INSERT INTO ${this.dialect.quote(this.stage)} (${[ORD, FILE, ...names].map((n) => this.dialect.quote(n, 'column name')).join(', ')}) VALUES `
+    let sql = ''
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!
+      let t = `(${ords[i]},${files[i]}`
+      for (let j = 0; j < names.length; j++) {
+        const v = row[names[j]!]
+        t += v === null || v === undefined ? ',NULL' : `,${enc[j]!(v)}`
+      }
+      sql += sql ? `,${t})` : `${t})`
+      if (sql.length > 1 << 20) {
+        await this.session.query(head + sql)
+        sql = ''
+      }
+    }
+    if (sql) await this.session.query(head + sql)
+  }
+
+  async finish(): Promise<void> {}
+}

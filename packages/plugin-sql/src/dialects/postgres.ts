@@ -1,0 +1,255 @@
+import { once } from 'node:events'
+import { createRequire } from 'node:module'
+import type { Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
+import { bytesOf, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
+import type { SqlSettings, Target } from '../config.js'
+import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
+
+interface PgClient {
+  query(config: { text: string; values?: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
+  query(stream: Writable): Writable
+}
+
+const TYPES: Record<SqlType, string> = {
+  bool: 'boolean',
+  int: 'bigint',
+  float: 'double precision',
+  decimal: 'numeric',
+  str: 'text',
+  datetime: 'timestamp',
+  datetimetz: 'timestamptz',
+  date: 'date',
+  time: 'time',
+  bytes: 'bytea',
+  json: 'jsonb',
+}
+
+const ESC_RE = /[\\\n\r\t]/
+const ESC_ALL = /[\\\n\r\t]/g
+const ESC_MAP: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+function esc(s: string): string {
+  return ESC_RE.test(s) ? s.replace(ESC_ALL, (m) => ESC_MAP[m]!) : s
+}
+
+/** COPY text encoders, per column type. */
+const ENCODE: Record<SqlType, (v: unknown) => string> = {
+  bool: (v) => (v ? 't' : 'f'),
+  int: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : String(v)),
+  float: (v) => (typeof v === 'boolean' ? (v ? '1' : '0') : String(v)),
+  decimal: decimalText,
+  str: (v) => esc(textOf(v)),
+  datetime: (v) => toDateTime(v).iso,
+  datetimetz: (v) => toDateTime(v).iso,
+  date: (v) => String(v),
+  time: (v) => String(v),
+  bytes: (v) => `\\\\x${bytesOf(v).toString('hex')}`,
+  json: (v) => esc(jsonText(v)),
+}
+
+/** PostgreSQL: schemas, COPY into a temporary staging table, transactional DDL. */
+export class PostgresDialect extends Dialect {
+  readonly name = 'postgres' as const
+  readonly supportsSchemas = true
+  readonly timestampType = 'timestamptz'
+
+  protected nameProblem(name: string): string | undefined {
+    const bytes = Buffer.byteLength(name)
+    return bytes > 63 ? `it is ${bytes} bytes long and PostgreSQL identifiers hold at most 63 (longer names would be truncated)` : undefined
+  }
+
+  protected quoteRaw(name: string): string {
+    return `"${name.replace(/"/g, '""')}"`
+  }
+
+  columnType(c: ColumnState): string {
+    return TYPES[c.type]
+  }
+
+  createSchema(schema: string): string {
+    return `CREATE SCHEMA IF NOT EXISTS ${this.quote(schema, 'schema name')}`
+  }
+
+  widenColumn(table: string, c: ColumnState, from: ColumnState): string[] {
+    const col = this.quote(c.name, 'column name')
+    return [`ALTER TABLE ${table} ALTER COLUMN ${col} TYPE ${TYPES[c.type]} USING ${this.convert(col, from.type, c.type)}`]
+  }
+
+  private convert(col: string, from: SqlType, to: SqlType): string {
+    if (from === to) return col
+    const viaInt = from === 'bool' ? `${col}::int` : col
+    switch (to) {
+      case 'int':
+        return `${viaInt}::bigint`
+      case 'float':
+        return `${viaInt}::double precision`
+      case 'decimal':
+        return `${viaInt}::numeric`
+      case 'datetimetz':
+        return `${col} AT TIME ZONE 'UTC'`
+      case 'json':
+        return from === 'bytes' ? `to_jsonb(encode(${col}, 'hex'))` : `to_jsonb(${col})`
+      case 'str':
+        if (from === 'bytes') return `encode(${col}, 'hex')`
+        if (from === 'datetimetz') return `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')`
+        if (from === 'datetime') return `to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`
+        return `${col}::text`
+      default:
+        return `${col}::${TYPES[to]}`
+    }
+  }
+
+  timestampLiteral(d: Date): string {
+    return `'${d.toISOString()}'::timestamptz`
+  }
+
+  createStage(name: string, columns: readonly ColumnState[]): string {
+    const cols = [`${this.quote(ORD)} bigint`, `${this.quote(FILE)} integer`, ...columns.map((c) => `${this.quote(c.name, 'column name')} ${TYPES[c.type]}`)]
+    return `CREATE TEMPORARY TABLE ${this.quote(name)} (${cols.join(', ')})`
+  }
+
+  stageAddColumn(stage: string, c: ColumnState): string {
+    return `ALTER TABLE ${this.quote(stage)} ADD COLUMN ${this.quote(c.name, 'column name')} ${TYPES[c.type]}`
+  }
+
+  stageWidenColumn(stage: string, c: ColumnState, from: ColumnState): string | null {
+    if (TYPES[c.type] === TYPES[from.type]) return null
+    return this.widenColumn(this.quote(stage), c, from)[0]!
+  }
+
+  session(raw: unknown): Session {
+    const client = raw as PgClient
+    return {
+      async query(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
+        const text = bindPlaceholders(sql, (i) => `$${i + 1}`)
+        const r = await client.query({ text, values: [...params] })
+        return { rows: r.rows ?? [], affected: r.rowCount ?? 0 }
+      },
+    }
+  }
+
+  stager(raw: unknown, session: Session, stage: string): Stager {
+    return new PgCopyStager(raw as PgClient, session, this, stage)
+  }
+
+  markDeleted(target: string, sub: string, ts: string): string {
+    return `UPDATE ${target} AS t SET "_del" = ${ts} FROM (${sub}) AS d WHERE t."_seq" = d."_seq"`
+  }
+
+  async tableExists(session: Session, t: Target): Promise<boolean> {
+    const r = await session.query('SELECT to_regclass(\u0000) AS oid', [this.qualified(t)])
+    return r.rows[0]?.oid != null
+  }
+
+  async physicalColumns(session: Session, t: Target): Promise<Map<string, string>> {
+    const r = await session.query(
+      `SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_schema = COALESCE(\u0000, current_schema()) AND table_name = \u0000 ORDER BY ordinal_position`,
+      [t.schema, t.table],
+    )
+    return new Map(r.rows.map((x) => [String(x.name), String(x.type)]))
+  }
+
+  logicalType(physical: string): SqlType {
+    const p = physical.toLowerCase()
+    if (p === 'boolean') return 'bool'
+    if (['bigint', 'integer', 'smallint'].includes(p)) return 'int'
+    if (['double precision', 'real'].includes(p)) return 'float'
+    if (p === 'numeric') return 'decimal'
+    if (p === 'timestamp with time zone') return 'datetimetz'
+    if (p.startsWith('timestamp')) return 'datetime'
+    if (p === 'date') return 'date'
+    if (p.startsWith('time')) return 'time'
+    if (p === 'bytea') return 'bytes'
+    if (p === 'json' || p === 'jsonb') return 'json'
+    return 'str'
+  }
+
+  createKeyIndex(t: Target, indexName: string, columns: readonly string[]): string {
+    return `CREATE INDEX IF NOT EXISTS ${this.quote(indexName)} ON ${this.qualified(t)} (${columns.map((c) => this.quote(c, 'column name')).join(', ')}) WHERE "_del" IS NULL`
+  }
+}
+
+let copyFrom: ((sql: string) => Writable) | undefined
+
+function loadCopyFrom(): (sql: string) => Writable {
+  if (!copyFrom) {
+    try {
+      const req = createRequire(import.meta.url)
+      copyFrom = (req('pg-copy-streams') as { from: (sql: string) => Writable }).from
+    } catch (cause) {
+      throw sqlError('ANCH_ERR_SQL_DRIVER', 'PostgreSQL bulk loads need the pg-copy-streams package: npm install pg-copy-streams', { cause })
+    }
+  }
+  return copyFrom
+}
+
+/**
+ * Streams rows into the staging table with one `COPY … FROM STDIN` per column layout. A chunk is written
+ * without waiting; the next write waits for the previous to drain, so PostgreSQL ingests chunk n while the
+ * uploader reads chunk n+1.
+ */
+class PgCopyStager implements Stager {
+  private stream: Writable | undefined
+  private done: Promise<void> | undefined
+  private layout = ''
+  private drain: Promise<unknown> | undefined
+
+  constructor(
+    private readonly client: PgClient,
+    private readonly session: Session,
+    private readonly dialect: PostgresDialect,
+    private readonly stage: string,
+  ) {}
+
+  async write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void> {
+    const layout = columns.map((c) => `${c.name}\u0000${c.type}`).join('\u0001')
+    if (layout !== this.layout) {
+      await this.finish()
+      this.layout = layout
+    }
+    if (this.drain) {
+      await this.drain
+      this.drain = undefined
+    }
+    if (!this.stream) {
+      const names = [ORD, FILE, ...columns.map((c) => c.name)].map((n) => this.dialect.quote(n, 'column name')).join(', ')
+      this.stream = this.client.query(loadCopyFrom()(`COPY ${this.dialect.quote(this.stage)} (${names}) FROM STDIN`))
+      this.done = finished(this.stream)
+      this.done.catch(() => undefined)
+    }
+    const names = columns.map((c) => c.name)
+    const enc = columns.map((c) => ENCODE[c.type])
+    const n = names.length
+    let buf = ''
+    const parts: string[] = []
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!
+      let line = `${ords[i]}\t${files[i]}`
+      for (let j = 0; j < n; j++) {
+        const v = row[names[j]!]
+        line += v === null || v === undefined ? '\t\\N' : `\t${enc[j]!(v)}`
+      }
+      buf += line + '\n'
+      if (buf.length > 1 << 20) {
+        parts.push(buf)
+        buf = ''
+      }
+    }
+    if (buf) parts.push(buf)
+    let ok = true
+    for (const p of parts) ok = this.stream.write(p)
+    if (!ok) this.drain = Promise.race([once(this.stream, 'drain'), this.done])
+  }
+
+  async finish(): Promise<void> {
+    if (!this.stream) return
+    const s = this.stream
+    const done = this.done!
+    this.stream = undefined
+    this.done = undefined
+    this.drain = undefined
+    s.end()
+    await done
+    void this.session
+  }
+}

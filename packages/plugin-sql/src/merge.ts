@@ -1,0 +1,74 @@
+import type { SortKey } from '@anchovies/core'
+import { DEL, FILE, ORD, SEQ, type Dialect } from './dialects/dialect.js'
+
+/** What a merge needs (identifiers of target and stage are already quoted). */
+export interface MergeSpec {
+  readonly target: string
+  readonly stage: string
+  readonly columns: readonly string[]
+  readonly uniqueBy: readonly string[]
+  readonly setBy: readonly string[]
+  readonly sortBy: readonly SortKey[]
+  /** `_seq` of the first staged row (the rest follow in arrival order). */
+  readonly base: number
+  /** Timestamp literal written to `_del`. */
+  readonly deletedAt: string
+  /** Timestamp literal: superseded rows older than this are deleted (null = keep forever). */
+  readonly expireBefore: string | null
+}
+
+/** The set-based statements of one merge, run in this order inside one transaction. */
+export interface MergeStatements {
+  /** set_by: current rows of every set that arrives are superseded by the arrival. */
+  readonly supersedeSets?: string
+  /** set_by: how many staged rows belong to an older arrival of their set (inserted as history). */
+  readonly countSetLosers?: string
+  /** Inserts every staged row with its `_seq` (and `_del` for rows of an older arrival of their set). */
+  readonly insert: string
+  /** unique_by: among current rows of each arriving key, all but the newest get `_del`. */
+  readonly supersedeKeys?: string
+  /** Retention: delete rows superseded before the cut-off. */
+  readonly expire?: string
+}
+
+/**
+ * Builds the merge. "Newest" for unique_by is the first row in `sort_by` order (nulls last), then the latest
+ * arrival (highest `_seq`). For set_by the latest arrival (upstream file) of a set replaces the whole set.
+ */
+export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
+  const q = (c: string): string => d.quote(c, 'column name')
+  const cols = m.columns.map(q)
+  const seq = q(SEQ)
+  const del = q(DEL)
+  const out: { -readonly [K in keyof MergeStatements]: MergeStatements[K] } = { insert: '' }
+  const tuple = (names: readonly string[], alias = ''): string => {
+    const parts = names.map((n) => `${alias}${q(n)}`)
+    return parts.length === 1 ? parts[0]! : `(${parts.join(', ')})`
+  }
+
+  let delExpr = 'NULL'
+  if (m.setBy.length) {
+    const setCols = m.setBy.map(q).join(', ')
+    out.supersedeSets = `UPDATE ${m.target} SET ${del} = ${m.deletedAt} WHERE ${del} IS NULL AND ${tuple(m.setBy)} IN (SELECT ${setCols} FROM ${m.stage})`
+    const latest = `MAX(${q(FILE)}) OVER (PARTITION BY ${setCols})`
+    out.countSetLosers = `SELECT COUNT(*) AS n FROM (SELECT ${q(FILE)} AS f, ${latest} AS m FROM ${m.stage}) x WHERE x.f < x.m`
+    delExpr = `CASE WHEN ${q(FILE)} < ${latest} THEN ${m.deletedAt} END`
+  }
+  out.insert =
+    `INSERT INTO ${m.target} (${[...cols, seq, del].join(', ')}) ` +
+    `SELECT ${[...cols, `${m.base} + ${q(ORD)}`, delExpr].join(', ')} FROM ${m.stage} ORDER BY ${q(ORD)}`
+
+  if (m.uniqueBy.length) {
+    const keyCols = m.uniqueBy.map((c) => `x.${q(c)}`).join(', ')
+    const order = [
+      ...m.sortBy.flatMap((k) => [`CASE WHEN x.${q(k.column)} IS NULL THEN 1 ELSE 0 END`, `x.${q(k.column)}${k.descending ? ' DESC' : ''}`]),
+      `x.${seq} DESC`,
+    ].join(', ')
+    const ranked =
+      `SELECT x.${seq} AS ${seq}, ROW_NUMBER() OVER (PARTITION BY ${keyCols} ORDER BY ${order}) AS rn ` +
+      `FROM ${m.target} x WHERE x.${del} IS NULL AND ${tuple(m.uniqueBy, 'x.')} IN (SELECT ${m.uniqueBy.map(q).join(', ')} FROM ${m.stage})`
+    out.supersedeKeys = d.markDeleted(m.target, `SELECT r.${seq} FROM (${ranked}) r WHERE r.rn > 1`, m.deletedAt)
+  }
+  if (m.expireBefore) out.expire = `DELETE FROM ${m.target} WHERE ${del} IS NOT NULL AND ${del} < ${m.expireBefore}`
+  return out
+}

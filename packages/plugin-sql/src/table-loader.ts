@@ -1,0 +1,344 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { Row, Table, UpstreamFile } from '@anchovies/core'
+import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState, type SqlType } from './column-types.js'
+import type { SqlSettings, Target } from './config.js'
+import { DEL, FILE, ORD, RESERVED, SEQ, sqlError, type Dialect, type Session } from './dialects/dialect.js'
+import { ensureBookkeeping, loadedFileIds, readMeta, recordFiles, writeMeta } from './ledger.js'
+import { mergeStatements } from './merge.js'
+
+/** The row property (a symbol, so never a column) holding the index of the upstream file a row came from. */
+export const FILE_INDEX = Symbol.for('anchovies.sql.fileIndex')
+
+/** Everything one table load needs. */
+export interface LoadInput {
+  readonly dialect: Dialect
+  readonly target: Target
+  readonly table: Table
+  /** The upstream files the rows come from, in order (`row[FILE_INDEX]` indexes this list). */
+  readonly files: readonly UpstreamFile[]
+  readonly rows: AsyncIterable<Row>
+  readonly settings: SqlSettings
+  readonly logger: Logger
+  readonly signal: AbortSignal
+  readonly uploader: string
+  readonly sessionId: string
+  /** Test hook: called inside the merge transaction after the rows are inserted. */
+  readonly afterInsert?: (() => Promise<void> | void) | undefined
+}
+
+/** What a load did (goes to the table task's `data`). */
+export interface LoadResult {
+  target: string
+  inserted: number
+  superseded: number
+  expired: number
+  columns_added: string[]
+  columns_widened: string[]
+  files_loaded: number
+  files_skipped: number
+  duration_ms: number
+}
+
+/** Loads one table: stage in chunks, evolve the target, merge and record the ledger in one transaction. */
+export async function loadTable(session: Session, raw: unknown, input: LoadInput): Promise<LoadResult> {
+  const started = Date.now()
+  const d = input.dialect
+  const { target, table, settings: s } = input
+  const qualified = d.qualified(target)
+  const result: LoadResult = {
+    target: target.schema ? `${target.schema}.${target.table}` : target.table,
+    inserted: 0,
+    superseded: 0,
+    expired: 0,
+    columns_added: [],
+    columns_widened: [],
+    files_loaded: 0,
+    files_skipped: 0,
+    duration_ms: 0,
+  }
+  const keyColumns = [...new Set([...table.uniqueBy, ...table.setBy])]
+  const keys = new Set(keyColumns)
+  const norm = (n: string): string => (d.caseInsensitiveNames ? n.toLowerCase() : n)
+
+  if (target.schema) await session.query(d.createSchema(target.schema))
+  await ensureBookkeeping(d, session, target)
+
+  // What the target holds already: recorded logical types, else types read from the catalog.
+  const exists = await d.tableExists(session, target)
+  const meta = exists ? await readMeta(d, session, target) : undefined
+  const targetCols = new Map<string, ColumnState>()
+  if (exists) {
+    const physical = await d.physicalColumns(session, target)
+    const recorded = new Map((meta?.columns ?? []).map((c) => [norm(c.name), c]))
+    for (const [name, type] of physical) {
+      if (RESERVED.includes(norm(name))) continue
+      const rec = recorded.get(norm(name))
+      targetCols.set(norm(name), rec ? { ...rec } : { name, type: d.logicalType(type), length: 0 })
+    }
+  }
+
+  // Staging columns start as the target's, widened by declared types.
+  const cols = new Map<string, ColumnState>()
+  for (const [k, c] of targetCols) cols.set(k, { ...c })
+  for (const [name, t] of Object.entries(table.columns)) {
+    checkName(d, name, cols, norm)
+    const k = norm(name)
+    const c = cols.get(k)
+    if (c) c.type = widenType(c.type, declaredType(t))
+    else cols.set(k, { name, type: declaredType(t), length: 0 })
+  }
+  const stage = `_anch_stage_${randomBytes(6).toString('hex')}`
+  let stageCreated = false
+  try {
+    await session.query(d.createStage(stage, [...cols.values()], s, keys))
+    stageCreated = true
+    const stager = d.stager(raw, session, stage)
+    const declared = table.columns
+    const hasDeclared = Object.keys(declared).length > 0
+    const fileRows: number[] = []
+    let chunk: Row[] = []
+    let ords: number[] = []
+    let fileIdx: number[] = []
+    let ord = 0
+    const changed = new Map<string, ColumnState>()
+    const added = new Set<string>()
+    // Columns by the row key as it appears (fast path), resolved to the normalised column state.
+    const byKey = new Map<string, ColumnState>()
+    for (const c of cols.values()) byKey.set(c.name, c)
+
+    const flush = async (): Promise<void> => {
+      if (chunk.length === 0) return
+      if (changed.size || added.size) {
+        await stager.finish()
+        for (const [k, before] of changed) {
+          const c = cols.get(k)!
+          if (added.has(k)) continue
+          const sql = d.stageWidenColumn(stage, c, before, s, keys)
+          if (sql) await session.query(sql)
+        }
+        for (const k of added) {
+          const sql = d.stageAddColumn(stage, cols.get(k)!, s, keys)
+          if (sql) await session.query(sql)
+        }
+        changed.clear()
+        added.clear()
+      }
+      await stager.write([...cols.values()], chunk, ords, fileIdx)
+      chunk = []
+      ords = []
+      fileIdx = []
+    }
+
+    for await (const row of input.rows) {
+      const f = (row as Record<symbol, unknown>)[FILE_INDEX]
+      const fi = typeof f === 'number' ? f : 0
+      for (const k of keyColumns) {
+        const v = row[k]
+        if (v === null || v === undefined || v === '') {
+          const file = input.files[fi]
+          throw sqlError(
+            'ANCH_ERR_SQL_NULL_KEY',
+            `table ${table.name}: key column ${JSON.stringify(k)} is empty in row ${(fileRows[fi] ?? 0) + 1} of ${file ? file.path : 'the upstream data'}; unique_by/set_by columns must have a value`,
+          )
+        }
+      }
+      for (const key in row) {
+        let v = row[key]
+        if (hasDeclared) {
+          const t = declared[key]
+          if (t) {
+            const c = coerceDeclared(t, v)
+            if (c !== v) row[key] = v = c
+          }
+        }
+        let c = byKey.get(key)
+        if (c && (v === null || v === undefined || (fits(c.type, v) && !d.sizesStrings))) continue
+        if (v === null || v === undefined) continue
+        if (!c) {
+          checkName(d, key, cols, norm)
+          const k = norm(key)
+          c = cols.get(k)
+          if (!c) {
+            c = { name: key, type: typeFor(undefined, v)!, length: 0 }
+            cols.set(k, c)
+            added.add(k)
+            input.logger.info({ table: table.name, column: key, type: c.type }, 'new column')
+          }
+          byKey.set(key, c)
+        }
+        if (!fits(c.type, v)) {
+          const k = norm(c.name)
+          if (!changed.has(k) && !added.has(k)) changed.set(k, { ...c })
+          const to = typeFor(c.type, v)!
+          input.logger.info({ table: table.name, column: c.name, from: c.type, to }, 'column widened')
+          c.type = to
+        }
+        if (d.sizesStrings && c.type === 'str') {
+          const len = textLength('str', v)
+          if (len > c.length) {
+            const k = norm(c.name)
+            if (!changed.has(k) && !added.has(k)) changed.set(k, { ...c })
+            c.length = len
+          }
+        }
+      }
+      chunk.push(row)
+      ords.push(ord++)
+      fileIdx.push(fi)
+      fileRows[fi] = (fileRows[fi] ?? 0) + 1
+      if (chunk.length >= s.chunkSize) {
+        input.signal.throwIfAborted()
+        await flush()
+      }
+    }
+    await flush()
+    await stager.finish()
+    if (ord === 0 && (input.files.length === 0 || cols.size === 0)) return finish(result, started)
+
+    // Evolve the target to the staged columns (DDL outside the merge transaction: MySQL commits on DDL).
+    const now = new Date()
+    const changes = await evolveTarget(d, session, input, exists, targetCols, [...cols.values()], keys, norm, now, result)
+    if (!exists || changes.length || !meta) {
+      const next = exists ? await nextSeqOf(d, session, qualified) : 1
+      await writeMeta(d, session, target, [...cols.values()], [...(meta?.changes ?? []), ...changes], next, now)
+    }
+
+    // Merge + ledger: one transaction.
+    const columns = [...cols.values()].map((c) => c.name)
+    await d.begin(session)
+    try {
+      const lock = await session.query(
+        `SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`,
+        [target.table],
+      )
+      const base = Number(lock.rows[0]?.next_seq ?? 1)
+      const already = await loadedFileIds(d, session, target, input.files)
+      if (already.size > 0) {
+        await session.query('ROLLBACK')
+        if (already.size === input.files.length) {
+          result.files_skipped = already.size
+          return finish(result, started)
+        }
+        throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
+      }
+      const del = d.timestampLiteral(now)
+      const retention = table.deletedTtl ?? (s.retentionSeconds >= 0 ? s.retentionSeconds : null)
+      const stmts = mergeStatements(d, {
+        target: qualified,
+        stage: d.quote(stage),
+        columns,
+        uniqueBy: table.uniqueBy,
+        setBy: table.setBy,
+        sortBy: table.sortBy.filter((k) => cols.has(norm(k.column))).map((k) => ({ column: cols.get(norm(k.column))!.name, descending: k.descending })),
+        base,
+        deletedAt: del,
+        expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
+      })
+      if (stmts.supersedeSets) result.superseded += (await session.query(stmts.supersedeSets)).affected
+      if (stmts.countSetLosers) result.superseded += Number((await session.query(stmts.countSetLosers)).rows[0]?.n ?? 0)
+      await session.query(stmts.insert)
+      result.inserted = ord
+      await input.afterInsert?.()
+      if (stmts.supersedeKeys) result.superseded += (await session.query(stmts.supersedeKeys)).affected
+      if (stmts.expire) result.expired = (await session.query(stmts.expire)).affected
+      let firstOrd = 0
+      const ledger = input.files.map((file, i) => {
+        const entry = { file, rows: fileRows[i] ?? 0, firstSeq: base + firstOrd }
+        firstOrd += fileRows[i] ?? 0
+        return entry
+      })
+      await recordFiles(d, session, target, ledger, now, input.uploader, input.sessionId)
+      await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
+      await session.query('COMMIT')
+    } catch (err) {
+      await session.query('ROLLBACK').catch(() => undefined)
+      throw err
+    }
+    result.files_loaded = input.files.length
+    return finish(result, started)
+  } finally {
+    if (stageCreated) await session.query(`DROP ${d.name === 'mysql' ? 'TEMPORARY ' : ''}TABLE IF EXISTS ${d.quote(stage)}`).catch(() => undefined)
+  }
+}
+
+function finish(result: LoadResult, started: number): LoadResult {
+  result.duration_ms = Date.now() - started
+  return result
+}
+
+async function nextSeqOf(d: Dialect, session: Session, qualified: string): Promise<number> {
+  const r = await session.query(`SELECT COALESCE(MAX(${d.quote(SEQ)}), 0) + 1 AS n FROM ${qualified}`)
+  return Number(r.rows[0]?.n ?? 1)
+}
+
+/** Rejects column names the dialect cannot hold, reserved names and case-insensitive duplicates. */
+function checkName(d: Dialect, name: string, cols: ReadonlyMap<string, ColumnState>, norm: (n: string) => string): void {
+  d.quote(name, 'column name')
+  if (RESERVED.includes(norm(name)) || RESERVED.includes(name.toLowerCase())) {
+    throw sqlError('ANCH_ERR_SQL_NAME', `column name ${JSON.stringify(name)} is reserved by sql.Uploader (${RESERVED.join(', ')}); rename it upstream`)
+  }
+  const existing = cols.get(norm(name))
+  if (existing && existing.name !== name) {
+    throw sqlError('ANCH_ERR_SQL_NAME', `columns ${JSON.stringify(existing.name)} and ${JSON.stringify(name)} differ only in case, which ${d.name} cannot tell apart; rename one upstream`)
+  }
+}
+
+/** Creates the target or adds and widens its columns; returns the changes for the metadata table. */
+async function evolveTarget(
+  d: Dialect,
+  session: Session,
+  input: LoadInput,
+  exists: boolean,
+  targetCols: ReadonlyMap<string, ColumnState>,
+  columns: readonly ColumnState[],
+  keys: ReadonlySet<string>,
+  norm: (n: string) => string,
+  now: Date,
+  result: LoadResult,
+): Promise<Record<string, unknown>[]> {
+  const { target, settings: s, table } = input
+  const qualified = d.qualified(target)
+  const changes: Record<string, unknown>[] = []
+  const at = now.toISOString()
+  const ddl = async (sql: string): Promise<void> => void (await session.query(sql))
+  if (!exists) {
+    const seqType = d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT NOT NULL PRIMARY KEY'
+    const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
+    await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${seqType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
+    input.logger.info({ table: table.name, target: qualified }, 'created table')
+    changes.push({ at, change: 'created', columns: columns.map((c) => ({ name: c.name, type: c.type })) })
+  } else {
+    let rebuild = false
+    for (const c of columns) {
+      const before = targetCols.get(norm(c.name))
+      if (!before) {
+        await ddl(`ALTER TABLE ${qualified} ADD COLUMN ${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
+        input.logger.info({ table: table.name, column: c.name, type: c.type }, 'added column')
+        result.columns_added.push(c.name)
+        changes.push({ at, change: 'added', column: c.name, type: c.type })
+        continue
+      }
+      const isKey = keys.has(c.name)
+      if (before.type === c.type && d.columnType(before, isKey, s) === d.columnType(c, isKey, s)) continue
+      const stmts = d.widenColumn(qualified, c, before, isKey, s)
+      if (stmts === null) rebuild = true
+      else for (const sql of stmts) await ddl(sql)
+      input.logger.info({ table: table.name, column: c.name, from: before.type, to: c.type }, 'widened column')
+      result.columns_widened.push(c.name)
+      changes.push({ at, change: 'widened', column: c.name, from: before.type, to: c.type })
+    }
+    if (rebuild) await d.rebuild(session, target, columns, keys, s)
+  }
+  if (keys.size) {
+    const cols = [...keys]
+    const name = `anch_key_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${cols.join(',')})`).digest('hex').slice(0, 16)}`
+    await ddl(d.createKeyIndex(target, name, cols))
+  }
+  void ORD
+  void FILE
+  return changes
+}
+
+/** For the union of logical types in error messages. */
+export type { SqlType }

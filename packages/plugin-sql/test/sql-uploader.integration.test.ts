@@ -1,0 +1,262 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DateTime, LocalDate } from '@anchovies/core'
+import { mysqlDb, postgresDb, sqliteDb, uniqueId, type TestDb } from './databases.js'
+import { FAILING, FEED, feed, run, tableTasks, tempDir } from './helpers.js'
+
+type Row = Record<string, unknown>
+
+/** Current rows (no _del), without the history columns, for comparing loads. */
+function current(rows: Row[]): Row[] {
+  return rows.filter((r) => r._del === null).map(({ _seq, _del, ...rest }) => rest)
+}
+
+const asStr = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('hex') : String(v))
+
+const DIALECTS: [string, () => Promise<TestDb & { prefix?: string }>][] = [
+  ['postgres', () => postgresDb()],
+  ['mysql', () => mysqlDb()],
+  ['sqlite', () => sqliteDb()],
+]
+
+describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
+  let db: TestDb & { prefix?: string }
+  const ds = tempDir()
+  const id = (base: string): string => uniqueId(db.prefix ?? 't', base)
+
+  beforeAll(async () => {
+    db = await open()
+  })
+  afterAll(async () => {
+    await db?.close()
+    ds.remove()
+  })
+
+  /** Runs the Feed downloader `dl` then the uploader `up` over it. */
+  async function pipeline(dl: string, config: string, opts: { env?: Record<string, string>; operator?: string; up?: string; skipDownload?: boolean } = {}) {
+    if (!opts.skipDownload) {
+      const d = await run({ operator: FEED, id: dl, datastore: ds.dir, config })
+      expect(d.exitCode).toBe(0)
+    }
+    return run({ operator: opts.operator ?? 'sql.Uploader', id: opts.up ?? `${dl}_up`, datastore: ds.dir, upstream: [dl], env: { ACHVY_CNXN__DB__URL: db.url, ...opts.env } })
+  }
+
+  it('round-trips every type exactly', async () => {
+    const dl = id('types')
+    feed('things', [
+      {
+        id: 1,
+        s: 'héllo "quoted" \'single\' back\\slash \t tab \n newline ; DROP TABLE x; -- ☃ 中文 😀',
+        i: 9007199254740991,
+        neg: -9007199254740991,
+        big: 9223372036854775807n,
+        small: -9223372036854775808n,
+        f: 1.5e-7,
+        b: true,
+        dtz: DateTime.parse('2025-03-10T09:31:59.310028-03:00'),
+        dn: DateTime.parse('2025-03-10T09:24:53.123456'),
+        d: LocalDate.parse('2024-02-29'),
+        tm: '13:45:30.123456',
+        by: Buffer.from([0, 1, 2, 254, 255]),
+        j: { a: [1, 'two', null, true, { x: 1.5 }], ключ: 'значение', e: '😀' },
+        dec: '12345678901234567890.123456789',
+      },
+      { id: 2, s: null, i: null, big: null, f: null, b: false, dtz: null, dn: null, d: null, tm: null, by: Buffer.alloc(0), j: [], dec: null },
+    ])
+    const config = `tbls:\n  things:\n    unique_by: id\n    columns: {big: int, small: int, tm: time, dec: float}\n`
+    const r = await pipeline(dl, config)
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    const t = db.target(dl, 'things')
+    const [one, two] = await db.rows(t.schema, t.table)
+    expect(one!.s).toBe('héllo "quoted" \'single\' back\\slash \t tab \n newline ; DROP TABLE x; -- ☃ 中文 😀')
+    expect(asStr(one!.i)).toBe('9007199254740991')
+    expect(asStr(one!.neg)).toBe('-9007199254740991')
+    expect(asStr(one!.big)).toBe('9223372036854775807')
+    expect(asStr(one!.small)).toBe('-9223372036854775808')
+    expect(Number(one!.f)).toBe(1.5e-7)
+    expect(['t', '1', 'true', 1, 1n, true]).toContain(one!.b)
+    expect(['f', '0', 'false', 0, 0n, false]).toContain(two!.b)
+    // Aware datetimes keep the instant (stored in UTC); naive ones keep the wall clock.
+    const dtz = String(one!.dtz)
+    expect(DateTime.parse(dtz.replace(' ', 'T').replace(/\+00$/, '+00:00').replace(/^(.{26})$/, '$1+00:00')).epochMicros).toBe(DateTime.parse('2025-03-10T12:31:59.310028+00:00').epochMicros)
+    expect(String(one!.dn).replace(' ', 'T')).toBe('2025-03-10T09:24:53.123456')
+    expect(String(one!.d)).toBe('2024-02-29')
+    expect(String(one!.tm)).toBe('13:45:30.123456')
+    const bytes = one!.by
+    expect(Buffer.isBuffer(bytes) ? bytes.toString('hex') : String(bytes)).toMatch(/^(\\x)?000102feff$/)
+    const emptyBytes = two!.by
+    expect(Buffer.isBuffer(emptyBytes) ? emptyBytes.length : String(emptyBytes)).toSatisfy((v: unknown) => v === 0 || v === '\\x')
+    const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
+    expect(json(one!.j)).toEqual({ a: [1, 'two', null, true, { x: 1.5 }], ключ: 'значение', e: '😀' })
+    expect(json(two!.j)).toEqual([])
+    expect(String(one!.dec).replace(/(\.\d*?)0+$/, '$1')).toBe('12345678901234567890.123456789')
+    for (const k of ['s', 'i', 'big', 'f', 'dtz', 'dn', 'd', 'tm', 'dec']) expect(two![k], k).toBeNull()
+  })
+
+  it('unique_by keeps the newest row per key by sort_by, ties going to the later arrival', async () => {
+    const dl = id('uniq')
+    const config = 'tbls:\n  people:\n    unique_by: id\n    sort_by: -ts\n'
+    feed('people', [{ id: 1, v: 'a', ts: 10 }, { id: 2, v: 'b', ts: 10 }, { id: 1, v: 'c', ts: 5 }, { id: 3, v: 'x', ts: null }, { id: 3, v: 'y', ts: 1 }])
+    let r = await pipeline(dl, config)
+    expect(r.exitCode).toBe(0)
+    feed('people', [{ id: 1, v: 'd', ts: 10 }, { id: 2, v: 'e', ts: 3 }])
+    r = await pipeline(dl, config)
+    expect(r.exitCode).toBe(0)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ inserted: 2, superseded: 2 })
+    const t = db.target(dl, 'people')
+    const rows = await db.rows(t.schema, t.table)
+    expect(rows).toHaveLength(7)
+    expect(current(rows).map((x) => `${asStr(x.id)}=${String(x.v)}`).sort()).toEqual(['1=d', '2=b', '3=y'])
+    // _seq is unique and grows with arrival.
+    const seqs = rows.map((x) => Number(x._seq))
+    expect(new Set(seqs).size).toBe(7)
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
+  })
+
+  it('set_by replaces the whole set with its latest arrival, also across files of one batch', async () => {
+    const dl = id('sets')
+    const config = 'tbls:\n  lines:\n    set_by: order\n    sort_by: line\n'
+    feed('lines', [{ order: 1, line: 1 }, { order: 1, line: 2 }, { order: 1, line: 3 }, { order: 2, line: 1 }, { order: 2, line: 2 }])
+    expect((await pipeline(dl, config)).exitCode).toBe(0)
+    feed('lines', [{ order: 1, line: 2, note: 'new' }, { order: 1, line: 1, note: 'new' }, { order: 3, line: 1, note: 'A' }, { order: 3, line: 2, note: 'A' }])
+    expect((await run({ operator: FEED, id: dl, datastore: ds.dir, config })).exitCode).toBe(0)
+    feed('lines', [{ order: 3, line: 1, note: 'B' }])
+    const r = await pipeline(dl, config)
+    expect(r.exitCode).toBe(0)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ inserted: 5, superseded: 5, files_loaded: 2 })
+    const t = db.target(dl, 'lines')
+    const rows = await db.rows(t.schema, t.table)
+    expect(rows).toHaveLength(10)
+    const cur = current(rows).map((x) => `${asStr(x.order)}/${asStr(x.line)}/${String(x.note)}`).sort()
+    expect(cur).toEqual(['1/1/new', '1/2/new', '2/1/null', '2/2/null', '3/1/B'])
+  })
+
+  it('keeps every row of a keyless table (append-only, nothing marked deleted)', async () => {
+    const dl = id('append')
+    const config = 'tbls:\n  events:\n    sort_by: -x\n'
+    feed('events', [{ x: 1 }, { x: 1 }, { x: 2 }])
+    expect((await pipeline(dl, config)).exitCode).toBe(0)
+    feed('events', [{ x: 1 }, { x: 3 }])
+    expect((await pipeline(dl, config)).exitCode).toBe(0)
+    const t = db.target(dl, 'events')
+    const rows = await db.rows(t.schema, t.table)
+    expect(rows.map((x) => asStr(x.x))).toEqual(['1', '1', '2', '1', '3'])
+    expect(rows.every((x) => x._del === null)).toBe(true)
+  })
+
+  it('adds a column that appears mid-stream and widens columns whose values no longer fit', async () => {
+    const dl = id('evolve')
+    const config = 'tbls:\n  m:\n    unique_by: id\n'
+    feed('m', [{ id: 1, a: null }, { id: 2 }, { id: 3, a: 5, n: 1 }, { id: 4, a: 7, n: 2.5 }, { id: 5, n: 'text', late: true }])
+    let r = await pipeline(dl, config, { env: { DATASET_CHUNKSIZE: '2' } })
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    feed('m', [{ id: 6, a: 1.5 }])
+    r = await pipeline(dl, config, { env: { DATASET_CHUNKSIZE: '2' } })
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ columns_widened: ['a'], columns_added: [] })
+    const t = db.target(dl, 'm')
+    const rows = await db.rows(t.schema, t.table)
+    expect(rows.map((x) => [asStr(x.id), x.a === null ? null : Number(x.a), x.n === null ? null : String(x.n), x.late === null ? null : String(x.late)])).toEqual([
+      ['1', null, null, null],
+      ['2', null, null, null],
+      ['3', 5, '1', null],
+      ['4', 7, '2.5', null],
+      ['5', null, 'text', dialect === 'postgres' ? 't' : '1'],
+      ['6', 1.5, null, null],
+    ])
+    const meta = await db.query(`SELECT changes_json FROM ${t.schema ? `${db.q(t.schema)}.` : ''}${db.q('_anchovies_tables')} WHERE table_name = '${t.table}'`)
+    const changes = JSON.parse(String(meta[0]!.changes_json)) as { change: string; column?: string; from?: string; to?: string }[]
+    expect(changes.map((c) => c.change)).toEqual(['created', 'widened'])
+    expect(changes[1]).toMatchObject({ column: 'a', from: 'int', to: 'float' })
+  })
+
+  it('stores hostile column names and schema names safely and rejects names the dialect cannot hold', async () => {
+    const dl = id('hostile')
+    const hostile = { 'a"b': 1, 'x; DROP TABLE y; --': 'boom', 'back`tick': 2, "it's": 3, 'with space': 4, '[br]': 5, [`c${'x'.repeat(62)}`]: 'max' }
+    if (dialect !== 'mysql') Object.assign(hostile, { 'ünï😀': 6 })
+    feed('h', [{ id: 1, ...hostile }])
+    const schemaVar = `ACHVY_CNXN__SCHEMAS__${dl.toUpperCase()}`
+    const weird = `we"ird\`; drop ${dl}`
+    const config = 'tbls:\n  h:\n    unique_by: id\n'
+    let r = await pipeline(dl, config, { env: { [schemaVar]: weird } })
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    const schema = db.name === 'sqlite' ? null : `${weird}__test`
+    const table = db.name === 'sqlite' ? `${weird}__test__h` : 'h'
+    const [row] = await db.rows(schema, table)
+    for (const [k, v] of Object.entries(hostile)) expect(asStr(row![k]), k).toBe(String(v))
+
+    // A name longer than the dialect allows is rejected with a clear error, never truncated.
+    const dl2 = id('toolong')
+    const long = `col_${'y'.repeat(96)}`
+    feed('h', [{ id: 1, [long]: 1 }])
+    r = await pipeline(dl2, config)
+    const task = tableTasks(r.results)[0]!
+    if (dialect === 'sqlite') {
+      expect(r.exitCode).toBe(0)
+      const t = db.target(dl2, 'h')
+      expect(asStr((await db.rows(t.schema, t.table))[0]![long])).toBe('1')
+    } else {
+      expect(r.exitCode).toBe(1)
+      expect(task.status).toBe('ERR')
+      expect(task.data.err_code).toBe('ANCH_ERR_SQL_NAME')
+      expect(String(task.data.err_msg)).toContain('col_yyyy')
+    }
+  })
+
+  it('rolls back a merge that fails half-way and loads the same data exactly once on rerun', async () => {
+    const dl = id('fail')
+    const config = 'tbls:\n  o:\n    unique_by: k\n    sort_by: -v\n'
+    const rows = [{ k: 'a', v: 1 }, { k: 'b', v: 2 }, { k: 'a', v: 3 }]
+    feed('o', rows)
+    expect((await pipeline(dl, config)).exitCode).toBe(0)
+    feed('o', [{ k: 'b', v: 5 }, { k: 'c', v: 1 }])
+    globalThis.__anchSqlFailMerge = 'o'
+    let r = await pipeline(dl, config, { operator: FAILING, up: `${dl}_up` })
+    globalThis.__anchSqlFailMerge = undefined
+    expect(r.exitCode).toBe(1)
+    expect(tableTasks(r.results)[0]!.status).toBe('ERR')
+    const t = db.target(dl, 'o')
+    expect(await db.rows(t.schema, t.table)).toHaveLength(3)
+    // Rerun: the position did not move, so the failed batch is retried.
+    r = await pipeline(dl, config, { skipDownload: true })
+    expect(r.exitCode).toBe(0)
+    // Simulate a crash after the database commit but before the datastore commit: drop the position.
+    const home = `${ds.dir}/test/${dl}_up`
+    const commits = readdirSync(`${home}/$commits`).sort()
+    rmSync(`${home}/$commits/${commits.at(-1)!}`)
+    for (const f of readdirSync(`${home}/$checkpoints`)) rmSync(`${home}/$checkpoints/${f}`)
+    r = await pipeline(dl, config, { skipDownload: true })
+    expect(r.exitCode).toBe(0)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ files_already_loaded: 1, files: 0 })
+    const after = await db.rows(t.schema, t.table)
+
+    // Equal to a clean load of the same data.
+    const clean = id('clean')
+    feed('o', rows)
+    expect((await run({ operator: FEED, id: clean, datastore: ds.dir, config })).exitCode).toBe(0)
+    feed('o', [{ k: 'b', v: 5 }, { k: 'c', v: 1 }])
+    expect((await pipeline(clean, config)).exitCode).toBe(0)
+    const ct = db.target(clean, 'o')
+    const expected = await db.rows(ct.schema, ct.table)
+    const shape = (xs: Row[]): string[] => xs.map((x) => `${asStr(x._seq)}:${String(x.k)}=${asStr(x.v)}:${x._del === null ? 'current' : 'old'}`)
+    expect(shape(after)).toEqual(shape(expected))
+    expect(existsSync(home)).toBe(true)
+  })
+
+  it('deletes superseded rows after the retention period', async () => {
+    const dl = id('ttl')
+    const config = 'tbls:\n  r:\n    unique_by: k\n'
+    const env = { DATASET_DATA_RETENTION_SECONDS: '0' }
+    feed('r', [{ k: 1, v: 1 }])
+    expect((await pipeline(dl, config, { env })).exitCode).toBe(0)
+    feed('r', [{ k: 1, v: 2 }])
+    expect((await pipeline(dl, config, { env })).exitCode).toBe(0)
+    await new Promise((res) => setTimeout(res, 20))
+    feed('r', [{ k: 2, v: 3 }])
+    const r = await pipeline(dl, config, { env })
+    expect(r.exitCode).toBe(0)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ expired: 1 })
+    const t = db.target(dl, 'r')
+    expect((await db.rows(t.schema, t.table)).map((x) => asStr(x.v))).toEqual(['2', '3'])
+  })
+})
