@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { StringDecoder } from 'node:string_decoder'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip, createGzip, constants as zlibConstants, type Gzip } from 'node:zlib'
+import { createGunzip, createGzip, constants as zlibConstants, type Gzip, type ZlibOptions } from 'node:zlib'
 import type { Writable } from 'node:stream'
 import { AnchoviesError } from '../errors.js'
 import type { Row } from '../types.js'
@@ -125,7 +125,7 @@ export class DataFileWriter {
 
   private open(): void {
     const path = this.nameFor(this.files.length)
-    this.gzip = createGzip({ level: this.options.level, chunkSize: 64 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
+    this.gzip = createGzip({ level: this.options.level, chunkSize: 64 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY, writableHighWaterMark: 1024 * 1024 } as ZlibOptions)
     const out: Writable = this.datastore.writeStream(path)
     this.done = pipeline(this.gzip, out)
     this.done.catch(() => undefined)
