@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createRequire } from 'node:module'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const work = path.join(repo, '.anchovies-demo')
+const work = process.env.DEMO_DIR ? path.resolve(process.env.DEMO_DIR) : path.join(repo, '.anchovies-demo')
 const datastore = path.join(work, 'datastore')
 const dbFile = path.join(work, 'demo.db')
 const bin = path.join(repo, 'packages/core/dist/cli/bin.js')
