@@ -45,6 +45,12 @@ describe.concurrent('BlobDatastore on Azurite', () => {
     expect(redact(JSON.stringify({ msg: err.message, stack: err.stack, cause: String((err as { cause?: unknown }).cause) }))).not.toContain(wrongKey)
   })
 
+  it('without any storage credential falls back to DefaultAzureCredential and says what to set when it finds none', async () => {
+    const err = await BlobDatastore.open('https://nosuchaccount0.blob.core.windows.net/etl/p', { env: {}, retry: { ...fast, maxTries: 1 } }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ANCH_ERR_DATASTORE', message: expect.stringContaining('no Azure credential is available for https://nosuchaccount0.blob.core.windows.net') })
+    expect((err as Error).message).toContain('AZURE_STORAGE_CONNECTION_STRING')
+  })
+
   it('fails clearly when the storage cannot be reached, after the configured tries', async () => {
     const port = await freePort()
     const started = Date.now()

@@ -32,12 +32,14 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const [dlHome, upHome] = [await machine(), await machine()]
     const out = join(upHome, 'out.jsonl')
     const dl = ['start', '-op', `${BASIC}:TwoTables`, '--id', 'dl', '-u', 'dev', '--datastore', ds]
-    const up = ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'dl', '--datastore', ds]
+    // the uploader finds the datastore through ACHVY_DATASTORE
+    const up = ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'dl']
+    const upEnv = { OUT_FILE: out, ACHVY_DATASTORE: ds }
     for (let round = 0; round < 2; round++) {
       expect((await anchovy(dl, dlHome, { ROWS: '4' })).code).toBe(0)
-      expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
+      expect((await anchovy(up, upHome, upEnv)).code).toBe(0)
     }
-    expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0) // nothing new: nothing delivered again
+    expect((await anchovy(up, upHome, upEnv)).code).toBe(0) // nothing new: nothing delivered again
     const rows = await rowsOf(out)
     const keys = rows.map((r) => `${String(r.table)}:${String(r.id ?? r.contact_id)}`)
     expect(keys).toHaveLength(16)
