@@ -84,6 +84,8 @@ export class AnchovyRun {
   private readonly runTag = randomBytes(4).toString('hex')
   private currentBatch: { id: string; controller: AbortController } | undefined
   private stopRequested = false
+  /** Aborted when the run must stop (timeout, signal, lost lock): bounds hooks that ignore it by abort_grace. */
+  private readonly stopping = new AbortController()
   private wake: (() => void) | undefined
   private timedOut = false
   private configError = false
@@ -127,8 +129,7 @@ export class AnchovyRun {
       this.lock?.renew().catch((err: unknown) => {
         this.lockLost = err as Error
         this.log.error({ err }, 'lost the run lock; aborting')
-        this.currentBatch?.controller.abort(err)
-        this.requestStop()
+        this.requestStop(err as Error)
       })
     }, Math.max(1000, ttl / 3))
     this.heartbeat.unref()
@@ -153,7 +154,7 @@ export class AnchovyRun {
         this.operator.runtime = this.operatorRuntime()
         this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log)
         await this.hooks('startup')
-      })
+      }, undefined, this.stopping.signal)
       if (startedOk) {
         for (let n = 0; ; n++) {
           await this.runBatch(n)
@@ -170,7 +171,7 @@ export class AnchovyRun {
           await this.closeConnections()
         }
         if (!this.sessionScope.empty) await this.commit(this.sessionScope, null, [])
-      })
+      }, undefined, this.stopping.signal)
     } finally {
       if (this.opts.handleSignals) {
         process.off('SIGTERM', onSignal)
@@ -194,7 +195,29 @@ export class AnchovyRun {
   private requestStop(reason?: Error): void {
     this.stopRequested = true
     if (reason) this.currentBatch?.controller.abort(reason)
+    if (!this.stopping.signal.aborted) this.stopping.abort(reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'the run is stopping'))
     this.wake?.()
+  }
+
+  /** Resolves like `work`, or rejects `abort_grace` seconds after `signal` aborts if `work` ignores it. */
+  private async withDeadline<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    if (!signal) return work
+    let timer: NodeJS.Timeout | undefined
+    let arm: (() => void) | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      arm = () => {
+        timer = setTimeout(() => reject(signal.reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'abandoned')), this.s.abort_grace * 1000)
+      }
+      if (signal.aborted) arm()
+      else signal.addEventListener('abort', arm, { once: true })
+    })
+    deadline.catch(() => undefined)
+    try {
+      return await Promise.race([work, deadline])
+    } finally {
+      clearTimeout(timer)
+      if (arm) signal.removeEventListener('abort', arm)
+    }
   }
 
   private async pause(ms: number): Promise<void> {
@@ -265,7 +288,9 @@ export class AnchovyRun {
     const state = { ...this.baseState(batch ?? undefined, scope, signal), task }
     let error: unknown
     try {
-      await runWith(state, () => fn(task))
+      const work = runWith(state, () => fn(task))
+      work.catch(() => undefined)
+      await this.withDeadline(work, signal)
     } catch (err) {
       error = err
     }
@@ -310,7 +335,9 @@ export class AnchovyRun {
     const timer = timeout ? setTimeout(() => {
       this.timedOut = true
       this.log.error({ seconds: timeout }, 'execution timeout: aborting the batch')
-      controller.abort(new AnchovyExecutionTimeout(timeout))
+      const err = new AnchovyExecutionTimeout(timeout)
+      controller.abort(err)
+      if (!this.stopping.signal.aborted) this.stopping.abort(err)
     }, timeout * 1000) : undefined
     const selected: Table[] = []
     const batch: BatchInfo = { batchId, tables: selected, signal: controller.signal }
@@ -341,7 +368,7 @@ export class AnchovyRun {
         const rec = await this.commit(scope, batchId, succeeded)
         if (rec) task.data.commit = rec
       }
-    }, scope, new AbortController().signal)
+    }, scope, this.stopping.signal)
     clearTimeout(timer)
     const status = this.failed || this.timedOut ? 'ERR' : 'OK'
     this.failed ||= failedBefore
@@ -371,11 +398,6 @@ export class AnchovyRun {
       await this.errorPhase(err, batch, 'TABLE', key)
     }
     const queue = [...plan.chains]
-    const aborted = new Promise<void>((resolve) => {
-      if (controller.signal.aborted) resolve()
-      controller.signal.addEventListener('abort', () => resolve(), { once: true })
-    })
-    const graceMs = this.s.abort_grace * 1000
     const worker = async (): Promise<void> => {
       for (let chain = queue.shift(); chain; chain = queue.shift()) {
         if (controller.signal.aborted) return
@@ -396,10 +418,8 @@ export class AnchovyRun {
           tasks,
         })
         run.catch(() => undefined)
-        const abandon = aborted.then(() => new Promise<'abandoned'>((r) => setTimeout(() => r('abandoned'), graceMs)))
         try {
-          const outcome = await Promise.race([run.then(() => 'done' as const), abandon])
-          if (outcome === 'abandoned') error = controller.signal.reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'abandoned')
+          await this.withDeadline(run, controller.signal)
         } catch (err) {
           error = err
         }

@@ -69,6 +69,21 @@ describe('anchovy start', () => {
     }
   })
 
+  it('exits 124 within the grace period when a phase hook ignores the abort after the timeout', async () => {
+    for (const phase of ['xopen', 'xclose', 'shutdown']) {
+      const ds = tempDir()
+      const started = Date.now()
+      const r = await runCli(['start', ...op('Stubborn'), '--id', 'hang', '-t', '1', '--abort-grace', '1'], {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', STUBBORN_PHASE_HANG: phase },
+      })
+      expect(r.code, `${phase}: ${r.stderr}`).toBe(124)
+      expect(Date.now() - started).toBeLessThan(12_000)
+      const results = JSON.parse(r.stdout) as { status: string }
+      expect(results.status).toBe('ERR')
+      expect(existsSync(path.join(ds, 'dev/hang/$lock'))).toBe(false)
+    }
+  })
+
   it('in service mode runs batches until SIGTERM, then commits, runs shutdown and exits 0', async () => {
     const ds = tempDir()
     const child = spawnCli(['start', ...op('Ticker'), '--id', 'svc', '-S', '--interval', '0.2'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
