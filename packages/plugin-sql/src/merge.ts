@@ -56,7 +56,7 @@ export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
   }
   out.insert =
     `INSERT INTO ${m.target} (${[...cols, seq, del].join(', ')}) ` +
-    `SELECT ${[...cols, `${m.base} + ${q(ORD)}`, delExpr].join(', ')} FROM ${m.stage} ORDER BY ${q(ORD)}`
+    `SELECT ${[...cols, `${m.base} + ${q(ORD)}`, delExpr].join(', ')} FROM ${m.stage}`
 
   if (m.uniqueBy.length) {
     const keyCols = m.uniqueBy.map((c) => `x.${q(c)}`).join(', ')

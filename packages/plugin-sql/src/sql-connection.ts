@@ -46,7 +46,7 @@ export function knexConfig(url: string, extra: Readonly<Record<string, unknown>>
       min: 0,
       max: 10,
       afterCreate: (conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, conn: unknown) => void) =>
-        conn.query("SET TIME ZONE 'UTC'", (err) => done(err, conn)),
+        conn.query("SET TIME ZONE 'UTC'; SET temp_buffers = '256MB'", (err) => done(err, conn)),
     }
   } else if (entry.client === 'mysql2') {
     const u = new URL(url)

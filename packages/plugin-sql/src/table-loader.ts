@@ -38,6 +38,9 @@ export interface LoadResult {
   files_loaded: number
   files_skipped: number
   duration_ms: number
+  /** Time spent reading and staging the rows, and in the merge transaction. */
+  stage_ms: number
+  merge_ms: number
 }
 
 /** Loads one table: stage in chunks, evolve the target, merge and record the ledger in one transaction. */
@@ -56,6 +59,8 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     files_loaded: 0,
     files_skipped: 0,
     duration_ms: 0,
+    stage_ms: 0,
+    merge_ms: 0,
   }
   const keyColumns = [...new Set([...table.uniqueBy, ...table.setBy])]
   const keys = new Set(keyColumns)
@@ -93,13 +98,11 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   try {
     await session.query(d.createStage(stage, [...cols.values()], s, keys))
     stageCreated = true
-    const stager = d.stager(raw, session, stage)
+    const stager = d.stager(raw, session, stage, s.chunkSize)
+    stager.begin([...cols.values()])
     const declared = table.columns
     const hasDeclared = Object.keys(declared).length > 0
     const fileRows: number[] = []
-    let chunk: Row[] = []
-    let ords: number[] = []
-    let fileIdx: number[] = []
     let ord = 0
     const changed = new Map<string, ColumnState>()
     const added = new Set<string>()
@@ -107,27 +110,21 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     const byKey = new Map<string, ColumnState>()
     for (const c of cols.values()) byKey.set(c.name, c)
 
-    const flush = async (): Promise<void> => {
-      if (chunk.length === 0) return
-      if (changed.size || added.size) {
-        await stager.finish()
-        for (const [k, before] of changed) {
-          const c = cols.get(k)!
-          if (added.has(k)) continue
-          const sql = d.stageWidenColumn(stage, c, before, s, keys)
-          if (sql) await session.query(sql)
-        }
-        for (const k of added) {
-          const sql = d.stageAddColumn(stage, cols.get(k)!, s, keys)
-          if (sql) await session.query(sql)
-        }
-        changed.clear()
-        added.clear()
+    /** Applies staging DDL for the columns this row added or widened, between two COPYs. */
+    const relayout = async (): Promise<void> => {
+      await stager.finish()
+      for (const [k, before] of changed) {
+        if (added.has(k)) continue
+        const sql = d.stageWidenColumn(stage, cols.get(k)!, before, s, keys)
+        if (sql) await session.query(sql)
       }
-      await stager.write([...cols.values()], chunk, ords, fileIdx)
-      chunk = []
-      ords = []
-      fileIdx = []
+      for (const k of added) {
+        const sql = d.stageAddColumn(stage, cols.get(k)!, s, keys)
+        if (sql) await session.query(sql)
+      }
+      changed.clear()
+      added.clear()
+      stager.begin([...cols.values()])
     }
 
     for await (const row of input.rows) {
@@ -152,9 +149,9 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
             if (c !== v) row[key] = v = c
           }
         }
-        let c = byKey.get(key)
-        if (c && (v === null || v === undefined || (fits(c.type, v) && !d.sizesStrings))) continue
         if (v === null || v === undefined) continue
+        let c = byKey.get(key)
+        if (c && !d.sizesStrings && fits(c.type, v)) continue
         if (!c) {
           checkName(d, key, cols, norm)
           const k = norm(key)
@@ -178,22 +175,20 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
           const len = textLength('str', v)
           if (len > c.length) {
             const k = norm(c.name)
-            if (!changed.has(k) && !added.has(k)) changed.set(k, { ...c })
+            if (d.stageWidenColumn(stage, { ...c, length: len }, c, s, keys) !== null && !changed.has(k) && !added.has(k)) changed.set(k, { ...c })
             c.length = len
           }
         }
       }
-      chunk.push(row)
-      ords.push(ord++)
-      fileIdx.push(fi)
-      fileRows[fi] = (fileRows[fi] ?? 0) + 1
-      if (chunk.length >= s.chunkSize) {
+      if (changed.size || added.size) await relayout()
+      if (stager.add(row, ord++, fi)) {
         input.signal.throwIfAborted()
-        await flush()
+        await stager.flush()
       }
+      fileRows[fi] = (fileRows[fi] ?? 0) + 1
     }
-    await flush()
     await stager.finish()
+    result.stage_ms = Date.now() - started
     if (ord === 0 && (input.files.length === 0 || cols.size === 0)) return finish(result, started)
 
     // Evolve the target to the staged columns (DDL outside the merge transaction: MySQL commits on DDL).
@@ -206,6 +201,13 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
 
     // Merge + ledger: one transaction.
     const columns = [...cols.values()].map((c) => c.name)
+    const mergeStarted = Date.now()
+    const timed = async (what: string, sql: string): Promise<{ rows: Record<string, unknown>[]; affected: number }> => {
+      const t0 = Date.now()
+      const r = await session.query(sql)
+      input.logger.debug({ table: table.name, step: what, ms: Date.now() - t0, rows: r.affected }, 'merge step')
+      return r
+    }
     await d.begin(session)
     try {
       const lock = await session.query(
@@ -235,13 +237,13 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         deletedAt: del,
         expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
       })
-      if (stmts.supersedeSets) result.superseded += (await session.query(stmts.supersedeSets)).affected
-      if (stmts.countSetLosers) result.superseded += Number((await session.query(stmts.countSetLosers)).rows[0]?.n ?? 0)
-      await session.query(stmts.insert)
+      if (stmts.supersedeSets) result.superseded += (await timed('supersede sets', stmts.supersedeSets)).affected
+      if (stmts.countSetLosers) result.superseded += Number((await timed('count set losers', stmts.countSetLosers)).rows[0]?.n ?? 0)
+      await timed('insert', stmts.insert)
       result.inserted = ord
       await input.afterInsert?.()
-      if (stmts.supersedeKeys) result.superseded += (await session.query(stmts.supersedeKeys)).affected
-      if (stmts.expire) result.expired = (await session.query(stmts.expire)).affected
+      if (stmts.supersedeKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
+      if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
       let firstOrd = 0
       const ledger = input.files.map((file, i) => {
         const entry = { file, rows: fileRows[i] ?? 0, firstSeq: base + firstOrd }
@@ -250,7 +252,8 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       })
       await recordFiles(d, session, target, ledger, now, input.uploader, input.sessionId)
       await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
-      await session.query('COMMIT')
+      await timed('commit', 'COMMIT')
+      result.merge_ms = Date.now() - mergeStarted
     } catch (err) {
       await session.query('ROLLBACK').catch(() => undefined)
       throw err

@@ -20,11 +20,18 @@ export interface Session {
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult>
 }
 
-/** Loads rows into a staging table. */
+/**
+ * Loads rows into a staging table, encoding each row as it arrives (rows are never held, only their encoded
+ * form up to `limit` rows), so memory stays flat. A column layout change needs `finish()` then `begin()`.
+ */
 export interface Stager {
-  /** Appends rows (`ords[i]`, `files[i]` are the arrival order and file index of `rows[i]`) with the given columns. */
-  write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void>
-  /** Waits until everything written is in the staging table. */
+  /** Starts a layout: the columns every following row is encoded with. */
+  begin(columns: readonly ColumnState[]): void
+  /** Encodes one row; returns true when the buffer is full and `flush()` must be awaited. */
+  add(row: Record<string, unknown>, ord: number, file: number): boolean
+  /** Sends the buffered rows (may return before the database has stored them). */
+  flush(): Promise<void>
+  /** Waits until everything added is in the staging table. */
   finish(): Promise<void>
 }
 
@@ -91,12 +98,12 @@ export abstract class Dialect {
   /** Widens a staging column (null when nothing to do). */
   abstract stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
   /** A bulk loader into the staging table. */
-  abstract stager(raw: unknown, session: Session, stage: string): Stager
+  abstract stager(raw: unknown, session: Session, stage: string, limit: number): Stager
   /** A session over a raw driver connection. */
   abstract session(raw: unknown): Session
   /** Starts the merge transaction. */
-  begin(session: Session): Promise<QueryResult> {
-    return session.query('BEGIN')
+  async begin(session: Session): Promise<void> {
+    await session.query('BEGIN')
   }
   /** `UPDATE target SET _del = <ts> WHERE _seq IN (<sub>)` in the dialect's join-update form. */
   abstract markDeleted(target: string, sub: string, ts: string): string

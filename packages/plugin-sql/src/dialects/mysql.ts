@@ -170,8 +170,8 @@ export class MysqlDialect extends Dialect {
     }
   }
 
-  stager(_raw: unknown, session: Session, stage: string): Stager {
-    return new MysqlInsertStager(session, this, stage)
+  stager(_raw: unknown, session: Session, stage: string, limit: number): Stager {
+    return new MysqlInsertStager(session, this, stage, limit)
   }
 
   markDeleted(target: string, sub: string, ts: string): string {
@@ -215,32 +215,45 @@ export class MysqlDialect extends Dialect {
 
 /** Multi-row INSERTs of up to ~1 MB of SQL each. */
 class MysqlInsertStager implements Stager {
+  private head = ''
+  private names: string[] = []
+  private enc: ((v: unknown) => string)[] = []
+  private sql = ''
+  private rows = 0
+
   constructor(
     private readonly session: Session,
     private readonly dialect: MysqlDialect,
     private readonly stage: string,
+    private readonly limit: number,
   ) {}
 
-  async write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void> {
-    const names = columns.map((c) => c.name)
-    const enc = columns.map((c) => ENCODE[c.type])
-    const head = `INSERT INTO ${this.dialect.quote(this.stage)} (${[ORD, FILE, ...names].map((n) => this.dialect.quote(n, 'column name')).join(', ')}) VALUES `
-    let sql = ''
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!
-      let t = `(${ords[i]},${files[i]}`
-      for (let j = 0; j < names.length; j++) {
-        const v = row[names[j]!]
-        t += v === null || v === undefined ? ',NULL' : `,${enc[j]!(v)}`
-      }
-      sql += sql ? `,${t})` : `${t})`
-      if (sql.length > 1 << 20) {
-        await this.session.query(head + sql)
-        sql = ''
-      }
-    }
-    if (sql) await this.session.query(head + sql)
+  begin(columns: readonly ColumnState[]): void {
+    this.names = columns.map((c) => c.name)
+    this.enc = columns.map((c) => ENCODE[c.type])
+    this.head = `INSERT INTO ${this.dialect.quote(this.stage)} (${[ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')}) VALUES `
   }
 
-  async finish(): Promise<void> {}
+  add(row: Record<string, unknown>, ord: number, file: number): boolean {
+    let t = `(${ord},${file}`
+    for (let j = 0; j < this.names.length; j++) {
+      const v = row[this.names[j]!]
+      t += v === null || v === undefined ? ',NULL' : `,${this.enc[j]!(v)}`
+    }
+    this.sql += this.sql ? `,${t})` : `${t})`
+    this.rows++
+    return this.sql.length >= 1 << 20 || this.rows >= this.limit
+  }
+
+  async flush(): Promise<void> {
+    if (!this.sql) return
+    const sql = this.head + this.sql
+    this.sql = ''
+    this.rows = 0
+    await this.session.query(sql)
+  }
+
+  async finish(): Promise<void> {
+    await this.flush()
+  }
 }

@@ -128,8 +128,14 @@ export class PostgresDialect extends Dialect {
     }
   }
 
-  stager(raw: unknown, session: Session, stage: string): Stager {
-    return new PgCopyStager(raw as PgClient, session, this, stage)
+  stager(raw: unknown, _session: Session, stage: string, limit: number): Stager {
+    return new PgCopyStager(raw as PgClient, this, stage, limit)
+  }
+
+  override async begin(session: Session): Promise<void> {
+    await session.query('BEGIN')
+    // The merge sorts and hashes whole loads: give it memory for this transaction only.
+    await session.query("SET LOCAL work_mem = '256MB'")
   }
 
   markDeleted(target: string, sub: string, ts: string): string {
@@ -184,64 +190,66 @@ function loadCopyFrom(): (sql: string) => Writable {
 }
 
 /**
- * Streams rows into the staging table with one `COPY … FROM STDIN` per column layout. A chunk is written
- * without waiting; the next write waits for the previous to drain, so PostgreSQL ingests chunk n while the
- * uploader reads chunk n+1.
+ * Streams rows into the staging table with one `COPY … FROM STDIN` per column layout. A buffer is written
+ * without waiting; the next write waits for the previous to drain, so PostgreSQL ingests buffer n while the
+ * uploader reads and encodes buffer n+1.
  */
 class PgCopyStager implements Stager {
   private stream: Writable | undefined
   private done: Promise<void> | undefined
-  private layout = ''
   private drain: Promise<unknown> | undefined
+  private names: string[] = []
+  private enc: ((v: unknown) => string)[] = []
+  private columns: readonly ColumnState[] = []
+  private buf = ''
+  private rows = 0
 
   constructor(
     private readonly client: PgClient,
-    private readonly session: Session,
     private readonly dialect: PostgresDialect,
     private readonly stage: string,
+    private readonly limit: number,
   ) {}
 
-  async write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void> {
-    const layout = columns.map((c) => `${c.name}\u0000${c.type}`).join('\u0001')
-    if (layout !== this.layout) {
-      await this.finish()
-      this.layout = layout
+  begin(columns: readonly ColumnState[]): void {
+    this.columns = columns
+    this.names = columns.map((c) => c.name)
+    this.enc = columns.map((c) => ENCODE[c.type])
+  }
+
+  add(row: Record<string, unknown>, ord: number, file: number): boolean {
+    const names = this.names
+    const enc = this.enc
+    let line = `${ord}\t${file}`
+    for (let j = 0; j < names.length; j++) {
+      const v = row[names[j]!]
+      line += v === null || v === undefined ? '\t\\N' : `\t${enc[j]!(v)}`
     }
+    this.buf += line + '\n'
+    this.rows++
+    return this.buf.length >= 1 << 20 || this.rows >= this.limit
+  }
+
+  async flush(): Promise<void> {
+    if (!this.buf) return
     if (this.drain) {
       await this.drain
       this.drain = undefined
     }
     if (!this.stream) {
-      const names = [ORD, FILE, ...columns.map((c) => c.name)].map((n) => this.dialect.quote(n, 'column name')).join(', ')
+      const names = [ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')
       this.stream = this.client.query(loadCopyFrom()(`COPY ${this.dialect.quote(this.stage)} (${names}) FROM STDIN`))
       this.done = finished(this.stream)
       this.done.catch(() => undefined)
     }
-    const names = columns.map((c) => c.name)
-    const enc = columns.map((c) => ENCODE[c.type])
-    const n = names.length
-    let buf = ''
-    const parts: string[] = []
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!
-      let line = `${ords[i]}\t${files[i]}`
-      for (let j = 0; j < n; j++) {
-        const v = row[names[j]!]
-        line += v === null || v === undefined ? '\t\\N' : `\t${enc[j]!(v)}`
-      }
-      buf += line + '\n'
-      if (buf.length > 1 << 20) {
-        parts.push(buf)
-        buf = ''
-      }
-    }
-    if (buf) parts.push(buf)
-    let ok = true
-    for (const p of parts) ok = this.stream.write(p)
-    if (!ok) this.drain = Promise.race([once(this.stream, 'drain'), this.done])
+    const chunk = this.buf
+    this.buf = ''
+    this.rows = 0
+    if (!this.stream.write(chunk)) this.drain = Promise.race([once(this.stream, 'drain'), this.done])
   }
 
   async finish(): Promise<void> {
+    await this.flush()
     if (!this.stream) return
     const s = this.stream
     const done = this.done!
@@ -250,6 +258,6 @@ class PgCopyStager implements Stager {
     this.drain = undefined
     s.end()
     await done
-    void this.session
+    void this.columns
   }
 }

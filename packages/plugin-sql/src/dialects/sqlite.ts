@@ -30,7 +30,7 @@ const TYPES: Record<SqlType, string> = {
 /** Bound values, per column type (datetimes as fixed-width ISO text, aware ones in UTC, so text order is time order). */
 const ENCODE: Record<SqlType, (v: unknown) => unknown> = {
   bool: (v) => (v ? 1 : 0),
-  int: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v),
+  int: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'number' ? BigInt(v) : v),
   // Whole numbers are bound as integers so a column later widened to text reads `1`, not `1.0`.
   float: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'bigint' ? Number(v) : Number.isSafeInteger(v) ? BigInt(v as number) : v),
   decimal: decimalText,
@@ -105,12 +105,12 @@ export class SqliteDialect extends Dialect {
     }
   }
 
-  stager(raw: unknown, _session: Session, stage: string): Stager {
-    return new SqliteStager(raw as SqliteDatabase, this, stage)
+  stager(raw: unknown, _session: Session, stage: string, limit: number): Stager {
+    return new SqliteStager(raw as SqliteDatabase, this, stage, limit)
   }
 
-  override begin(session: Session): Promise<QueryResult> {
-    return session.query('BEGIN IMMEDIATE')
+  override async begin(session: Session): Promise<void> {
+    await session.query('BEGIN IMMEDIATE')
   }
 
   markDeleted(target: string, sub: string, ts: string): string {
@@ -154,34 +154,50 @@ export class SqliteDialect extends Dialect {
   }
 }
 
-/** Prepared INSERTs into the staging table, one transaction per chunk. */
+/** Prepared INSERTs into the staging table, one transaction per buffer of encoded rows. */
 class SqliteStager implements Stager {
+  private names: string[] = []
+  private enc: ((v: unknown) => unknown)[] = []
+  private stmt: SqliteStatement | undefined
+  private pending: unknown[][] = []
+
   constructor(
     private readonly db: SqliteDatabase,
     private readonly dialect: SqliteDialect,
     private readonly stage: string,
+    private readonly limit: number,
   ) {}
 
-  async write(columns: readonly ColumnState[], rows: readonly Record<string, unknown>[], ords: readonly number[], files: readonly number[]): Promise<void> {
-    const names = columns.map((c) => c.name)
-    const enc = columns.map((c) => ENCODE[c.type])
-    const cols = [ORD, FILE, ...names].map((n) => this.dialect.quote(n, 'column name'))
-    const stmt = this.db.prepare(`INSERT INTO ${this.dialect.quote(this.stage)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
-    const values: unknown[] = new Array(names.length + 2)
-    const insertAll = this.db.transaction(() => {
-      for (let i = 0; i < rows.length; i++) {
-        const row = rows[i]!
-        values[0] = ords[i]
-        values[1] = files[i]
-        for (let j = 0; j < names.length; j++) {
-          const v = row[names[j]!]
-          values[j + 2] = v === null || v === undefined ? null : enc[j]!(v)
-        }
-        stmt.run(...values)
-      }
-    })
-    insertAll()
+  begin(columns: readonly ColumnState[]): void {
+    this.names = columns.map((c) => c.name)
+    this.enc = columns.map((c) => ENCODE[c.type])
+    const cols = [ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name'))
+    this.stmt = this.db.prepare(`INSERT INTO ${this.dialect.quote(this.stage)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
   }
 
-  async finish(): Promise<void> {}
+  add(row: Record<string, unknown>, ord: number, file: number): boolean {
+    const values: unknown[] = new Array(this.names.length + 2)
+    values[0] = ord
+    values[1] = file
+    for (let j = 0; j < this.names.length; j++) {
+      const v = row[this.names[j]!]
+      values[j + 2] = v === null || v === undefined ? null : this.enc[j]!(v)
+    }
+    this.pending.push(values)
+    return this.pending.length >= Math.min(this.limit, 10_000)
+  }
+
+  async flush(): Promise<void> {
+    if (!this.pending.length) return
+    const rows = this.pending
+    const stmt = this.stmt!
+    this.pending = []
+    this.db.transaction(() => {
+      for (const values of rows) stmt.run(...values)
+    })()
+  }
+
+  async finish(): Promise<void> {
+    await this.flush()
+  }
 }
