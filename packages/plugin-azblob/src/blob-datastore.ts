@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
 import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo } from '@anchovies/core'
-import { BlobServiceClient, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob'
+import { BlobServiceClient, type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from '@azure/storage-blob'
 import { BlockBlobWriter } from './block-blob-writer.js'
 import { resolveCredential, type CredentialKind } from './credentials.js'
 import { acquireLeaseLock, readLeaseLock } from './lease.js'
@@ -196,7 +196,7 @@ export class BlobDatastore implements Datastore {
         this.rememberEtag(name, res.etag)
       } catch (err) {
         if (!ifMatch || failureOf(err).status !== 412) throw err
-        const props = await this.container.getBlockBlobClient(name).getProperties({ abortSignal: signal }).catch(() => undefined)
+        const props = await this.container.getBlockBlobClient(name).getProperties({ abortSignal: signal }).catch(notFoundAsUndefined)
         if (props?.metadata?.[WRITE_TOKEN] === token) return this.rememberEtag(name, props.etag)
         // the stale ETag stays: every later write of this blob by this process fails too, until it reads it again
         throw new AnchoviesError(
@@ -225,7 +225,7 @@ export class BlobDatastore implements Datastore {
         const { status } = failureOf(err)
         if (status !== 409 && status !== 412) throw err
         // Exists: ours if an earlier try of this call landed before its answer was lost.
-        const props = await client.getProperties({ abortSignal }).catch(() => undefined)
+        const props = await client.getProperties({ abortSignal }).catch(notFoundAsUndefined)
         const mine = props?.metadata?.[WRITE_TOKEN] === token
         if (mine) this.rememberEtag(name, props?.etag)
         return mine
@@ -236,17 +236,22 @@ export class BlobDatastore implements Datastore {
   async list(prefix: string): Promise<DatastoreEntry[]> {
     const rel = prefix.split('/').filter(Boolean)
     const folder = rel.length ? `${this.blobName(rel.join('/'))}/` : this.root
-    return this.call(`listing ${prefix || '/'}`, async (abortSignal) => {
-      const out: DatastoreEntry[] = []
-      // A flat listing of `<folder>/`: every blob below the folder, nothing beside it (`data/sales2` is not in `data/sales`).
-      for await (const page of this.container.listBlobsFlat({ prefix: folder, includeMetadata: true, abortSignal }).byPage({ maxPageSize: 5000 })) {
-        for (const item of page.segment.blobItems) {
-          if (item.metadata?.hdi_isfolder === 'true') continue // directory markers of hierarchical-namespace accounts
-          out.push({ path: item.name.slice(this.root.length), size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified })
-        }
+    const out: DatastoreEntry[] = []
+    // A flat listing of `<folder>/`: every blob below the folder, nothing beside it (`data/sales2` is not in `data/sales`).
+    // Page by page, each page retried on its own, so a long listing survives a blip.
+    let continuationToken: string | undefined
+    do {
+      const page = await this.call(`listing ${prefix || '/'}`, async (abortSignal) => {
+        const pages = this.container.listBlobsFlat({ prefix: folder, includeMetadata: true, abortSignal }).byPage({ maxPageSize: 5000, ...(continuationToken ? { continuationToken } : {}) })
+        return (await pages.next()).value as ContainerListBlobFlatSegmentResponse | undefined
+      })
+      for (const item of page?.segment.blobItems ?? []) {
+        if (item.metadata?.hdi_isfolder === 'true') continue // directory markers of hierarchical-namespace accounts
+        out.push({ path: item.name.slice(this.root.length), size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified })
       }
-      return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-    })
+      continuationToken = page?.continuationToken || undefined
+    } while (continuationToken)
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   }
 
   async delete(path: string): Promise<void> {
@@ -276,6 +281,12 @@ export class BlobDatastore implements Datastore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Undefined for a 404 (the blob went away); any other failure is rethrown, so the call is retried or reported. */
+function notFoundAsUndefined(err: unknown): undefined {
+  if (failureOf(err).status === 404) return undefined
+  throw err
 }
 
 function positive(raw: string | undefined, fallback: number, name: string): number {

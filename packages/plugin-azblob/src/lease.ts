@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AnchoviesError, AnchovyLocked, type DatastoreLock, type LockInfo } from '@anchovies/core'
 import type { BlobDatastore } from './blob-datastore.js'
-import { failureOf } from './retry.js'
+import { failureOf, type CallOptions } from './retry.js'
 
 /** Azure lease durations are 15–60 s (or infinite, which a dead holder would keep forever). */
 export const MIN_LEASE_SECONDS = 15
@@ -28,6 +28,7 @@ export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: n
   const now = new Date().toISOString()
   const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex') }
   const where = path.replace(/\/?\$lock$/, '')
+  const quick = leaseCallOptions(ds, seconds)
   for (let attempt = 0; attempt < 5; attempt++) {
     const outcome = await ds.call(`locking ${where}`, async (abortSignal) => {
       try {
@@ -40,7 +41,7 @@ export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: n
         if (status === 409) return 'held' as const
         throw err
       }
-    })
+    }, quick)
     if (outcome === 'missing') {
       await ds.createExclusive(path, '')
       continue
@@ -51,7 +52,7 @@ export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: n
       throw new AnchovyLocked(holder, where)
     }
     try {
-      await writeInfo(ds, path, lease.leaseId, info)
+      await writeInfo(ds, path, lease.leaseId, info, quick)
     } catch (err) {
       await lease.releaseLease().catch(() => undefined)
       throw err
@@ -98,15 +99,21 @@ async function readHolder(ds: BlobDatastore, path: string): Promise<LockInfo | u
   return info
 }
 
-async function writeInfo(ds: BlobDatastore, path: string, leaseId: string, info: LockInfo): Promise<void> {
+async function writeInfo(ds: BlobDatastore, path: string, leaseId: string, info: LockInfo, options: CallOptions): Promise<void> {
   const body = Buffer.from(JSON.stringify(info))
   const client = ds.blob(path)
-  await ds.call(`writing the lock ${path}`, (abortSignal) => client.upload(body, body.length, { conditions: { leaseId }, abortSignal }))
+  await ds.call(`writing the lock ${path}`, (abortSignal) => client.upload(body, body.length, { conditions: { leaseId }, abortSignal }), options)
+}
+
+/** A lease request that hangs is abandoned and retried after a third of the lease, so one stuck try cannot outlast it. */
+function leaseCallOptions(ds: BlobDatastore, seconds: number): CallOptions {
+  return { tryTimeoutMs: Math.min(ds.retry.tryTimeoutMs, (seconds * 1000) / 3) }
 }
 
 type LeaseClient = ReturnType<ReturnType<BlobDatastore['blob']>['getBlobLeaseClient']>
 
 function heldLock(ds: BlobDatastore, path: string, lease: LeaseClient, info: LockInfo, ttlMs: number, seconds: number): DatastoreLock {
+  const quick = leaseCallOptions(ds, seconds)
   let current = info
   let released = false
   const lost = async (): Promise<AnchoviesError> => {
@@ -123,7 +130,7 @@ function heldLock(ds: BlobDatastore, path: string, lease: LeaseClient, info: Loc
         if (status === 404 || status === 409 || status === 412) return 'lost' as const
         throw err
       }
-    })
+    }, quick)
   // The runtime renews every TTL/3; a TTL beyond the longest lease needs renewals in between.
   const keepAlive = ttlMs > seconds * 1000 ? setInterval(() => void renewLease().catch(() => undefined), (seconds * 1000) / 3) : undefined
   keepAlive?.unref()
@@ -135,7 +142,7 @@ function heldLock(ds: BlobDatastore, path: string, lease: LeaseClient, info: Loc
       if (released) throw new AnchoviesError('ANCH_ERR_LOCKED', `the run lock ${path} was released`)
       if ((await renewLease()) === 'lost') throw await lost()
       const next = { ...info, heartbeat: new Date().toISOString() }
-      await writeInfo(ds, path, lease.leaseId, next)
+      await writeInfo(ds, path, lease.leaseId, next, quick)
       current = next
     },
     release: async () => {

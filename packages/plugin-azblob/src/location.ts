@@ -79,7 +79,7 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
   } catch {
     throw bad('not a valid URL (use az://<container>/<prefix> or https://<account>.blob.core.windows.net/<container>/<prefix>)')
   }
-  const sas = url.search.length > 1 ? url.search.slice(1) : undefined
+  let sas = url.search.length > 1 ? url.search.slice(1) : undefined
   if (sas) registerSasSecrets(sas)
   const scheme = url.protocol.slice(0, -1).toLowerCase()
   let segments: string[]
@@ -109,6 +109,7 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
       }
       accountUrl = fromEnv.url
       accountName = fromEnv.name
+      sas ??= fromEnv.sas
     }
   } else {
     const origin = `${scheme}://${url.host}`
@@ -149,13 +150,20 @@ function accountFromUrl(endpoint: string): string | undefined {
   }
 }
 
-function accountFromEnv(env: NodeJS.ProcessEnv): { url: string; name: string | undefined } | undefined {
+function accountFromEnv(env: NodeJS.ProcessEnv): { url: string; name: string | undefined; sas?: string } | undefined {
   if (env.AZURE_STORAGE_CONNECTION_STRING) {
     const cs = parseConnectionString(env.AZURE_STORAGE_CONNECTION_STRING)
     if (cs.blobEndpoint) return { url: cs.blobEndpoint, name: cs.accountName }
   }
-  const accountUrl = (env.AZURE_STORAGE_ACCOUNT_URL || env.AZURE_BLOB_ACCOUNT_URL)?.replace(/\?.*$/s, '').replace(/\/+$/, '')
-  if (accountUrl) return { url: accountUrl, name: accountFromUrl(accountUrl) }
+  const raw = env.AZURE_STORAGE_ACCOUNT_URL || env.AZURE_BLOB_ACCOUNT_URL
+  if (raw) {
+    // an account URL may carry a SAS (…?sv=…&sig=…): keep it as the credential, out of the URL
+    const q = raw.indexOf('?')
+    const sas = q >= 0 && q < raw.length - 1 ? raw.slice(q + 1) : undefined
+    if (sas) registerSasSecrets(sas)
+    const url = (q >= 0 ? raw.slice(0, q) : raw).replace(/\/+$/, '')
+    return { url, name: accountFromUrl(url), ...(sas ? { sas } : {}) }
+  }
   if (env.AZURE_STORAGE_ACCOUNT) return { url: `https://${env.AZURE_STORAGE_ACCOUNT}.blob.core.windows.net`, name: env.AZURE_STORAGE_ACCOUNT }
   return undefined
 }

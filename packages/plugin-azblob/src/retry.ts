@@ -87,6 +87,8 @@ export interface CallOptions {
   readonly signal?: AbortSignal
   /** Multiplies the per-try timeout (block uploads). */
   readonly timeoutFactor?: number
+  /** Replaces the per-try timeout (lease operations must answer well within the lease). */
+  readonly tryTimeoutMs?: number
 }
 
 /**
@@ -96,7 +98,7 @@ export interface CallOptions {
 export async function withRetry<T>(retry: RetryOptions, target: Target, doing: string, fn: (signal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted()
-    const timeout = AbortSignal.timeout(retry.tryTimeoutMs * (options.timeoutFactor ?? 1))
+    const timeout = AbortSignal.timeout(options.tryTimeoutMs ?? retry.tryTimeoutMs * (options.timeoutFactor ?? 1))
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout
     try {
       return await fn(signal)

@@ -39,6 +39,9 @@ describe('parseBlobLocation', () => {
     expect(parseBlobLocation('az://etl', { AZURE_BLOB_ACCOUNT_URL: 'https://old.blob.core.windows.net' }).accountName).toBe('old')
     const cs = 'DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=a2V5a2V5;EndpointSuffix=core.windows.net'
     expect(parseBlobLocation('az://etl/p', { AZURE_STORAGE_CONNECTION_STRING: cs }).accountUrl).toBe('https://acme.blob.core.windows.net')
+    const withSas = parseBlobLocation('az://etl/p', { AZURE_STORAGE_ACCOUNT_URL: 'https://acme.blob.core.windows.net/?sv=1&sig=acctsig123' })
+    expect(withSas).toMatchObject({ accountUrl: 'https://acme.blob.core.windows.net', sas: 'sv=1&sig=acctsig123' })
+    expect(redact('sig=acctsig123')).not.toContain('acctsig123')
     expect(parseBlobLocation('az://etl@acme/p', {})).toMatchObject({ accountUrl: 'https://acme.blob.core.windows.net', container: 'etl', prefix: 'p' })
   })
 
