@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -103,4 +103,9 @@ export async function waitFor(check: () => boolean, timeoutMs = 20_000, what = '
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 25))
   }
+}
+
+/** The commit record files (`<seq>.json`) in a `$commits` folder, sorted. */
+export function commitRecords(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{12}\.json$/.test(f)).sort() : []
 }

@@ -48,8 +48,31 @@ export class CommitLog {
     return `${this.home}/$commits/${String(seq).padStart(SEQ_DIGITS, '0')}.json`
   }
 
-  /** Sequence numbers of every commit after `afterSeq`, ascending. */
+  private headPath(): string {
+    return `${this.home}/$commits/HEAD`
+  }
+
+  /**
+   * The newest sequence number according to `$commits/HEAD`, a hint written after every commit (so it is never
+   * ahead of the records, and at most one commit behind after a crash until the writer's next run repairs it).
+   */
+  private async head(): Promise<number | undefined> {
+    const raw = await this.datastore.read(this.headPath())
+    const n = raw ? Number(raw.toString('utf8')) : NaN
+    return Number.isInteger(n) && n >= 0 ? n : undefined
+  }
+
+  /**
+   * Sequence numbers of every commit after `afterSeq`, ascending. Sequence numbers are contiguous, so with a HEAD
+   * hint this costs one read instead of a listing of every commit ever made.
+   */
   async sequences(afterSeq = 0): Promise<number[]> {
+    const head = await this.head()
+    if (head !== undefined) return Array.from({ length: Math.max(0, head - afterSeq) }, (_, i) => afterSeq + 1 + i)
+    return this.listSequences(afterSeq)
+  }
+
+  private async listSequences(afterSeq: number): Promise<number[]> {
     const entries = await this.datastore.list(`${this.home}/$commits`)
     const seqs: number[] = []
     for (const e of entries) {
@@ -81,11 +104,17 @@ export class CommitLog {
     }
   }
 
-  /** The newest commit record, if any. */
+  /** The newest commit record, if any (from a listing: authoritative). */
   async latest(): Promise<CommitRecord | undefined> {
-    const seqs = await this.sequences()
+    const seqs = await this.listSequences(0)
     this.last = seqs.at(-1) ?? 0
     return seqs.length ? this.read(this.last) : undefined
+  }
+
+  /** Brings the HEAD hint up to date (the writer does this under the run lock when it starts). */
+  async repairHead(): Promise<void> {
+    if (this.last === undefined) await this.latest()
+    if (this.last! > 0 && (await this.head()) !== this.last) await this.datastore.write(this.headPath(), String(this.last))
   }
 
   /** Writes the next commit record; fails if another writer committed in between (the lock was lost). */
@@ -97,6 +126,8 @@ export class CommitLog {
       throw new AnchoviesError('ANCH_ERR_LOCKED', `commit ${this.path(seq)} already exists: another run of this anchovy committed concurrently`)
     }
     this.last = seq
+    // A hint only: if this write is lost, readers see the commit after the writer's next start repairs HEAD.
+    await this.datastore.write(this.headPath(), String(seq)).catch(() => undefined)
     return full
   }
 }

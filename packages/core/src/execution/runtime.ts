@@ -237,6 +237,7 @@ export class AnchovyRun {
     if (latest) {
       await this.checkpointStore.apply(latest.checkpoints, latest.deleted_checkpoints)
       await this.tableStore.apply(latest.tables)
+      await this.commitLog.repairHead()
     }
     this.committed = new CommittedCheckpoints(await this.checkpointStore.load())
     this.sessionScope = new StagingScope(this.committed)

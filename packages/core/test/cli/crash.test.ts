@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { FilesystemDatastore, readDataFile, type CommitRecord } from '../../src/index.js'
-import { FIXTURE_OPS, cleanupTempDirs, runCli, spawnCli, tempDir } from '../helpers.js'
+import { FIXTURE_OPS, cleanupTempDirs, commitRecords, runCli, spawnCli, tempDir } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -115,13 +115,13 @@ describe('a corrupt datastore', () => {
       expect((await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl'], { env })).code).toBe(0)
       // the newest commit only touches contacts, so re-applying it cannot repair sales.last
       expect((await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl', '-e', 'contacts'], { env })).code).toBe(0)
-      const { writeFileSync: write, readdirSync: ls } = await import('node:fs')
+      const { writeFileSync: write } = await import('node:fs')
       write(path.join(ds, file), content)
       const r = await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl'], { env })
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/ANCH_ERR_DATASTORE_CORRUPT/)
       expect(r.stderr).toContain(file.split('/').pop())
-      expect(ls(path.join(ds, 'dev/dl/$commits'))).toHaveLength(2)
+      expect(commitRecords(path.join(ds, 'dev/dl/$commits'))).toHaveLength(2)
       expect(existsSync(path.join(ds, 'dev/dl/$lock'))).toBe(false)
     })
   }

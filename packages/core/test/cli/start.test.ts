@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { FIXTURE_OPS, cleanupTempDirs, readTree, runCli, spawnCli, tempDir, waitFor } from '../helpers.js'
+import { FIXTURE_OPS, cleanupTempDirs, commitRecords, readTree, runCli, spawnCli, tempDir, waitFor } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -88,12 +88,12 @@ describe('anchovy start', () => {
     const ds = tempDir()
     const child = spawnCli(['start', ...op('Ticker'), '--id', 'svc', '-S', '--interval', '0.2'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
     const commits = path.join(ds, 'dev/svc/$commits')
-    await waitFor(() => existsSync(commits) && readdirSync(commits).length >= 3, 20_000, 'three batches')
+    await waitFor(() => commitRecords(commits).length >= 3, 20_000, 'three batches')
     child.kill('SIGTERM')
     const r = await child.result
     expect(r.code).toBe(0)
     const n = Number(readFileSync(path.join(ds, 'dev/svc/$checkpoints/ticks.n'), 'utf8'))
-    expect(n).toBe(readdirSync(commits).length)
+    expect(n).toBe(commitRecords(commits).length)
     const results = JSON.parse(r.stdout) as { status: string; shutdown_task: { status: string } }
     expect(results.shutdown_task.status).toBe('OK')
     expect(existsSync(path.join(ds, 'dev/svc/$results/heartbeat.json'))).toBe(true)

@@ -2,7 +2,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { Downloader, Uploader, batch, context, onTask, session, sink, source, type Row, type StreamContext } from '../../src/index.js'
-import { cleanupTempDirs, readTree, runOperator, tempDir } from '../helpers.js'
+import { cleanupTempDirs, commitRecords, readTree, runOperator, tempDir } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -74,7 +74,7 @@ describe('task lifecycle', () => {
     const files = [...readTree(path.join(root, 'test/op/data')).keys()]
     expect(files).toHaveLength(1)
     expect(files[0]).toMatch(/^good\/[^/]+\.json\.gz$/)
-    const commits = readdirSync(path.join(root, 'test/op/$commits'))
+    const commits = commitRecords(path.join(root, 'test/op/$commits'))
     expect(commits).toHaveLength(1)
     const rec = JSON.parse(readFileSync(path.join(root, 'test/op/$commits', commits[0]!), 'utf8')) as { files: { table: string }[] }
     expect(rec.files.map((f) => f.table)).toEqual(['good'])
