@@ -2,7 +2,10 @@ import { Connection, Uploader, connection, qualifiedName, session, sink, source,
 import { SQL_SETTINGS, schemaMap, sqlSettings, targetOf, type Target } from './config.js'
 import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
-import { FILE_INDEX, loadTable } from './table-loader.js'
+import { FILE_INDEX, ROW_GROUP, loadTable } from './table-loader.js'
+
+/** Rows per item passed from the source to the sink (the stream queue holds up to stream_queue_size items). */
+const GROUP_ROWS = 64
 
 /**
  * Uploads what upstream anchovies committed into a SQL database, keeping history (`_seq`/`_del`).
@@ -48,12 +51,18 @@ export class SqlUploader extends Uploader {
     }
     ctx.task.data.files = files.length
     this.planned.set(qualifiedName(ctx.table), files)
+    let group: Row[] = []
     for (let i = 0; i < files.length; i++) {
       for await (const row of this.runtime.dataBuffer.read(files[i]!.path, ctx.signal)) {
         ;(row as Record<symbol, unknown>)[FILE_INDEX] = i
-        yield row
+        group.push(row)
+        if (group.length >= GROUP_ROWS) {
+          yield { [ROW_GROUP]: group } as Row
+          group = []
+        }
       }
     }
+    if (group.length) yield { [ROW_GROUP]: group } as Row
     const last = all.at(-1)
     if (last) this.advance(ctx.table, last)
   }
