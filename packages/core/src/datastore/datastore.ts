@@ -56,6 +56,11 @@ export interface Datastore {
   lock(path: string, ttlMs: number): Promise<DatastoreLock>
   /** Reads the lock at `path` without taking it. */
   readLock(path: string): Promise<LockInfo | undefined>
+  /**
+   * Removes what interrupted writes left under the folder `prefix` (temporary files, uncommitted blocks); called
+   * under the run lock for the anchovy's own folders. Optional: backends whose writes leave nothing omit it.
+   */
+  sweep?(prefix: string): Promise<number>
   close(): Promise<void>
 }
 

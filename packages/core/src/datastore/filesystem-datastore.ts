@@ -96,6 +96,28 @@ export class FilesystemDatastore implements Datastore {
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   }
 
+  async sweep(prefix: string): Promise<number> {
+    let removed = 0
+    const walk = async (dir: string): Promise<void> => {
+      let entries
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true })
+      } catch {
+        return
+      }
+      for (const e of entries) {
+        const p = nodePath.join(dir, e.name)
+        if (e.isDirectory()) await walk(p)
+        else if (/^\..+\.tmp-[0-9a-f]{12}$/.test(e.name)) {
+          await fs.rm(p, { force: true })
+          removed++
+        }
+      }
+    }
+    await walk(this.resolve(prefix))
+    return removed
+  }
+
   async delete(path: string): Promise<void> {
     try {
       await fs.rm(this.resolve(path), { force: true })

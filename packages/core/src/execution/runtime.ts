@@ -171,6 +171,8 @@ export class AnchovyRun {
           await this.closeConnections()
         }
         if (!this.sessionScope.empty) await this.commit(this.sessionScope, null, [])
+        // Data files of abandoned tables (timeout) may still be in flight: leave the marker for the next run then.
+        if (!this.timedOut && !this.stopRequested) await this.opts.datastore.delete(this.inflightPath())
       }, undefined, this.stopping.signal)
     } finally {
       if (this.opts.handleSignals) {
@@ -239,9 +241,34 @@ export class AnchovyRun {
       await this.tableStore.apply(latest.tables)
       await this.commitLog.repairHead()
     }
+    await this.removeOrphans(latest?.files ?? [])
     this.committed = new CommittedCheckpoints(await this.checkpointStore.load())
     this.sessionScope = new StagingScope(this.committed)
     for (const t of await this.tableStore.load()) this.tableRecords.set(t.name, JSON.stringify(this.tableStore.record(t)))
+  }
+
+  /** `$inflight.json` names the batch that may be writing data files (written at XOPEN, removed at shutdown). */
+  private inflightPath(): string {
+    return `${this.home}/$inflight.json`
+  }
+
+  /**
+   * Deletes the data files of a batch that a crash stopped before it committed (they were never visible to
+   * anyone). Only the batch named in `$inflight.json` can have left any, and only the newest commit can hold its
+   * files, so this costs nothing after a clean run.
+   */
+  private async removeOrphans(latestFiles: readonly { path: string }[]): Promise<void> {
+    const raw = await this.opts.datastore.read(this.inflightPath())
+    if (!raw) return
+    const tag = (JSON.parse(raw.toString('utf8')) as { tag?: unknown }).tag
+    if (typeof tag === 'string' && /^[0-9a-f]+-[0-9]+$/.test(tag)) {
+      const committed = new Set(latestFiles.map((f) => f.path))
+      const orphans = (await this.opts.datastore.list(`${this.home}/data`)).filter((e) => e.path.includes(`.${tag}-`) && !committed.has(e.path))
+      for (const e of orphans) await this.opts.datastore.delete(e.path)
+      const partial = (await this.opts.datastore.sweep?.(`${this.home}/data`)) ?? 0
+      if (orphans.length + partial) this.log.info({ files: orphans.length, partial_files: partial, batch: tag }, 'removed data files of a batch that never committed')
+    }
+    await this.opts.datastore.delete(this.inflightPath())
   }
 
   private operatorRuntime(): OperatorRuntime {
@@ -351,6 +378,7 @@ export class AnchovyRun {
     this.failed = false
 
     await this.phaseTask('XOPEN', batch, async (task) => {
+      await this.opts.datastore.write(this.inflightPath(), JSON.stringify({ tag: `${this.runTag}-${batchId}`, since: openedAt.toISOString() }))
       await this.hooks('xopen')
       known = await this.operator.discoverTbls()
       selected.push(...this.select(known))

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { FilesystemDatastore, readDataFile, type CommitRecord } from '../../src/index.js'
-import { FIXTURE_OPS, cleanupTempDirs, commitRecords, runCli, spawnCli, tempDir } from '../helpers.js'
+import { FIXTURE_OPS, cleanupTempDirs, commitRecords, readTree, runCli, spawnCli, tempDir } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -68,6 +68,15 @@ describe('SIGKILL at random points', () => {
         expect(down.length).toBe(up.length)
         expect(new Set(down).size).toBe(down.length)
         expect(down).toEqual(up)
+      }
+      // data files of batches killed before their commit were removed by the next run
+      for (const home of ['dev/dl', 'dev/up']) {
+        const referenced = new Set<string>()
+        for (const f of commitRecords(path.join(ds, home, '$commits'))) {
+          for (const file of (JSON.parse(readFileSync(path.join(ds, home, '$commits', f), 'utf8')) as CommitRecord).files) referenced.add(file.path)
+        }
+        const onDisk = [...readTree(path.join(ds, home, 'data')).keys()].map((p) => `${home}/data/${p}`)
+        expect(onDisk.filter((p) => !referenced.has(p))).toEqual([])
       }
       // the downloader's checkpoints agree with what it committed: rows are numbered without gaps or repeats
       const ids = (upstream.get('sales') ?? []).map((r) => (JSON.parse(r) as { id: number }).id)
