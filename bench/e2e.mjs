@@ -1,0 +1,322 @@
+// End-to-end benchmark: a CSV of N rows served by a local sshd → sftp.CsvDownloader → datastore → sql.Uploader →
+// PostgreSQL, against the baseline `sftp get` + `psql \copy` of the same file, in the same run.
+//
+//   npm run bench                      1,000,000 rows
+//   npm run bench -- --rows 5000000    another size
+//   npm run bench -- --profile DIR     also write V8 CPU profiles of both anchovy processes to DIR
+//   npm run bench -- --json            one JSON line instead of the table
+//
+// Needs: /usr/sbin/sshd and sftp (openssh-server/-client), psql and a PostgreSQL server at 127.0.0.1:5432 with
+// trust auth for user postgres (PGHOST/PGPORT/PGUSER override), /usr/bin/time (package time), and a built repo.
+import { execFileSync, spawn } from 'node:child_process'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpus, hostname, tmpdir, totalmem, userInfo } from 'node:os'
+import * as net from 'node:net'
+import * as path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const bin = path.join(repo, 'packages/core/dist/cli/bin.js')
+
+function parseArgs(argv) {
+  const out = { rows: 1_000_000, profile: null, json: false, keep: false }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--rows') out.rows = Number(String(argv[++i]).replace(/[_,]/g, ''))
+    else if (a.startsWith('--rows=')) out.rows = Number(a.slice(7).replace(/[_,]/g, ''))
+    else if (a === '--profile') out.profile = path.resolve(argv[++i] ?? 'bench-profiles')
+    else if (a === '--json') out.json = true
+    else if (a === '--keep') out.keep = true
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: node bench/e2e.mjs [--rows N] [--profile DIR] [--json] [--keep]')
+      process.exit(0)
+    } else {
+      console.error(`unknown argument ${a}`)
+      process.exit(2)
+    }
+  }
+  if (!Number.isSafeInteger(out.rows) || out.rows < 1) {
+    console.error('--rows must be a positive integer')
+    process.exit(2)
+  }
+  return out
+}
+
+const opts = parseArgs(process.argv.slice(2))
+const PG = { host: process.env.PGHOST ?? '127.0.0.1', port: process.env.PGPORT ?? '5432', user: process.env.PGUSER ?? 'postgres' }
+const say = (msg) => opts.json || console.error(msg)
+
+for (const [file, pkg] of [['/usr/sbin/sshd', 'openssh-server'], ['/usr/bin/time', 'time']]) {
+  if (!existsSync(file)) {
+    console.error(`${file} is missing: apt-get install -y ${pkg}`)
+    process.exit(2)
+  }
+}
+for (const cmd of ['sftp', 'psql', 'ssh-keygen']) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
+  } catch {
+    console.error(`${cmd} is missing (openssh-client, postgresql-client)`)
+    process.exit(2)
+  }
+}
+if (!existsSync(bin)) {
+  console.error('the repo is not built: npm run build')
+  process.exit(2)
+}
+
+const work = mkdtempSync(path.join(tmpdir(), 'anch-bench-'))
+const cleanups = []
+let exiting = false
+async function cleanup() {
+  if (exiting) return
+  exiting = true
+  for (const fn of cleanups.reverse()) {
+    try {
+      await fn()
+    } catch {
+      // best effort
+    }
+  }
+  if (!opts.keep) rmSync(work, { recursive: true, force: true })
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
+
+/** A deterministic PRNG so that every run generates the same file. */
+function rng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const CUSTOMERS = ['Anchovy Ltd', 'Sardine & Sons', 'Herring, Mackerel and Co', 'Ünïcödé Fisch GmbH', 'say "cheese"', 'Trout', 'Pike Partners', 'Smelt']
+const HEADER = 'id,order_ref,customer,qty,price,created_at,active,note'
+
+/** Writes the CSV: 8 columns (int, str, str with quoting, int, float, datetime, bool, nullable str). */
+async function generate(file, rows) {
+  const random = rng(42)
+  const out = createWriteStream(file)
+  const base = Date.UTC(2024, 0, 1)
+  let buf = `${HEADER}\n`
+  for (let i = 1; i <= rows; i++) {
+    let customer = CUSTOMERS[Math.floor(random() * CUSTOMERS.length)]
+    if (/[",]/.test(customer)) customer = `"${customer.replace(/"/g, '""')}"`
+    const ts = new Date(base + Math.floor(random() * 31_536_000) * 1000).toISOString()
+    const note = random() < 0.3 ? '' : `note ${Math.floor(random() * 100_000)}`
+    buf += `${i},ORD-${String(i).padStart(9, '0')},${customer},${1 + Math.floor(random() * 50)},${(random() * 1000).toFixed(2)},${ts},${random() < 0.5 ? 'true' : 'false'},${note}\n`
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await new Promise((r) => out.once('drain', r))
+      buf = ''
+    }
+  }
+  out.end(buf)
+  await new Promise((r, j) => out.on('finish', r).on('error', j))
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+function banner(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    const done = (ok) => {
+      s.destroy()
+      resolve(ok)
+    }
+    s.setTimeout(1000, () => done(false))
+    s.on('data', (d) => done(d.toString().startsWith('SSH-')))
+    s.on('error', () => done(false))
+  })
+}
+
+/** An OpenSSH server on a free loopback port that lets the current user in with a throwaway key. */
+async function startSshd(dir) {
+  const user = userInfo().username
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')])
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')])
+  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(path.join(dir, 'client_key.pub')), { mode: 0o600 })
+  const port = await freePort()
+  const config = path.join(dir, 'sshd_config')
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(dir, 'host_key')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      'StrictModes no',
+      'UsePAM no',
+      'PasswordAuthentication no',
+      'PubkeyAuthentication yes',
+      `PermitRootLogin ${user === 'root' ? 'prohibit-password' : 'no'}`,
+      `AllowUsers ${user}`,
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  )
+  if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
+  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  cleanups.push(() => child.kill('SIGTERM'))
+  const deadline = Date.now() + 10_000
+  while (!(await banner(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start: ${stderr}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const knownHosts = path.join(dir, 'known_hosts')
+  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${readFileSync(path.join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`)
+  return { port, user, key: path.join(dir, 'client_key'), knownHosts }
+}
+
+/** Runs a command under /usr/bin/time; resolves wall time (ms), peak RSS (MB), stdout and the exit code. */
+function timed(cmd, args, { env, cwd, input } = {}) {
+  const rssFile = path.join(work, `rss-${Math.random().toString(36).slice(2)}`)
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint()
+    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], { env: env ?? process.env, cwd: cwd ?? work, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    if (input) child.stdin.end(input)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6
+      const kb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop())
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${stderr.slice(-4000)}`))
+      else resolve({ ms, rssMb: kb / 1024, stdout, stderr })
+    })
+  })
+}
+
+function psql(db, sql) {
+  return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', PG.host, '-p', PG.port, '-U', PG.user, '-d', db, '-At', '-c', sql], { encoding: 'utf8' }).trim()
+}
+
+async function main() {
+  say(`anchovies end-to-end benchmark: ${opts.rows.toLocaleString('en-US')} rows on ${hostname()} (${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version})`)
+  const served = path.join(work, 'served')
+  mkdirSync(path.join(served, 'bench'), { recursive: true })
+  const csv = path.join(served, 'bench', 'orders.csv')
+  let t = Date.now()
+  await generate(csv, opts.rows)
+  const bytes = statSync(csv).size
+  say(`generated ${csv} (${(bytes / 2 ** 20).toFixed(1)} MiB) in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+
+  const sshd = await startSshd(work)
+  const db = `anch_bench_${Math.random().toString(16).slice(2, 10)}`
+  psql('postgres', `CREATE DATABASE ${db}`)
+  cleanups.push(() => psql('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`))
+
+  // --- ours: downloader then uploader, each its own process
+  const datastore = path.join(work, 'datastore')
+  const config = path.join(work, 'bench.yaml')
+  writeFileSync(
+    config,
+    [
+      'tbls:',
+      '  orders:',
+      '    path: /bench/*.csv',
+      '    columns: {id: int, order_ref: str, customer: str, qty: int, price: float, created_at: datetime, active: bool, note: str}',
+      '',
+    ].join('\n'),
+  )
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME ?? work,
+    ACHVY_DATASTORE: datastore,
+    ACHVY_USER: 'bench',
+    ACHVY_LOG_LEVEL: 'warn',
+    ACHVY_CNXN__URI: `sftp://${sshd.user}@127.0.0.1:${sshd.port}${served}`,
+    ACHVY_CNXN__PPK_PATH: sshd.key,
+    ACHVY_CNXN__KNOWN_HOSTS: sshd.knownHosts,
+    ACHVY_CNXN__DB__URL: `postgres://${PG.user}@${PG.host}:${PG.port}/${db}`,
+  }
+  const node = (name) => (opts.profile ? ['--cpu-prof', '--cpu-prof-dir', opts.profile, '--cpu-prof-name', `${name}.cpuprofile`] : [])
+  if (opts.profile) mkdirSync(opts.profile, { recursive: true })
+  say('running sftp.CsvDownloader …')
+  const dl = await timed(process.execPath, [...node('downloader'), bin, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench_dl', '--config-file', config], { env })
+  say('running sql.Uploader …')
+  const up = await timed(process.execPath, [...node('uploader'), bin, 'start', '-op', 'sql.Uploader', '--id', 'bench_up', '-U', 'bench_dl'], { env })
+  const loaded = Number(psql(db, 'SELECT count(*) FROM bench_dl__bench.orders WHERE _del IS NULL'))
+  if (loaded !== opts.rows) throw new Error(`the uploader loaded ${loaded} rows, expected ${opts.rows}`)
+  const dsBytes = Number(execFileSync('du', ['-sb', datastore], { encoding: 'utf8' }).split(/\s/)[0])
+
+  // --- baseline: sftp get, then psql \copy into an equivalent table
+  const local = path.join(work, 'baseline.csv')
+  say('running the baseline sftp get …')
+  const get = await timed('sftp', ['-q', '-i', sshd.key, '-P', String(sshd.port), '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'BatchMode=yes', '-b', '-', `${sshd.user}@127.0.0.1`], {
+    input: `get ${csv} ${local}\n`,
+  })
+  if (statSync(local).size !== bytes) throw new Error('sftp get fetched a different size')
+  psql(db, 'CREATE TABLE baseline (id bigint, order_ref text, customer text, qty bigint, price double precision, created_at timestamptz, active boolean, note text)')
+  say('running the baseline psql \\copy …')
+  const copy = await timed('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', PG.host, '-p', PG.port, '-U', PG.user, '-d', db, '-c', `\\copy baseline FROM '${local}' WITH (FORMAT csv, HEADER true)`])
+  const copied = Number(psql(db, 'SELECT count(*) FROM baseline'))
+  if (copied !== opts.rows) throw new Error(`\\copy loaded ${copied} rows, expected ${opts.rows}`)
+
+  const ours = dl.ms + up.ms
+  const base = get.ms + copy.ms
+  const rate = (ms) => Math.round(opts.rows / (ms / 1000))
+  const result = {
+    rows: opts.rows,
+    csv_mib: +(bytes / 2 ** 20).toFixed(1),
+    datastore_mib: +(dsBytes / 2 ** 20).toFixed(1),
+    downloader: { s: +(dl.ms / 1000).toFixed(2), rows_per_s: rate(dl.ms), peak_rss_mb: Math.round(dl.rssMb) },
+    uploader: { s: +(up.ms / 1000).toFixed(2), rows_per_s: rate(up.ms), peak_rss_mb: Math.round(up.rssMb) },
+    end_to_end: { s: +(ours / 1000).toFixed(2), rows_per_s: rate(ours) },
+    baseline_sftp_get: { s: +(get.ms / 1000).toFixed(2), peak_rss_mb: Math.round(get.rssMb) },
+    baseline_psql_copy: { s: +(copy.ms / 1000).toFixed(2), peak_rss_mb: Math.round(copy.rssMb) },
+    baseline: { s: +(base / 1000).toFixed(2), rows_per_s: rate(base) },
+    ratio: { download: +(dl.ms / get.ms).toFixed(2), upload: +(up.ms / copy.ms).toFixed(2), end_to_end: +(ours / base).toFixed(2) },
+    machine: { host: hostname(), cpus: cpus().length, cpu: cpus()[0]?.model.trim(), mem_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
+  }
+  if (opts.json) {
+    console.log(JSON.stringify(result))
+    return
+  }
+  const row = (stage, s, r, rss, ratio) => `| ${stage.padEnd(26)} | ${s.padStart(8)} | ${r.padStart(10)} | ${rss.padStart(13)} | ${ratio.padStart(14)} |`
+  const f = (n) => n.toLocaleString('en-US')
+  console.log(`\n${f(opts.rows)} rows, ${result.csv_mib} MiB CSV (datastore: ${result.datastore_mib} MiB gzip JSON lines)\n`)
+  console.log(row('stage', 'wall s', 'rows/s', 'peak RSS (MB)', 'ours/baseline'))
+  console.log(row('-'.repeat(26), '-------:', '---------:', '------------:', '-------------:'))
+  console.log(row('sftp.CsvDownloader', result.downloader.s.toFixed(2), f(result.downloader.rows_per_s), String(result.downloader.peak_rss_mb), result.ratio.download.toFixed(2)))
+  console.log(row('sql.Uploader (PostgreSQL)', result.uploader.s.toFixed(2), f(result.uploader.rows_per_s), String(result.uploader.peak_rss_mb), result.ratio.upload.toFixed(2)))
+  console.log(row('anchovies end to end', result.end_to_end.s.toFixed(2), f(result.end_to_end.rows_per_s), String(Math.max(result.downloader.peak_rss_mb, result.uploader.peak_rss_mb)), result.ratio.end_to_end.toFixed(2)))
+  console.log(row('baseline sftp get', result.baseline_sftp_get.s.toFixed(2), f(rate(get.ms)), String(result.baseline_sftp_get.peak_rss_mb), ''))
+  console.log(row('baseline psql \\copy', result.baseline_psql_copy.s.toFixed(2), f(rate(copy.ms)), String(result.baseline_psql_copy.peak_rss_mb), ''))
+  console.log(row('baseline end to end', result.baseline.s.toFixed(2), f(result.baseline.rows_per_s), '', ''))
+  const goals = [
+    [`end-to-end ratio ≤ 1.5`, result.ratio.end_to_end <= 1.5],
+    [`≥ 150,000 rows/s end to end`, result.end_to_end.rows_per_s >= 150_000],
+    [`peak RSS < 200 MB`, Math.max(result.downloader.peak_rss_mb, result.uploader.peak_rss_mb) < 200],
+  ]
+  console.log(`\ngoals: ${goals.map(([g, ok]) => `${ok ? 'met' : 'MISSED'}: ${g}`).join('; ')}`)
+  console.log(`machine: ${result.machine.cpus} × ${result.machine.cpu}, ${result.machine.mem_gib} GiB, Node ${result.machine.node}`)
+  if (opts.profile) console.log(`CPU profiles: ${opts.profile}/downloader.cpuprofile, uploader.cpuprofile (open in Chrome DevTools)`)
+}
+
+try {
+  await main()
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err)
+  process.exitCode = 1
+} finally {
+  await cleanup()
+}
