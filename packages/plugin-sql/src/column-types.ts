@@ -182,7 +182,10 @@ export function typeFor(t: SqlType | undefined, v: unknown): SqlType | undefined
   if (t !== undefined && fits(t, v)) return t
   const n = naturalType(v)
   if (n === null) return t
-  return t === undefined ? n : widenType(t, n)
+  if (t === undefined) return n
+  const w = widenType(t, n)
+  // A 64-bit integer beyond 2^53 does not fit a double: such a mix needs an exact decimal.
+  return fits(w, v) ? w : w === 'float' ? 'decimal' : 'str'
 }
 
 /** JSON text of a value (bytes as hex, dates as ISO, big integers as numbers when exact, else strings). */

@@ -146,14 +146,14 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
 
   it('adds a column that appears mid-stream and widens columns whose values no longer fit', async () => {
     const dl = id('evolve')
-    const config = 'tbls:\n  m:\n    unique_by: id\n'
-    feed('m', [{ id: 1, a: null }, { id: 2 }, { id: 3, a: 5, n: 1 }, { id: 4, a: 7, n: 2.5 }, { id: 5, n: 'text', late: true }])
+    const config = 'tbls:\n  m:\n    unique_by: id\n    columns: {w: int}\n'
+    feed('m', [{ id: 1, a: null, w: '1' }, { id: 2 }, { id: 3, a: 5, n: 1 }, { id: 4, a: 7, n: 2.5 }, { id: 5, n: 'text', late: true }])
     let r = await pipeline(dl, config, { env: { DATASET_CHUNKSIZE: '2' } })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
-    feed('m', [{ id: 6, a: 1.5 }])
+    feed('m', [{ id: 6, a: 1.5, w: '123456789012345678901234567890' }])
     r = await pipeline(dl, config, { env: { DATASET_CHUNKSIZE: '2' } })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
-    expect(tableTasks(r.results)[0]!.data).toMatchObject({ columns_widened: ['a'], columns_added: [] })
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ columns_widened: ['w', 'a'], columns_added: [] })
     const t = db.target(dl, 'm')
     const rows = await db.rows(t.schema, t.table)
     expect(rows.map((x) => [asStr(x.id), x.a === null ? null : Number(x.a), x.n === null ? null : String(x.n), x.late === null ? null : String(x.late)])).toEqual([
@@ -164,10 +164,14 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
       ['5', null, 'text', dialect === 'postgres' ? 't' : '1'],
       ['6', 1.5, null, null],
     ])
+    // A declared int widened to an exact decimal when a value outgrew 64 bits (int → bigint → numeric).
+    const dec = (v: unknown): string | null => (v === null ? null : String(v).replace(/\.0*$/, ''))
+    expect(rows.map((x) => dec(x.w))).toEqual(['1', null, null, null, null, '123456789012345678901234567890'])
     const meta = await db.query(`SELECT changes_json FROM ${t.schema ? `${db.q(t.schema)}.` : ''}${db.q('_anchovies_tables')} WHERE table_name = '${t.table}'`)
     const changes = JSON.parse(String(meta[0]!.changes_json)) as { change: string; column?: string; from?: string; to?: string }[]
-    expect(changes.map((c) => c.change)).toEqual(['created', 'widened'])
-    expect(changes[1]).toMatchObject({ column: 'a', from: 'int', to: 'float' })
+    expect(changes.map((c) => c.change)).toEqual(['created', 'widened', 'widened'])
+    expect(changes).toContainEqual(expect.objectContaining({ change: 'widened', column: 'a', from: 'int', to: 'float' }))
+    expect(changes).toContainEqual(expect.objectContaining({ change: 'widened', column: 'w', from: 'int', to: 'decimal' }))
   })
 
   it('stores hostile column names and schema names safely and rejects names the dialect cannot hold', async () => {
