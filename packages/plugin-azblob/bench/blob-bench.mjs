@@ -63,6 +63,23 @@ const reads = []
 for (let i = 0; i < 3; i++) reads.push(await time(async () => { let n = 0; for await (const c of await ds.readStream('dev/dl/data/big/0.json.gz')) n += c.length; if (n !== size) throw new Error('short read') }))
 console.log(`64 MiB readStream: median ${median(reads).toFixed(0)} ms = ${mbps(median(reads))} MiB/s`)
 
+// a whole CLI run of the TwoTables fixture (2 tables × ROWS rows): total time, and the XCLOSE task (commit record + checkpoints + tables)
+const { execFileSync } = await import('node:child_process')
+const bin = join(root, 'packages/core/dist/cli/bin.js')
+const op = `${join(root, 'test/fixtures/dist/basic.js')}:TwoTables`
+const home = await mkdtemp(join(tmpdir(), 'anchovies-bench-home-'))
+for (const [label, datastore] of [['blob', `${accountUrl}/bench/cli`], ['filesystem', join(home, 'ds')]]) {
+  for (const rows of [10, 200000]) {
+    const t = Date.now()
+    const out = execFileSync(process.execPath, [bin, 'start', '-op', op, '--id', `dl${rows}`, '-u', 'dev', '--datastore', datastore, '--log-level', 'warn'], { cwd: home, env: { ...process.env, HOME: home, ROWS: String(rows) } })
+    const total = Date.now() - t
+    const results = JSON.parse(out.toString())
+    const xclose = results.batches[0].done_tasks.find((task) => task.task_type === 'XCLOSE')
+    console.log(`CLI run on ${label}, 2 × ${rows} rows: ${total} ms in all, XCLOSE (commit) ${xclose.duration} ms`)
+  }
+}
+await rm(home, { recursive: true, force: true })
+
 azurite.kill('SIGTERM')
 await once(azurite, 'exit')
 await rm(dir, { recursive: true, force: true })

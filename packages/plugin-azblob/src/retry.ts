@@ -138,7 +138,8 @@ export function describeFailure(err: unknown, target: Target, doing: string, tri
     return new AnchoviesError(
       'ANCH_ERR_DATASTORE',
       `${doing}: ${target.accountUrl} refused the credentials (${status} ${code ?? ''}): check the account key, SAS or identity, ` +
-        `and that it may read, write, delete and list blobs in container ${target.container} (role Storage Blob Data Contributor)`,
+        `that it may read, write, delete and list blobs in container ${target.container} (role Storage Blob Data Contributor), ` +
+        "and that the account's firewall admits this network",
       { cause: err },
     )
   }
