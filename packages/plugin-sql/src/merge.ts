@@ -27,6 +27,10 @@ export interface MergeStatements {
   readonly insert: string
   /** unique_by: among current rows of each arriving key, all but the newest get `_del`. */
   readonly supersedeKeys?: string
+  /** unique_by: returns a row when the target has current rows (run before the insert). */
+  readonly anyCurrent?: string
+  /** unique_by: returns a row when a key arrives more than once in this load. */
+  readonly duplicateKeys?: string
   /** Retention: delete rows superseded before the cut-off. */
   readonly expire?: string
 }
@@ -67,6 +71,8 @@ export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
     const ranked =
       `SELECT x.${seq} AS ${seq}, ROW_NUMBER() OVER (PARTITION BY ${keyCols} ORDER BY ${order}) AS rn ` +
       `FROM ${m.target} x WHERE x.${del} IS NULL AND ${tuple(m.uniqueBy, 'x.')} IN (SELECT ${m.uniqueBy.map(q).join(', ')} FROM ${m.stage})`
+    out.anyCurrent = `SELECT 1 AS x FROM ${m.target} WHERE ${del} IS NULL LIMIT 1`
+    out.duplicateKeys = `SELECT 1 AS x FROM ${m.stage} GROUP BY ${m.uniqueBy.map(q).join(', ')} HAVING COUNT(*) > 1 LIMIT 1`
     out.supersedeKeys = d.markDeleted(m.target, `SELECT r.${seq} FROM (${ranked}) r WHERE r.rn > 1`, m.deletedAt)
   }
   if (m.expireBefore) out.expire = `DELETE FROM ${m.target} WHERE ${del} IS NOT NULL AND ${del} < ${m.expireBefore}`

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { bytesOf, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
-import type { SqlSettings, Target } from '../config.js'
+import type { Target } from '../config.js'
 import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
 interface PgClient {
