@@ -106,7 +106,6 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
 
   const feed = async (key: string, rows: AsyncIterable<Row>): Promise<void> => {
     const consumers = env.plan.consumers(key)
-    const p = env.plan.tables.get(key)!
     if (consumers.length === 0) {
       throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${key} has no @sink to receive its rows`)
     }
@@ -131,7 +130,6 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
         chan.close()
       }
     })
-    void p
     const settled = await Promise.allSettled(runs)
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
     if (failed) throw failed.reason

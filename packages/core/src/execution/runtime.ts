@@ -5,7 +5,7 @@ import { currentState, runWith } from '../context/context.js'
 import type { Settings } from '../config/load-config.js'
 import { CommitLog } from '../datastore/commit-log.js'
 import type { Datastore, DatastoreLock } from '../datastore/datastore.js'
-import { anchovyHome, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TaskRecord, type TaskStore } from '../datastore/stores.js'
+import { anchovyHome, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
 import { AnchoviesError, AnchovyExecutionTimeout, EXIT } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
@@ -17,6 +17,8 @@ import { openConnections, type OpenConnection } from '../connections/manager.js'
 import { runChain, type TableTask } from './chain-runner.js'
 import { globMatch } from './glob.js'
 import { planBatch } from './plan.js'
+import { withDeadline } from './deadline.js'
+import { errData, TaskLog } from './task-log.js'
 import { CommittedCheckpoints, StagingScope } from './scope.js'
 
 /** The store classes a run uses (replaceable with `--*-cls`). */
@@ -48,19 +50,6 @@ export interface RunResult {
   readonly results: Record<string, unknown>
 }
 
-type ResultTask = Omit<TaskRecord, 'anchovy_id' | 'anchovy_user' | 'session_id' | 'batch_id' | 'task_key' | 'started_at' | 'completed_at'>
-
-interface BatchResult {
-  batch_id: string
-  status: 'OK' | 'ERR'
-  opened_at: string
-  closed_at: string
-  tbls: string
-  done_tasks: ResultTask[]
-}
-
-const MAX_RESULT_BATCHES = 100
-
 /** One session of one anchovy: lock, startup, batches (once, or in a loop as a service), shutdown. */
 export class AnchovyRun {
   private readonly s: Settings
@@ -79,7 +68,6 @@ export class AnchovyRun {
   private connections: OpenConnection[] = []
   private lock: DatastoreLock | undefined
   private heartbeat: NodeJS.Timeout | undefined
-  private taskCounter = 0
   private fileCounter = 0
   private readonly runTag = randomBytes(4).toString('hex')
   private currentBatch: { id: string; controller: AbortController } | undefined
@@ -91,10 +79,8 @@ export class AnchovyRun {
   private configError = false
   private failed = false
   private lockLost: Error | undefined
-  private readonly batches: BatchResult[] = []
   private readonly tableRecords = new Map<string, string>()
-  private readonly sessionTasks: { startup?: ResultTask; shutdown?: ResultTask } = {}
-  private readonly writes: Promise<unknown>[] = []
+  private readonly taskLog: TaskLog
 
   constructor(private readonly opts: RunOptions) {
     this.s = opts.settings
@@ -119,6 +105,7 @@ export class AnchovyRun {
       service: this.s.service,
     }
     this.log = opts.logger.child({ anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: sessionId })
+    this.taskLog = new TaskLog(this.taskStore, this.session, this.log)
   }
 
   /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
@@ -180,8 +167,8 @@ export class AnchovyRun {
         process.off('SIGINT', onSignal)
       }
       clearInterval(this.heartbeat)
-      await Promise.allSettled(this.writes)
-      results = this.results()
+      await this.taskLog.flush()
+      results = this.taskLog.results(this.failed || this.timedOut || this.lockLost !== undefined)
       exitCode = this.configError ? EXIT.USAGE : this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
       results.exit_code = exitCode
       try {
@@ -199,27 +186,6 @@ export class AnchovyRun {
     if (reason) this.currentBatch?.controller.abort(reason)
     if (!this.stopping.signal.aborted) this.stopping.abort(reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'the run is stopping'))
     this.wake?.()
-  }
-
-  /** Resolves like `work`, or rejects `abort_grace` seconds after `signal` aborts if `work` ignores it. */
-  private async withDeadline<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    if (!signal) return work
-    let timer: NodeJS.Timeout | undefined
-    let arm: (() => void) | undefined
-    const deadline = new Promise<never>((_, reject) => {
-      arm = () => {
-        timer = setTimeout(() => reject(signal.reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'abandoned')), this.s.abort_grace * 1000)
-      }
-      if (signal.aborted) arm()
-      else signal.addEventListener('abort', arm, { once: true })
-    })
-    deadline.catch(() => undefined)
-    try {
-      return await Promise.race([work, deadline])
-    } finally {
-      clearTimeout(timer)
-      if (arm) signal.removeEventListener('abort', arm)
-    }
   }
 
   private async pause(ms: number): Promise<void> {
@@ -318,11 +284,11 @@ export class AnchovyRun {
     try {
       const work = runWith(state, () => fn(task))
       work.catch(() => undefined)
-      await this.withDeadline(work, signal)
+      await withDeadline(work, signal, this.s.abort_grace * 1000)
     } catch (err) {
       error = err
     }
-    this.record(task, batch?.batchId ?? null, started, error)
+    this.taskLog.record(task, batch?.batchId ?? null, started, error)
     if (error !== undefined) {
       this.failed = true
       if (type === 'STARTUP' && error instanceof AnchoviesError && error.code === 'ANCH_ERR_CONNECTION_MISSING') this.configError = true
@@ -345,7 +311,7 @@ export class AnchovyRun {
         this.log.error({ err }, 'an error hook failed')
       }
     }
-    this.record(task, batch?.batchId ?? null, started, hookError ?? error)
+    this.taskLog.record(task, batch?.batchId ?? null, started, hookError ?? error)
   }
 
   private select(tables: Table[]): Table[] {
@@ -372,7 +338,6 @@ export class AnchovyRun {
     const scope = new StagingScope(this.sessionScope)
     const openedAt = new Date()
     const batchLog = this.log.child({ batch_id: batchId })
-    const doneBefore = this.doneTasks.length
     let known: Table[] = []
     const failedBefore = this.failed
     this.failed = false
@@ -401,18 +366,10 @@ export class AnchovyRun {
     clearTimeout(timer)
     const status = this.failed || this.timedOut ? 'ERR' : 'OK'
     this.failed ||= failedBefore
-    this.batches.push({
-      batch_id: batchId,
-      status,
-      opened_at: openedAt.toISOString(),
-      closed_at: new Date().toISOString(),
-      tbls: selected.map(qualifiedName).join(', '),
-      done_tasks: this.doneTasks.slice(doneBefore),
-    })
-    if (this.batches.length > MAX_RESULT_BATCHES) this.batches.shift()
+    this.taskLog.closeBatch({ batch_id: batchId, status, opened_at: openedAt.toISOString(), tbls: selected.map(qualifiedName).join(', ') })
     if (this.s.service) {
       const hb = { anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: this.session.sessionId, batch_id: batchId, status, at: new Date().toISOString(), pid: process.pid }
-      this.writes.push(this.taskStore.writeHeartbeat(JSON.stringify(hb)).catch((err: unknown) => this.log.warn({ err }, 'could not write the heartbeat')))
+      this.taskLog.track(this.taskStore.writeHeartbeat(JSON.stringify(hb)), 'could not write the heartbeat')
     }
     this.currentBatch = undefined
   }
@@ -422,7 +379,7 @@ export class AnchovyRun {
     for (const [key, err] of plan.failures) {
       const table = batch.tables.find((t) => qualifiedName(t) === key)!
       const task: TaskInfo & { data: Record<string, unknown> } = { type: 'TABLE', table, data: {} }
-      this.record(task, batch.batchId, new Date(), err)
+      this.taskLog.record(task, batch.batchId, new Date(), err)
       this.failed = true
       await this.errorPhase(err, batch, 'TABLE', key)
     }
@@ -448,7 +405,7 @@ export class AnchovyRun {
         })
         run.catch(() => undefined)
         try {
-          await this.withDeadline(run, controller.signal)
+          await withDeadline(run, controller.signal, this.s.abort_grace * 1000)
         } catch (err) {
           error = err
         }
@@ -463,7 +420,7 @@ export class AnchovyRun {
         for (const key of chain.tables) {
           if (!plan.tables.get(key)!.selected) continue
           const task = tasks.get(key)!
-          this.record(task.info, batch.batchId, startedAt, error)
+          this.taskLog.record(task.info, batch.batchId, startedAt, error)
           if (error === undefined) logger.info({ table: key, rows: task.info.data.rows, ms: Date.now() - startedAt.getTime() }, 'table done')
         }
         if (error !== undefined) {
@@ -522,8 +479,6 @@ export class AnchovyRun {
     return { seq: rec.seq, files: rec.files.length, rows: rec.files.reduce((n, f) => n + f.rows, 0) }
   }
 
-  private readonly doneTasks: ResultTask[] = []
-
   private async runAfterCommit(callbacks: (() => Promise<void> | void)[]): Promise<void> {
     for (const fn of callbacks) {
       try {
@@ -531,63 +486,6 @@ export class AnchovyRun {
       } catch (err) {
         this.log.warn({ err }, 'an afterCommit callback failed (the batch is committed)')
       }
-    }
-  }
-
-  private record(task: TaskInfo, batchId: string | null, started: Date, error: unknown): void {
-    const done = new Date()
-    if (error !== undefined) Object.assign(task.data, errData(error))
-    const tbl = task.table ? qualifiedName(task.table) : null
-    const record: TaskRecord = {
-      anchovy_id: this.s.id,
-      anchovy_user: this.s.user,
-      batch_id: batchId,
-      completed_at: done.toISOString(),
-      data: { ...task.data },
-      duration: done.getTime() - started.getTime(),
-      operator: this.session.operator,
-      session_id: this.session.sessionId,
-      started_at: started.toISOString(),
-      status: error === undefined ? 'OK' : 'ERR',
-      task_key: tbl ? `TABLE-${tbl}` : task.type,
-      task_type: task.type,
-      tbl,
-      thread_id: 'main',
-      timestamp: done.toISOString(),
-    }
-    const counter = this.taskCounter++
-    this.writes.push(
-      this.taskStore.write(record, counter, redact(JSON.stringify(record))).catch((err: unknown) => this.log.error({ err }, 'could not write a task log')),
-    )
-    const short: ResultTask = {
-      thread_id: record.thread_id,
-      operator: record.operator,
-      status: record.status,
-      duration: record.duration,
-      timestamp: record.timestamp,
-      task_type: record.task_type,
-      tbl: record.tbl,
-      data: record.data,
-    }
-    if (task.type === 'STARTUP') this.sessionTasks.startup = short
-    else if (task.type === 'SHUTDOWN') this.sessionTasks.shutdown = short
-    else this.doneTasks.push(short)
-  }
-
-  private results(): Record<string, unknown> {
-    const st = this.sessionTasks
-    const status = this.failed || this.timedOut || this.lockLost || st.startup?.status === 'ERR' || st.shutdown?.status === 'ERR' || this.batches.some((b) => b.status === 'ERR') ? 'ERR' : 'OK'
-    return {
-      anchovy_id: this.s.id,
-      anchovy_user: this.s.user,
-      session_id: this.session.sessionId,
-      operator: this.session.operator,
-      startup_at: this.session.startedAt.toISOString(),
-      startup_task: st.startup ?? null,
-      shutdown_at: new Date().toISOString(),
-      shutdown_task: st.shutdown ?? null,
-      batches: this.batches,
-      status,
     }
   }
 
@@ -602,16 +500,5 @@ export class AnchovyRun {
     }
     this.connections = []
     if (errors.length) throw new AnchoviesError('ANCH_ERR_CONNECTION', `closing ${errors.length} connection(s) failed`, { cause: errors[0] })
-  }
-}
-
-/** `err_type`/`err_msg`/`err_code` for task data (messages are redacted when written). */
-function errData(error: unknown): Record<string, unknown> {
-  if (error === undefined) return {}
-  const e = error as { name?: string; message?: string; code?: unknown }
-  return {
-    err_type: e?.name ?? typeof error,
-    err_msg: String(e?.message ?? error),
-    ...(typeof e?.code === 'string' ? { err_code: e.code } : {}),
   }
 }
