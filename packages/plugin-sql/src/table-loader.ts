@@ -4,7 +4,7 @@ import type { Row, Table, UpstreamFile } from '@anchovies/core'
 import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState, type SqlType } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'
 import { DEL, FILE, ORD, RESERVED, SEQ, sqlError, type Dialect, type Session } from './dialects/dialect.js'
-import { ensureBookkeeping, loadedFileIds, readMeta, recordFiles, writeMeta } from './ledger.js'
+import { ensureBookkeeping, loadedFileIds, readMeta, recordFiles, writeMeta, type TableMeta } from './ledger.js'
 import { mergeStatements } from './merge.js'
 
 /** The row property (a symbol, so never a column) holding the index of the upstream file a row came from. */
@@ -74,22 +74,30 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   const keys = new Set(keyColumns)
   const norm = (n: string): string => (d.caseInsensitiveNames ? n.toLowerCase() : n)
 
-  if (target.schema) await session.query(d.createSchema(target.schema))
-  await ensureBookkeeping(d, session, target)
+  // Concurrent uploads may create the same schema or bookkeeping tables: a second attempt sees them.
+  await retryOnce(async () => {
+    if (target.schema) await session.query(d.createSchema(target.schema))
+    await ensureBookkeeping(d, session, target)
+  })
 
-  // What the target holds already: recorded logical types, else types read from the catalog.
-  const exists = await d.tableExists(session, target)
-  const meta = exists ? await readMeta(d, session, target) : undefined
-  const targetCols = new Map<string, ColumnState>()
-  if (exists) {
-    const physical = await d.physicalColumns(session, target)
-    const recorded = new Map((meta?.columns ?? []).map((c) => [norm(c.name), c]))
-    for (const [name, type] of physical) {
-      if (RESERVED.includes(norm(name))) continue
-      const rec = recorded.get(norm(name))
-      targetCols.set(norm(name), rec ? { ...rec } : { name, type: d.logicalType(type), length: 0 })
+  /** What the target holds already: recorded logical types, else types read from the catalog. */
+  const readTarget = async (): Promise<{ exists: boolean; meta: TableMeta | undefined; targetCols: Map<string, ColumnState> }> => {
+    const exists = await d.tableExists(session, target)
+    const meta = exists ? await readMeta(d, session, target) : undefined
+    const targetCols = new Map<string, ColumnState>()
+    if (exists) {
+      const physical = await d.physicalColumns(session, target)
+      const recorded = new Map((meta?.columns ?? []).map((c) => [norm(c.name), c]))
+      for (const [name, type] of physical) {
+        if (RESERVED.includes(norm(name))) continue
+        const rec = recorded.get(norm(name))
+        targetCols.set(norm(name), rec ? { ...rec } : { name, type: d.logicalType(type), length: 0 })
+      }
     }
+    return { exists, meta, targetCols }
   }
+  let current = await readTarget()
+  const { targetCols } = current
 
   // Staging columns start as the target's, widened by declared types.
   const cols = new Map<string, ColumnState>()
@@ -218,10 +226,28 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
 
     // Evolve the target to the staged columns (DDL outside the merge transaction: MySQL commits on DDL).
     const now = new Date()
-    const changes = await evolveTarget(d, session, input, exists, targetCols, [...cols.values()], keys, norm, now, result)
-    if (!exists || changes.length || !meta) {
-      const next = exists ? await nextSeqOf(d, session, qualified) : 1
-      await writeMeta(d, session, target, [...cols.values()], [...(meta?.changes ?? []), ...changes], next, now)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { exists, meta } = current
+        const changes = await evolveTarget(d, session, input, exists, current.targetCols, [...cols.values()], keys, norm, now, result)
+        if (!exists || changes.length || !meta) {
+          const next = exists ? await nextSeqOf(d, session, qualified) : 1
+          await writeMeta(d, session, target, [...cols.values()], [...(meta?.changes ?? []), ...changes], next, now)
+        }
+        break
+      } catch (err) {
+        // Another upload changed the same table at the same time: look at it again and redo what is left.
+        if (attempt >= 2 || input.signal.aborted) throw err
+        input.logger.warn({ table: table.name, err }, 'the target changed while evolving it; retrying')
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 200))
+        current = await readTarget()
+        for (const [k, t] of current.targetCols) {
+          const c = cols.get(k)
+          if (c) c.type = widenType(c.type, t.type)
+        }
+        result.columns_added = []
+        result.columns_widened = []
+      }
     }
 
     // Merge + ledger: one transaction.
@@ -289,6 +315,15 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     return finish(result, started)
   } finally {
     if (stageCreated) await session.query(`DROP ${d.name === 'mysql' ? 'TEMPORARY ' : ''}TABLE IF EXISTS ${d.quote(stage)}`).catch(() => undefined)
+  }
+}
+
+async function retryOnce(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn()
+  } catch {
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 200))
+    await fn()
   }
 }
 

@@ -245,6 +245,31 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(shape(after)).toEqual(shape(expected))
   })
 
+  it('gives every row a unique _seq when two uploads load into the same table at the same time', async () => {
+    const a = id('conca')
+    const b = id('concb')
+    const shared = id('shared')
+    const config = 'tbls:\n  c:\n    unique_by: id\n'
+    feed('c', Array.from({ length: 300 }, (_, i) => ({ id: i, x: i })))
+    expect((await run({ operator: FEED, id: a, datastore: ds.dir, config })).exitCode).toBe(0)
+    feed('c', Array.from({ length: 300 }, (_, i) => ({ id: 1000 + i, y: `v${i}` })))
+    expect((await run({ operator: FEED, id: b, datastore: ds.dir, config })).exitCode).toBe(0)
+    const env = { ACHVY_CNXN__DB__URL: db.url, [`ACHVY_CNXN__SCHEMAS__${a.toUpperCase()}`]: shared, [`ACHVY_CNXN__SCHEMAS__${b.toUpperCase()}`]: shared }
+    const [ra, rb] = await Promise.all([
+      run({ operator: 'sql.Uploader', id: `${a}_up`, datastore: ds.dir, upstream: [a], env }),
+      run({ operator: 'sql.Uploader', id: `${b}_up`, datastore: ds.dir, upstream: [b], env }),
+    ])
+    expect(ra.exitCode, JSON.stringify(ra.results)).toBe(0)
+    expect(rb.exitCode, JSON.stringify(rb.results)).toBe(0)
+    const t = db.target(shared, 'c')
+    const rows = await db.rows(t.schema, t.table)
+    expect(rows).toHaveLength(600)
+    expect(new Set(rows.map((r) => asStr(r._seq))).size).toBe(600)
+    expect(rows.filter((r) => r._del === null)).toHaveLength(600)
+    expect(rows.filter((r) => r.x !== null && r.x !== undefined)).toHaveLength(300)
+    expect(rows.filter((r) => r.y !== null && r.y !== undefined)).toHaveLength(300)
+  })
+
   it('deletes superseded rows after the retention period', async () => {
     const dl = id('ttl')
     const config = 'tbls:\n  r:\n    unique_by: k\n'
