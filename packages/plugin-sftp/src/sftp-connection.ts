@@ -191,7 +191,7 @@ export class SftpConnection extends Connection {
 
   /** Runs `fn` on an open session; transient failures reconnect and retry with exponential back-off. */
   async withRetry<T>(what: string, fn: (fs: RemoteFs) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const { retries, retryDelayMs } = this.settings
+    const { retries } = this.settings
     for (let attempt = 1; ; attempt++) {
       let fs: RemoteFs | undefined
       try {
@@ -251,6 +251,8 @@ export class SftpConnection extends Connection {
             yield chunk
           }
         } finally {
+          // ssh2 may report a late handle-close failure after the session ended: never let it crash the process.
+          stream.on('error', () => undefined)
           stream.destroy()
         }
         if (offset !== file.size) throw changed(`${offset} bytes read, ${file.size} listed`)

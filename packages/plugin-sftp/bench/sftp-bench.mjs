@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// Benchmark (not a test): sftp.CsvDownloader vs OpenSSH's `sftp get` on one big CSV served by a local sshd.
+// Usage: npm run bench -w packages/plugin-sftp -- [--rows 1000000] [--typed] [--keep]
+// Needs root (sshd with a throwaway host key, key login as root on 127.0.0.1) and a built repo (npm run build).
+import { execFileSync, spawn } from 'node:child_process'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import * as net from 'node:net'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const args = process.argv.slice(2)
+const opt = (name, fallback) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : fallback
+}
+const ROWS = Number(opt('rows', '1000000'))
+const TYPED = args.includes('--typed')
+const KEEP = args.includes('--keep')
+const here = path.dirname(fileURLToPath(import.meta.url))
+const BIN = path.resolve(here, '../../core/dist/cli/bin.js')
+if (!existsSync(BIN)) throw new Error(`build first: ${BIN} is missing (npm run build)`)
+if (process.getuid() !== 0) throw new Error('run as root (the benchmark starts sshd)')
+
+const dir = mkdtempSync(path.join(tmpdir(), 'anchovies-bench-'))
+const served = path.join(dir, 'served')
+mkdirSync(path.join(served, 'sales'), { recursive: true })
+let sshd
+
+async function main() {
+  // 1. The file: ~100 bytes a row.
+  const file = path.join(served, 'sales', 'big.csv')
+  await generate(file, ROWS)
+  const bytes = statSync(file).size
+  const old = Date.now() / 1000 - 3600
+  execFileSync('touch', ['-d', `@${Math.floor(old)}`, file])
+
+  // 2. sshd on a free port, key login as root.
+  const key = path.join(dir, 'id_ed25519')
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host')])
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
+  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${key}.pub`))
+  const port = await freePort()
+  writeFileSync(path.join(dir, 'sshd_config'), [
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no',
+    'PermitRootLogin prohibit-password', 'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
+  ].join('\n'))
+  mkdirSync('/run/sshd', { recursive: true })
+  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: 'ignore' })
+  await waitForPort(port)
+
+  // 3. Baseline: OpenSSH sftp get to a local file.
+  const out = path.join(dir, 'baseline.csv')
+  const base = await measure('sftp', ['-q', '-b', '-', '-i', key, '-P', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', 'root@127.0.0.1'], {}, `get ${file} ${out}\n`)
+  if (statSync(out).size !== bytes) throw new Error('baseline: sftp get did not fetch the whole file')
+  rmSync(out)
+
+  // 4. The plugin alone: download + parse (+ convert with --typed), rows counted and dropped.
+  const cnxnEnv = {
+    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`, ACHVY_CNXN__PPK_PATH: key,
+    ACHVY_CNXN__HOST_KEY: readFileSync(path.join(dir, 'host.pub'), 'utf8').trim(),
+  }
+  const plugin = await measure(process.execPath, [path.join(here, 'read-only.mjs')], { ...cnxnEnv, BENCH_PATH: '/sales/*.csv', ...(TYPED ? { BENCH_TYPED: '1' } : {}) })
+  if (JSON.parse(plugin.stdout).rows !== ROWS) throw new Error(`read-only: wrong row count ${plugin.stdout}`)
+
+  // 5. End to end: anchovy start -op sftp.CsvDownloader into a fresh datastore.
+  const work = path.join(dir, 'work')
+  mkdirSync(work)
+  const columns = TYPED ? '\n    columns: { id: int, amount: float, created_at: datetime, day: date }' : ''
+  writeFileSync(path.join(work, 'config.yaml'), `tbls:\n  sales:\n    path: /sales/*.csv${columns}\n`)
+  const ours = await measure(process.execPath, [BIN, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench', '--datastore', path.join(dir, 'ds'), '--log-level', 'warn'], {
+    ACHVY_USER: 'bench', ...cnxnEnv,
+  }, undefined, work)
+  const result = JSON.parse(ours.stdout)
+  const task = result.batches[0].done_tasks.find((t) => t.task_type === 'TABLE')
+  if (result.status !== 'OK' || task.data.rows !== ROWS) throw new Error(`the run failed: ${ours.stdout.slice(0, 2000)} ${ours.stderr.slice(0, 2000)}`)
+
+  const mb = bytes / 1e6
+  const row = (name, m) => `${name.padEnd(28)} ${(m.ms / 1000).toFixed(2).padStart(7)} s ${(mb / (m.ms / 1000)).toFixed(1).padStart(7)} MB/s ${String(Math.round(ROWS / (m.ms / 1000))).padStart(9)} rows/s  peak RSS ${(m.peakKb / 1024).toFixed(0).padStart(4)} MB`
+  console.log(`file: ${ROWS.toLocaleString('en')} rows, ${mb.toFixed(1)} MB${TYPED ? ' (typed columns)' : ''}; node ${process.version}`)
+  console.log(row('sftp get (OpenSSH)', base))
+  console.log(row('plugin: download + parse', plugin))
+  console.log(row('anchovy start (to datastore)', ours))
+  console.log(`ratio plugin / sftp get: ${(plugin.ms / base.ms).toFixed(2)}; end to end / sftp get: ${(ours.ms / base.ms).toFixed(2)}`)
+}
+
+/** Runs a command, timing it and sampling its peak RSS (VmHWM) from /proc. */
+function measure(cmd, argv, env, input, cwd) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(cmd, argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    let peakKb = 0
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const sample = () => {
+      try {
+        const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
+        if (m) peakKb = Math.max(peakKb, Number(m[1]))
+      } catch {}
+    }
+    const timer = setInterval(sample, 20)
+    child.stdin.end(input ?? '')
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      clearInterval(timer)
+      const ms = performance.now() - started
+      if (code !== 0) reject(new Error(`${cmd} exited with ${code}: ${stderr.slice(0, 2000)}`))
+      else resolve({ ms, peakKb, stdout, stderr })
+    })
+  })
+}
+
+async function generate(file, rows) {
+  const out = createWriteStream(file)
+  const countries = ['FR', 'DE', 'US', 'GB', 'ES', 'IT', 'NL', 'BE']
+  let chunk = 'id,customer,amount,created_at,day,country,note\n'
+  for (let i = 0; i < rows; i++) {
+    const d = new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString()
+    chunk += `${i},customer-${(i * 7919) % 100000},${((i % 100000) / 100).toFixed(2)},${d.slice(0, 19).replace('T', ' ')},${d.slice(0, 10)},${countries[i % 8]},"note for order ${i}, ok"\n`
+    if (chunk.length > 1 << 20) {
+      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r))
+      chunk = ''
+    }
+  }
+  out.end(chunk)
+  await new Promise((r) => out.on('finish', r))
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPort(port) {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.on('data', () => (s.destroy(), resolve(true)))
+      s.on('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error('sshd did not start')
+}
+
+main()
+  .catch((err) => {
+    console.error(err.message)
+    process.exitCode = 1
+  })
+  .finally(() => {
+    sshd?.kill('SIGTERM')
+    if (!KEEP) rmSync(dir, { recursive: true, force: true })
+  })

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest'
+import { CsvParser, type CsvSyntax } from '../src/csv-parser.js'
+
+const SYNTAX: CsvSyntax = { delimiter: ',', quote: '"', escape: '"', comment: null, skipRows: 0, maxRecordChars: 1 << 20, relaxQuotes: false }
+
+function parse(text: string | string[], syntax: Partial<CsvSyntax> = {}) {
+  const records: [number, string[]][] = []
+  const issues: [number, string, string][] = []
+  const p = new CsvParser({ ...SYNTAX, ...syntax }, { record: (f, l) => records.push([l, f]), issue: (l, r, raw) => issues.push([l, r, raw]) })
+  const parts = Array.isArray(text) ? text : [text]
+  for (const part of parts) p.feed(part)
+  p.feed('', true)
+  return { records, issues }
+}
+
+describe('CsvParser', () => {
+  it('splits plain and quoted fields, doubled quotes, CRLF, and reports the line each record starts on', () => {
+    const { records, issues } = parse('a,b,c\r\n1,"x, y","say ""hi"""\r\n\r\n2,"multi\nline",3\n4,,\n')
+    expect(issues).toEqual([])
+    expect(records).toEqual([
+      [1, ['a', 'b', 'c']],
+      [2, ['1', 'x, y', 'say "hi"']],
+      [4, ['2', 'multi\nline', '3']],
+      [6, ['4', '', '']],
+    ])
+  })
+
+  it('gives the same records whatever the chunk boundaries', () => {
+    const text = 'id,v\n1,"a ""b"" c"\r\n2,"x\r\ny"\n3,plain\n'
+    const whole = parse(text).records
+    for (let size = 1; size < 8; size++) {
+      const chunks = text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g'))!
+      expect(parse(chunks).records).toEqual(whole)
+    }
+  })
+
+  it('resynchronises at the next line after a bad quote, losing only the bad record', () => {
+    const { records, issues } = parse('1,"bad"x,7\n8,9\n10,11\n')
+    expect(records.map((r) => r[1])).toEqual([['8', '9'], ['10', '11']])
+    expect(issues).toEqual([[1, 'unexpected "x" after a closing quote (field 2)', '1,"bad"x,7']])
+  })
+
+  it('reports an unterminated quote and goes on with the line after the record start', () => {
+    const { records, issues } = parse('1,"open\n2,b\n3,c\n')
+    expect(issues[0]![0]).toBe(1)
+    expect(issues[0]![1]).toContain('unterminated quoted field')
+    expect(records.map((r) => r[1])).toEqual([['2', 'b'], ['3', 'c']])
+  })
+
+  it('rejects a quote inside an unquoted field unless relax_quotes', () => {
+    expect(parse('12" pipe,1\n').issues).toHaveLength(1)
+    expect(parse('12" pipe,1\n', { relaxQuotes: true }).records).toEqual([[1, ['12" pipe', '1']]])
+  })
+
+  it('bounds memory: a record longer than max_record_size is a bad row', () => {
+    const huge = `1,"${'x'.repeat(5000)}`
+    const { records, issues } = parse([huge.slice(0, 3000), huge.slice(3000), '\n2,ok\n'], { maxRecordChars: 2048 })
+    expect(issues).toHaveLength(1)
+    expect(issues[0]![1]).toContain('max_record_size')
+    expect(records).toEqual([[2, ['2', 'ok']]])
+  })
+
+  it('skips comment lines, skip_rows and handles tab, multi-character delimiters, backslash escapes and no quoting', () => {
+    expect(parse('junk\n# c\na\tb\n', { delimiter: '\t', comment: '#', skipRows: 1 }).records).toEqual([[3, ['a', 'b']]])
+    expect(parse('a||b\n', { delimiter: '||' }).records).toEqual([[1, ['a', 'b']]])
+    expect(parse('"a\\"b",c\n', { escape: '\\' }).records).toEqual([[1, ['a"b', 'c']]])
+    expect(parse('"a",b\n', { quote: null }).records).toEqual([[1, ['"a"', 'b']]])
+  })
+
+  it('parses a last line without a line end', () => {
+    expect(parse('a,b\n1,"2"').records).toEqual([[1, ['a', 'b']], [2, ['1', '2']]])
+  })
+})
