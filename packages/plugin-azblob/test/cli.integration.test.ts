@@ -54,8 +54,8 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const ds = azurite.url('school', `twins-${unique()}`)
     const home = await machine()
     const args = ['start', '-op', `${SLEEPY}:Sleepy`, '--id', 'twin', '-u', 'dev', '--datastore', ds]
-    const a = spawnAnchovy(args, home, { SLEEP_MS: '2500' })
-    const b = spawnAnchovy(args, home, { SLEEP_MS: '2500' })
+    const a = spawnAnchovy(args, home, { SLEEP_MS: '5000' })
+    const b = spawnAnchovy(args, home, { SLEEP_MS: '5000' })
     const results = await Promise.all([a.done, b.done])
     expect(results.map((r) => r.code).sort()).toEqual([0, 75])
     const winner = results[0]!.code === 0 ? a : b
