@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BlobServiceClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob'
+import { BlobDatastore } from '../src/blob-datastore.js'
 import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../src/location.js'
 import { Azurite } from './azurite.js'
 import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy, waitForFile } from './cli.js'
@@ -63,6 +64,27 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     expect(loser.stderr).toContain(`already running on host ${hostname()} (pid ${winner.proc.pid}`)
     const commits = (await list('school', ds, 'dev/twin/$commits')).filter((p) => /\d{12}\.json$/.test(p)).length
     expect(commits).toBe(1)
+  })
+
+  it('a --service anchovy commits batch after batch on blob, stops on SIGTERM releasing its lease at once, and its heartbeat serves the healthcheck', async () => {
+    const ds = azurite.url('school', `svc-${unique()}`)
+    const home = await machine()
+    const addr = ['--id', 'tick', '-u', 'dev', '--datastore', ds]
+    const svc = spawnAnchovy(['start', '-op', `${BASIC}:Ticker`, ...addr, '-S', '--interval', '0.1', '--lock-ttl', '3'], home)
+    const store = await BlobDatastore.open(ds, { env: {} })
+    while (Number((await store.read('dev/tick/$commits/HEAD'))?.toString() ?? 0) < 8) await new Promise((r) => setTimeout(r, 100))
+    expect(await anchovy(['healthcheck', ...addr, '--max-age', '30'], home)).toMatchObject({ code: 0, stdout: expect.stringContaining('last service heartbeat OK') })
+    svc.proc.kill('SIGTERM')
+    const stopped = await svc.done
+    expect(stopped.code).toBe(0)
+    expect(stopped.stderr).not.toContain('refusing to overwrite') // its own checkpoints, heartbeat and HEAD, batch after batch
+    expect(await store.readLock('dev/tick/$lock')).toBeUndefined() // released, not left to expire
+    const seqs = (await store.list('dev/tick/$commits')).filter((e) => /\d{12}\.json$/.test(e.path)).length
+    expect(seqs).toBeGreaterThanOrEqual(8)
+    expect((await store.read('dev/tick/$checkpoints/ticks.n'))!.toString()).toBe(String(seqs))
+    const again = await anchovy(['start', '-op', `${BASIC}:Ticker`, ...addr, '-S', '--interval', '0', '--max-batches', '1'], home)
+    expect(again.code).toBe(0)
+    expect((await store.read('dev/tick/$checkpoints/ticks.n'))!.toString()).toBe(String(seqs + 1))
   })
 
   it('anchovy healthcheck and anchovy checkpoint work against the blob datastore', async () => {
