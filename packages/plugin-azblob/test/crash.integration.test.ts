@@ -17,7 +17,7 @@ afterAll(async () => {
 const ids = async (file: string): Promise<number[]> =>
   (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
 
-describe('crashes on a blob datastore', () => {
+describe.concurrent('crashes on a blob datastore', () => {
   it('SIGKILL between writing data and committing: nothing becomes visible, the lease is taken over after it expires, nothing is lost', async () => {
     const url = azurite.url('crash', `k-${randomBytes(3).toString('hex')}`)
     const ds = await BlobDatastore.open(url, { env: {} })
@@ -62,5 +62,34 @@ describe('crashes on a blob datastore', () => {
     expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     console.log(`takeover after SIGKILL: ${takeover} ms`)
+  }, 90_000)
+
+  it('a run frozen past its lease (SIGSTOP) is taken over; thawed, it commits nothing and overwrites nothing', async () => {
+    const url = azurite.url('crash', `z-${randomBytes(3).toString('hex')}`)
+    const ds = await BlobDatastore.open(url, { env: {} })
+    const [dlHome, upHome] = [await machine(), await machine()]
+    const ready = join(dlHome, 'ready')
+    const out = join(upHome, 'out.jsonl')
+    const dl = ['start', '-op', `${SLEEPY}:Sleepy`, '--id', 'zombie', '-u', 'dev', '--datastore', url, '--lock-ttl', '3']
+    const zombie = spawnAnchovy(dl, dlHome, { ROWS: '5', SLEEP_MS: '4000', READY_FILE: ready })
+    await waitForFile(ready)
+    zombie.proc.kill('SIGSTOP')
+    const frozenAt = Date.now()
+    let successor
+    do {
+      expect(Date.now() - frozenAt).toBeLessThan(30_000)
+      await new Promise((r) => setTimeout(r, 1000))
+      successor = await anchovy(dl, dlHome, { ROWS: '5' })
+    } while (successor.code === 75)
+    expect(successor.code).toBe(0)
+    const checkpoint = (await ds.read('dev/zombie/$checkpoints/rows.last'))!.toString()
+    zombie.proc.kill('SIGCONT')
+    const thawed = await zombie.done
+    expect(thawed.code).not.toBe(0)
+    expect(thawed.stderr).toMatch(/lost the run lock|taken over|already exists/)
+    expect((await ds.list('dev/zombie/$commits')).filter((e) => /\d{12}\.json$/.test(e.path))).toHaveLength(1)
+    expect((await ds.read('dev/zombie/$checkpoints/rows.last'))!.toString()).toBe(checkpoint)
+    expect((await anchovy(['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'zombie', '--datastore', url], upHome, { OUT_FILE: out })).code).toBe(0)
+    expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4])
   }, 90_000)
 })
