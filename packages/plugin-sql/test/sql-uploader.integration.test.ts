@@ -287,3 +287,37 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect((await db.rows(t.schema, t.table)).map((x) => asStr(x.v))).toEqual(['2', '3'])
   })
 })
+
+describe('sql.Uploader refuses rows it cannot store faithfully', () => {
+  const ds = tempDir()
+  let db: TestDb
+  beforeAll(async () => {
+    db = await sqliteDb()
+  })
+  afterAll(async () => {
+    await db.close()
+    ds.remove()
+  })
+
+  async function attempt(dl: string, config: string, rows: Row[]) {
+    feed('z', rows)
+    expect((await run({ operator: FEED, id: dl, datastore: ds.dir, config })).exitCode).toBe(0)
+    const r = await run({ operator: 'sql.Uploader', id: `${dl}_up`, datastore: ds.dir, upstream: [dl], env: { ACHVY_CNXN__DB__URL: db.url } })
+    return { exitCode: r.exitCode, task: tableTasks(r.results)[0]! }
+  }
+
+  it('fails the table, without loading anything, when a unique_by key is empty', async () => {
+    const r = await attempt('nullkey', 'tbls:\n  z:\n    unique_by: id\n', [{ id: 1 }, { id: null, v: 2 }])
+    expect(r.exitCode).toBe(1)
+    expect(r.task.data).toMatchObject({ err_code: 'ANCH_ERR_SQL_NULL_KEY' })
+    expect(String(r.task.data.err_msg)).toMatch(/key column "id" is empty in row 2 of .*\.json\.gz/)
+    expect(await db.query(`SELECT name FROM sqlite_master WHERE name = 'nullkey__test__z'`)).toEqual([])
+  })
+
+  it('rejects data columns named like the history columns', async () => {
+    const r = await attempt('reserved', 'tbls:\n  z: {}\n', [{ id: 1, _SEQ: 5 }])
+    expect(r.exitCode).toBe(1)
+    expect(r.task.data).toMatchObject({ err_code: 'ANCH_ERR_SQL_NAME' })
+    expect(String(r.task.data.err_msg)).toContain('"_SEQ" is reserved')
+  })
+})
