@@ -100,6 +100,7 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
       accountUrl = `https://${accountName}.blob.core.windows.net`
     } else {
       container = url.hostname
+      if (!CONTAINER_RE.test(container)) throw bad(`${JSON.stringify(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens)`)
       const fromEnv = accountFromEnv(env)
       if (!fromEnv) {
         throw bad(

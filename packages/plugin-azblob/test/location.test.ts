@@ -48,6 +48,7 @@ describe('parseBlobLocation', () => {
   it('rejects what cannot work with ANCH_ERR_CONFIG', () => {
     expect(() => parseBlobLocation('az://etl/p', {})).toThrow(/AZURE_STORAGE_CONNECTION_STRING/)
     expect(() => parseBlobLocation('az://Bad_Container/p', { AZURE_STORAGE_ACCOUNT: 'acme' })).toThrow(/container name/)
+    expect(() => parseBlobLocation('az://Bad_Container/p', {})).toThrow(/container name/) // before asking for the account
     expect(() => parseBlobLocation('https://acme.blob.core.windows.net/', {})).toThrow(/no container/)
     expect(() => parseBlobLocation('https://acme.blob.core.windows.net/etl/a/../b', {})).not.toThrow() // URL normalises ..
     expect(() => parseBlobLocation('https://acme.blob.core.windows.net/etl/a%2F..%2Fb', {})).toThrow(/refusing/)
