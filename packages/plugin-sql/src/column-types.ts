@@ -240,6 +240,13 @@ export function naiveText(dt: DateTime, sep = ' '): string {
   return utcText(dt, sep)
 }
 
+/** `YYYY-MM-DD` of a date (faster than `LocalDate.toString`, which the bulk paths call per value). */
+export function dateText(v: unknown): string {
+  if (!(v instanceof LocalDate)) return String(v)
+  const { year: y, month: m, day: d } = v
+  return `${y < 1000 ? String(y).padStart(4, '0') : y}-${m < 10 ? '0' : ''}${m}-${d < 10 ? '0' : ''}${d}`
+}
+
 /** Bytes of a binary value. */
 export function bytesOf(v: unknown): Buffer {
   const b = v as ArrayBufferView

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Row, Table, UpstreamFile } from '@anchovies/core'
-import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState, type SqlType } from './column-types.js'
+import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'
-import { DEL, FILE, ORD, RESERVED, SEQ, sqlError, type Dialect, type Session } from './dialects/dialect.js'
+import { RESERVED, SEQ, sqlError, type Dialect, type Session } from './dialects/dialect.js'
+import { checkName, evolveTarget } from './evolve.js'
 import { ensureBookkeeping, loadedFileIds, readMeta, recordFiles, writeMeta, type TableMeta } from './ledger.js'
 import { mergeStatements } from './merge.js'
 
@@ -336,74 +337,3 @@ async function nextSeqOf(d: Dialect, session: Session, qualified: string): Promi
   const r = await session.query(`SELECT COALESCE(MAX(${d.quote(SEQ)}), 0) + 1 AS n FROM ${qualified}`)
   return Number(r.rows[0]?.n ?? 1)
 }
-
-/** Rejects column names the dialect cannot hold, reserved names and case-insensitive duplicates. */
-function checkName(d: Dialect, name: string, cols: ReadonlyMap<string, ColumnState>, norm: (n: string) => string): void {
-  d.quote(name, 'column name')
-  if (RESERVED.includes(norm(name)) || RESERVED.includes(name.toLowerCase())) {
-    throw sqlError('ANCH_ERR_SQL_NAME', `column name ${JSON.stringify(name)} is reserved by sql.Uploader (${RESERVED.join(', ')}); rename it upstream`)
-  }
-  const existing = cols.get(norm(name))
-  if (existing && existing.name !== name) {
-    throw sqlError('ANCH_ERR_SQL_NAME', `columns ${JSON.stringify(existing.name)} and ${JSON.stringify(name)} differ only in case, which ${d.name} cannot tell apart; rename one upstream`)
-  }
-}
-
-/** Creates the target or adds and widens its columns; returns the changes for the metadata table. */
-async function evolveTarget(
-  d: Dialect,
-  session: Session,
-  input: LoadInput,
-  exists: boolean,
-  targetCols: ReadonlyMap<string, ColumnState>,
-  columns: readonly ColumnState[],
-  keys: ReadonlySet<string>,
-  norm: (n: string) => string,
-  now: Date,
-  result: LoadResult,
-): Promise<Record<string, unknown>[]> {
-  const { target, settings: s, table } = input
-  const qualified = d.qualified(target)
-  const changes: Record<string, unknown>[] = []
-  const at = now.toISOString()
-  const ddl = async (sql: string): Promise<void> => void (await session.query(sql))
-  if (!exists) {
-    const seqType = d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT NOT NULL PRIMARY KEY'
-    const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
-    await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${seqType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
-    input.logger.info({ table: table.name, target: qualified }, 'created table')
-    changes.push({ at, change: 'created', columns: columns.map((c) => ({ name: c.name, type: c.type })) })
-  } else {
-    let rebuild = false
-    for (const c of columns) {
-      const before = targetCols.get(norm(c.name))
-      if (!before) {
-        await ddl(`ALTER TABLE ${qualified} ADD COLUMN ${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
-        input.logger.info({ table: table.name, column: c.name, type: c.type }, 'added column')
-        result.columns_added.push(c.name)
-        changes.push({ at, change: 'added', column: c.name, type: c.type })
-        continue
-      }
-      const isKey = keys.has(c.name)
-      if (before.type === c.type && d.columnType(before, isKey, s) === d.columnType(c, isKey, s)) continue
-      const stmts = d.widenColumn(qualified, c, before, isKey, s)
-      if (stmts === null) rebuild = true
-      else for (const sql of stmts) await ddl(sql)
-      input.logger.info({ table: table.name, column: c.name, from: before.type, to: c.type }, 'widened column')
-      result.columns_widened.push(c.name)
-      changes.push({ at, change: 'widened', column: c.name, from: before.type, to: c.type })
-    }
-    if (rebuild) await d.rebuild(session, target, columns, keys, s)
-  }
-  if (keys.size) {
-    const cols = [...keys]
-    const name = `anch_key_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${cols.join(',')})`).digest('hex').slice(0, 16)}`
-    await ddl(d.createKeyIndex(target, name, cols))
-  }
-  void ORD
-  void FILE
-  return changes
-}
-
-/** For the union of logical types in error messages. */
-export type { SqlType }

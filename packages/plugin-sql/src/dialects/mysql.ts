@@ -1,4 +1,4 @@
-import { bytesOf, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
+import { bytesOf, dateText, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
 import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
@@ -50,7 +50,7 @@ const ENCODE: Record<SqlType, (v: unknown) => string> = {
   str: (v) => mysqlString(textOf(v)),
   datetime: (v) => `'${naiveText(toDateTime(v))}'`,
   datetimetz: (v) => `'${utcText(toDateTime(v))}'`,
-  date: (v) => `'${String(v)}'`,
+  date: (v) => `'${dateText(v)}'`,
   time: (v) => `'${String(v)}'`,
   bytes: (v) => `X'${bytesOf(v).toString('hex')}'`,
   json: (v) => mysqlString(jsonText(v)),

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
-import { bytesOf, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
+import { bytesOf, dateText, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
 import type { Target } from '../config.js'
 import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
@@ -41,7 +41,7 @@ const ENCODE: Record<SqlType, (v: unknown) => string> = {
   str: (v) => esc(textOf(v)),
   datetime: (v) => toDateTime(v).iso,
   datetimetz: (v) => toDateTime(v).iso,
-  date: (v) => String(v),
+  date: dateText,
   time: (v) => String(v),
   bytes: (v) => `\\\\x${bytesOf(v).toString('hex')}`,
   json: (v) => esc(jsonText(v)),

@@ -1,4 +1,4 @@
-import { bytesOf, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
+import { bytesOf, dateText, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
 import { DEL, Dialect, FILE, ORD, SEQ, bindPlaceholders, type QueryResult, type Session, type Stager } from './dialect.js'
 
@@ -37,7 +37,7 @@ const ENCODE: Record<SqlType, (v: unknown) => unknown> = {
   str: textOf,
   datetime: (v) => naiveText(toDateTime(v), 'T'),
   datetimetz: (v) => `${utcText(toDateTime(v), 'T')}+00:00`,
-  date: (v) => String(v),
+  date: dateText,
   time: (v) => String(v),
   bytes: (v) => bytesOf(v),
   json: jsonText,
