@@ -207,6 +207,24 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     }
   })
 
+  it('rejects a table name the database cannot hold, and loads it under the name sql_table gives', async () => {
+    const dl = id('longtbl')
+    const long = `t_${'z'.repeat(68)}`
+    feed(long, [{ id: 1 }])
+    let r = await pipeline(dl, `tbls:\n  ${long}: {}\n`)
+    if (dialect === 'sqlite') {
+      expect(r.exitCode).toBe(0)
+      return
+    }
+    expect(r.exitCode).toBe(1)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ err_code: 'ANCH_ERR_SQL_NAME' })
+    expect(String(tableTasks(r.results)[0]!.data.err_msg)).toContain('sql_table')
+    r = await run({ operator: 'sql.Uploader', id: `${dl}_up`, datastore: ds.dir, upstream: [dl], config: `tbls:\n  ${long}:\n    sql_table: short_name\n`, env: { ACHVY_CNXN__DB__URL: db.url } })
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    const t = db.target(dl, 'short_name')
+    expect(await db.rows(t.schema, t.table)).toHaveLength(1)
+  })
+
   it('rolls back a merge that fails half-way and loads the same data exactly once on rerun', async () => {
     const dl = id('fail')
     const config = 'tbls:\n  o:\n    unique_by: k\n    sort_by: -v\n'

@@ -123,10 +123,13 @@ export abstract class Dialect {
 
 function nameError(dialect: string, what: string, name: string, why: string): AnchoviesError {
   const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)
-  return new AnchoviesError(
-    'ANCH_ERR_SQL_NAME' as never,
-    `${what} ${shown} cannot be used in ${dialect}: ${why}. Rename it upstream, or map the table with the sql_table property`,
-  )
+  const hint =
+    what === 'schema name'
+      ? 'map the anchovy id to another schema with ACHVY_CNXN__SCHEMAS__<ANCHOVY_ID>=<schema>'
+      : what === 'table name'
+        ? 'set the sql_table property of the table'
+        : 'rename it upstream'
+  return sqlError('ANCH_ERR_SQL_NAME', `${what} ${shown} cannot be used in ${dialect}: ${why}; ${hint}`)
 }
 
 /** Replaces each `P` in `sql` with what `bind(i)` returns. */
