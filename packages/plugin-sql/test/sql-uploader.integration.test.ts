@@ -180,7 +180,7 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     if (dialect !== 'mysql') Object.assign(hostile, { 'ünï😀': 6 })
     feed('h', [{ id: 1, ...hostile }])
     const schemaVar = `ACHVY_CNXN__SCHEMAS__${dl.toUpperCase()}`
-    const weird = `we"ird\`; drop ${dl}`
+    const weird = `${db.prefix ?? ''}we"ird\`; drop ${dl}`
     const config = 'tbls:\n  h:\n    unique_by: id\n'
     let r = await pipeline(dl, config, { env: { [schemaVar]: weird } })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
