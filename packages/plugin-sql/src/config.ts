@@ -56,15 +56,23 @@ export function targetOf(
   const name = typeof rename === 'string' && rename ? rename : table.name
   if (opts.settings.noSchemaName) return { schema: null, table: name }
   const id = table.namespace ?? opts.anchovyId
-  const base = opts.schemaMap.get(id.toLowerCase()) ?? id
+  const base = opts.schemaMap.get(envKey(id)) ?? id
   const schema = opts.user === opts.settings.prodUser ? base : `${base}__${opts.user}`
   if (!opts.schemas || opts.settings.schemaPrefix) return { schema: null, table: `${schema}__${name}` }
   return { schema, table: name }
 }
 
-/** The `ACHVY_CNXN__SCHEMAS__<ID>=<schema>` map (the `schemas` connection's attributes), keyed by lower-cased anchovy id. */
+/**
+ * The `ACHVY_CNXN__SCHEMAS__<ID>=<schema>` map (the `schemas` connection's attributes), keyed like `envKey`:
+ * ids match case-insensitively, and `-`/`.` in an id may be written `_` (env names cannot hold them).
+ */
 export function schemaMap(attrs: Readonly<Record<string, unknown>> | undefined): Map<string, string> {
   const out = new Map<string, string>()
-  for (const [k, v] of Object.entries(attrs ?? {})) if (typeof v === 'string' && v) out.set(k.toLowerCase(), v)
+  for (const [k, v] of Object.entries(attrs ?? {})) if (typeof v === 'string' && v) out.set(envKey(k), v)
   return out
+}
+
+/** An anchovy id as it can appear in an env var name: lower-cased, `-` and `.` as `_`. */
+function envKey(id: string): string {
+  return id.toLowerCase().replace(/[^a-z0-9_]/g, '_')
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DateTime, LocalDate } from '@anchovies/core'
 import { DecimalText, coerceDeclared, fits, naturalType, typeFor, widenType } from '../src/column-types.js'
-import { sqlSettings, targetOf } from '../src/config.js'
+import { schemaMap, sqlSettings, targetOf } from '../src/config.js'
 import { knexConfig, sqlitePath } from '../src/sql-connection.js'
 
 describe('column types', () => {
@@ -62,8 +62,9 @@ describe('target naming', () => {
     expect(targetOf(table, { ...base, user: 'prod' })).toEqual({ schema: 'Sales_SFTP', table: 'orders' })
   })
 
-  it('maps anchovy ids to schema names case-insensitively', () => {
-    expect(targetOf(table, { ...base, schemaMap: new Map([['sales_sftp', 'sales']]) })).toEqual({ schema: 'sales__ana', table: 'orders' })
+  it('maps anchovy ids to schema names case-insensitively, with - and . written as _', () => {
+    expect(targetOf(table, { ...base, schemaMap: schemaMap({ SALES_SFTP: 'sales' }) })).toEqual({ schema: 'sales__ana', table: 'orders' })
+    expect(targetOf({ ...table, namespace: 'shop-files.v2' }, { ...base, schemaMap: schemaMap({ shop_files_v2: 'shop' }) })).toEqual({ schema: 'shop__ana', table: 'orders' })
   })
 
   it('prefixes table names where there are no schemas, and uses the default schema when asked', () => {
