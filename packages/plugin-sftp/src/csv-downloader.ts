@@ -102,9 +102,9 @@ export class CsvDownloader extends Downloader {
         for await (const batch of readRows(server.read(file, ctx.signal), file, s, onBad)) {
           rows += batch.length
           for (const row of batch) yield row
+          if (quarantine) await quarantine.drained()
         }
         next[file.path] = { size: file.size, mtime: file.mtime, rows, taken_at: new Date().toISOString() }
-        checkpoint.set(next)
         data.files_taken = (data.files_taken as number) + 1
         data.bytes_read = ((data.bytes_read as number | undefined) ?? 0) + file.size
         log.info({ file: file.path, bytes: file.size, rows, ms: Date.now() - started }, 'sftp: file taken')
@@ -113,6 +113,8 @@ export class CsvDownloader extends Downloader {
           context().afterCommit(() => this.applyAfter(server, file, after, s, log))
         }
       }
+      // Staged once: a table that fails part-way commits nothing anyway, and the manifest may be large.
+      if (selection.take.length) checkpoint.set(next)
       if (quarantine) {
         const path = await quarantine.finish()
         if (path) Object.assign(data, { quarantined: quarantine.count, quarantine: path })

@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type { Datastore } from '@anchovies/core'
@@ -31,6 +32,12 @@ export class Quarantine {
     const raw = bad.raw.length > MAX_RAW ? bad.raw.slice(0, MAX_RAW) : bad.raw
     const rec = { file: bad.file, line: bad.line, column: bad.column ?? null, code: bad.code, reason: bad.reason, raw, ...(raw !== bad.raw ? { truncated: true } : {}) }
     this.out.write(`${JSON.stringify(rec)}\n`)
+  }
+
+  /** Resolves once the datastore stream has room again (back-pressure for files full of bad rows). */
+  async drained(): Promise<void> {
+    const out = this.out
+    if (out?.writableNeedDrain) await once(out, 'drain')
   }
 
   /** Makes the file visible (when anything was written). */

@@ -28,6 +28,8 @@ export interface RemoteFs {
   stat(path: string): Promise<RemoteEntry>
   /** The file's bytes from `start`. */
   read(path: string, start: number): Readable
+  /** Calls `onLost` when the session dies (SFTP); returns the unsubscribe function. */
+  watch?(onLost: (err: Error) => void): () => void
   delete(path: string): Promise<void>
   /** Renames without overwriting: rejects when `to` exists. */
   rename(from: string, to: string): Promise<void>
@@ -79,9 +81,10 @@ export class LocalFs implements RemoteFs {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    // link + unlink refuses to overwrite, like SFTP rename.
-    await fsp.link(this.abs(from), this.abs(to))
-    await fsp.unlink(this.abs(from))
+    // Like SFTP rename: never overwrite (the caller picks a free name first; this closes most of the race).
+    const exists = await fsp.stat(this.abs(to)).then(() => true, () => false)
+    if (exists) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' })
+    await fsp.rename(this.abs(from), this.abs(to))
   }
 
   async mkdirp(dir: string): Promise<void> {

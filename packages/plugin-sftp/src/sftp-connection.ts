@@ -229,6 +229,7 @@ export class SftpConnection extends Connection {
    */
   async *read(file: RemoteFile, signal: AbortSignal): AsyncGenerator<Buffer> {
     const { retries } = this.settings
+    const idleMs = this.settings.target?.timeoutMs ?? 30_000
     let offset = 0
     let attempt = 0
     const changed = (why: string): SftpError =>
@@ -242,8 +243,23 @@ export class SftpConnection extends Connection {
           if (st.size !== file.size || st.mtime !== file.mtime) throw changed('size or mtime differs after reconnecting')
         }
         const stream = fs.read(file.path, offset)
+        // Each read races the session's death and an idle timer (no byte for `timeout` while we wait for one):
+        // a dead ssh2 stream would otherwise never settle.
+        let fail: (err: Error) => void = () => undefined
+        const failed = new Promise<never>((_, reject) => (fail = reject))
+        failed.catch(() => undefined)
+        const unwatch = fs.watch?.(fail) ?? (() => undefined)
+        const onAbort = (): void => fail(signal.reason as Error)
+        signal.addEventListener('abort', onAbort, { once: true })
+        let timer: NodeJS.Timeout | undefined
+        const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
         try {
-          for await (const chunk of stream as AsyncIterable<Buffer>) {
+          for (;;) {
+            timer = setTimeout(() => fail(Object.assign(new Error(`no data for ${idleMs} ms`), { code: 'IDLE_TIMEOUT' })), idleMs)
+            const next = await Promise.race([chunks.next(), failed])
+            clearTimeout(timer)
+            if (next.done) break
+            const chunk = next.value
             if (signal.aborted) throw signal.reason
             offset += chunk.length
             attempt = 0
@@ -251,6 +267,9 @@ export class SftpConnection extends Connection {
             yield chunk
           }
         } finally {
+          clearTimeout(timer)
+          unwatch()
+          signal.removeEventListener('abort', onAbort)
           // ssh2 may report a late handle-close failure after the session ended: never let it crash the process.
           stream.on('error', () => undefined)
           stream.destroy()
@@ -260,6 +279,7 @@ export class SftpConnection extends Connection {
         if (st.size !== file.size || st.mtime !== file.mtime) throw changed('size or mtime differs after reading')
         return
       } catch (err) {
+        this.log().debug({ err, file: file.path, offset }, 'sftp: read interrupted')
         if (signal.aborted) throw signal.reason
         if (!isTransient(err) || ++attempt > retries) throw this.final(err, `reading /${file.path}`, attempt)
         this.log().warn({ file: file.path, offset }, 'sftp: transfer interrupted; resuming at the same byte after reconnecting')

@@ -26,10 +26,13 @@ export interface SftpTarget {
 export class SftpFs implements RemoteFs {
   /** False once the SSH connection closed or failed; the owner then reconnects. */
   alive = true
+  /** Called with an error when the session is lost: pending requests and transfers. */
+  private readonly waiters = new Set<(err: Error) => void>()
 
   private constructor(
     private readonly client: SftpClient,
     private readonly base: string,
+    private readonly timeoutMs: number,
   ) {}
 
   /** Connects, authenticates, verifies the host key and resolves the base folder. */
@@ -44,11 +47,10 @@ export class SftpFs implements RemoteFs {
     let fs: SftpFs | undefined
     client.on('error', (err: Error) => {
       lastError = err
-      if (fs) fs.alive = false
+      fs?.lost()
     })
-    client.on('close', () => {
-      if (fs) fs.alive = false
-    })
+    client.on('close', () => fs?.lost())
+    client.on('end', () => fs?.lost())
     const password = target.password
     client.on('keyboard-interactive', ((_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) => {
       finish(prompts.map(() => password ?? ''))
@@ -82,10 +84,10 @@ export class SftpFs implements RemoteFs {
       })
       // Without TCP_NODELAY each sequential read waits for the peer's delayed ACK (~40 ms): 100x slower.
       ;(client as unknown as { client: { setNoDelay(on: boolean): void } }).client.setNoDelay(true)
-      fs = new SftpFs(client, await resolveBase(client, target.base))
+      fs = new SftpFs(client, await resolveBase(client, target.base), target.timeoutMs)
       return fs
     } catch (err) {
-      await client.end().catch(() => undefined)
+      void client.end().catch(() => undefined)
       if (signal?.aborted) throw signal.reason
       throw classify(err, lastError, rejected, target)
     } finally {
@@ -97,8 +99,26 @@ export class SftpFs implements RemoteFs {
     return posix.join(this.base, ...path.split('/').filter(Boolean))
   }
 
+  /**
+   * Runs one request; rejects (as a transient error) when the session is lost or nothing answers within the
+   * timeout, because a request on a dead ssh2 channel may otherwise never settle.
+   */
+  private guard<T>(op: () => Promise<T>): Promise<T> {
+    if (!this.alive) return Promise.reject(sessionLost())
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'IDLE_TIMEOUT' })), this.timeoutMs)
+      this.waiters.add(reject)
+      op()
+        .then(resolve, reject)
+        .finally(() => {
+          clearTimeout(timer)
+          this.waiters.delete(reject)
+        })
+    })
+  }
+
   async list(dir: string): Promise<RemoteEntry[]> {
-    const items = await this.client.list(this.abs(dir))
+    const items = await this.guard(() => this.client.list(this.abs(dir)))
     return items.map((i) => ({
       name: i.name,
       type: i.type === '-' ? 'file' : i.type === 'd' ? 'dir' : i.type === 'l' ? 'link' : 'other',
@@ -108,31 +128,64 @@ export class SftpFs implements RemoteFs {
   }
 
   async stat(path: string): Promise<RemoteEntry> {
-    const st = await this.client.stat(this.abs(path))
+    const st = await this.guard(() => this.client.stat(this.abs(path)))
     return { name: posix.basename(path), type: st.isFile ? 'file' : st.isDirectory ? 'dir' : 'other', size: st.size, mtime: st.modifyTime }
   }
 
   read(path: string, start: number): Readable {
+    if (!this.alive) throw sessionLost()
     return this.client.createReadStream(this.abs(path), { start, highWaterMark: 256 * 1024 } as never) as unknown as Readable
   }
 
+  /**
+   * Calls `onLost` if the session dies; returns the unsubscribe function. An ssh2 read stream whose channel
+   * closed neither ends nor errors (destroying it waits for a handle close that never answers), so readers
+   * must race their reads against this.
+   */
+  watch(onLost: (err: Error) => void): () => void {
+    if (!this.alive) {
+      onLost(sessionLost())
+      return () => undefined
+    }
+    this.waiters.add(onLost)
+    return () => void this.waiters.delete(onLost)
+  }
+
+  /** Marks the session dead and fails every pending request and transfer. */
+  lost(): void {
+    this.alive = false
+    const waiters = [...this.waiters]
+    this.waiters.clear()
+    for (const fail of waiters) fail(sessionLost())
+  }
+
   async delete(path: string): Promise<void> {
-    await this.client.delete(this.abs(path), true)
+    await this.guard(() => this.client.delete(this.abs(path), true))
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await this.client.rename(this.abs(from), this.abs(to))
+    await this.guard(() => this.client.rename(this.abs(from), this.abs(to)))
   }
 
   async mkdirp(dir: string): Promise<void> {
     const abs = this.abs(dir)
-    if (!(await this.client.exists(abs))) await this.client.mkdir(abs, true)
+    if (!(await this.guard(() => this.client.exists(abs)))) await this.guard(() => this.client.mkdir(abs, true))
   }
 
   async close(): Promise<void> {
-    this.alive = false
-    await this.client.end()
+    const wasAlive = this.alive
+    this.lost()
+    const ending = this.client.end().catch(() => undefined)
+    // On a session that already died, ssh2-sftp-client's end() waits for a 'close' event that has fired already.
+    if (!wasAlive) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([ending, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))])
+    clearTimeout(timer)
   }
+}
+
+function sessionLost(): Error {
+  return Object.assign(new Error('the SFTP session closed'), { code: 'ECONNRESET' })
 }
 
 async function resolveBase(client: SftpClient, base: string): Promise<string> {

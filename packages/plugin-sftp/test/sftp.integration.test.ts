@@ -3,6 +3,7 @@ import * as nodePath from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { allFiles, checkpoint, committedRows, remove, runCli, tableTask, tempDir } from './helpers/cli.js'
+import { badCorpus, CORPUS_BAD, CORPUS_GOOD_IDS } from './helpers/corpus.js'
 import { giveToUser, KEY_PASSPHRASE, SFTP_PASSWORD, startCutProxy, startSshd, type Sshd } from './helpers/sshd.js'
 
 let sshd: Sshd
@@ -62,11 +63,11 @@ tbls:
 `
 
 describe('sftp.CsvDownloader against OpenSSH sshd', () => {
-  it('runs the README example: globs several files (plain and gz, /t) and headerless files, with typed values', async () => {
+  it('runs the README example: globs several files (plain and gz, /t) and headerless files, with typed values, two tables at once', async () => {
     put('sales/a.tsv', 'order_num\ttrans_num\tamount\tday\n1\t10\t1.5\t2025-01-01\n2\t11\t2\t2025-01-02\n')
     put('sales/b.tsv.gz', gzipSync('order_num\ttrans_num\tamount\tday\n3\t12\t3.25\t2025-01-03\n'), HOUR_AGO + 1)
     put('returns/r.csv', '1,damaged\n3,"late, very"\n')
-    const r = await run(SALES, verified())
+    const r = await run(SALES, verified(), ['--concurrency', '2'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).not.toContain('not verified')
     const sales = await committedRows(ds, 'sales_sftp', 'sales')
@@ -244,6 +245,20 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
       expect(killed).toBe(true)
       expect(r.stderr).toMatch(/resuming at the same byte/)
     })
+  })
+
+  it('handles the bad-row corpus over SFTP with each policy', async () => {
+    put('sales/bad.csv', badCorpus())
+    const cfg = (policy: string) => `tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, amount: float }\n    on_bad_row: ${policy}\n`
+    const failed = await run(cfg('fail'), verified())
+    expect(tableTask(failed.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_CSV_PARSE', err_msg: '/sales/bad.csv line 3: expected 3 fields, found 2 (ragged row)' })
+    const skipped = await run(cfg('skip'), verified(), ['--id', 'skipper'])
+    expect(tableTask(skipped.results, 'sales')).toMatchObject({ status: 'OK', rows: CORPUS_GOOD_IDS.length, bad_rows: CORPUS_BAD.length })
+    const quarantined = await run(cfg('quarantine'), verified())
+    expect(tableTask(quarantined.results, 'sales')).toMatchObject({ status: 'OK', quarantined: CORPUS_BAD.length })
+    const lines = readFileSync(allFiles(nodePath.join(ds, 'tester/sales_sftp/quarantine/sales'))[0]!, 'utf8').trim().split('\n')
+    expect(lines.map((l) => (JSON.parse(l) as { line: number }).line)).toEqual(CORPUS_BAD.map((b) => b.line))
+    expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.id)).toEqual(CORPUS_GOOD_IDS)
   })
 
   it('never writes the password or key passphrase to stdout, stderr or the datastore', async () => {
