@@ -16,6 +16,9 @@ export const FILE_INDEX = Symbol.for('anchovies.sql.fileIndex')
  */
 export const ROW_GROUP = Symbol.for('anchovies.sql.rowGroup')
 
+/** Loads of at least this many rows refresh planner statistics (PostgreSQL). */
+const ANALYZE_ROWS = 10_000
+
 /** Everything one table load needs. */
 export interface LoadInput {
   readonly dialect: Dialect
@@ -313,6 +316,9 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       throw err
     }
     result.files_loaded = input.files.length
+    // Keep the planner's estimates right for the next merge (autovacuum may take a while to notice a bulk load).
+    const analyzeTarget = d.analyze(qualified)
+    if (analyzeTarget && ord >= ANALYZE_ROWS) await session.query(analyzeTarget).catch((err: unknown) => input.logger.warn({ err }, 'ANALYZE failed'))
     return finish(result, started)
   } finally {
     if (stageCreated) await session.query(`DROP ${d.name === 'mysql' ? 'TEMPORARY ' : ''}TABLE IF EXISTS ${d.quote(stage)}`).catch(() => undefined)

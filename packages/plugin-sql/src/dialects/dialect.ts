@@ -105,6 +105,10 @@ export abstract class Dialect {
   async begin(session: Session): Promise<void> {
     await session.query('BEGIN')
   }
+  /** A statement refreshing the planner's statistics of a table after a bulk load, or null. */
+  analyze(_table: string): string | null {
+    return null
+  }
   /** `UPDATE target SET _del = <ts> WHERE _seq IN (<sub>)` in the dialect's join-update form. */
   abstract markDeleted(target: string, sub: string, ts: string): string
   /** Whether `t` exists. */

@@ -138,6 +138,10 @@ export class PostgresDialect extends Dialect {
     await session.query("SET LOCAL work_mem = '256MB'")
   }
 
+  override analyze(table: string): string {
+    return `ANALYZE ${table}`
+  }
+
   markDeleted(target: string, sub: string, ts: string): string {
     return `UPDATE ${target} AS t SET "_del" = ${ts} FROM (${sub}) AS d WHERE t."_seq" = d."_seq"`
   }
