@@ -245,9 +245,13 @@ export class SftpConnection extends Connection {
         const stream = fs.read(file.path, offset)
         // Each read races the session's death and an idle timer (no byte for `timeout` while we wait for one):
         // a dead ssh2 stream would otherwise never settle.
-        let fail: (err: Error) => void = () => undefined
-        const failed = new Promise<never>((_, reject) => (fail = reject))
-        failed.catch(() => undefined)
+        // (No Promise.race against one long-lived promise: its reactions would keep every chunk alive.)
+        let failure: Error | undefined
+        let rejectCurrent: ((err: Error) => void) | undefined
+        const fail = (err: Error): void => {
+          failure ??= err
+          rejectCurrent?.(err)
+        }
         const unwatch = fs.watch?.(fail) ?? (() => undefined)
         const onAbort = (): void => fail(signal.reason as Error)
         signal.addEventListener('abort', onAbort, { once: true })
@@ -256,7 +260,12 @@ export class SftpConnection extends Connection {
         try {
           for (;;) {
             timer = setTimeout(() => fail(Object.assign(new Error(`no data for ${idleMs} ms`), { code: 'IDLE_TIMEOUT' })), idleMs)
-            const next = await Promise.race([chunks.next(), failed])
+            const next = await new Promise<IteratorResult<Buffer>>((resolve, reject) => {
+              if (failure) return reject(failure)
+              rejectCurrent = reject
+              chunks.next().then(resolve, reject)
+            })
+            rejectCurrent = undefined
             clearTimeout(timer)
             if (next.done) break
             const chunk = next.value

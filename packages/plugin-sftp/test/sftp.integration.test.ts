@@ -1,4 +1,8 @@
-import { mkdirSync, readFileSync, readdirSync, existsSync, utimesSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, existsSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { createLogger } from '@anchovies/core'
+import { SftpConnection } from '../src/sftp-connection.js'
 import * as nodePath from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -259,6 +263,36 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     const lines = readFileSync(allFiles(nodePath.join(ds, 'tester/sales_sftp/quarantine/sales'))[0]!, 'utf8').trim().split('\n')
     expect(lines.map((l) => (JSON.parse(l) as { line: number }).line)).toEqual(CORPUS_BAD.map((b) => b.line))
     expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.id)).toEqual(CORPUS_GOOD_IDS)
+  })
+
+  it('streams a file without keeping its bytes: memory stays flat whatever the file size', async () => {
+    const size = 64 * 1024 * 1024
+    const block = Buffer.alloc(1024 * 1024, 'a')
+    put('sales/blob.bin', Buffer.concat(Array.from({ length: 64 }, () => block)))
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const cnx = new SftpConnection({ uri: uri(), host_key: sshd.hostFingerprint })
+    await cnx.open(createLogger('silent', false))
+    try {
+      gc()
+      const before = process.memoryUsage().arrayBuffers
+      let peak = 0
+      let bytes = 0
+      let chunks = 0
+      const st = statSync(nodePath.join(sshd.root, base, 'sales/blob.bin'))
+      for await (const chunk of cnx.read({ path: 'sales/blob.bin', size: st.size, mtime: Math.floor(st.mtimeMs / 1000) * 1000 }, new AbortController().signal)) {
+        bytes += chunk.length
+        if (++chunks % 32 === 0) {
+          gc()
+          peak = Math.max(peak, process.memoryUsage().arrayBuffers - before)
+        }
+      }
+      expect(bytes).toBe(size)
+      // ssh2 keeps a few MB of window and cipher buffers; a leak would hold all 64 MB.
+      expect(peak).toBeLessThan(32 * 1024 * 1024)
+    } finally {
+      await cnx.close()
+    }
   })
 
   it('never writes the password or key passphrase to stdout, stderr or the datastore', async () => {
