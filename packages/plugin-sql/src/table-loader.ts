@@ -45,7 +45,7 @@ export interface LoadResult {
   columns_added: string[]
   columns_widened: string[]
   files_loaded: number
-  files_skipped: number
+  files_loaded_elsewhere: number
   /** Rows read from the upstream files. */
   rows: number
   duration_ms: number
@@ -68,7 +68,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     columns_added: [],
     columns_widened: [],
     files_loaded: 0,
-    files_skipped: 0,
+    files_loaded_elsewhere: 0,
     rows: 0,
     duration_ms: 0,
     stage_ms: 0,
@@ -274,7 +274,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       if (already.size > 0) {
         await session.query('ROLLBACK')
         if (already.size === input.files.length) {
-          result.files_skipped = already.size
+          result.files_loaded_elsewhere = already.size
           return finish(result, started)
         }
         throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
