@@ -31,7 +31,14 @@ function anchovy(args, env = {}) {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   if (r.status !== 0) throw new Error(`anchovy ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-4000)}`)
   const rss = Number(/BENCH_MAXRSS_KB (\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024
-  return { seconds, rss }
+  let phases = ''
+  try {
+    const task = JSON.parse(r.stdout).batches.flatMap((b) => b.done_tasks).find((t) => t.task_type === 'TABLE')
+    if (task?.data?.stage_ms !== undefined) phases = `read+stage ${(task.data.stage_ms / 1000).toFixed(1)} s, merge ${(task.data.merge_ms / 1000).toFixed(1)} s`
+  } catch {
+    // a downloader run: no phases
+  }
+  return { seconds, rss, phases }
 }
 
 async function writeCsv(file, start, variant) {
@@ -89,7 +96,7 @@ try {
   for (const r of report) {
     console.log(
       `${r.label.padEnd(32)} ours ${r.ours.seconds.toFixed(2)} s = ${Math.round(N / r.ours.seconds).toLocaleString('en')} rows/s, peak RSS ${r.ours.rss.toFixed(0)} MB | ` +
-        `psql \\copy ${r.copySeconds.toFixed(2)} s = ${Math.round(N / r.copySeconds).toLocaleString('en')} rows/s | ratio ours/copy ${(r.ours.seconds / r.copySeconds).toFixed(2)} | (download ${r.genSeconds.toFixed(1)} s)`,
+        `psql \\copy ${r.copySeconds.toFixed(2)} s = ${Math.round(N / r.copySeconds).toLocaleString('en')} rows/s | ratio ours/copy ${(r.ours.seconds / r.copySeconds).toFixed(2)} | (${r.ours.phases}; download ${r.genSeconds.toFixed(1)} s)`,
     )
   }
   console.log(`target rows: ${counts.total} total, ${counts.current} current (expected ${2 * N} and ${Math.floor(N / 2) + N})`)
