@@ -149,7 +149,11 @@ export async function committedRows(location: string, home: string): Promise<Map
         for await (const row of readDataFile(ds, f.path)) list.push(row)
         per.set(f.table, list)
       }
-      for (const [t, rows] of per) out.set(t, [...(out.get(t) ?? []), rows])
+      for (const [t, rows] of per) {
+        const list = out.get(t)
+        if (list) list.push(rows)
+        else out.set(t, [rows])
+      }
     }
     return out
   } finally {
@@ -212,11 +216,13 @@ export async function checkPipeline(opts: {
       const byStem = new Map<string, Record<string, unknown>[]>()
       for (const r of rows) {
         const stem = String(r.id).split('-')[0]!
-        byStem.set(stem, [...(byStem.get(stem) ?? []), r])
+        const list = byStem.get(stem)
+        if (list) list.push(r)
+        else byStem.set(stem, [r])
       }
       for (const [stem, list] of byStem) {
         const key = `${table}/${stem}`
-        const rev = Math.max(...list.map((r) => Number(r.rev)))
+        const rev = list.reduce((m, r) => Math.max(m, Number(r.rev)), -Infinity)
         const version = source.versions.get(key)?.get(rev)
         if (!version) problems.push(`${key}: committed rows of a version (rev ${rev}) that never existed`)
         else if (version.rows !== list.length || version.hash !== hashOf(list)) {
