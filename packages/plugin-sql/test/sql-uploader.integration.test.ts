@@ -288,6 +288,25 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(rows.filter((r) => r.y !== null && r.y !== undefined)).toHaveLength(300)
   })
 
+  // MySQL's default schema is the shared `test` database: the naming is covered by unit tests there.
+  if (dialect !== 'mysql') it('puts tables in the default schema with ACHVY_SQL_NO_SCHEMA_NAME and honours a table\'s deleted_ttl', async () => {
+    const dl = id('noschema')
+    const table = `ns_${dl}`
+    const config = `tbls:\n  ${table}:\n    unique_by: k\n    deleted_ttl: 0\n`
+    const env = { ACHVY_SQL_NO_SCHEMA_NAME: 'true' }
+    for (const v of [1, 2, 3]) {
+      feed(table, [{ k: 1, v }])
+      const r = await pipeline(dl, config, { env })
+      expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+      await new Promise((res) => setTimeout(res, 20))
+    }
+    // v=1 was superseded by the second load and deleted by the third; v=2 was superseded by the third.
+    expect((await db.rows(null, table)).map((x) => [asStr(x.v), x._del === null])).toEqual([
+      ['2', false],
+      ['3', true],
+    ])
+  })
+
   it('deletes superseded rows after the retention period', async () => {
     const dl = id('ttl')
     const config = 'tbls:\n  r:\n    unique_by: k\n'
