@@ -184,9 +184,13 @@ export class ChangingSource {
     this.save(f, null)
   }
 
-  /** Appends rows to an existing file (its old bytes stay as they are). */
-  appendRows(rows: number): void {
-    const f = this.pick(this.files)
+  private pickFile(table?: TableName): SourceFile {
+    return this.pick(table ? this.files.filter((f) => f.table === table) : this.files)
+  }
+
+  /** Appends rows to an existing file (of `table`, if given); its old bytes stay as they are. */
+  appendRows(rows: number, table?: TableName): void {
+    const f = this.pickFile(table)
     this.rev++
     const added: SourceRow[] = []
     for (let i = 0; i < Math.max(1, rows); i++) added.push(this.row(f.stem, f.rows.length + i))
@@ -195,9 +199,9 @@ export class ChangingSource {
     this.save(f, added)
   }
 
-  /** Rewrites an existing file: changes about a fifth of its rows and adds `extra` rows; no id disappears. */
-  rewriteFile(extra: number): void {
-    const f = this.pick(this.files)
+  /** Rewrites an existing file (of `table`, if given): changes about a fifth of its rows, adds `extra` rows; no id disappears. */
+  rewriteFile(extra: number, table?: TableName): void {
+    const f = this.pickFile(table)
     this.rev++
     const changes = Math.max(1, Math.floor(f.rows.length / 5))
     for (let i = 0; i < changes; i++) {
