@@ -175,4 +175,19 @@ describe.concurrent('BlobDatastore on Azurite', () => {
       await proxy.close()
     }
   })
+
+  it('keeps a lock whose TTL exceeds the longest lease (60 s) alive between the runtime renewals', async () => {
+    const proxy = await FaultProxy.start(azurite.port, () => ({ kind: 'forward' }))
+    const renewals = (): number => proxy.seen.filter((r) => r.method === 'PUT' && r.url.includes('comp=lease') && r.leaseAction === 'renew').length
+    try {
+      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/keepalive/${unique()}`, { env: {} })
+      const lock = await ds.lock('dev/a/$lock', 180_000) // the runtime would renew every 60 s; the lease lasts 60 s
+      await new Promise((r) => setTimeout(r, 21_000))
+      expect(renewals()).toBeGreaterThanOrEqual(1) // the plugin renewed on its own after 20 s
+      await lock.release()
+      expect(await ds.readLock('dev/a/$lock')).toBeUndefined()
+    } finally {
+      await proxy.close()
+    }
+  }, 40_000)
 })

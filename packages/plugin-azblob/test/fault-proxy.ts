@@ -14,7 +14,7 @@ export type Fault =
  * It only forwards bytes: the SDK, the signatures and Azurite are all real.
  */
 export class FaultProxy {
-  readonly seen: { method: string; url: string; fault: Fault['kind'] }[] = []
+  readonly seen: { method: string; url: string; fault: Fault['kind']; leaseAction: string | undefined }[] = []
   private constructor(
     private readonly server: Server,
     readonly port: number,
@@ -33,7 +33,7 @@ export class FaultProxy {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const fault = this.decide(req, this.seen.length)
-    this.seen.push({ method: req.method ?? '', url: req.url ?? '', fault: fault.kind })
+    this.seen.push({ method: req.method ?? '', url: req.url ?? '', fault: fault.kind, leaseAction: req.headers['x-ms-lease-action'] as string | undefined })
     if (fault.kind === 'status') {
       req.resume()
       res.writeHead(fault.status, { 'content-type': 'application/xml', ...fault.headers })
