@@ -36,6 +36,8 @@ export const TABLE_KEYS = [
   'path', 'delimiter', 'header', 'quote', 'escape', 'comment', 'encoding', 'skip_rows', 'compression', 'min_age', 'after',
   'on_bad_row', 'lineage', 'datetime_format', 'date_format', 'timezone', 'decimal_separator', 'bytes_format', 'null_values',
   'relax_quotes', 'max_record_size', 'max_files',
+  // Read by core or uploaders, or reserved (the README's `autodiscover`).
+  'autodiscover', 'sql_table',
 ] as const
 
 const DELIMITERS: Record<string, string> = { tab: '\t', '/t': '\t', '\\t': '\t', comma: ',', semicolon: ';', pipe: '|' }

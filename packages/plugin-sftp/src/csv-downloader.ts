@@ -1,7 +1,7 @@
 import * as posix from 'node:path/posix'
 import { Downloader, connection, context, onTask, readConnectionAttributes, source, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
 import type { Logger } from 'pino'
-import { readTableSettings, type AfterAction, type CsvTableSettings } from './config.js'
+import { readTableSettings, TABLE_KEYS, type AfterAction, type CsvTableSettings } from './config.js'
 import { readRows } from './csv-rows.js'
 import { SftpError, type BadRowError } from './errors.js'
 import { compileGlob, listMatches } from './glob.js'
@@ -46,6 +46,7 @@ export class CsvDownloader extends Downloader {
   async openServer(): Promise<void> {
     const ctx = context()
     warnAboutTypos(process.env, ctx.logger)
+    this.checkTables(ctx.logger)
     const id = this.runtime.settings.cnxn
     if (typeof id === 'string' && id) {
       if (!/^[A-Za-z0-9_]+$/.test(id)) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `--cnxn ${JSON.stringify(id)}: use letters, digits and _`)
@@ -55,6 +56,18 @@ export class CsvDownloader extends Downloader {
     }
     await this.server.open(ctx.logger, ctx.signal)
     ctx.logger.info({ connection: this.server.settings.display }, 'sftp: connected')
+  }
+
+  /** Validates every configured table at startup (all problems in one error) and warns about unknown keys. */
+  private checkTables(log: Logger): void {
+    const problems: string[] = []
+    const known = new Set<string>(TABLE_KEYS)
+    for (const table of this.runtime.configTables) {
+      readTableSettings(table, problems)
+      const unknown = Object.keys(table.properties).filter((k) => !known.has(k))
+      if (unknown.length) log.warn({ table: table.name, keys: unknown }, `tbls.${table.name}: keys not read by sftp.CsvDownloader (typo?): ${unknown.join(', ')}`)
+    }
+    if (problems.length) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
   }
 
   /** Closes a named connection (the default one is closed by the runtime). */

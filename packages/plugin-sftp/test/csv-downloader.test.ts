@@ -150,6 +150,17 @@ tbls:
     expect(String(tableTask(r.results, 'sales')?.err_msg)).toContain('"/nowhere" (from path "/nowhere/*.csv") does not exist')
   })
 
+  it('checks every table at startup: all problems in one error, and a warning for unknown keys', async () => {
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    delimeter: ";"\n  bad:\n    after: archive\n    on_bad_row: ignore\n')
+    expect(r.code).toBe(1)
+    const startup = r.results?.startup_task as { data: Record<string, string> }
+    expect(startup.data.err_code).toBe('ANCH_ERR_SFTP_CONFIG')
+    expect(startup.data.err_msg).toContain('tbls.bad.path: is required')
+    expect(startup.data.err_msg).toContain('tbls.bad.after: must be keep, delete or move:<dir>')
+    expect(startup.data.err_msg).toContain('tbls.bad.on_bad_row')
+    expect(r.stderr).toContain('tbls.sales: keys not read by sftp.CsvDownloader (typo?): delimeter')
+  })
+
   it('treats an empty file and a header-only file as no rows', async () => {
     put('sales/empty.csv', '')
     put('sales/header.csv', 'a,b\r\n')
