@@ -2,7 +2,7 @@ import { definePlugin, type DatastoreFactory } from '@anchovies/core'
 import { BlobDatastore } from './blob-datastore.js'
 import { isBlobUrl, parseBlobLocation } from './location.js'
 
-export { BlobDatastore, WRITE_TOKEN } from './blob-datastore.js'
+export { BlobDatastore } from './blob-datastore.js'
 export type { BlobDatastoreOptions } from './blob-datastore.js'
 export { parseBlobLocation, parseConnectionString, displayUrl, EMULATOR_ACCOUNT, EMULATOR_KEY } from './location.js'
 export type { BlobLocation, ConnectionString } from './location.js'
