@@ -45,8 +45,8 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
     const db = new Database(`${dir}/shop.db`, { readonly: true })
     const rows = db.prepare('SELECT order_id, customer, amount, updated_at FROM "shop_files__readme__orders" WHERE _del IS NULL ORDER BY order_id').all()
     expect(rows).toEqual([
-      { order_id: 1, customer: 'Ada', amount: 12, updated_at: '2025-01-02T09:00:00.000000+00:00' },
-      { order_id: 2, customer: 'Lovelace, Ada', amount: 7.25, updated_at: '2025-01-01T11:00:00.000000+00:00' },
+      { order_id: 1, customer: 'Ada', amount: 12, updated_at: '2025-01-02T09:00:00+00:00' },
+      { order_id: 2, customer: 'Lovelace, Ada', amount: 7.25, updated_at: '2025-01-01T11:00:00+00:00' },
     ])
     expect(db.prepare('SELECT COUNT(*) AS n FROM "shop_files__readme__orders"').get()).toEqual({ n: 3 })
     db.close()

@@ -91,6 +91,9 @@ describe.each([
       expect(instant(got.upd_datetime)).toBe(DateTime.parse(String(want.upd_datetime)).epochMicros)
       const meta = typeof got.meta === 'string' ? JSON.parse(got.meta) : got.meta
       expect(meta ?? null).toEqual(want.meta ?? null)
+      // event_at mixes datetimes, dates and strings: the column widens to text holding each value's ISO text
+      // (MySQL converts the datetimes it already stored with its own format).
+      if (db.name !== 'mysql') expect(got.event_at ?? null).toBe(want.event_at ?? null)
     }
   })
 })

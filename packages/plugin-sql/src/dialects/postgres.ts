@@ -91,8 +91,9 @@ export class PostgresDialect extends Dialect {
         return from === 'bytes' ? `to_jsonb(encode(${col}, 'hex'))` : `to_jsonb(${col})`
       case 'str':
         if (from === 'bytes') return `encode(${col}, 'hex')`
-        if (from === 'datetimetz') return `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')`
-        if (from === 'datetime') return `to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`
+        // ISO text as the datastore writes it (Python isoformat: no fraction when it is zero).
+        if (from === 'datetimetz') return `regexp_replace(to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\\.000000$', '') || '+00:00'`
+        if (from === 'datetime') return `regexp_replace(to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\\.000000$', '')`
         return `${col}::text`
       default:
         return `${col}::${TYPES[to]}`

@@ -35,12 +35,17 @@ const ENCODE: Record<SqlType, (v: unknown) => unknown> = {
   float: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'bigint' ? Number(v) : Number.isSafeInteger(v) ? BigInt(v as number) : v),
   decimal: decimalText,
   str: textOf,
-  datetime: (v) => naiveText(toDateTime(v), 'T'),
-  datetimetz: (v) => `${utcText(toDateTime(v), 'T')}+00:00`,
+  datetime: (v) => isoText(naiveText(toDateTime(v), 'T')),
+  datetimetz: (v) => `${isoText(utcText(toDateTime(v), 'T'))}+00:00`,
   date: dateText,
   time: (v) => String(v),
   bytes: (v) => bytesOf(v),
   json: jsonText,
+}
+
+/** Python isoformat: no fraction when it is zero (text order stays time order: `+` and the end sort before `.`). */
+function isoText(text: string): string {
+  return text.endsWith('.000000') ? text.slice(0, -7) : text
 }
 
 /** SQLite (better-sqlite3): no schemas (table names are prefixed), prepared inserts in one transaction. */
