@@ -25,7 +25,7 @@ async function walk(dir: string): Promise<string[]> {
 
 /** Paths with session ids, timestamps and run tags replaced, so two runs can be compared. */
 const shape = (paths: string[]): string[] =>
-  [...new Set(paths.map((p) => p.replace(/\d{14}\.[0-9a-f]{8}/g, '<session>').replace(/\d{14}\.[0-9a-f]{8}-/g, '<run>-').replace(/^\d{14}\./, '<stamp>.').replace(/\/\d{14}\./g, '/<stamp>.')))].sort()
+  [...new Set(paths.map((p) => p.replace(/\d{14}\.[0-9a-f]{8}/g, '<session>').replace(/\/\d{14}\./g, '/<stamp>.').replace(/-\d{3}-\d{4}-\d{4}\.json\.gz$/, '-<file>.json.gz')))].sort()
 
 describe('blob and filesystem datastores', () => {
   it('lay out the same files under the prefix for the same runs', async () => {
