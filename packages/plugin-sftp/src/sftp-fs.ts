@@ -58,8 +58,15 @@ export class SftpFs implements RemoteFs {
     const onAbort = (): void => void client.end().catch(() => undefined)
     signal?.addEventListener('abort', onAbort, { once: true })
     const policy = target.hostKey
+    // readyTimeout covers the SSH handshake only; this bounds opening the sftp channel and resolving the base too.
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`no SFTP session within ${target.timeoutMs} ms`), { code: 'ETIMEDOUT' })), target.timeoutMs + 1000)
+    })
+    timedOut.catch(() => undefined)
+    const within = <T>(p: Promise<T>): Promise<T> => Promise.race([p, timedOut])
     try {
-      await client.connect({
+      await within(client.connect({
         host: target.host,
         port: target.port,
         username: target.username,
@@ -81,16 +88,17 @@ export class SftpFs implements RemoteFs {
           rejected = fp
           return false
         },
-      })
+      }))
       // Without TCP_NODELAY each sequential read waits for the peer's delayed ACK (~40 ms): 100x slower.
       ;(client as unknown as { client: { setNoDelay(on: boolean): void } }).client.setNoDelay(true)
-      fs = new SftpFs(client, await resolveBase(client, target.base), target.timeoutMs)
+      fs = new SftpFs(client, await within(resolveBase(client, target.base)), target.timeoutMs)
       return fs
     } catch (err) {
       void client.end().catch(() => undefined)
       if (signal?.aborted) throw signal.reason
       throw classify(err, lastError, rejected, target)
     } finally {
+      clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
     }
   }
