@@ -52,6 +52,10 @@ export class CsvParser {
   private readonly dlen: number
   private readonly qlen: number
   private readonly elen: number
+  /** One-character delimiter and quote, quotes doubled or not escaped: the common case, parsed by char codes. */
+  private readonly simple: boolean
+  private readonly d: number
+  private readonly q: number
 
   constructor(
     private readonly syntax: CsvSyntax,
@@ -61,6 +65,9 @@ export class CsvParser {
     this.dlen = syntax.delimiter.length
     this.qlen = syntax.quote?.length ?? 0
     this.elen = syntax.escape?.length ?? 0
+    this.simple = this.dlen === 1 && this.qlen === 1 && (syntax.escape === null || syntax.escape === syntax.quote)
+    this.d = syntax.delimiter.charCodeAt(0)
+    this.q = syntax.quote?.charCodeAt(0) ?? -1
   }
 
   /** Parses `text` (the next piece of the file); `final` marks the end of the file. */
@@ -135,7 +142,7 @@ export class CsvParser {
         this.line++
         continue
       }
-      const next = this.quoted(buf, pos, final)
+      const next = this.simple ? this.quotedSimple(buf, pos, final) : this.quoted(buf, pos, final)
       if (next === NEED_MORE) break
       if (next > 0) {
         this.handler.record(this.fields, this.line)
@@ -234,6 +241,67 @@ export class CsvParser {
         continue
       }
       return this.done(fields, buf, pos, nl < 0 ? n : nl + 1)
+    }
+  }
+
+  /** `quoted` for a one-character delimiter and quote (doubled quotes or no escape), by char codes. */
+  private quotedSimple(buf: string, pos: number, final: boolean): number {
+    const n = buf.length
+    const D = this.d
+    const Q = this.q
+    const quote = this.syntax.quote!
+    const doubling = this.syntax.escape !== null
+    const relax = this.syntax.relaxQuotes
+    const fields: string[] = []
+    let i = pos
+    for (;;) {
+      if (i < n && buf.charCodeAt(i) === Q) {
+        let start = i + 1
+        let value = ''
+        for (;;) {
+          const q = buf.indexOf(quote, start)
+          if (q < 0) return final ? this.fail('unterminated quoted field (no closing quote before the end of the file)', BAD_START, n) : NEED_MORE
+          if (q + 1 >= n && !final) return NEED_MORE
+          if (doubling && q + 1 < n && buf.charCodeAt(q + 1) === Q) {
+            value += buf.slice(start, q + 1)
+            start = q + 2
+            continue
+          }
+          value += buf.slice(start, q)
+          i = q + 1
+          break
+        }
+        fields.push(value)
+        if (i >= n) return this.done(fields, buf, pos, n)
+        const c = buf.charCodeAt(i)
+        if (c === D) {
+          i++
+          continue
+        }
+        if (c === LF) return this.done(fields, buf, pos, i + 1)
+        if (c === CR) {
+          if (i + 1 >= n) return final ? this.done(fields, buf, pos, n) : NEED_MORE
+          if (buf.charCodeAt(i + 1) === LF) return this.done(fields, buf, pos, i + 2)
+        }
+        return this.fail(`unexpected ${JSON.stringify(buf[i])} after a closing quote (field ${fields.length})`, BAD_LINE, i)
+      }
+      let j = i
+      for (; j < n; j++) {
+        const c = buf.charCodeAt(j)
+        if (c === D || c === LF) break
+        if (c === Q && !relax) {
+          return this.fail(`quote character inside an unquoted field (field ${fields.length + 1}); set relax_quotes: true to accept it`, BAD_LINE, j)
+        }
+      }
+      if (j >= n && !final) return NEED_MORE
+      let end = j
+      if (end > i && buf.charCodeAt(end - 1) === CR && (j >= n || buf.charCodeAt(j) === LF)) end--
+      fields.push(buf.slice(i, end))
+      if (j < n && buf.charCodeAt(j) === D) {
+        i = j + 1
+        continue
+      }
+      return this.done(fields, buf, pos, j >= n ? n : j + 1)
     }
   }
 

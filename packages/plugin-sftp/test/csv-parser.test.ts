@@ -67,6 +67,31 @@ describe('CsvParser', () => {
     expect(parse('"a",b\n', { quote: null }).records).toEqual([[1, ['"a"', 'b']]])
   })
 
+  it('parses the same with the char-code fast path and the general path (random inputs, random chunks)', () => {
+    let seed = 42
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n)
+    const alphabet = ['a', 'b', ',', ',', '"', '\n', '\r\n', 'xyz', '""']
+    for (let round = 0; round < 400; round++) {
+      let text = ''
+      for (let k = rand(60); k > 0; k--) text += alphabet[rand(alphabet.length)]
+      const chunks: string[] = []
+      for (let at = 0; at < text.length; ) {
+        const size = 1 + rand(12)
+        chunks.push(text.slice(at, at + size))
+        at += size
+      }
+      const results = [true, false].map((simple) => {
+        const out: unknown[] = []
+        const p = new CsvParser(SYNTAX, { record: (f, l) => out.push(['r', l, f]), issue: (l, r) => out.push(['i', l, r]) })
+        ;(p as unknown as { simple: boolean }).simple = simple
+        for (const c of chunks) p.feed(c)
+        p.feed('', true)
+        return out
+      })
+      expect(results[0], JSON.stringify(text)).toEqual(results[1])
+    }
+  })
+
   it('parses a last line without a line end', () => {
     expect(parse('a,b\n1,"2"').records).toEqual([[1, ['a', 'b']], [2, ['1', '2']]])
   })
