@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
 import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo } from '@anchovies/core'
 import { BlobServiceClient, type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from '@azure/storage-blob'
-import { BlockBlobWriter } from './block-blob-writer.js'
+import { BlockBlobWriter, contentHeaders } from './block-blob-writer.js'
 import { resolveCredential, type CredentialKind } from './credentials.js'
 import { acquireLeaseLock, readLeaseLock } from './lease.js'
 import { parseBlobLocation, type BlobLocation } from './location.js'
@@ -174,7 +174,7 @@ export class BlobDatastore implements Datastore {
     const name = this.blobName(path)
     const client = this.container.getBlockBlobClient(name)
     await this.replaceConditionally(path, name, (conditions, metadata, abortSignal) =>
-      client.upload(body, body.byteLength, { conditions, metadata, abortSignal }),
+      client.upload(body, body.byteLength, { conditions, metadata, abortSignal, blobHTTPHeaders: contentHeaders(path) }),
     )
   }
 
@@ -218,7 +218,7 @@ export class BlobDatastore implements Datastore {
     const token = randomUUID()
     return this.call(`creating ${path}`, async (abortSignal) => {
       try {
-        const res = await client.upload(body, body.byteLength, { conditions: { ifNoneMatch: '*' }, metadata: { [WRITE_TOKEN]: token }, abortSignal })
+        const res = await client.upload(body, body.byteLength, { conditions: { ifNoneMatch: '*' }, metadata: { [WRITE_TOKEN]: token }, abortSignal, blobHTTPHeaders: contentHeaders(path) })
         this.rememberEtag(name, res.etag)
         return true
       } catch (err) {

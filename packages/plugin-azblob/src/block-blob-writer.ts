@@ -58,7 +58,7 @@ export class BlockBlobWriter extends Writable {
     await this.ds.replaceConditionally(
       this.path,
       this.name,
-      (conditions, metadata, abortSignal) => client.commitBlockList(this.blockIds, { conditions, metadata, abortSignal }),
+      (conditions, metadata, abortSignal) => client.commitBlockList(this.blockIds, { conditions, metadata, abortSignal, blobHTTPHeaders: contentHeaders(this.path) }),
       { signal: this.aborter.signal },
     )
   }
@@ -85,4 +85,14 @@ export class BlockBlobWriter extends Writable {
     while (this.inflight.size >= this.ds.blockConcurrency) await Promise.race(this.inflight)
     if (this.failure) throw this.failure
   }
+}
+
+/**
+ * The Content-Type of a datastore object by its name, so Storage Explorer and the portal preview JSON and download
+ * data files as gzip (no Content-Encoding: clients must not decompress data files on the fly).
+ */
+export function contentHeaders(path: string): { blobContentType: string } {
+  if (path.endsWith('.gz')) return { blobContentType: 'application/gzip' }
+  if (path.endsWith('.json')) return { blobContentType: 'application/json' }
+  return { blobContentType: 'text/plain; charset=utf-8' }
 }

@@ -124,6 +124,8 @@ describe.concurrent('BlobDatastore on Azurite', () => {
     await once(out, 'finish')
     const props = await client.getProperties()
     expect(props.contentLength).toBe(24 * chunk.length)
+    expect(props.contentType).toBe('application/gzip')
+    expect(props.contentEncoding).toBeUndefined() // nobody may gunzip a data file on the fly
     expect((await client.getBlockList('committed')).committedBlocks).toHaveLength(6)
   })
 
