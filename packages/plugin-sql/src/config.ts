@@ -8,6 +8,7 @@ export const SQL_SETTINGS: readonly SettingSpec[] = [
   { key: 'dataset_data_retention_seconds', env: ['DATASET_DATA_RETENTION_SECONDS', 'ACHVY_DATASET_DATA_RETENTION_SECONDS'], type: 'number', default: -1, description: 'sql: physically delete rows superseded (_del) longer ago than this; -1 = keep history forever (a table\'s deleted_ttl wins)' },
   { key: 'sql_no_schema_name', env: ['ACHVY_SQL_NO_SCHEMA_NAME'], type: 'bool', default: false, description: 'sql: put every table in the connection\'s default schema, named like its upstream table' },
   { key: 'sql_schema_prefix', env: ['ACHVY_SQL_SCHEMA_PREFIX'], type: 'bool', default: false, description: 'sql: do not create schemas; prefix table names with <schema>__ instead (always on for SQLite)' },
+  { key: 'sql_mysql_local_infile', env: ['ACHVY_SQL_MYSQL_LOCAL_INFILE'], type: 'bool', default: true, description: 'sql: stage MySQL/MariaDB rows with LOAD DATA LOCAL INFILE when the server allows it (false: multi-row INSERTs)' },
   { key: 'sql_prod_user', env: ['ACHVY_SQL_PROD_USER'], type: 'string', default: 'prod', description: 'sql: the user whose schemas have no __<user> suffix' },
 ]
 
@@ -20,6 +21,7 @@ export interface SqlSettings {
   readonly noSchemaName: boolean
   readonly schemaPrefix: boolean
   readonly prodUser: string
+  readonly mysqlLocalInfile: boolean
 }
 
 /** Reads the sql settings from the resolved run settings. */
@@ -33,6 +35,7 @@ export function sqlSettings(s: Readonly<Record<string, unknown>>): SqlSettings {
     noSchemaName: Boolean(s.sql_no_schema_name),
     schemaPrefix: Boolean(s.sql_schema_prefix),
     prodUser: String(s.sql_prod_user ?? 'prod'),
+    mysqlLocalInfile: s.sql_mysql_local_infile !== false,
   }
 }
 

@@ -118,8 +118,8 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   try {
     await session.query(d.createStage(stage, [...cols.values()], s, keys))
     stageCreated = true
-    const stager = d.stager(raw, session, stage, s.chunkSize)
-    stager.begin([...cols.values()])
+    const stager = d.stager(raw, session, stage, s)
+    await stager.begin([...cols.values()])
     const declared = table.columns
     const hasDeclared = Object.keys(declared).length > 0
     const fileRows: number[] = []
@@ -144,7 +144,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       }
       changed.clear()
       added.clear()
-      stager.begin([...cols.values()])
+      await stager.begin([...cols.values()])
     }
 
     const addRow = (row: Row, fi: number): Promise<void> | undefined => {

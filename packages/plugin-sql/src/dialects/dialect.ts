@@ -26,7 +26,7 @@ export interface Session {
  */
 export interface Stager {
   /** Starts a layout: the columns every following row is encoded with. */
-  begin(columns: readonly ColumnState[]): void
+  begin(columns: readonly ColumnState[]): Promise<void> | void
   /** Encodes one row; returns true when the buffer is full and `flush()` must be awaited. */
   add(row: Record<string, unknown>, ord: number, file: number): boolean
   /** Sends the buffered rows (may return before the database has stored them). */
@@ -98,7 +98,7 @@ export abstract class Dialect {
   /** Widens a staging column (null when nothing to do). */
   abstract stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
   /** A bulk loader into the staging table. */
-  abstract stager(raw: unknown, session: Session, stage: string, limit: number): Stager
+  abstract stager(raw: unknown, session: Session, stage: string, s: SqlSettings): Stager
   /** A session over a raw driver connection. */
   abstract session(raw: unknown): Session
   /** Starts the merge transaction. */

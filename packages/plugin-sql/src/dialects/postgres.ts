@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { bytesOf, dateText, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
-import type { Target } from '../config.js'
+import type { SqlSettings, Target } from '../config.js'
 import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
 interface PgClient {
@@ -129,8 +129,8 @@ export class PostgresDialect extends Dialect {
     }
   }
 
-  stager(raw: unknown, _session: Session, stage: string, limit: number): Stager {
-    return new PgCopyStager(raw as PgClient, this, stage, limit)
+  stager(raw: unknown, _session: Session, stage: string, s: SqlSettings): Stager {
+    return new PgCopyStager(raw as PgClient, this, stage, s.chunkSize)
   }
 
   override async begin(session: Session): Promise<void> {

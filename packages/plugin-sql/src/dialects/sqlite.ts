@@ -110,8 +110,8 @@ export class SqliteDialect extends Dialect {
     }
   }
 
-  stager(raw: unknown, _session: Session, stage: string, limit: number): Stager {
-    return new SqliteStager(raw as SqliteDatabase, this, stage, limit)
+  stager(raw: unknown, _session: Session, stage: string, s: SqlSettings): Stager {
+    return new SqliteStager(raw as SqliteDatabase, this, stage, s.chunkSize)
   }
 
   override async begin(session: Session): Promise<void> {
