@@ -157,10 +157,16 @@ export class ChangingSource {
     return lines.map((l) => l + t.eol).join('')
   }
 
-  /** Writes a file's content (whole or appended) with a fresh, strictly later whole-second mtime, and records the version. */
-  private save(f: SourceFile, appended: SourceRow[] | null): void {
-    this.clock = Math.max(this.clock + 1, f.mtime + 1)
-    f.mtime = this.clock
+  /**
+   * Writes a file's content (whole or appended) with a fresh, strictly later whole-second mtime (or, for a
+   * partner whose clock jumped back, `backdate` seconds before its previous mtime), and records the version.
+   */
+  private save(f: SourceFile, appended: SourceRow[] | null, backdate = 0): void {
+    if (backdate) f.mtime -= backdate
+    else {
+      this.clock = Math.max(this.clock + 1, f.mtime + 1)
+      f.mtime = this.clock
+    }
     if (appended) appendFileSync(f.file, this.text(f, appended, false))
     else writeFileSync(f.file, this.text(f, f.rows, true), { mode: 0o644 })
     utimesSync(f.file, f.mtime, f.mtime)
@@ -200,7 +206,7 @@ export class ChangingSource {
   }
 
   /** Rewrites an existing file (of `table`, if given): changes about a fifth of its rows, adds `extra` rows; no id disappears. */
-  rewriteFile(extra: number, table?: TableName): void {
+  rewriteFile(extra: number, table?: TableName, backdate = 0): void {
     const f = this.pickFile(table)
     this.rev++
     const changes = Math.max(1, Math.floor(f.rows.length / 5))
@@ -210,7 +216,7 @@ export class ChangingSource {
     }
     for (let i = 0; i < extra; i++) f.rows.push(this.row(f.stem, f.rows.length))
     this.rowCount += extra
-    this.save(f, null)
+    this.save(f, null, backdate)
   }
 
   /** One round of changes sized so that the source ends near `finalRows` after `rounds` rounds. */
