@@ -190,10 +190,11 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
           }
           byKey.set(key, c)
         }
-        if (!fits(c.type, v)) {
+        if (!fits(c.type, v) || (c.type === 'decimal' && !d.decimalFits(v))) {
           const k = norm(c.name)
           if (!changed.has(k) && !added.has(k)) changed.set(k, { ...c })
-          const to = typeFor(c.type, v)!
+          let to = typeFor(c.type, v)!
+          if (to === 'decimal' && !d.decimalFits(v)) to = 'str'
           input.logger.info({ table: table.name, column: c.name, from: c.type, to }, 'column widened')
           c.type = to
         }

@@ -60,11 +60,12 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
         by: Buffer.from([0, 1, 2, 254, 255]),
         j: { a: [1, 'two', null, true, { x: 1.5 }], ключ: 'значение', e: '😀' },
         dec: '12345678901234567890.123456789',
+        tiny: `0.${'1'.repeat(35)}`,
       },
       { id: 2, s: null, i: null, big: null, f: null, b: false, dtz: null, dn: null, d: null, tm: null, by: Buffer.alloc(0), j: [], dec: null },
     ]
     feed('things', rowsOf())
-    const config = `tbls:\n  things:\n    unique_by: id\n    columns: {big: int, small: int, tm: time, dec: float}\n`
+    const config = `tbls:\n  things:\n    unique_by: id\n    columns: {big: int, small: int, tm: time, dec: float, tiny: float}\n`
     const r = await pipeline(dl, config)
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
     const t = db.target(dl, 'things')
@@ -91,6 +92,8 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(json(one!.j)).toEqual({ a: [1, 'two', null, true, { x: 1.5 }], ключ: 'значение', e: '😀' })
     expect(json(two!.j)).toEqual([])
     expect(String(one!.dec).replace(/(\.\d*?)0+$/, '$1')).toBe('12345678901234567890.123456789')
+    // More fraction digits than MySQL's DECIMAL(65,30) holds: the column widens to text there, never rounds.
+    expect(String(one!.tiny)).toBe(`0.${'1'.repeat(35)}`)
     for (const k of ['s', 'i', 'big', 'f', 'dtz', 'dn', 'd', 'tm', 'dec']) expect(two![k], k).toBeNull()
     if (dialect === 'mysql') {
       // The same rows through multi-row INSERTs instead of LOAD DATA LOCAL INFILE land identically.

@@ -51,6 +51,10 @@ export abstract class Dialect {
   abstract readonly supportsSchemas: boolean
   /** Whether string columns need a length (MySQL VARCHAR). */
   readonly sizesStrings: boolean = false
+  /** Whether a decimal value fits the dialect's decimal type exactly (else the column widens to text). */
+  decimalFits(_v: unknown): boolean {
+    return true
+  }
   /** Whether identifiers compare case-insensitively. */
   readonly caseInsensitiveNames: boolean = false
   /** Column type of `_del` and other timestamps of the uploader. */

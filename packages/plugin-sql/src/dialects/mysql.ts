@@ -88,6 +88,16 @@ export class MysqlDialect extends Dialect {
   readonly timestampType = 'DATETIME(6)'
   override readonly tableOptions = ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin'
 
+  /** DECIMAL(65,30): at most 35 digits before the point and 30 after (MySQL would round the rest away). */
+  override decimalFits(v: unknown): boolean {
+    if (typeof v === 'boolean') return true
+    if (typeof v === 'number') return Number.isFinite(v) && Math.abs(v) < 1e35 && Number(v.toFixed(30)) === v
+    const text = String(v).replace(/^[+-]/, '')
+    if (/e/i.test(text)) return false
+    const [int = '', frac = ''] = text.split('.')
+    return int.replace(/^0+/, '').length <= 35 && frac.replace(/0+$/, '').length <= 30
+  }
+
   protected nameProblem(name: string): string | undefined {
     if ([...name].length > 64) return `it is ${[...name].length} characters long and MySQL identifiers hold at most 64`
     if (/\s$/.test(name)) return 'MySQL identifiers cannot end with a space'
