@@ -127,6 +127,15 @@ tbls:
     expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.n)).toEqual(['1', '2'])
   })
 
+  it('as a service, takes each file once across batches', async () => {
+    put('sales/a.tsv', 'n\n1\n')
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.tsv\n', ['-S', '--max-batches', '3', '--interval', '0'])
+    expect(r.code, r.stderr).toBe(0)
+    const batches = (r.results?.batches ?? []) as { done_tasks: { task_type: string; data: Record<string, unknown> }[] }[]
+    expect(batches.map((b) => b.done_tasks.find((t) => t.task_type === 'TABLE')?.data.files_taken)).toEqual([1, 0, 0])
+    expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.n)).toEqual(['1'])
+  })
+
   it('applies after: delete after commit', async () => {
     put('sales/a.tsv', 'n\n1\n')
     const r = await run('tbls:\n  sales:\n    path: /sales/*.tsv\n    after: delete\n')
