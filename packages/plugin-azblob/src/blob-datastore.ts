@@ -254,6 +254,46 @@ export class BlobDatastore implements Datastore {
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   }
 
+  /**
+   * Discards what interrupted streamed writes left under `prefix`: blobs that have only uncommitted blocks (a writer
+   * killed before its block list was committed). Each is committed empty with `If-None-Match: *` (so a blob committed
+   * meanwhile is left alone), which drops its blocks, then deleted. Azure would drop them after a week anyway.
+   */
+  async sweep(prefix: string): Promise<number> {
+    const rel = prefix.split('/').filter(Boolean)
+    const folder = rel.length ? `${this.blobName(rel.join('/'))}/` : this.root
+    const committed = new Set((await this.list(prefix)).map((e) => this.root + e.path))
+    const partial: string[] = []
+    let continuationToken: string | undefined
+    do {
+      const page = await this.call(`sweeping ${prefix || '/'}`, async (abortSignal) => {
+        const pages = this.container.listBlobsFlat({ prefix: folder, includeUncommitedBlobs: true, abortSignal }).byPage({ maxPageSize: 5000, ...(continuationToken ? { continuationToken } : {}) })
+        return (await pages.next()).value as ContainerListBlobFlatSegmentResponse | undefined
+      })
+      for (const item of page?.segment.blobItems ?? []) if (!committed.has(item.name)) partial.push(item.name)
+      continuationToken = page?.continuationToken || undefined
+    } while (continuationToken)
+    let removed = 0
+    for (const name of partial) {
+      const client = this.container.getBlockBlobClient(name)
+      const token = randomUUID()
+      const dropped = await this.call(`sweeping ${name.slice(this.root.length)}`, async (abortSignal) => {
+        try {
+          await client.commitBlockList([], { conditions: { ifNoneMatch: '*' }, metadata: { [WRITE_TOKEN]: token }, abortSignal })
+        } catch (err) {
+          if (failureOf(err).status !== 409 && failureOf(err).status !== 412) throw err
+          // committed meanwhile (a real object: keep it), unless it is our empty commit whose answer was lost
+          const props = await client.getProperties({ abortSignal }).catch(notFoundAsUndefined)
+          if (props?.metadata?.[WRITE_TOKEN] !== token) return false
+        }
+        await client.deleteIfExists({ abortSignal })
+        return true
+      })
+      if (dropped) removed++
+    }
+    return removed
+  }
+
   async delete(path: string): Promise<void> {
     const name = this.blobName(path)
     const ifMatch = this.seenEtag(name)

@@ -120,6 +120,29 @@ export function describeDatastoreContract(name: string, open: () => Promise<Cont
       expect((await ds.read('u/a/keep'))!.toString()).toBe('kept')
     }))
 
+    it('sweep removes what an interrupted streamed write left, and nothing else', withStore(async ({ datastore: ds, second }) => {
+      if (!ds.sweep) return // optional: a backend whose writes leave nothing has no sweep
+      await ds.write('u/a/data/t/kept.json.gz', 'kept')
+      const abandoned = ds.writeStream('u/a/data/t/abandoned.json.gz')
+      abandoned.on('error', () => undefined)
+      const big = Buffer.alloc(9 * 1024 * 1024, 'q')
+      if (!abandoned.write(big)) await once(abandoned, 'drain')
+      // another process (the next run) sweeps while the writer is gone without finishing or cleaning up
+      const sweeper = await second()
+      let removed = 0
+      for (let i = 0; i < 50 && removed === 0; i++) {
+        removed = await sweeper.sweep!('u/a/data')
+        if (!removed) await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(removed).toBeGreaterThanOrEqual(1)
+      expect(await sweeper.sweep!('u/a/data')).toBe(0)
+      expect((await ds.list('u/a')).map((e) => e.path)).toEqual(['u/a/data/t/kept.json.gz'])
+      expect((await ds.read('u/a/data/t/kept.json.gz'))!.toString()).toBe('kept')
+      abandoned.destroy()
+      await closed(abandoned)
+      await sweeper.close()
+    }))
+
     it('createExclusive: the first writer wins, a second gets false and changes nothing', withStore(async ({ datastore: ds }) => {
       expect(await ds.createExclusive('u/a/$commits/000000000001.json', '{"seq":1}')).toBe(true)
       expect(await ds.createExclusive('u/a/$commits/000000000001.json', '{"seq":1,"other":true}')).toBe(false)
