@@ -108,6 +108,7 @@ export class CsvDownloader extends Downloader {
       quarantine?.write(bad)
       if (badRows <= MAX_LOGGED_BAD_ROWS) log.warn({ file: bad.file, line: bad.line, column: bad.column, reason: bad.reason, policy: s.onBadRow }, 'sftp: bad row')
     }
+    let completed = false
     try {
       for (const file of selection.take) {
         const started = Date.now()
@@ -133,9 +134,10 @@ export class CsvDownloader extends Downloader {
         if (path) Object.assign(data, { quarantined: quarantine.count, quarantine: path })
       }
       if (badRows > MAX_LOGGED_BAD_ROWS) log.warn({ bad_rows: badRows, policy: s.onBadRow }, 'sftp: more bad rows were not logged one by one')
-    } catch (err) {
-      quarantine?.discard()
-      throw err
+      completed = true
+    } finally {
+      // Failed, aborted, or stopped by a failing sink: its rows are not committed, so neither are its bad rows.
+      if (!completed) quarantine?.discard()
     }
   }
 
