@@ -30,7 +30,8 @@ describe.concurrent('crashes on a blob datastore', () => {
     const victim = spawnAnchovy(dl, dlHome, { ROWS: '5', SLEEP_MS: '120000', READY_FILE: ready })
     await waitForFile(ready)
     // the data file is in the storage, the commit record is not
-    expect((await ds.list('dev/crash/data/rows')).length).toBe(1)
+    const orphan = (await ds.list('dev/crash/data/rows')).map((e) => e.path)
+    expect(orphan).toHaveLength(1)
     expect(await ds.list('dev/crash/$commits')).toEqual([])
     expect(await ds.readLock('dev/crash/$lock')).toMatchObject({ pid: victim.proc.pid })
     victim.proc.kill('SIGKILL')
@@ -55,9 +56,13 @@ describe.concurrent('crashes on a blob datastore', () => {
       if (takeover === undefined) await new Promise((res) => setTimeout(res, 1000))
     }
     expect(takeover).toBeGreaterThan(8_000)
+    // the run that took over deleted the killed batch's data file: only its own, committed one is left
+    const files = (await ds.list('dev/crash/data/rows')).map((e) => e.path)
+    expect(files).toHaveLength(1)
+    expect(files).not.toContain(orphan[0])
     expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4])
-    // the rows of the killed run's orphaned data file are never delivered; the next batch continues from the cursor
+    // the next batch continues from the cursor
     expect((await anchovy(dl, dlHome, { ROWS: '5' })).code).toBe(0)
     expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
