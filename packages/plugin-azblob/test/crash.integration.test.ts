@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { BlobDatastore } from '../src/blob-datastore.js'
+import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../src/location.js'
 import { Azurite } from './azurite.js'
 import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy, waitForFile } from './cli.js'
 
@@ -96,5 +98,39 @@ describe.concurrent('crashes on a blob datastore', () => {
     expect((await ds.read('dev/zombie/$checkpoints/rows.last'))!.toString()).toBe(checkpoint)
     expect((await anchovy(['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'zombie', '--datastore', url], upHome, { OUT_FILE: out })).code).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4])
+  }, 90_000)
+
+  it('SIGKILL in the middle of a streamed upload: the next run drops the uncommitted blocks and nothing of it is ever visible', async () => {
+    const url = azurite.url('crash', `b-${randomBytes(3).toString('hex')}`)
+    const ds = await BlobDatastore.open(url, { env: {} })
+    const home = await machine()
+    const service = new BlobServiceClient(azurite.accountUrl, new StorageSharedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY)).getContainerClient('crash')
+    const prefix = new URL(url).pathname.split('/').slice(3).join('/')
+    const partial = async (): Promise<string[]> => {
+      const committed = new Set((await ds.list('dev/stub/data')).map((e) => `${prefix}/${e.path}`))
+      const names: string[] = []
+      for await (const item of service.listBlobsFlat({ prefix: `${prefix}/dev/stub/data/`, includeUncommitedBlobs: true })) if (!committed.has(item.name)) names.push(item.name)
+      return names
+    }
+    // small blocks, so blocks of the never-ending table reach the storage quickly
+    const victim = spawnAnchovy(['start', '-op', `${BASIC}:Stubborn`, '--id', 'stub', '-u', 'dev', '--datastore', url, '--lock-ttl', '3'], home, { ACHVY_AZBLOB_BLOCK_SIZE: '65536' })
+    const deadline = Date.now() + 20_000
+    while ((await partial()).length === 0) {
+      expect(Date.now()).toBeLessThan(deadline)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    victim.proc.kill('SIGKILL')
+    await victim.done
+    expect(await partial()).toHaveLength(1)
+    expect(await ds.list('dev/stub/data')).toEqual([])
+    // the next run of this anchovy (any operator) cleans up once the dead run's lease has expired
+    let next
+    do {
+      await new Promise((r) => setTimeout(r, 1000))
+      next = await anchovy(['start', '-op', `${BASIC}:TwoTables`, '--id', 'stub', '-u', 'dev', '--datastore', url], home, { ROWS: '1' })
+    } while (next.code === 75 && Date.now() < deadline + 30_000)
+    expect(next.code).toBe(0)
+    expect(await partial()).toEqual([])
+    expect((await ds.list('dev/stub/data')).map((e) => e.path.split('/')[3])).toEqual(['contacts', 'sales'])
   }, 90_000)
 })
