@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import * as nodePath from 'node:path'
 import { parseTable } from '@anchovies/core'
 import { describe, expect, it } from 'vitest'
 import { readTableSettings } from '../src/config.js'
@@ -37,6 +40,13 @@ describe('connection settings', () => {
     expect(readSftpSettings({ uri: 'file:///srv/drop' }).local).toBe('/srv/drop')
     expect(() => readSftpSettings({ uri: 'sftp://bob@h' })).toThrow('neither a password')
     expect(() => readSftpSettings({ uri: 'sftp://bob:secret@h', ppk_path: '/nope' })).toThrow('cannot read the key file /nope')
+    const dir = mkdtempSync(nodePath.join(tmpdir(), 'anchovies-ppk-'))
+    try {
+      writeFileSync(nodePath.join(dir, 'k.ppk'), 'PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n')
+      expect(() => readSftpSettings({ uri: 'sftp://bob@h', ppk_path: nodePath.join(dir, 'k.ppk') })).toThrow('is a PuTTY v3 key; convert it with: puttygen')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs'
 import * as nodePath from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -148,6 +148,21 @@ tbls:
     const ok = await run(cfg)
     expect(ok.code, ok.stderr).toBe(0)
     expect((await committedRows(ds, 'sales_sftp', 'sales')).length).toBe(300_000)
+  })
+
+  it('fails a file that grows while it is read (still uploading) and commits nothing of it', async () => {
+    const lines = ['id,at']
+    for (let i = 0; i < 300_000; i++) lines.push(`${i},2025-01-01 00:00:${String(i % 60).padStart(2, '0')}`)
+    const path = put('sales/big.csv', lines.join('\n') + '\n')
+    writeFileSync(nodePath.join(dir, 'config.yaml'), 'tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, at: datetime }\n')
+    const pending = runCli(['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds], { ACHVY_CNXN__URI: `file://${src}` }, dir)
+    const dataDir = nodePath.join(ds, 'tester/sales_sftp/data/sales')
+    const deadline = Date.now() + 20_000
+    while (!(existsSync(dataDir) && readdirSync(dataDir).length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    appendFileSync(path, '300000,2025-01-01 00:00:00\n')
+    const r = await pending
+    expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_FILE_CHANGED' })
+    expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([])
   })
 
   it('applies after: delete after commit', async () => {
