@@ -63,6 +63,16 @@ describe('sftp.CsvDownloader on a local folder (file://)', () => {
     expect(manifest['sales/b.tsv']!.rows).toBe(1)
   })
 
+  it("runs the README's example config as written (file://)", async () => {
+    const readme = readFileSync(nodePath.join(REPO, 'packages/plugin-sftp/README.md'), 'utf8')
+    const config = /```yaml\n([\s\S]*?)```/.exec(readme)![1]!
+    put('sales/2025-01-01.tsv', 'order_num\ttrans_num\tline_item_num\tupdated_at\n7\t70\t1\t2025-01-01 08:00:00\n')
+    const r = await run(config)
+    expect(r.code, r.stderr).toBe(0)
+    expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => [x.order_num, x.trans_num, String(x.updated_at)])).toEqual([[7, 70, '2025-01-01T08:00:00']])
+    expect(readdirSync(nodePath.join(src, 'sales/done'))).toEqual(['2025-01-01.tsv'])
+  })
+
   it('downloads nothing new on a second run, and takes a modified file again as a new version', async () => {
     put('sales/a.tsv', 'order_num\tamount\n1\t1\n')
     put('sales/b.tsv', 'order_num\tamount\n2\t2\n')
