@@ -46,7 +46,12 @@ describe.concurrent('BlobDatastore on Azurite', () => {
   })
 
   it('without any storage credential falls back to DefaultAzureCredential and says what to set when it finds none', async () => {
-    const err = await BlobDatastore.open('https://nosuchaccount0.blob.core.windows.net/etl/p', { env: {}, retry: { ...fast, maxTries: 1 } }).catch((e: unknown) => e)
+    // DefaultAzureCredential reads process.env itself: hide any Azure identity the test machine may have
+    const saved = Object.entries(process.env).filter(([k]) => k.startsWith('AZURE_'))
+    for (const [k] of saved) delete process.env[k]
+    const err = await BlobDatastore.open('https://nosuchaccount0.blob.core.windows.net/etl/p', { env: {}, retry: { ...fast, maxTries: 1 } })
+      .catch((e: unknown) => e)
+      .finally(() => Object.assign(process.env, Object.fromEntries(saved)))
     expect(err).toMatchObject({ code: 'ANCH_ERR_DATASTORE', message: expect.stringContaining('no Azure credential is available for https://nosuchaccount0.blob.core.windows.net') })
     expect((err as Error).message).toContain('AZURE_STORAGE_CONNECTION_STRING')
   })
