@@ -264,6 +264,10 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       input.logger.debug({ table: table.name, step: what, ms: Date.now() - t0, rows: r.affected }, 'merge step')
       return r
     }
+    // Temporary tables are never analysed automatically; without statistics PostgreSQL plans the merge's
+    // semi-joins as nested loops over the whole load (minutes instead of seconds at a million rows).
+    const analyzeStage = d.analyze(d.quote(stage))
+    if (analyzeStage && ord >= ANALYZE_ROWS) await timed('analyze stage', analyzeStage)
     await d.begin(session)
     try {
       const lock = await session.query(
