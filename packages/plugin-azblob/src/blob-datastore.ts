@@ -201,7 +201,7 @@ export class BlobDatastore implements Datastore {
         // the stale ETag stays: every later write of this blob by this process fails too, until it reads it again
         throw new AnchoviesError(
           'ANCH_ERR_LOCKED',
-          `refusing to overwrite ${path}: another writer changed it since this process last saw it (did this run lose its lock?)`,
+          `refusing to overwrite ${path}: another writer changed it since this process last saw it (a concurrent run, or this run lost its lock); read it again or retry`,
         )
       }
     }, options)
@@ -304,7 +304,7 @@ export class BlobDatastore implements Datastore {
         const { status } = failureOf(err)
         if (status === 404) return
         if (status === 412 && ifMatch) {
-          throw new AnchoviesError('ANCH_ERR_LOCKED', `refusing to delete ${path}: another writer changed it since this process last saw it (did this run lose its lock?)`)
+          throw new AnchoviesError('ANCH_ERR_LOCKED', `refusing to delete ${path}: another writer changed it since this process last saw it (a concurrent run, or this run lost its lock); read it again or retry`)
         }
         throw err
       }
