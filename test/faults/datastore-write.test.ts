@@ -146,7 +146,7 @@ describe('a datastore write failing', () => {
 
   it('disk full on a real tmpfs: the run fails with ENOSPC, nothing becomes visible; with space again, the rerun converges', async () => {
     const mnt = tempDir('anch-tmpfs-')
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt.dir])
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt.dir])
     cleanups.push(mnt.remove)
     cleanups.push(() => void execFileSync('umount', ['-l', mnt.dir]))
     const ds = path.join(mnt.dir, 'datastore')
@@ -157,7 +157,7 @@ describe('a datastore write failing', () => {
     p.source.addFile(300)
     await p.cleanRound()
     const before = commitCount(ds)
-    p.source.addFile(200_000)
+    p.source.addFile(40_000)
     const o = await p.outcome('downloader on a full disk', p.downloader())
     expect(o.code).toBe(1)
     expect(o.stderr).toMatch(/ENOSPC/)
