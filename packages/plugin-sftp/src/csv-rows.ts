@@ -21,7 +21,7 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
   let source: AsyncIterable<Buffer> = bytes
   let gunzip: ReturnType<typeof createGunzip> | undefined
   if (gz) {
-    gunzip = createGunzip({ chunkSize: 256 * 1024 })
+    gunzip = createGunzip({ chunkSize: 64 * 1024 })
     const input = Readable.from(bytes, { objectMode: false })
     const g = gunzip
     pipeline(input, g).catch((err: unknown) => g.destroy(err as Error))

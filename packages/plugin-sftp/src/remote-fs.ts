@@ -73,7 +73,7 @@ export class LocalFs implements RemoteFs {
   }
 
   read(path: string, start: number): Readable {
-    return createReadStream(this.abs(path), { start, highWaterMark: 256 * 1024 })
+    return createReadStream(this.abs(path), { start, highWaterMark: 64 * 1024 })
   }
 
   async delete(path: string): Promise<void> {

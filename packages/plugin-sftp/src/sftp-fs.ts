@@ -142,7 +142,7 @@ export class SftpFs implements RemoteFs {
 
   read(path: string, start: number): Readable {
     if (!this.alive) throw sessionLost()
-    return this.client.createReadStream(this.abs(path), { start, highWaterMark: 256 * 1024 } as never) as unknown as Readable
+    return this.client.createReadStream(this.abs(path), { start, highWaterMark: 64 * 1024 } as never) as unknown as Readable
   }
 
   /**
