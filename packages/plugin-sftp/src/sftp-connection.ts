@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import * as nodePath from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, context, type ConnectionAttributes } from '@anchovies/core'
+import { Connection, context, createLogger, type ConnectionAttributes } from '@anchovies/core'
 import type { Logger } from 'pino'
 import ssh2 from 'ssh2'
 import { SftpError } from './errors.js'
@@ -165,7 +165,9 @@ export class SftpConnection extends Connection {
     try {
       return context().logger
     } catch {
-      throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'SftpConnection used outside an anchovies run without a logger')
+      // Outside a run (e.g. `anchovy healthcheck --connections`): warnings still go to stderr, masked.
+      this.logger = createLogger('warn')
+      return this.logger
     }
   }
 

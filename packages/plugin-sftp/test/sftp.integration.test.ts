@@ -168,6 +168,19 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     expect(r.stderr).toContain('ANCHY_CNXN__PPK_PATH is ignored')
   })
 
+  it('passes `anchovy healthcheck --connections` after a run, and fails it with a wrong password', async () => {
+    put('sales/a.csv', 'n\n1\n')
+    expect((await run('tbls:\n  sales:\n    path: /sales/*.csv\n', verified())).code).toBe(0)
+    const check = (env: Record<string, string>) =>
+      runCli(['healthcheck', '--connections', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds], env, dir)
+    const ok = await check(verified())
+    expect(ok.stdout, ok.stderr).toContain('healthy: last run OK')
+    const bad = await check({ ACHVY_CNXN__URI: uri({ password: 'nope-wrong-pw' }), ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint })
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toContain('authentication failed')
+    expect(bad.stdout + bad.stderr).not.toContain('nope-wrong-pw')
+  })
+
   it('reads from a named connection chosen with --cnxn', async () => {
     put('sales/a.csv', 'n\n1\n')
     const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__PARTNER__URI: uri(), ACHVY_CNXN__PARTNER__HOST_KEY: sshd.hostFingerprint }, ['--cnxn', 'partner'])
