@@ -25,6 +25,8 @@ export interface CsvTableSettings extends CsvSyntax, ConvertOptions {
   readonly minAge: number
   readonly after: AfterAction
   readonly onBadRow: BadRowPolicy
+  /** With skip/quarantine: fail the table once a run meets more bad rows than this (0 = no limit). */
+  readonly maxBadRows: number
   /** Add `_file` and `_line` to every row. */
   readonly lineage: boolean
   /** At most this many files per table and batch (0 = all); the rest waits for the next batch. */
@@ -34,7 +36,7 @@ export interface CsvTableSettings extends CsvSyntax, ConvertOptions {
 /** Every `tbls.<name>` key the plugin reads (others are left to core and uploaders). */
 export const TABLE_KEYS = [
   'path', 'delimiter', 'header', 'quote', 'escape', 'comment', 'encoding', 'skip_rows', 'compression', 'min_age', 'after',
-  'on_bad_row', 'lineage', 'datetime_format', 'date_format', 'timezone', 'decimal_separator', 'bytes_format', 'null_values',
+  'on_bad_row', 'max_bad_rows', 'lineage', 'datetime_format', 'date_format', 'timezone', 'decimal_separator', 'bytes_format', 'null_values',
   'relax_quotes', 'max_record_size', 'max_files',
   // Read by core or uploaders, or reserved (the README's `autodiscover`).
   'autodiscover', 'sql_table',
@@ -173,6 +175,7 @@ export function readTableSettings(table: Table, problems: string[]): CsvTableSet
     minAge: num('min_age', 0),
     after,
     onBadRow,
+    maxBadRows: num('max_bad_rows', 0, 0, true),
     lineage: bool('lineage', false),
     maxFiles: num('max_files', 0, 0, true),
     datetimeFormat,

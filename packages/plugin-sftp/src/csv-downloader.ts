@@ -105,6 +105,9 @@ export class CsvDownloader extends Downloader {
       if (s.onBadRow === 'fail') throw bad
       badRows++
       data.bad_rows = badRows
+      if (s.maxBadRows > 0 && badRows > s.maxBadRows) {
+        throw new SftpError('ANCH_ERR_CSV_PARSE', `more than max_bad_rows (${s.maxBadRows}) bad rows; the last: ${bad.message}`, { cause: bad })
+      }
       quarantine?.write(bad)
       if (badRows <= MAX_LOGGED_BAD_ROWS) log.warn({ file: bad.file, line: bad.line, column: bad.column, reason: bad.reason, policy: s.onBadRow }, 'sftp: bad row')
     }

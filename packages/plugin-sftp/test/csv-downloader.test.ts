@@ -244,6 +244,14 @@ tbls:
       expect(existsSync(nodePath.join(ds, 'tester/sales_sftp/quarantine'))).toBe(false)
     })
 
+    it('max_bad_rows turns too many skipped rows into a failure', async () => {
+      put('sales/bad.csv', badCorpus())
+      const r = await run(`${cfg('skip')}    max_bad_rows: 4\n`)
+      expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_CSV_PARSE' })
+      expect(String(tableTask(r.results, 'sales')?.err_msg)).toMatch(/^more than max_bad_rows \(4\) bad rows; the last: \/sales\/bad.csv line 10/)
+      expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([])
+    })
+
     it('quarantine writes each bad line with its reason to quarantine/<table>/ in the datastore', async () => {
       put('sales/bad.csv', badCorpus())
       const r = await run(cfg('quarantine'))
