@@ -219,6 +219,10 @@ export class SftpConnection extends Connection {
     if (err instanceof SftpError && !(err as { transientCode?: string }).transientCode) return err
     if (!isTransient(err)) {
       if (isNotFound(err)) return new SftpError('ANCH_ERR_SFTP_PATH', `${this.settings.display}: ${what}: no such file or folder`, { cause: err })
+      const e = err as { code?: unknown; message?: unknown }
+      if (e?.code === 'EACCES' || e?.code === 'EPERM' || e?.code === 3 || /permission denied/i.test(String(e?.message ?? ''))) {
+        return new SftpError('ANCH_ERR_SFTP_PATH', `${this.settings.display}: ${what}: permission denied`, { cause: err })
+      }
       return err as Error
     }
     return new SftpError('ANCH_ERR_SFTP_CONNECT', `${this.settings.display}: ${what} failed ${attempt} time(s) (${codeOf(err) ?? 'connection error'}); giving up`, { cause: err })

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, existsSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { chownSync, mkdirSync, readFileSync, readdirSync, existsSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createLogger } from '@anchovies/core'
@@ -188,10 +188,17 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([{ n: '1' }])
   })
 
-  it('fails at once when the folder does not exist on the server', async () => {
+  it('fails at once when the folder does not exist on the server, or cannot be read', async () => {
     const r = await run('tbls:\n  sales:\n    path: /missing/*.csv\n', verified())
     expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_PATH' })
     expect(r.stderr).not.toContain('retrying')
+    const locked = nodePath.join(sshd.root, base, 'locked')
+    mkdirSync(locked, { mode: 0o700 })
+    chownSync(locked, 0, 0)
+    const denied = await run('tbls:\n  sales:\n    path: /locked/*.csv\n', verified())
+    expect(tableTask(denied.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_PATH' })
+    expect(String(tableTask(denied.results, 'sales')?.err_msg)).toContain('permission denied')
+    expect(denied.stderr).not.toContain('retrying')
   })
 
   describe('dropped connections', () => {
