@@ -155,6 +155,11 @@ export class DataFileWriter {
 
 /** Reads the rows of one gzip JSON-lines data file, restoring `_types`; errors name the file and line. */
 export async function* readDataFile(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row> {
+  for await (const chunk of readDataFileChunks(datastore, path, signal)) yield* chunk
+}
+
+/** Like readDataFile, in arrays of rows (one per decompressed block). */
+export async function* readDataFileChunks(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row[]> {
   const input = await datastore.readStream(path)
   const gunzip = createGunzip({ chunkSize: 64 * 1024 })
   const piped = pipeline(input, gunzip).catch((err: unknown) => {
@@ -178,11 +183,13 @@ export async function* readDataFile(datastore: Datastore, path: string, signal?:
       const text = rest + decoder.write(chunk)
       const lines = text.split('\n')
       rest = lines.pop() ?? ''
-      for (const line of lines) if (line) yield parse(line)
+      const rows: Row[] = []
+      for (const line of lines) if (line) rows.push(parse(line))
+      if (rows.length) yield rows
     }
     await piped
     rest += decoder.end()
-    if (rest.trim()) yield parse(rest)
+    if (rest.trim()) yield [parse(rest)]
   } catch (err) {
     if (err instanceof AnchoviesError) throw err
     throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })

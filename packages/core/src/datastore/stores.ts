@@ -3,7 +3,7 @@ import { AnchoviesError } from '../errors.js'
 import { joinPath, validateName } from '../names.js'
 import { parseTable, tableRecord } from '../tables.js'
 import type { JsonValue, Row, Table } from '../types.js'
-import { DataFileWriter, readDataFile, type WrittenFile } from './data-file.js'
+import { DataFileWriter, readDataFileChunks, type WrittenFile } from './data-file.js'
 import type { Datastore } from './datastore.js'
 
 /** What every store is built with. */
@@ -211,8 +211,13 @@ export class DataBuffer {
   }
 
   /** Reads one data file's rows. */
-  read(path: string, signal?: AbortSignal): AsyncGenerator<Row> {
-    return readDataFile(this.ctx.datastore, path, signal)
+  async *read(path: string, signal?: AbortSignal): AsyncGenerator<Row> {
+    for await (const chunk of this.readChunks(path, signal)) yield* chunk
+  }
+
+  /** Reads one data file's rows in arrays (one per decompressed block: the fast path). */
+  readChunks(path: string, signal?: AbortSignal): AsyncGenerator<Row[]> {
+    return readDataFileChunks(this.ctx.datastore, path, signal)
   }
 
   /** The data files of `table` of `anchovyId`, by name (for datastores without commit records). */

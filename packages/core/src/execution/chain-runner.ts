@@ -3,6 +3,7 @@ import { runWith, type RunState, type TaskInfo } from '../context/context.js'
 import type { Operator, StreamContext } from '../operators/operator.js'
 import type { Row } from '../types.js'
 import { fanOut } from './channel.js'
+import { rowStream } from './row-stream.js'
 import type { Chain, Plan } from './plan.js'
 import type { StagingScope } from './scope.js'
 import { AnchoviesError } from '../errors.js'
@@ -27,48 +28,49 @@ export interface ChainEnv {
   readonly tasks: ReadonlyMap<string, TableTask>
 }
 
-/** Runs `fn` (and every later step of an iterator it returns) in `state`'s context. */
-function bindIterable(iterable: unknown, state: RunState, what: string): AsyncIterable<Row> {
+/**
+ * The chunks of what a source or transform method returned: every step runs in `state`'s context (an async
+ * generator's body runs in the context of whoever calls `next()`), and a yielded row becomes a one-row chunk
+ * while a yielded array of rows passes as one chunk.
+ */
+function sourceChunks(iterable: unknown, state: RunState, what: string): AsyncIterable<Row[]> {
   if (!iterable || typeof (iterable as AsyncIterable<Row>)[Symbol.asyncIterator] !== 'function') {
     throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `${what} must be an async generator (async *method) or return an AsyncIterable`)
   }
-  const it = (iterable as AsyncIterable<Row>)[Symbol.asyncIterator]()
+  const it = (iterable as AsyncIterable<Row | Row[]>)[Symbol.asyncIterator]()
+  const chunk = (r: IteratorResult<Row | Row[]>): IteratorResult<Row[]> => (r.done ? r : { value: Array.isArray(r.value) ? r.value : [r.value], done: false })
   return {
     [Symbol.asyncIterator]: () => ({
-      next: () => runWith(state, () => it.next()),
-      return: (v?: unknown) => runWith(state, () => it.return?.(v) ?? Promise.resolve({ value: undefined, done: true as const })),
+      next: () => runWith(state, () => it.next()).then(chunk),
+      return: (v?: unknown) => runWith(state, () => it.return?.(v) ?? Promise.resolve({ value: undefined, done: true as const })).then(chunk),
     }),
   }
 }
 
-/**
- * Counts rows into the table's task, checks each is an object, stops on abort and logs progress. A plain
- * iterator rather than a generator: this sits on the per-row hot path.
- */
-function counted(rows: AsyncIterable<Row>, task: TableTask, signal: AbortSignal, logger: Logger, progressMs: number): AsyncIterable<Row> {
+/** Counts rows into the table's task, checks each is an object, stops on abort and logs progress. */
+function counted(chunks: AsyncIterable<Row[]>, task: TableTask, signal: AbortSignal, logger: Logger, progressMs: number): AsyncIterable<Row[]> {
   const data = task.info.data
   let n = 0
   let nextLog = progressMs > 0 ? Date.now() + progressMs : Infinity
   data.rows = 0
-  const it = rows[Symbol.asyncIterator]()
-  const check = (r: IteratorResult<Row>): IteratorResult<Row> => {
+  const it = chunks[Symbol.asyncIterator]()
+  const check = (r: IteratorResult<Row[]>): IteratorResult<Row[]> => {
     if (r.done) {
       data.rows = n
       return r
     }
     if (signal.aborted) throw signal.reason
-    const row = r.value
-    if (row === null || typeof row !== 'object' || Array.isArray(row)) {
-      throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `table ${task.key}: row ${n + 1} is not an object (got ${Array.isArray(row) ? 'array' : typeof row})`)
-    }
-    n++
-    if ((n & 1023) === 0) {
-      data.rows = n
-      if (Date.now() >= nextLog) {
-        const secs = (Date.now() - task.startedAt.getTime()) / 1000
-        logger.info({ table: task.key, rows: n, rows_per_s: Math.round(n / secs) }, 'progress')
-        nextLog = Date.now() + progressMs
+    for (const row of r.value) {
+      if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+        throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `table ${task.key}: row ${n + 1} is not an object (got ${Array.isArray(row) ? 'array' : typeof row})`)
       }
+      n++
+    }
+    data.rows = n
+    if (Date.now() >= nextLog) {
+      const secs = (Date.now() - task.startedAt.getTime()) / 1000
+      logger.info({ table: task.key, rows: n, rows_per_s: Math.round(n / secs) }, 'progress')
+      nextLog = Date.now() + progressMs
     }
     return r
   }
@@ -104,7 +106,7 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
     }
   }
 
-  const feed = async (key: string, rows: AsyncIterable<Row>): Promise<void> => {
+  const feed = async (key: string, rows: AsyncIterable<Row[]>): Promise<void> => {
     const consumers = env.plan.consumers(key)
     if (consumers.length === 0) {
       throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${key} has no @sink to receive its rows`)
@@ -117,11 +119,11 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
       try {
         if (c.kind === 'sink') {
           const state = stateFor(key)
-          await runWith(state, () => c.method.fn.call(env.operator, chan, ctxFor(key)))
+          await runWith(state, () => c.method.fn.call(env.operator, rowStream(chan), ctxFor(key)))
         } else {
           const state = stateFor(c.output)
-          const out = runWith(state, () => c.method.fn.call(env.operator, chan, ctxFor(key, c.output)))
-          await feed(c.output, bindIterable(out, state, `transform ${c.method.name}`))
+          const out = runWith(state, () => c.method.fn.call(env.operator, rowStream(chan), ctxFor(key, c.output)))
+          await feed(c.output, sourceChunks(out, state, `transform ${c.method.name}`))
         }
       } catch (err) {
         controller.abort(err)
@@ -140,7 +142,7 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
     const root = env.plan.tables.get(chain.root)!
     const state = stateFor(chain.root)
     const rows = runWith(state, () => root.source.fn.call(env.operator, ctxFor(chain.root)))
-    await feed(chain.root, bindIterable(rows, state, `source ${root.source.name}`))
+    await feed(chain.root, sourceChunks(rows, state, `source ${root.source.name}`))
   } finally {
     env.signal.removeEventListener('abort', onOuterAbort)
   }

@@ -1,13 +1,18 @@
 import type { Row } from '../types.js'
 
+/** Chunks of rows for one consumer; `close()` tells the producer this consumer is done. */
+export type ClosableChunks = AsyncIterable<Row[]> & { close(): void }
+
 /**
- * Splits one async source into `n` consumers with a bounded buffer each: the source is pulled only while every
- * open consumer has room, so a slow sink slows the source and memory stays bounded. A consumer that stops early
- * is dropped; when all stop, the source is closed. An error in the source reaches every consumer.
+ * Splits one async stream of row chunks into `n` consumers with a bounded buffer each (`capacity` rows): the
+ * source is pulled only while every open consumer has room, so a slow sink slows the source and memory stays
+ * bounded. A consumer that stops early is dropped; when all stop, the source is closed. An error in the source
+ * reaches every consumer.
  */
-export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, signal: AbortSignal): ClosableRows[] {
+export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number, signal: AbortSignal): ClosableChunks[] {
   if (n === 1) return [Object.assign(source, { close: () => undefined })]
-  const queues: Row[][] = Array.from({ length: n }, () => [])
+  const queues: Row[][][] = Array.from({ length: n }, () => [])
+  const sizes: number[] = Array(n).fill(0)
   const open: boolean[] = Array(n).fill(true)
   const consumerWaiters: ((() => void) | undefined)[] = Array(n).fill(undefined)
   let producerWaiter: (() => void) | undefined
@@ -27,7 +32,7 @@ export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, 
     producerWaiter = undefined
     w?.()
   }
-  const hasRoom = (): boolean => queues.every((q, i) => !open[i] || q.length < capacity)
+  const hasRoom = (): boolean => sizes.every((size, i) => !open[i] || size < capacity)
 
   const pump = async (): Promise<void> => {
     const it = source[Symbol.asyncIterator]()
@@ -40,7 +45,11 @@ export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, 
         }
         const r = await it.next()
         if (r.done) break
-        for (let i = 0; i < n; i++) if (open[i]) queues[i]!.push(r.value)
+        for (let i = 0; i < n; i++) {
+          if (!open[i]) continue
+          queues[i]!.push(r.value)
+          sizes[i]! += r.value.length
+        }
         wakeConsumers()
       }
       if (!open.some(Boolean)) await it.return?.()
@@ -58,21 +67,23 @@ export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, 
   const close = (i: number): void => {
     open[i] = false
     queues[i]!.length = 0
+    sizes[i] = 0
     wakeProducer()
   }
   return queues.map((queue, i) => ({
     close: () => close(i),
-    [Symbol.asyncIterator](): AsyncIterator<Row> {
+    [Symbol.asyncIterator](): AsyncIterator<Row[]> {
       if (!started) {
         started = true
         void pump().finally(() => signal.removeEventListener('abort', onAbort))
       }
       return {
-        async next(): Promise<IteratorResult<Row>> {
+        async next(): Promise<IteratorResult<Row[]>> {
           for (;;) {
             if (queue.length) {
               const value = queue.shift()!
-              if (queue.length < capacity) wakeProducer()
+              sizes[i]! -= value.length
+              if (sizes[i]! < capacity) wakeProducer()
               return { value, done: false }
             }
             if (failure) throw failure.error
@@ -80,7 +91,7 @@ export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, 
             await new Promise<void>((resolve) => (consumerWaiters[i] = resolve))
           }
         },
-        async return(): Promise<IteratorResult<Row>> {
+        async return(): Promise<IteratorResult<Row[]>> {
           close(i)
           return { value: undefined, done: true }
         },
@@ -88,6 +99,3 @@ export function fanOut(source: AsyncIterable<Row>, n: number, capacity: number, 
     },
   }))
 }
-
-/** Rows for one consumer; `close()` tells the producer this consumer is done (it stops receiving rows). */
-export type ClosableRows = AsyncIterable<Row> & { close(): void }

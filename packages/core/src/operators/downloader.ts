@@ -1,4 +1,5 @@
 import { sink } from '../decorators/index.js'
+import { chunksOf } from '../execution/row-stream.js'
 import { Operator, type Rows, type StreamContext } from './operator.js'
 
 /** An operator that pulls data from a source into the datastore; every row goes to the default sink. */
@@ -12,9 +13,11 @@ export class Downloader extends Operator {
     const table = ctx.output ?? ctx.table
     const writer = this.runtime.dataBuffer.writer(table.name, this.runtime.uniqueFileTag())
     try {
-      for await (const row of rows) {
-        const wait = writer.write(row)
-        if (wait) await wait
+      for await (const chunk of chunksOf(rows)) {
+        for (const row of chunk) {
+          const wait = writer.write(row)
+          if (wait) await wait
+        }
       }
       const files = await writer.close()
       this.runtime.stageFiles(table.name, files)

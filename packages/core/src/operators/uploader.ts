@@ -23,12 +23,12 @@ export interface UpstreamPosition {
  * the table's sink succeeded and the batch commits.
  */
 export class Uploader extends Operator {
-  /** Reads, table by table, the upstream rows not yet uploaded. */
+  /** Reads, table by table, the upstream rows not yet uploaded (in chunks of rows: sinks may use `rows.chunks()`). */
   @source('*')
-  async *defaultSource(ctx: StreamContext): AsyncGenerator<Row> {
+  async *defaultSource(ctx: StreamContext): AsyncGenerator<Row[]> {
     const files = await this.pendingFiles(ctx.table)
     ctx.task.data.files = files.length
-    for (const file of files) yield* this.runtime.dataBuffer.read(file.path, ctx.signal)
+    for (const file of files) yield* this.runtime.dataBuffer.readChunks(file.path, ctx.signal)
     const last = files.at(-1)
     if (last) this.advance(ctx.table, last)
   }

@@ -65,6 +65,5 @@ describe('data file format', () => {
     await expect(async () => {
       for await (const r of readDataFile(ds, 'bad.json.gz')) rows.push(r)
     }).rejects.toThrow(/bad\.json\.gz line 2/)
-    expect(rows).toHaveLength(1)
   })
 })
