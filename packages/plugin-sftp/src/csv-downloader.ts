@@ -79,7 +79,7 @@ export class CsvDownloader extends Downloader {
 
   /** Streams the rows of every new or changed file matching the table's `path`. */
   @source('*')
-  async *download(ctx: StreamContext): AsyncGenerator<Row> {
+  async *download(ctx: StreamContext): AsyncGenerator<Row[]> {
     const problems: string[] = []
     const s = readTableSettings(ctx.table, problems)
     if (problems.length) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
@@ -118,7 +118,8 @@ export class CsvDownloader extends Downloader {
         let rows = 0
         for await (const batch of readRows(server.read(file, ctx.signal), file, s, onBad)) {
           rows += batch.length
-          for (const row of batch) yield row
+          // One array per parsed block: the core passes it on as one chunk (much faster than row by row).
+          yield batch
           if (quarantine) await quarantine.drained()
         }
         next[file.path] = { size: file.size, mtime: file.mtime, rows, taken_at: new Date().toISOString() }
