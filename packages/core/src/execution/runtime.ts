@@ -6,7 +6,7 @@ import type { Settings } from '../config/load-config.js'
 import { CommitLog } from '../datastore/commit-log.js'
 import type { Datastore, DatastoreLock } from '../datastore/datastore.js'
 import { anchovyHome, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
-import { AnchoviesError, AnchovyExecutionTimeout, EXIT } from '../errors.js'
+import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isAnchoviesError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
 import type { Operator, OperatorRuntime } from '../operators/operator.js'
@@ -289,6 +289,10 @@ export class AnchovyRun {
       error = err
     }
     this.taskLog.record(task, batch?.batchId ?? null, started, error)
+    if (error !== undefined && isAnchoviesError(error, 'ANCH_ERR_ABORTED')) {
+      this.log.warn({ phase: type }, `${type} interrupted: the run is stopping`)
+      return false
+    }
     if (error !== undefined) {
       this.failed = true
       if (type === 'STARTUP' && error instanceof AnchoviesError && error.code === 'ANCH_ERR_CONNECTION_MISSING') this.configError = true
@@ -416,7 +420,8 @@ export class AnchovyRun {
         } else {
           chainScope.discard()
         }
-        const isAbort = error instanceof AnchoviesError && error.code === 'ANCH_ERR_ABORTED'
+        // Stopped by a signal or --fail-fast: whatever the table threw on its way out is not its own failure.
+        const isAbort = isAnchoviesError(error, 'ANCH_ERR_ABORTED') || (controller.signal.aborted && isAnchoviesError(controller.signal.reason, 'ANCH_ERR_ABORTED'))
         for (const key of chain.tables) {
           if (!plan.tables.get(key)!.selected) continue
           const task = tasks.get(key)!
