@@ -1,11 +1,8 @@
-import { Connection, Uploader, connection, qualifiedName, session, sink, source, type Row, type SettingSpec, type StreamContext, type Table, type UpstreamFile } from '@anchovies/core'
+import { Connection, Uploader, chunksOf, connection, qualifiedName, session, sink, source, type Row, type SettingSpec, type StreamContext, type Table, type UpstreamFile } from '@anchovies/core'
 import { SQL_SETTINGS, schemaMap, sqlSettings, targetOf, type Target } from './config.js'
 import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
-import { FILE_INDEX, ROW_GROUP, loadTable } from './table-loader.js'
-
-/** Rows per item passed from the source to the sink (the stream queue holds up to stream_queue_size items). */
-const GROUP_ROWS = 64
+import { FILE_INDEX, loadTable } from './table-loader.js'
 
 /**
  * Uploads what upstream anchovies committed into a SQL database, keeping history (`_seq`/`_del`).
@@ -37,7 +34,7 @@ export class SqlUploader extends Uploader {
 
   /** Reads the pending upstream files that are not in the ledger yet; rows carry their file's index. */
   @source('*')
-  override async *defaultSource(ctx: StreamContext): AsyncGenerator<Row> {
+  override async *defaultSource(ctx: StreamContext): AsyncGenerator<Row[]> {
     const all = await this.pendingFiles(ctx.table)
     let files = all
     if (all.length) {
@@ -51,18 +48,12 @@ export class SqlUploader extends Uploader {
     }
     ctx.task.data.files = files.length
     this.planned.set(qualifiedName(ctx.table), files)
-    let group: Row[] = []
     for (let i = 0; i < files.length; i++) {
-      for await (const row of this.runtime.dataBuffer.read(files[i]!.path, ctx.signal)) {
-        ;(row as Record<symbol, unknown>)[FILE_INDEX] = i
-        group.push(row)
-        if (group.length >= GROUP_ROWS) {
-          yield { [ROW_GROUP]: group } as Row
-          group = []
-        }
+      for await (const chunk of this.runtime.dataBuffer.readChunks(files[i]!.path, ctx.signal)) {
+        for (const row of chunk) (row as Record<symbol, unknown>)[FILE_INDEX] = i
+        yield chunk
       }
     }
-    if (group.length) yield { [ROW_GROUP]: group } as Row
     const last = all.at(-1)
     if (last) this.advance(ctx.table, last)
   }
@@ -74,11 +65,11 @@ export class SqlUploader extends Uploader {
     const target = this.targetOf(ctx.table)
     const planned = this.planned
     // Wait for the first row before taking a connection: the source checks the ledger first, and SQLite has one.
-    const it = rows[Symbol.asyncIterator]()
+    const it = chunksOf(rows)[Symbol.asyncIterator]()
     const first = await it.next()
-    const all: AsyncIterable<Row> = {
+    const all: AsyncIterable<Row[]> = {
       [Symbol.asyncIterator]: () => {
-        let pending: IteratorResult<Row> | undefined = first
+        let pending: IteratorResult<Row[]> | undefined = first
         return {
           next: () => {
             const p = pending

@@ -10,11 +10,6 @@ import { mergeStatements } from './merge.js'
 
 /** The row property (a symbol, so never a column) holding the index of the upstream file a row came from. */
 export const FILE_INDEX = Symbol.for('anchovies.sql.fileIndex')
-/**
- * An item of the uploader's own source may carry a small array of rows under this symbol: passing rows between
- * source and sink in groups saves several promises per row in the stream machinery.
- */
-export const ROW_GROUP = Symbol.for('anchovies.sql.rowGroup')
 
 /** Loads of at least this many rows refresh planner statistics (PostgreSQL). */
 const ANALYZE_ROWS = 10_000
@@ -26,7 +21,8 @@ export interface LoadInput {
   readonly table: Table
   /** The upstream files the rows come from, in order (`row[FILE_INDEX]` indexes this list). */
   readonly files: readonly UpstreamFile[]
-  readonly rows: AsyncIterable<Row>
+  /** The rows, in chunks (arrays) as the core passes them. */
+  readonly rows: AsyncIterable<Row[]>
   readonly settings: SqlSettings
   readonly logger: Logger
   readonly signal: AbortSignal
@@ -212,15 +208,9 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       return addRow(row, fi)
     }
 
-    for await (const item of input.rows) {
-      const group = (item as Record<symbol, unknown>)[ROW_GROUP] as Row[] | undefined
-      if (group) {
-        for (const row of group) {
-          const wait = handle(row)
-          if (wait) await wait
-        }
-      } else {
-        const wait = handle(item)
+    for await (const chunk of input.rows) {
+      for (const row of chunk) {
+        const wait = handle(row)
         if (wait) await wait
       }
     }
