@@ -146,11 +146,12 @@ export class FilesystemDatastore implements Datastore {
       const current = await this.readLock(path)
       if (!current) continue
       if (!isStale(current, ttlMs)) throw new AnchovyLocked(current, where)
-      // Take over a dead holder's lock: a takeover marker makes the check-and-replace exclusive.
+      // Take over a dead holder's lock: a takeover marker makes the check-and-replace exclusive. The marker names
+      // its writer, so a marker left by a taker that died is itself recognised as stale.
       const marker = `${path}.takeover`
-      if (!(await this.createExclusive(marker, info.token))) {
-        const m = (await this.list(nodePath.posix.dirname(path))).find((e) => e.path === joinPath(marker))
-        if (m && Date.now() - m.mtime.getTime() > ttlMs) await this.delete(marker)
+      if (!(await this.createExclusive(marker, JSON.stringify(info)))) {
+        const other = await this.readLock(marker)
+        if (!other || isStale(other, ttlMs)) await this.delete(marker)
         continue
       }
       try {
@@ -190,17 +191,20 @@ export class FilesystemDatastore implements Datastore {
   async close(): Promise<void> {}
 }
 
-/** True when the holder's heartbeat is older than the TTL, or it ran on this host and its process is gone. */
+/**
+ * True when a lock holder is gone. On this host the process table decides (a live pid is never stale, whatever
+ * the clocks say; a dead one is stale at once); elsewhere, a heartbeat older than the TTL.
+ */
 export function isStale(info: LockInfo, ttlMs: number): boolean {
-  if (Date.now() - Date.parse(info.heartbeat) > ttlMs) return true
   if (info.host === hostname() && info.pid > 0) {
     try {
       process.kill(info.pid, 0)
+      return false
     } catch (err) {
-      return isCode(err, 'ESRCH')
+      if (isCode(err, 'ESRCH')) return true
     }
   }
-  return false
+  return Date.now() - Date.parse(info.heartbeat) > ttlMs
 }
 
 class AtomicFileWriter extends Writable {

@@ -132,6 +132,18 @@ describe('anchovy start', () => {
     const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })
     expect(r.code).toBe(0)
     expect(r.stderr).not.toMatch(/already running/)
+    // a taker killed mid-takeover leaves a marker: it names a dead pid, so the next run goes ahead at once
+    const { hostname } = await import('node:os')
+    const dead = { host: hostname(), pid: 2 ** 22 + 12345, since: old, heartbeat: new Date().toISOString(), token: 'dead' }
+    writeFileSync(lockFile, JSON.stringify(dead))
+    writeFileSync(`${lockFile}.takeover`, JSON.stringify({ ...dead, token: 'taker' }))
+    expect((await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })).code).toBe(0)
+    expect(existsSync(`${lockFile}.takeover`)).toBe(false)
+    // a live process on this host holds the lock however old its heartbeat looks (clock jumps)
+    writeFileSync(lockFile, JSON.stringify({ ...dead, pid: process.pid, heartbeat: old, token: 'live' }))
+    const live = await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })
+    expect(live.code).toBe(75)
+    expect(live.stderr).toContain(`pid ${process.pid}`)
     // a fresh heartbeat from another host is respected
     const now = new Date().toISOString()
     writeFileSync(lockFile, JSON.stringify({ host: 'elsewhere', pid: 1, since: now, heartbeat: now, token: 'alive' }))
