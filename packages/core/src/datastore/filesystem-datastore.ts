@@ -192,19 +192,19 @@ export class FilesystemDatastore implements Datastore {
 }
 
 /**
- * True when a lock holder is gone. On this host the process table decides (a live pid is never stale, whatever
- * the clocks say; a dead one is stale at once); elsewhere, a heartbeat older than the TTL.
+ * True when a lock holder is gone: its heartbeat is older than the TTL (a frozen or unreachable holder; the
+ * commit record's exclusive create still fences it if it wakes up), or it ran on this host and its process is gone.
  */
 export function isStale(info: LockInfo, ttlMs: number): boolean {
+  if (Date.now() - Date.parse(info.heartbeat) > ttlMs) return true
   if (info.host === hostname() && info.pid > 0) {
     try {
       process.kill(info.pid, 0)
-      return false
     } catch (err) {
-      if (isCode(err, 'ESRCH')) return true
+      return isCode(err, 'ESRCH')
     }
   }
-  return Date.now() - Date.parse(info.heartbeat) > ttlMs
+  return false
 }
 
 class AtomicFileWriter extends Writable {

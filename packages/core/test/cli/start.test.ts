@@ -139,8 +139,8 @@ describe('anchovy start', () => {
     writeFileSync(`${lockFile}.takeover`, JSON.stringify({ ...dead, token: 'taker' }))
     expect((await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })).code).toBe(0)
     expect(existsSync(`${lockFile}.takeover`)).toBe(false)
-    // a live process on this host holds the lock however old its heartbeat looks (clock jumps)
-    writeFileSync(lockFile, JSON.stringify({ ...dead, pid: process.pid, heartbeat: old, token: 'live' }))
+    // a live process on this host with a fresh heartbeat holds it
+    writeFileSync(lockFile, JSON.stringify({ ...dead, pid: process.pid, token: 'live' }))
     const live = await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })
     expect(live.code).toBe(75)
     expect(live.stderr).toContain(`pid ${process.pid}`)
