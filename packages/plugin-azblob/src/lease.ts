@@ -49,6 +49,16 @@ export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: n
     if (outcome === 'held') {
       const holder = await readHolder(ds, path)
       if (!holder) continue // released in between
+      const deadLease = (holder as LockInfo & { lease?: unknown }).lease
+      if (diedOnThisHost(holder) && typeof deadLease === 'string') {
+        // The holder ran here and its process is gone (SIGKILL): release its lease with its own lease id instead of
+        // waiting it out. That succeeds only while that very lease is the current one, so a fresh lease another
+        // run took meanwhile (whose info is not written yet) is never broken.
+        const freed = await ds
+          .call(`releasing the dead holder's lock ${where}`, (abortSignal) => client.getBlobLeaseClient(deadLease).releaseLease({ abortSignal }), quick)
+          .then(() => true, () => false)
+        if (freed) continue
+      }
       throw new AnchovyLocked(holder, where)
     }
     try {
@@ -60,6 +70,17 @@ export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: n
     return heldLock(ds, path, lease, info, ttlMs, seconds)
   }
   throw new AnchoviesError('ANCH_ERR_LOCKED', `could not take the run lock of ${where}: it kept changing hands`)
+}
+
+/** True when the lock holder ran on this host and its process no longer exists (hostnames are unique per machine or container). */
+function diedOnThisHost(holder: LockInfo): boolean {
+  if (holder.host !== hostname() || !(holder.pid > 0) || holder.pid === process.pid) return false
+  try {
+    process.kill(holder.pid, 0)
+    return false
+  } catch (err) {
+    return (err as { code?: string }).code === 'ESRCH'
+  }
 }
 
 /** The holder of the lock at `path`, or undefined when nobody holds a live lease. */
@@ -100,7 +121,8 @@ async function readHolder(ds: BlobDatastore, path: string): Promise<LockInfo | u
 }
 
 async function writeInfo(ds: BlobDatastore, path: string, leaseId: string, info: LockInfo, options: CallOptions): Promise<void> {
-  const body = Buffer.from(JSON.stringify(info))
+  // The lease id is stored too: a run on the same host may release the lease of a holder whose process died.
+  const body = Buffer.from(JSON.stringify({ ...info, lease: leaseId }))
   const client = ds.blob(path)
   await ds.call(`writing the lock ${path}`, (abortSignal) => client.upload(body, body.length, { conditions: { leaseId }, abortSignal }), options)
 }

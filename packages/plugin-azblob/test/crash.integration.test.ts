@@ -40,24 +40,16 @@ describe.concurrent('crashes on a blob datastore', () => {
     const killedAt = Date.now()
     expect((await victim.done).signal).toBe('SIGKILL')
 
-    // the lease outlives its holder: a new run is refused, naming the dead holder
-    const refused = await anchovy(dl, dlHome, { ROWS: '5' })
-    expect(refused.code).toBe(75)
-    expect(refused.stderr).toContain(`pid ${victim.proc.pid}`)
     // nothing of the killed run is visible downstream
     expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
     expect(await ids(out)).toEqual([])
 
-    // once the lease expires (15 s after the last renewal), the next run takes over and re-downloads the rows
-    let takeover: number | undefined
-    while (takeover === undefined) {
-      expect(Date.now() - killedAt).toBeLessThan(30_000)
-      const r = await anchovy(dl, dlHome, { ROWS: '5' })
-      if (r.code === 0) takeover = Date.now() - killedAt
-      else expect(r.code).toBe(75)
-      if (takeover === undefined) await new Promise((res) => setTimeout(res, 1000))
-    }
-    expect(takeover).toBeGreaterThan(8_000)
+    // the holder ran on this host and its pid is gone: the next run breaks the lease at once (a holder on
+    // another host, or a frozen one, waits for the lease to expire: see the SIGSTOP test) and re-downloads
+    const r = await anchovy(dl, dlHome, { ROWS: '5' })
+    expect(r.code, r.stderr).toBe(0)
+    const takeover = Date.now() - killedAt
+    expect(takeover).toBeLessThan(15_000)
     // the run that took over deleted the killed batch's data file: only its own, committed one is left
     const files = (await ds.list('dev/crash/data/rows')).map((e) => e.path)
     expect(files).toHaveLength(1)
