@@ -29,9 +29,13 @@ export function machine(): Promise<string> {
 }
 
 /** Starts `anchovy <args>` in `home` with a clean environment (no ACHVY_, AZURE_ variables from the test runner). */
-export function spawnAnchovy(args: string[], home: string, env: Record<string, string> = {}): CliProcess {
+export function spawnAnchovy(args: string[], home: string, env: Record<string, string> = {}, host?: string): CliProcess {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ACHVY_|AZURE_|ANCHY_)/.test(k)))
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: home, env: { ...base, HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // `host`: run as if on another machine, with its own host name (a UTS namespace; needs root, as CI has)
+  const [cmd, argv] = host
+    ? ['unshare', ['--uts', 'sh', '-c', 'hostname "$0" && exec "$@"', host, process.execPath, BIN, ...args]]
+    : [process.execPath, [BIN, ...args]]
+  const proc = spawn(cmd, argv, { cwd: home, env: { ...base, HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))

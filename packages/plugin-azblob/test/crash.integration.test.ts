@@ -20,7 +20,7 @@ const ids = async (file: string): Promise<number[]> =>
   (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
 
 describe.concurrent('crashes on a blob datastore', () => {
-  it('SIGKILL between writing data and committing: nothing becomes visible, the lease is taken over after it expires, nothing is lost', async () => {
+  it('SIGKILL between writing data and committing: nothing becomes visible, the next run on this host takes the dead holder lease at once, nothing is lost', async () => {
     const url = azurite.url('crash', `k-${randomBytes(3).toString('hex')}`)
     const ds = await BlobDatastore.open(url, { env: {} })
     const [dlHome, upHome] = [await machine(), await machine()]
@@ -61,6 +61,31 @@ describe.concurrent('crashes on a blob datastore', () => {
     expect((await anchovy(up, upHome, { OUT_FILE: out })).code).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     console.log(`takeover after SIGKILL: ${takeover} ms`)
+  }, 90_000)
+
+  it('a holder on another machine killed with SIGKILL blocks the anchovy until its lease expires, then is taken over', async () => {
+    const url = azurite.url('crash', `h-${randomBytes(3).toString('hex')}`)
+    const [dlHome, victimHome] = [await machine(), await machine()]
+    const ready = join(victimHome, 'ready')
+    const dl = ['start', '-op', `${SLEEPY}:Sleepy`, '--id', 'far', '-u', 'dev', '--datastore', url, '--lock-ttl', '3']
+    const victim = spawnAnchovy(dl, victimHome, { ROWS: '5', SLEEP_MS: '120000', READY_FILE: ready }, 'elsewhere')
+    await waitForFile(ready)
+    victim.proc.kill('SIGKILL')
+    const killedAt = Date.now()
+    expect((await victim.done).signal).toBe('SIGKILL')
+    const refused = await anchovy(dl, dlHome, { ROWS: '5' })
+    expect(refused.code).toBe(75)
+    expect(refused.stderr).toMatch(/already running on host elsewhere/)
+    let takeover: number | undefined
+    while (takeover === undefined) {
+      expect(Date.now() - killedAt).toBeLessThan(40_000)
+      const r = await anchovy(dl, dlHome, { ROWS: '5' })
+      if (r.code === 0) takeover = Date.now() - killedAt
+      else expect(r.code, r.stderr).toBe(75)
+      if (takeover === undefined) await new Promise((res) => setTimeout(res, 1000))
+    }
+    expect(takeover).toBeGreaterThan(8_000)
+    console.log(`takeover of a killed holder on another host: ${takeover} ms`)
   }, 90_000)
 
   it('a run frozen past its lease (SIGSTOP) is taken over; thawed, it commits nothing and overwrites nothing', async () => {
