@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { afterAll } from 'vitest'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -23,9 +24,17 @@ export interface CliProcess {
   readonly done: Promise<CliResult>
 }
 
+const machines: string[] = []
+// Registered in the root suite of every test file that imports this module: its machines go when it ends.
+afterAll(async () => {
+  await Promise.all(machines.splice(0).map((d) => rm(d, { recursive: true, force: true })))
+})
+
 /** A fresh folder used as the process's HOME and working directory: machines share nothing but the storage. */
-export function machine(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'anchovies-machine-'))
+export async function machine(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'anchovies-machine-'))
+  machines.push(dir)
+  return dir
 }
 
 /** Starts `anchovy <args>` in `home` with a clean environment (no ACHVY_, AZURE_ variables from the test runner). */
