@@ -1,21 +1,10 @@
 import { execFileSync } from 'node:child_process'
 import { chownSync, mkdtempSync, rmSync } from 'node:fs'
-import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
+import { freePort } from '../../packages/plugin-sftp/test/helpers/sshd.js'
 
 const BIN = '/usr/lib/postgresql/15/bin'
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
 
 /**
  * A PostgreSQL cluster of its own (initdb in a temporary folder, a free port, trust auth), so that a test can crash

@@ -1,21 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import * as net from 'node:net'
 import * as path from 'node:path'
-import type { Sshd } from '../../packages/plugin-sftp/test/helpers/sshd.js'
-
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
-    const done = (ok: boolean): void => {
-      s.destroy()
-      resolve(ok)
-    }
-    s.setTimeout(1000, () => done(false))
-    s.on('data', (d: Buffer) => done(d.toString().startsWith('SSH-')))
-    s.on('error', () => done(false))
-  })
-}
+import { banner, type Sshd } from '../../packages/plugin-sftp/test/helpers/sshd.js'
 
 /** Stops and restarts a test sshd on the same port, with the same host key and config. */
 export class SshdControl {
@@ -36,7 +22,7 @@ export class SshdControl {
     }
     this.sshd.dropSessions()
     const end = Date.now() + 10_000
-    while (await answers(this.sshd.port)) {
+    while (await banner(this.sshd.port)) {
       if (Date.now() > end) throw new Error('sshd still answers')
       await new Promise((r) => setTimeout(r, 20))
     }
@@ -49,7 +35,7 @@ export class SshdControl {
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
     const end = Date.now() + 10_000
-    while (!(await answers(this.sshd.port))) {
+    while (!(await banner(this.sshd.port))) {
       if (child.exitCode !== null || Date.now() > end) throw new Error(`sshd did not come back: ${stderr}`)
       await new Promise((r) => setTimeout(r, 20))
     }

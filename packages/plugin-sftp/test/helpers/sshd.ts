@@ -33,7 +33,8 @@ export interface Sshd {
   stop(): Promise<void>
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer()
     s.listen(0, '127.0.0.1', () => {
@@ -207,7 +208,8 @@ export async function startSshd(): Promise<Sshd> {
   }
 }
 
-function banner(port: number): Promise<boolean> {
+/** True when an SSH server answers on the port with its banner. */
+export function banner(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1')
     const done = (ok: boolean): void => {
