@@ -128,17 +128,9 @@ export class BlobDatastore implements Datastore {
     const name = this.blobName(path)
     const client = this.container.getBlockBlobClient(name)
     return this.call(`reading ${path}`, async (abortSignal) => {
-      let res
-      try {
-        res = await client.download(0, undefined, { abortSignal })
-      } catch (err) {
-        if (failureOf(err).status === 404) return undefined
-        throw err
-      }
-      const chunks: Buffer[] = []
-      for await (const chunk of res.readableStreamBody as AsyncIterable<Buffer>) chunks.push(chunk)
-      this.rememberEtag(name, res.etag)
-      return Buffer.concat(chunks)
+      const got = await downloadWhole(client, abortSignal)
+      if (got) this.rememberEtag(name, got.etag)
+      return got?.body
     })
   }
 
@@ -334,4 +326,21 @@ function positive(raw: string | undefined, fallback: number, name: string): numb
   const n = Number(raw)
   if (!Number.isInteger(n) || n < 1) throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a positive integer`)
   return n
+}
+
+/** A whole blob with its ETag and lease state, or undefined when it does not exist (for small objects only). */
+export async function downloadWhole(
+  client: { download(offset: number, count: undefined, options: { abortSignal: AbortSignal }): Promise<{ readableStreamBody?: NodeJS.ReadableStream; etag?: string; leaseState?: string; lastModified?: Date }> },
+  abortSignal: AbortSignal,
+): Promise<{ body: Buffer; etag: string | undefined; leaseState: string | undefined; lastModified: Date | undefined } | undefined> {
+  let res
+  try {
+    res = await client.download(0, undefined, { abortSignal })
+  } catch (err) {
+    if (failureOf(err).status === 404) return undefined
+    throw err
+  }
+  const chunks: Buffer[] = []
+  for await (const chunk of res.readableStreamBody as AsyncIterable<Buffer>) chunks.push(chunk)
+  return { body: Buffer.concat(chunks), etag: res.etag, leaseState: res.leaseState, lastModified: res.lastModified }
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AnchoviesError, AnchovyLocked, type DatastoreLock, type LockInfo } from '@anchovies/core'
-import type { BlobDatastore } from './blob-datastore.js'
+import { downloadWhole, type BlobDatastore } from './blob-datastore.js'
 import { failureOf, type CallOptions } from './retry.js'
 
 /** Azure lease durations are 15–60 s (or infinite, which a dead holder would keep forever). */
@@ -87,24 +87,16 @@ function diedOnThisHost(holder: LockInfo): boolean {
 export async function readLeaseLock(ds: BlobDatastore, path: string): Promise<LockInfo | undefined> {
   const client = ds.blob(path)
   return ds.call(`reading the lock ${path}`, async (abortSignal) => {
-    let res
-    try {
-      res = await client.download(0, undefined, { abortSignal })
-    } catch (err) {
-      if (failureOf(err).status === 404) return undefined
-      throw err
-    }
-    const chunks: Buffer[] = []
-    for await (const chunk of res.readableStreamBody as AsyncIterable<Buffer>) chunks.push(chunk)
-    if (res.leaseState !== 'leased') return undefined
-    const text = Buffer.concat(chunks).toString('utf8')
+    const got = await downloadWhole(client, abortSignal)
+    if (!got || got.leaseState !== 'leased') return undefined
+    const text = got.body.toString('utf8')
     try {
       const parsed = JSON.parse(text) as LockInfo
       if (typeof parsed.host === 'string' && typeof parsed.pid === 'number') return parsed
     } catch {
       // the winner has not written its details yet
     }
-    const since = (res.lastModified ?? new Date()).toISOString()
+    const since = (got.lastModified ?? new Date()).toISOString()
     return { host: 'unknown (starting)', pid: 0, since, heartbeat: since, token: '' }
   })
 }
