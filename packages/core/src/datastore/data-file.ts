@@ -1,12 +1,15 @@
 import { once } from 'node:events'
 import { StringDecoder } from 'node:string_decoder'
-import { pipeline } from 'node:stream/promises'
-import { createGunzip, createGzip, constants as zlibConstants, type Gzip, type ZlibOptions } from 'node:zlib'
+import { finished, pipeline } from 'node:stream/promises'
+import { promisify } from 'node:util'
+import { createGunzip, gzip } from 'node:zlib'
 import type { Writable } from 'node:stream'
 import { AnchoviesError } from '../errors.js'
 import type { Row } from '../types.js'
 import { DateTime, LocalDate, formatDate } from '../values.js'
 import type { Datastore } from './datastore.js'
+
+const gzipAsync = promisify(gzip)
 
 /**
  * Encodes one row as a JSON line with the `_types` annotation shared with the Python implementation:
@@ -42,15 +45,28 @@ export function encodeRow(row: Row): string {
   return json.length === 2 ? `{${tail}` : `${json.slice(0, -1)},${tail}`
 }
 
+/** Parsed `_types` annotations: rows of one table nearly always repeat the same few strings. */
+const annotations = new Map<string, ReadonlyArray<readonly [string, string]>>()
+
+function parseAnnotation(types: string): ReadonlyArray<readonly [string, string]> {
+  let parsed = annotations.get(types)
+  if (parsed === undefined) {
+    parsed = types
+      .split(' ')
+      .map((part) => part.split('@'))
+      .filter((pieces): pieces is [string, string] => pieces.length === 2)
+    if (annotations.size >= 1000) annotations.clear()
+    annotations.set(types, parsed)
+  }
+  return parsed
+}
+
 /** Restores the values a `_types` annotation names and removes the annotation (mutates and returns `obj`). */
 export function decodeRow(obj: Row): Row {
   const types = obj._types
   delete obj._types
   if (typeof types === 'string' && types) {
-    for (const part of types.split(' ')) {
-      const pieces = part.split('@')
-      if (pieces.length !== 2) continue
-      const [col, code] = pieces as [string, string]
+    for (const [col, code] of parseAnnotation(types)) {
       const v = obj[col]
       if (typeof v !== 'string') continue
       if (code === 'DT') obj[col] = DateTime.parse(v)
@@ -77,14 +93,28 @@ export interface DataFileOptions {
   readonly level: number
 }
 
-const FLUSH_AT = 64 * 1024
+/** Uncompressed bytes per gzip member: big enough for a full compression window, small enough to keep memory flat. */
+const BLOCK_BYTES = 1024 * 1024
+/** Members being compressed at once (in libuv's thread pool, in parallel with the encoding on the main thread). */
+const IN_FLIGHT = 3
 
-/** Writes rows to gzip JSON-lines files under `dir`, rolling over at `maxBytes`; files are unique by `nameFor`. */
+/**
+ * Writes rows to gzip JSON-lines files under `dir`, rolling over at `maxBytes`; files are unique by `nameFor`.
+ *
+ * Lines are encoded straight into 1 MiB blocks and each block is compressed as its own gzip member by a thread-pool
+ * job, so compression runs on the other core while the main thread keeps encoding (a zlib stream needs the event
+ * loop between its chunks and so mostly waits for the encoder instead). A file of several members is a standard
+ * gzip file: gunzip, Python's `gzip` and every reader of the original format read it whole.
+ */
 export class DataFileWriter {
-  private gzip: Gzip | undefined
+  private out: Writable | undefined
   private done: Promise<void> | undefined
   private current: { path: string; rows: number; bytes: number } | undefined
-  private pending = ''
+  private block = Buffer.allocUnsafe(BLOCK_BYTES)
+  private used = 0
+  /** Compressed members in file order, still being compressed or not yet written. */
+  private readonly queue: Promise<Buffer>[] = []
+  private writing: Promise<void> = Promise.resolve()
   private readonly files: WrittenFile[] = []
 
   constructor(
@@ -93,20 +123,24 @@ export class DataFileWriter {
     private readonly options: DataFileOptions,
   ) {}
 
-  /** Appends a row; resolves when the buffer has room (back-pressure), or returns undefined right away. */
+  /** Appends a row; resolves when there is room again (back-pressure), or returns undefined right away. */
   write(row: Row): Promise<void> | undefined {
-    const line = encodeRow(row) + '\n'
+    const line = encodeRow(row)
     if (!this.current) this.open()
     const cur = this.current!
-    cur.rows++
-    cur.bytes += Buffer.byteLength(line)
-    this.pending += line
-    if (this.pending.length >= FLUSH_AT) {
-      const p = this.flush()
-      if (cur.bytes >= this.options.maxBytes) return (p ?? Promise.resolve()).then(() => this.finishFile())
-      return p
+    let wait: Promise<void> | undefined
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8; a line longer than a block gets a block of its own.
+    if (this.used + line.length * 3 + 1 > this.block.length) {
+      wait = this.seal()
+      if (line.length * 3 + 1 > this.block.length) this.block = Buffer.allocUnsafe(line.length * 3 + 1)
     }
-    return undefined
+    const n = this.block.write(line, this.used) + 1
+    this.block[this.used + n - 1] = 0x0a
+    this.used += n
+    cur.rows++
+    cur.bytes += n
+    if (cur.bytes >= this.options.maxBytes) return (wait ?? Promise.resolve()).then(() => this.finishFile())
+    return wait
   }
 
   /** Finishes the last file and returns every file written. */
@@ -117,38 +151,55 @@ export class DataFileWriter {
 
   /** Stops writing and discards the file in progress. */
   abort(err?: Error): void {
-    this.gzip?.destroy(err ?? new Error('aborted'))
+    for (const job of this.queue.splice(0)) job.catch(() => undefined)
+    this.out?.destroy(err ?? new Error('aborted'))
+    this.writing = Promise.resolve()
     this.done?.catch(() => undefined)
-    this.gzip = undefined
+    this.out = undefined
     this.current = undefined
+    this.used = 0
   }
 
   private open(): void {
     const path = this.nameFor(this.files.length)
-    this.gzip = createGzip({ level: this.options.level, chunkSize: 64 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY, writableHighWaterMark: 1024 * 1024 } as ZlibOptions)
-    const out: Writable = this.datastore.writeStream(path)
-    this.done = pipeline(this.gzip, out)
+    this.out = this.datastore.writeStream(path)
+    this.done = finished(this.out)
     this.done.catch(() => undefined)
     this.current = { path, rows: 0, bytes: 0 }
   }
 
-  private flush(): Promise<void> | undefined {
-    const chunk = this.pending
-    this.pending = ''
-    if (!chunk) return undefined
-    if (!this.gzip!.write(chunk)) {
-      return Promise.race([once(this.gzip!, 'drain').then(() => undefined), this.done!])
-    }
-    return undefined
+  /** Hands the filled block to the thread pool; waits for the oldest member when too many are in flight. */
+  private seal(): Promise<void> | undefined {
+    if (this.used === 0) return undefined
+    const job = gzipAsync(this.block.subarray(0, this.used), { level: this.options.level })
+    job.catch(() => undefined)
+    this.queue.push(job)
+    this.block = Buffer.allocUnsafe(BLOCK_BYTES)
+    this.used = 0
+    return this.queue.length >= IN_FLIGHT ? this.writeOldest() : undefined
+  }
+
+  /** Writes the oldest member once compressed; writes stay in file order even if a caller does not wait. */
+  private writeOldest(): Promise<void> {
+    const member = this.queue.shift()!
+    const out = this.out!
+    const done = this.done!
+    this.writing = this.writing.then(async () => {
+      if (!out.write(await member)) await Promise.race([once(out, 'drain'), done])
+    })
+    this.writing.catch(() => undefined)
+    return this.writing
   }
 
   private async finishFile(): Promise<void> {
-    await this.flush()
+    await this.seal()
+    while (this.queue.length) void this.writeOldest()
+    await this.writing
     const cur = this.current!
-    this.gzip!.end()
+    this.out!.end()
     await this.done
     this.files.push({ ...cur })
-    this.gzip = undefined
+    this.out = undefined
     this.current = undefined
   }
 }

@@ -56,6 +56,36 @@ describe('data file format', () => {
     expect(n).toBe(10_000)
   })
 
+  it('writes blocks as gzip members that any gunzip reads as one stream, long and non-ASCII lines included', async () => {
+    const root = tempDir()
+    const ds = new FilesystemDatastore(root)
+    const w = new DataFileWriter(ds, (i) => `data/t/f-${i}.json.gz`, { maxBytes: 64 << 20, level: 1 })
+    const rows: Record<string, unknown>[] = []
+    for (let i = 0; i < 60_000; i++) {
+      // Every 20,000th row is 3 MB: longer than a block, and 3 bytes a character in UTF-8.
+      rows.push({ i, s: i % 20_000 === 7 ? '€'.repeat(1_000_000) : `é ${i} "q" \\ ${'x'.repeat(i % 50)}` })
+    }
+    for (const row of rows) await w.write(row)
+    const files = await w.close()
+    expect(files).toHaveLength(1)
+    const raw = readFileSync(path.join(root, files[0]!.path))
+    // More than one member (each starts with the gzip magic bytes and deflate method).
+    expect(raw.subarray(1).indexOf(Buffer.from([0x1f, 0x8b, 0x08]))).toBeGreaterThan(0)
+    const text = gunzipSync(raw).toString('utf8')
+    expect(Buffer.byteLength(text)).toBe(files[0]!.bytes)
+    expect(text.split('\n').slice(0, 2)).toEqual([encodeRow(rows[0]!), encodeRow(rows[1]!)])
+    let n = 0
+    for await (const row of readDataFile(ds, files[0]!.path)) expect(row).toEqual(rows[n++])
+    expect(n).toBe(rows.length)
+  })
+
+  it('caches parsed annotations without mixing up columns', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(decodeRow(JSON.parse('{"a":"2025-01-02","b":"00ff","_types":"a@D b@B"}'))).toEqual({ a: new LocalDate(2025, 1, 2), b: Buffer.from([0, 255]) })
+      expect(decodeRow(JSON.parse('{"a":"00ff","b":"2025-01-02","_types":"a@B b@D"}'))).toEqual({ a: Buffer.from([0, 255]), b: new LocalDate(2025, 1, 2) })
+    }
+  })
+
   it('names the file and line of a corrupt row', async () => {
     const root = tempDir()
     const ds = new FilesystemDatastore(root)
