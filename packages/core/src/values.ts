@@ -98,9 +98,8 @@ export class DateTime {
 /** Formats a JS Date like Python's aware `isoformat()`: `2025-01-01T00:00:00+00:00`, `.123000` when it has ms. */
 export function formatDate(date: Date): string {
   if (Number.isNaN(date.getTime())) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', 'invalid Date value')
-  const base = date.toISOString() // YYYY-MM-DDTHH:MM:SS.mmmZ
-  const ms = date.getUTCMilliseconds()
-  return `${base.slice(0, 19)}${ms ? `.${String(ms).padStart(3, '0')}000` : ''}+00:00`
+  const iso = date.toISOString() // YYYY-MM-DDTHH:MM:SS.mmmZ
+  return iso.endsWith('.000Z') ? `${iso.slice(0, -5)}+00:00` : `${iso.slice(0, -1)}000+00:00`
 }
 
 function pad2(n: number): string {

@@ -171,7 +171,8 @@ export class DataFileWriter {
   /** Hands the filled block to the thread pool; waits for the oldest member when too many are in flight. */
   private seal(): Promise<void> | undefined {
     if (this.used === 0) return undefined
-    const job = gzipAsync(this.block.subarray(0, this.used), { level: this.options.level })
+    // One output buffer as big as the block: one thread-pool job per member, no round trips through the event loop.
+    const job = gzipAsync(this.block.subarray(0, this.used), { level: this.options.level, chunkSize: BLOCK_BYTES })
     job.catch(() => undefined)
     this.queue.push(job)
     this.block = Buffer.allocUnsafe(BLOCK_BYTES)
