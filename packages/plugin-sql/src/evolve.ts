@@ -61,10 +61,45 @@ export async function evolveTarget(
     }
     if (rebuild) await d.rebuild(session, target, columns, keys, s)
   }
-  if (keys.size) {
+  // The key index once every key column exists (a load may create the table before its first row arrives).
+  if (keys.size && [...keys].every((k) => columns.some((c) => norm(c.name) === norm(k)))) {
     const cols = [...keys]
     const name = `anch_key_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${cols.join(',')})`).digest('hex').slice(0, 16)}`
     await ddl(d.createKeyIndex(target, name, cols))
+  }
+  return changes
+}
+
+/**
+ * The changes from `targetCols` (what the target had when the load started) to `columns`, as `evolveTarget` records
+ * them, without DDL: direct loads change the target step by step while rows arrive and record the net change once.
+ */
+export function describeChanges(
+  d: Dialect,
+  input: LoadInput,
+  exists: boolean,
+  targetCols: ReadonlyMap<string, ColumnState>,
+  columns: readonly ColumnState[],
+  keys: ReadonlySet<string>,
+  norm: (n: string) => string,
+  now: Date,
+  result: LoadResult,
+): Record<string, unknown>[] {
+  const s = input.settings
+  const at = now.toISOString()
+  if (!exists) return [{ at, change: 'created', columns: columns.map((c) => ({ name: c.name, type: c.type })) }]
+  const changes: Record<string, unknown>[] = []
+  for (const c of columns) {
+    const before = targetCols.get(norm(c.name))
+    if (!before) {
+      result.columns_added.push(c.name)
+      changes.push({ at, change: 'added', column: c.name, type: c.type })
+      continue
+    }
+    const isKey = keys.has(c.name)
+    if (before.type === c.type && d.columnType(before, isKey, s) === d.columnType(c, isKey, s)) continue
+    result.columns_widened.push(c.name)
+    changes.push({ at, change: 'widened', column: c.name, from: before.type, to: c.type })
   }
   return changes
 }

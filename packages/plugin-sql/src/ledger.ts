@@ -101,6 +101,17 @@ export async function readMeta(d: Dialect, s: Session, t: Target): Promise<Table
   }
 }
 
+/**
+ * Creates the metadata row of `t` when missing (committed before a load locks it), keeping what is there.
+ * `nextSeq` gives the first `_seq` for a new row.
+ */
+export async function ensureMetaRow(d: Dialect, s: Session, t: Target, nextSeq: () => Promise<number>, now: Date): Promise<void> {
+  const meta = d.sibling(t, META_TABLE)
+  const exists = await s.query(`SELECT 1 AS x FROM ${meta} WHERE table_name = ${P}`, [t.table])
+  if (exists.rows.length) return
+  await s.query(`INSERT INTO ${meta} (table_name, next_seq, columns_json, changes_json, updated_at) VALUES (${P}, ${P}, '[]', '[]', ${d.timestampLiteral(now)})`, [t.table, await nextSeq()])
+}
+
 /** Inserts or replaces the column part of the metadata row (outside the merge transaction, right after DDL). */
 export async function writeMeta(d: Dialect, s: Session, t: Target, columns: readonly ColumnState[], changes: readonly Record<string, unknown>[], nextSeqIfNew: number, now: Date): Promise<void> {
   const meta = d.sibling(t, META_TABLE)

@@ -15,6 +15,11 @@ export interface MergeSpec {
   readonly deletedAt: string
   /** Timestamp literal: superseded rows older than this are deleted (null = keep forever). */
   readonly expireBefore: string | null
+  /**
+   * The rows were copied straight into the target (PostgreSQL, no set_by): they are the rows with `_seq >= base`,
+   * there is no staging table and nothing to insert.
+   */
+  readonly direct?: boolean
 }
 
 /** The set-based statements of one merge, run in this order inside one transaction. */
@@ -58,8 +63,11 @@ export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
     out.countSetLosers = `SELECT COUNT(*) AS n FROM (SELECT ${q(FILE)} AS f, ${latest} AS m FROM ${m.stage}) x WHERE x.f < x.m`
     delExpr = `CASE WHEN ${q(FILE)} < ${latest} THEN ${m.deletedAt} END`
   }
-  out.insert =
-    `INSERT INTO ${m.target} (${[...cols, seq, del].join(', ')}) ` +
+  // Where the arriving keys are: the staging table, or the target's rows of this load.
+  const arrived = m.direct ? `${m.target} WHERE ${seq} >= ${m.base}` : m.stage
+  out.insert = m.direct
+    ? ''
+    : `INSERT INTO ${m.target} (${[...cols, seq, del].join(', ')}) ` +
     `SELECT ${[...cols, `${m.base} + ${q(ORD)}`, delExpr].join(', ')} FROM ${m.stage}`
 
   if (m.uniqueBy.length) {
@@ -70,9 +78,9 @@ export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
     ].join(', ')
     const ranked =
       `SELECT x.${seq} AS ${seq}, ROW_NUMBER() OVER (PARTITION BY ${keyCols} ORDER BY ${order}) AS rn ` +
-      `FROM ${m.target} x WHERE x.${del} IS NULL AND ${tuple(m.uniqueBy, 'x.')} IN (SELECT ${m.uniqueBy.map(q).join(', ')} FROM ${m.stage})`
-    out.anyCurrent = `SELECT 1 AS x FROM ${m.target} WHERE ${del} IS NULL LIMIT 1`
-    out.duplicateKeys = `SELECT 1 AS x FROM ${m.stage} GROUP BY ${m.uniqueBy.map(q).join(', ')} HAVING COUNT(*) > 1 LIMIT 1`
+      `FROM ${m.target} x WHERE x.${del} IS NULL AND ${tuple(m.uniqueBy, 'x.')} IN (SELECT ${m.uniqueBy.map(q).join(', ')} FROM ${arrived})`
+    out.anyCurrent = `SELECT 1 AS x FROM ${m.target} WHERE ${del} IS NULL${m.direct ? ` AND ${seq} < ${m.base}` : ''} LIMIT 1`
+    out.duplicateKeys = `SELECT 1 AS x FROM ${arrived} GROUP BY ${m.uniqueBy.map(q).join(', ')} HAVING COUNT(*) > 1 LIMIT 1`
     out.supersedeKeys = d.markDeleted(m.target, `SELECT r.${seq} FROM (${ranked}) r WHERE r.rn > 1`, m.deletedAt)
   }
   if (m.expireBefore) out.expire = `DELETE FROM ${m.target} WHERE ${del} IS NOT NULL AND ${del} < ${m.expireBefore}`

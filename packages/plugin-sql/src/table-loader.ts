@@ -3,9 +3,9 @@ import type { Logger } from 'pino'
 import type { Row, Table, UpstreamFile } from '@anchovies/core'
 import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'
-import { RESERVED, SEQ, sqlError, type Dialect, type Session } from './dialects/dialect.js'
-import { checkName, evolveTarget } from './evolve.js'
-import { ensureBookkeeping, loadedFileIds, readMeta, recordFiles, writeMeta, type TableMeta } from './ledger.js'
+import { RESERVED, SEQ, sqlError, type Dialect, type Session, type Stager } from './dialects/dialect.js'
+import { checkName, describeChanges, evolveTarget } from './evolve.js'
+import { ensureBookkeeping, ensureMetaRow, loadedFileIds, readMeta, recordFiles, writeMeta, type TableMeta } from './ledger.js'
 import { mergeStatements } from './merge.js'
 
 /** The row property (a symbol, so never a column) holding the index of the upstream file a row came from. */
@@ -96,7 +96,39 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     }
     return { exists, meta, targetCols }
   }
-  let current = await readTarget()
+  // PostgreSQL without set_by: COPY straight into the target inside the merge transaction (no staging table, no
+  // INSERT … SELECT). The table's metadata row is locked first, so `_seq` is known before the first row and
+  // concurrent loads of the table wait for this one; DDL is transactional, so a failure leaves nothing behind.
+  const direct = d.directStager !== undefined && table.setBy.length === 0
+  const now = new Date()
+  let base = 1
+  let inTransaction = false
+  if (direct) {
+    await retryOnce(async () => ensureMetaRow(d, session, target, async () => ((await d.tableExists(session, target)) ? nextSeqOf(d, session, qualified) : 1), now))
+    await d.begin(session)
+    inTransaction = true
+  }
+  let current: Awaited<ReturnType<typeof readTarget>>
+  try {
+    if (direct) {
+      const lock = await session.query(`SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`, [target.table])
+      base = Number(lock.rows[0]?.next_seq ?? 1)
+      const already = await loadedFileIds(d, session, target, input.files)
+      if (already.size > 0) {
+        inTransaction = false
+        await session.query('ROLLBACK')
+        if (already.size === input.files.length) {
+          result.files_loaded_elsewhere = already.size
+          return finish(result, started)
+        }
+        throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
+      }
+    }
+    current = await readTarget()
+  } catch (err) {
+    if (inTransaction) await session.query('ROLLBACK').catch(() => undefined)
+    throw err
+  }
   const { targetCols } = current
 
   // Staging columns start as the target's, widened by declared types.
@@ -111,10 +143,25 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   }
   const stage = `_anch_stage_${randomBytes(6).toString('hex')}`
   let stageCreated = false
+  /** Direct loads: what the target was before this load (its net change is recorded once, at the end). */
+  const initial = { exists: current.exists, targetCols: new Map([...current.targetCols].map(([k, c]) => [k, { ...c }])) }
+  /** Direct loads: brings the target to the columns of `cols` (inside the transaction). */
+  const evolveDirect = async (): Promise<void> => {
+    const scratch = { ...result, columns_added: [], columns_widened: [] }
+    await evolveTarget(d, session, input, current.exists, current.targetCols, [...cols.values()], keys, norm, now, scratch)
+    current.exists = true
+    for (const [k, c] of cols) current.targetCols.set(k, { ...c })
+  }
   try {
-    await session.query(d.createStage(stage, [...cols.values()], s, keys))
-    stageCreated = true
-    const stager = d.stager(raw, session, stage, s)
+    let stager: Stager
+    if (direct) {
+      if (cols.size > 0) await evolveDirect()
+      stager = d.directStager!(raw, qualified, base, s)
+    } else {
+      await session.query(d.createStage(stage, [...cols.values()], s, keys))
+      stageCreated = true
+      stager = d.stager(raw, session, stage, s)
+    }
     await stager.begin([...cols.values()])
     const declared = table.columns
     const hasDeclared = Object.keys(declared).length > 0
@@ -126,23 +173,26 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     const byKey = new Map<string, ColumnState>()
     for (const c of cols.values()) byKey.set(c.name, c)
 
-    /** Applies staging DDL for the columns this row added or widened, between two COPYs. */
+    /** Applies staging (or, direct, target) DDL for the columns this row added or widened, between two COPYs. */
     const relayout = async (): Promise<void> => {
       await stager.finish()
-      for (const [k, before] of changed) {
-        if (added.has(k)) continue
-        const sql = d.stageWidenColumn(stage, cols.get(k)!, before, s, keys)
-        if (sql) await session.query(sql)
-      }
-      for (const k of added) {
-        const sql = d.stageAddColumn(stage, cols.get(k)!, s, keys)
-        if (sql) await session.query(sql)
+      if (direct) {
+        await evolveDirect()
+      } else {
+        for (const [k, before] of changed) {
+          if (added.has(k)) continue
+          const sql = d.stageWidenColumn(stage, cols.get(k)!, before, s, keys)
+          if (sql) await session.query(sql)
+        }
+        for (const k of added) {
+          const sql = d.stageAddColumn(stage, cols.get(k)!, s, keys)
+          if (sql) await session.query(sql)
+        }
       }
       changed.clear()
       added.clear()
       await stager.begin([...cols.values()])
     }
-
     const addRow = (row: Row, fi: number): Promise<void> | undefined => {
       if (!stager.add(row, ord++, fi)) return undefined
       input.signal.throwIfAborted()
@@ -204,7 +254,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         }
       }
       fileRows[fi] = (fileRows[fi] ?? 0) + 1
-      if (changed.size || added.size) return relayout().then(() => addRow(row, fi))
+      if (changed.size || added.size || (direct && !current.exists)) return relayout().then(() => addRow(row, fi))
       return addRow(row, fi)
     }
 
@@ -217,15 +267,83 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     await stager.finish()
     result.stage_ms = Date.now() - started
     result.rows = ord
+    const retention = table.deletedTtl ?? (s.retentionSeconds >= 0 ? s.retentionSeconds : null)
+    const del = d.timestampLiteral(now)
+    const timed = async (what: string, sql: string): Promise<{ rows: Record<string, unknown>[]; affected: number }> => {
+      const t0 = Date.now()
+      const r = await session.query(sql)
+      input.logger.debug({ table: table.name, step: what, ms: Date.now() - t0, rows: r.affected }, 'merge step')
+      return r
+    }
+    const sortBy = (): { column: string; descending: boolean }[] =>
+      table.sortBy.filter((k) => cols.has(norm(k.column))).map((k) => ({ column: cols.get(norm(k.column))!.name, descending: k.descending }))
+    /** The ledger rows of this load (each file's first `_seq`). */
+    const ledgerRows = (): { file: UpstreamFile; rows: number; firstSeq: number }[] => {
+      let firstOrd = 0
+      return input.files.map((file, i) => {
+        const entry = { file, rows: fileRows[i] ?? 0, firstSeq: base + firstOrd }
+        firstOrd += fileRows[i] ?? 0
+        return entry
+      })
+    }
+
+    if (direct) {
+      const mergeStarted = Date.now()
+      try {
+        if (ord === 0 && (input.files.length === 0 || cols.size === 0)) {
+          inTransaction = false
+          await session.query('ROLLBACK')
+          return finish(result, started)
+        }
+        // Tables and columns declared but without rows yet still get created.
+        await evolveDirect()
+        const changes = describeChanges(d, input, initial.exists, initial.targetCols, [...cols.values()], keys, norm, now, result)
+        if (!initial.exists || changes.length || !current.meta || current.meta.columns.length === 0) {
+          await writeMeta(d, session, target, [...cols.values()], [...(current.meta?.changes ?? []), ...changes], base, now)
+        }
+        result.inserted = ord
+        await input.afterInsert?.()
+        // The planner must know about the rows just copied (ANALYZE sees this transaction's rows).
+        if (ord >= ANALYZE_ROWS) await timed('analyze', d.analyze(qualified)!)
+        const stmts = mergeStatements(d, {
+          target: qualified,
+          stage: '',
+          columns: [...cols.values()].map((c) => c.name),
+          uniqueBy: table.uniqueBy,
+          setBy: [],
+          sortBy: sortBy(),
+          base,
+          deletedAt: del,
+          expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
+          direct: true,
+        })
+        if (stmts.supersedeKeys && ord > 0) {
+          const needKeys = (await timed('any current', stmts.anyCurrent!)).rows.length > 0 || (await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0
+          if (needKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
+        }
+        if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
+        await recordFiles(d, session, target, ledgerRows(), now, input.uploader, input.sessionId)
+        await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
+        inTransaction = false
+        await timed('commit', 'COMMIT')
+        result.merge_ms = Date.now() - mergeStarted
+      } catch (err) {
+        inTransaction = false
+        await session.query('ROLLBACK').catch(() => undefined)
+        throw err
+      }
+      result.files_loaded = input.files.length
+      return finish(result, started)
+    }
+
     if (ord === 0 && (input.files.length === 0 || cols.size === 0)) return finish(result, started)
 
     // Evolve the target to the staged columns (DDL outside the merge transaction: MySQL commits on DDL).
-    const now = new Date()
     for (let attempt = 0; ; attempt++) {
       try {
         const { exists, meta } = current
         const changes = await evolveTarget(d, session, input, exists, current.targetCols, [...cols.values()], keys, norm, now, result)
-        if (!exists || changes.length || !meta) {
+        if (!exists || changes.length || !meta || meta.columns.length === 0) {
           const next = exists ? await nextSeqOf(d, session, qualified) : 1
           await writeMeta(d, session, target, [...cols.values()], [...(meta?.changes ?? []), ...changes], next, now)
         }
@@ -248,12 +366,6 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     // Merge + ledger: one transaction.
     const columns = [...cols.values()].map((c) => c.name)
     const mergeStarted = Date.now()
-    const timed = async (what: string, sql: string): Promise<{ rows: Record<string, unknown>[]; affected: number }> => {
-      const t0 = Date.now()
-      const r = await session.query(sql)
-      input.logger.debug({ table: table.name, step: what, ms: Date.now() - t0, rows: r.affected }, 'merge step')
-      return r
-    }
     // Temporary tables are never analysed automatically; without statistics PostgreSQL plans the merge's
     // semi-joins as nested loops over the whole load (minutes instead of seconds at a million rows).
     const analyzeStage = d.analyze(d.quote(stage))
@@ -264,7 +376,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         `SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`,
         [target.table],
       )
-      const base = Number(lock.rows[0]?.next_seq ?? 1)
+      base = Number(lock.rows[0]?.next_seq ?? 1)
       const already = await loadedFileIds(d, session, target, input.files)
       if (already.size > 0) {
         await session.query('ROLLBACK')
@@ -274,15 +386,13 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         }
         throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
       }
-      const del = d.timestampLiteral(now)
-      const retention = table.deletedTtl ?? (s.retentionSeconds >= 0 ? s.retentionSeconds : null)
       const stmts = mergeStatements(d, {
         target: qualified,
         stage: d.quote(stage),
         columns,
         uniqueBy: table.uniqueBy,
         setBy: table.setBy,
-        sortBy: table.sortBy.filter((k) => cols.has(norm(k.column))).map((k) => ({ column: cols.get(norm(k.column))!.name, descending: k.descending })),
+        sortBy: sortBy(),
         base,
         deletedAt: del,
         expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
@@ -296,13 +406,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       await input.afterInsert?.()
       if (stmts.supersedeKeys && needKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
       if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
-      let firstOrd = 0
-      const ledger = input.files.map((file, i) => {
-        const entry = { file, rows: fileRows[i] ?? 0, firstSeq: base + firstOrd }
-        firstOrd += fileRows[i] ?? 0
-        return entry
-      })
-      await recordFiles(d, session, target, ledger, now, input.uploader, input.sessionId)
+      await recordFiles(d, session, target, ledgerRows(), now, input.uploader, input.sessionId)
       await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
       await timed('commit', 'COMMIT')
       result.merge_ms = Date.now() - mergeStarted
@@ -316,6 +420,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     if (analyzeTarget && ord >= ANALYZE_ROWS) await session.query(analyzeTarget).catch((err: unknown) => input.logger.warn({ err }, 'ANALYZE failed'))
     return finish(result, started)
   } finally {
+    if (inTransaction) await session.query('ROLLBACK').catch(() => undefined)
     if (stageCreated) await session.query(`DROP ${d.name === 'mysql' ? 'TEMPORARY ' : ''}TABLE IF EXISTS ${d.quote(stage)}`).catch(() => undefined)
   }
 }

@@ -103,6 +103,11 @@ export abstract class Dialect {
   abstract stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
   /** A bulk loader into the staging table. */
   abstract stager(raw: unknown, session: Session, stage: string, s: SqlSettings): Stager
+  /**
+   * A bulk loader straight into the target (quoted `table`) inside the merge transaction, writing `_seq` =
+   * `seqBase` + arrival order and no staging columns; undefined where the dialect stages every load.
+   */
+  directStager?(raw: unknown, table: string, seqBase: number, s: SqlSettings): Stager
   /** A session over a raw driver connection. */
   abstract session(raw: unknown): Session
   /** Starts the merge transaction. */

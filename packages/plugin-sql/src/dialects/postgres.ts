@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { bytesOf, dateText, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
-import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
+import { Dialect, FILE, ORD, SEQ, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
 interface PgClient {
   query(config: { text: string; values?: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
@@ -130,7 +130,11 @@ export class PostgresDialect extends Dialect {
   }
 
   stager(raw: unknown, _session: Session, stage: string, s: SqlSettings): Stager {
-    return new PgCopyStager(raw as PgClient, this, stage, s.chunkSize)
+    return new PgCopyStager(raw as PgClient, this, this.quote(stage), s.chunkSize, undefined)
+  }
+
+  override directStager(raw: unknown, table: string, seqBase: number, s: SqlSettings): Stager {
+    return new PgCopyStager(raw as PgClient, this, table, s.chunkSize, seqBase)
   }
 
   override async begin(session: Session): Promise<void> {
@@ -212,8 +216,11 @@ class PgCopyStager implements Stager {
   constructor(
     private readonly client: PgClient,
     private readonly dialect: PostgresDialect,
-    private readonly stage: string,
+    /** The quoted table to COPY into. */
+    private readonly table: string,
     private readonly limit: number,
+    /** Direct loads: `_seq` = seqBase + arrival order, no staging columns. */
+    private readonly seqBase: number | undefined,
   ) {}
 
   begin(columns: readonly ColumnState[]): void {
@@ -225,7 +232,7 @@ class PgCopyStager implements Stager {
   add(row: Record<string, unknown>, ord: number, file: number): boolean {
     const names = this.names
     const enc = this.enc
-    let line = `${ord}\t${file}`
+    let line = this.seqBase === undefined ? `${ord}\t${file}` : `${this.seqBase + ord}`
     for (let j = 0; j < names.length; j++) {
       const v = row[names[j]!]
       line += v === null || v === undefined ? '\t\\N' : `\t${enc[j]!(v)}`
@@ -242,8 +249,9 @@ class PgCopyStager implements Stager {
       this.drain = undefined
     }
     if (!this.stream) {
-      const names = [ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')
-      this.stream = this.client.query(loadCopyFrom()(`COPY ${this.dialect.quote(this.stage)} (${names}) FROM STDIN`))
+      const lead = this.seqBase === undefined ? [ORD, FILE] : [SEQ]
+      const names = [...lead, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')
+      this.stream = this.client.query(loadCopyFrom()(`COPY ${this.table} (${names}) FROM STDIN`))
       this.done = finished(this.stream)
       this.done.catch(() => undefined)
     }
