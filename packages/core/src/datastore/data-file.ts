@@ -1,15 +1,12 @@
 import { once } from 'node:events'
 import { StringDecoder } from 'node:string_decoder'
-import { finished, pipeline } from 'node:stream/promises'
-import { promisify } from 'node:util'
-import { createGunzip, gzip } from 'node:zlib'
+import { finished } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
 import { AnchoviesError } from '../errors.js'
 import type { Row } from '../types.js'
 import { DateTime, LocalDate, formatDate } from '../values.js'
 import type { Datastore } from './datastore.js'
-
-const gzipAsync = promisify(gzip)
+import { gzipMember, inflateMembers } from './gzip-members.js'
 
 /**
  * Encodes one row as a JSON line with the `_types` annotation shared with the Python implementation:
@@ -171,8 +168,7 @@ export class DataFileWriter {
   /** Hands the filled block to the thread pool; waits for the oldest member when too many are in flight. */
   private seal(): Promise<void> | undefined {
     if (this.used === 0) return undefined
-    // One output buffer as big as the block: one thread-pool job per member, no round trips through the event loop.
-    const job = gzipAsync(this.block.subarray(0, this.used), { level: this.options.level, chunkSize: BLOCK_BYTES })
+    const job = gzipMember(this.block.subarray(0, this.used), this.options.level)
     job.catch(() => undefined)
     this.queue.push(job)
     this.block = Buffer.allocUnsafe(BLOCK_BYTES)
@@ -213,11 +209,6 @@ export async function* readDataFile(datastore: Datastore, path: string, signal?:
 /** Like readDataFile, in arrays of rows (one per decompressed block). */
 export async function* readDataFileChunks(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row[]> {
   const input = await datastore.readStream(path)
-  const gunzip = createGunzip({ chunkSize: 64 * 1024 })
-  const piped = pipeline(input, gunzip).catch((err: unknown) => {
-    throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })
-  })
-  piped.catch(() => undefined)
   const decoder = new StringDecoder('utf8')
   let rest = ''
   let lineNo = 0
@@ -230,7 +221,7 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
     }
   }
   try {
-    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    for await (const chunk of inflateMembers(input)) {
       signal?.throwIfAborted()
       const text = rest + decoder.write(chunk)
       const lines = text.split('\n')
@@ -239,7 +230,6 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
       for (const line of lines) if (line) rows.push(parse(line))
       if (rows.length) yield rows
     }
-    await piped
     rest += decoder.end()
     if (rest.trim()) yield [parse(rest)]
   } catch (err) {
@@ -247,6 +237,5 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
     throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })
   } finally {
     input.destroy()
-    gunzip.destroy()
   }
 }

@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { DataFileWriter, DateTime, FilesystemDatastore, LocalDate, decodeRow, encodeRow, readDataFile } from '../../src/index.js'
+import { gzipMember } from '../../src/datastore/gzip-members.js'
 import { cleanupTempDirs, tempDir } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
@@ -77,6 +78,26 @@ describe('data file format', () => {
     let n = 0
     for await (const row of readDataFile(ds, files[0]!.path)) expect(row).toEqual(rows[n++])
     expect(n).toBe(rows.length)
+  })
+
+  it('reads members that record their length, plain gzip members after them, and rejects a truncated file', async () => {
+    const root = tempDir()
+    const ds = new FilesystemDatastore(root)
+    const lines = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `{"i":${from + i},"_types":""}\n`).join('')
+    const ours = await Promise.all([gzipMember(Buffer.from(lines(0, 5000)), 1), gzipMember(Buffer.from(lines(5000, 5000)), 6)])
+    // Written by another gzip (Python's, say): no length field; the reader streams the rest of the file.
+    const theirs = [gzipSync(lines(10_000, 100)), gzipSync(lines(10_100, 100))]
+    await ds.write('mixed.json.gz', Buffer.concat([...ours, ...theirs]))
+    let n = 0
+    for await (const row of readDataFile(ds, 'mixed.json.gz')) expect(row.i).toBe(n++)
+    expect(n).toBe(10_200)
+    expect(gunzipSync(Buffer.concat(ours)).toString()).toBe(lines(0, 10_000))
+
+    const whole = Buffer.concat(ours)
+    await ds.write('cut.json.gz', whole.subarray(0, whole.length - 100))
+    await expect(async () => {
+      for await (const _ of readDataFile(ds, 'cut.json.gz')) void _
+    }).rejects.toThrow(/reading data file cut\.json\.gz: unexpected end of file/)
   })
 
   it('caches parsed annotations without mixing up columns', () => {
