@@ -36,6 +36,17 @@ export interface MergeStatements {
   readonly anyCurrent?: string
   /** unique_by: returns a row when a key arrives more than once in this load. */
   readonly duplicateKeys?: string
+  /**
+   * Direct loads, unique_by: current rows (of the target or of this load) that a row of this load precedes get `_del`
+   * (a join of this load's rows with the current rows of their keys; no window over them).
+   */
+  readonly supersedeByNew?: string
+  /**
+   * Direct loads, unique_by, after `supersedeByNew`: rows of this load that a current row the target already had
+   * precedes (late arrivals) get `_del`. When it marks any, `supersedeKeys` runs as well, so that current rows the
+   * target already had for the same key are ranked among each other exactly as before.
+   */
+  readonly supersedeNew?: string
   /** Retention: delete rows superseded before the cut-off. */
   readonly expire?: string
 }
@@ -82,6 +93,22 @@ export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
     out.anyCurrent = `SELECT 1 AS x FROM ${m.target} WHERE ${del} IS NULL${m.direct ? ` AND ${seq} < ${m.base}` : ''} LIMIT 1`
     out.duplicateKeys = `SELECT 1 AS x FROM ${arrived} GROUP BY ${m.uniqueBy.map(q).join(', ')} HAVING COUNT(*) > 1 LIMIT 1`
     out.supersedeKeys = d.markDeleted(m.target, `SELECT r.${seq} FROM (${ranked}) r WHERE r.rn > 1`, m.deletedAt)
+    if (m.direct) {
+      // "n comes before t" in the window's order: sort_by (nulls last), then the later arrival.
+      let before = `n.${seq} > t.${seq}`
+      for (const k of [...m.sortBy].reverse()) {
+        const a = `n.${q(k.column)}`
+        const b = `t.${q(k.column)}`
+        before = `((${a} IS NOT NULL AND ${b} IS NULL) OR ${a} ${k.descending ? '>' : '<'} ${b} OR (${a} IS NOT DISTINCT FROM ${b} AND ${before}))`
+      }
+      const sameKey = m.uniqueBy.map((c) => `t.${q(c)} = n.${q(c)}`).join(' AND ')
+      out.supersedeByNew =
+        `UPDATE ${m.target} AS t SET ${del} = ${m.deletedAt} FROM ${m.target} AS n ` +
+        `WHERE n.${seq} >= ${m.base} AND t.${del} IS NULL AND ${sameKey} AND ${before}`
+      out.supersedeNew =
+        `UPDATE ${m.target} AS t SET ${del} = ${m.deletedAt} FROM ${m.target} AS n ` +
+        `WHERE t.${seq} >= ${m.base} AND t.${del} IS NULL AND n.${seq} < ${m.base} AND n.${del} IS NULL AND ${sameKey} AND ${before}`
+    }
   }
   if (m.expireBefore) out.expire = `DELETE FROM ${m.target} WHERE ${del} IS NOT NULL AND ${del} < ${m.expireBefore}`
   return out

@@ -318,8 +318,16 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
           direct: true,
         })
         if (stmts.supersedeKeys && ord > 0) {
-          const needKeys = (await timed('any current', stmts.anyCurrent!)).rows.length > 0 || (await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0
-          if (needKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
+          if ((await timed('any current', stmts.anyCurrent!)).rows.length > 0) {
+            // Rows of this load supersede older rows (and each other); then late arrivals lose to current rows.
+            result.superseded += (await timed('supersede by new rows', stmts.supersedeByNew!)).affected
+            // Without sort_by the later arrival always wins: no row of this load can lose to an older one.
+            const late = stmts.supersedeNew && sortBy().length ? (await timed('supersede new rows', stmts.supersedeNew)).affected : 0
+            result.superseded += late
+            if (late > 0) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
+          } else if ((await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0) {
+            result.superseded += (await timed('supersede by new rows', stmts.supersedeByNew!)).affected
+          }
         }
         if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
         await recordFiles(d, session, target, ledgerRows(), now, input.uploader, input.sessionId)

@@ -125,6 +125,38 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
   })
 
+  it('unique_by ranks by several sort_by columns (nulls last), late arrivals and duplicate current rows the table already had', async () => {
+    const dl = id('rank')
+    const config = 'tbls:\n  r:\n    unique_by: k\n    sort_by: [-a, b]\n'
+    feed('r', [
+      { k: 1, a: 5, b: 2, v: 'k1-first' },
+      { k: 2, a: 5, b: 2, v: 'k2-first' },
+      { k: 3, a: null, b: 1, v: 'k3-first' },
+      { k: 4, a: 1, b: 1, v: 'k4-first' },
+    ])
+    let r = await pipeline(dl, config)
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    const t = db.target(dl, 'r')
+    const tbl = `${t.schema ? `${db.q(t.schema)}.` : ''}${db.q(t.table)}`
+    // A second current row for key 4 that the table already had (e.g. written before unique_by was set), older than the rest.
+    await db.query(`INSERT INTO ${tbl} (${db.q('_seq')}, k, a, b, v) VALUES (0, 4, 3, 1, 'k4-extra')`)
+    feed('r', [
+      { k: 1, a: 4, b: 0, v: 'k1-late' }, // lower a: loses to the current row
+      { k: 2, a: 5, b: 1, v: 'k2-lower-b' }, // same a, lower b: wins
+      { k: 2, a: 5, b: 1, v: 'k2-tie-later' }, // a tie with the previous row: the later arrival wins
+      { k: 3, a: null, b: 0, v: 'k3-null-a' }, // nulls last: a tie on null a, lower b wins
+      { k: 4, a: 2, b: 1, v: 'k4-middle' }, // beaten by k4-extra, beats k4-first
+      { k: 5, a: 1, b: 1, v: 'k5-a' },
+      { k: 5, a: 2, b: 1, v: 'k5-b' },
+    ])
+    r = await pipeline(dl, config)
+    expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+    const rows = await db.rows(t.schema, t.table)
+    expect(current(rows).map((x) => `${asStr(x.k)}=${String(x.v)}`).sort()).toEqual(['1=k1-first', '2=k2-tie-later', '3=k3-null-a', '4=k4-extra', '5=k5-b'])
+    expect(rows).toHaveLength(12)
+    expect(tableTasks(r.results)[0]!.data).toMatchObject({ inserted: 7, superseded: 7 })
+  })
+
   it('set_by replaces the whole set with its latest arrival, also across files of one batch', async () => {
     const dl = id('sets')
     const config = 'tbls:\n  lines:\n    set_by: order\n    sort_by: line\n'
