@@ -31,6 +31,7 @@ export function converterFor(type: ColumnType, options: ConvertOptions): Convert
   const nulls = new Set(options.nullValues)
   const base = baseConverter(type, options)
   if (type === 'str') return nulls.size ? (t) => (nulls.has(t) ? null : t) : (t) => t
+  if (!nulls.size) return (t) => (t === '' ? null : base(t))
   return (t) => (t === '' || nulls.has(t) ? null : base(t))
 }
 
@@ -40,6 +41,26 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
       return (t) => t
     case 'int':
       return (t) => {
+        // Fast path: up to 15 digits (always a safe integer), optionally signed, nothing else.
+        const len = t.length
+        if (len <= 15) {
+          let k = 0
+          let neg = false
+          const c0 = t.charCodeAt(0)
+          if (c0 === 45 || c0 === 43) {
+            neg = c0 === 45
+            k = 1
+          }
+          if (k < len) {
+            let n = 0
+            for (; k < len; k++) {
+              const d = t.charCodeAt(k) - 48
+              if (d < 0 || d > 9) break
+              n = n * 10 + d
+            }
+            if (k === len) return neg ? -n : n
+          }
+        }
         const s = t.trim()
         if (!INT_RE.test(s)) throw new Error(`${quote(t)} is not an integer`)
         const n = Number(s)
@@ -47,7 +68,25 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
       }
     case 'float': {
       const comma = o.decimalSeparator === ','
+      const point = comma ? 44 : 46
       return (t) => {
+        // Fast path: [-+]digits[.digits], nothing else (Number() of that text is the value).
+        const len = t.length
+        let k = t.charCodeAt(0) === 45 || t.charCodeAt(0) === 43 ? 1 : 0
+        let digits = 0
+        for (; k < len; k++) {
+          const d = t.charCodeAt(k) - 48
+          if (d < 0 || d > 9) break
+          digits++
+        }
+        if (k < len && t.charCodeAt(k) === point) {
+          for (k++; k < len; k++) {
+            const d = t.charCodeAt(k) - 48
+            if (d < 0 || d > 9) break
+            digits++
+          }
+        }
+        if (k === len && digits > 0) return Number(comma ? t.replace(',', '.') : t)
         let s = t.trim()
         if (comma) s = s.replace(',', '.')
         if (!FLOAT_RE.test(s)) throw new Error(`${quote(t)} is not a number`)
@@ -66,6 +105,16 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
     case 'date': {
       if (o.dateFormat === 'iso') {
         return (t) => {
+          // Fast path: exactly YYYY-MM-DD.
+          if (t.length === 10 && t.charCodeAt(4) === 45 && t.charCodeAt(7) === 45) {
+            const year = digits(t, 0, 4)
+            const month = digits(t, 5, 2)
+            const day = digits(t, 8, 2)
+            if (year >= 0 && month >= 0 && day >= 0) {
+              checkDate(year, month, day, t)
+              return new LocalDate(year, month, day)
+            }
+          }
           const s = t.trim()
           const d = LocalDate.parse(/^\d{4}-\d{2}-\d{2}/.test(s) && s.length > 10 && /^[T ]/.test(s.slice(10)) ? s.slice(0, 10) : s)
           checkDate(d.year, d.month, d.day, t)
@@ -122,15 +171,21 @@ interface Parts {
 
 function datetimeConverter(o: ConvertOptions): Converter {
   const zone = o.timezone === null ? null : zoneOf(o.timezone)
+  /** The value of a checked wall clock (`YYYY-MM-DDTHH:MM:SS[.f]`) with the given or the zone's offset. */
+  const make = (wall: string, offset: string | undefined, p: Parts): DateTime => {
+    if (offset === undefined && zone) {
+      const minutes = zone(Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second))
+      return newDateTime(`${wall}${formatOffset(minutes)}`, minutes)
+    }
+    if (offset === undefined) return newDateTime(wall, null)
+    if (offset === 'Z') return newDateTime(`${wall}+00:00`, 0)
+    return DateTime.parse(`${wall}${offset}`)
+  }
   const finish = (p: Parts, t: string): DateTime => {
     checkDate(p.year, p.month, p.day, t)
     if (p.hour > 23 || p.minute > 59 || p.second > 60) throw new Error(`${quote(t)} is not a valid time of day`)
     const wall = `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}${p.fraction ? `.${p.fraction.slice(0, 6)}` : ''}`
-    let offset = p.offset
-    if (offset === undefined && zone) {
-      offset = formatOffset(zone(Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second)))
-    }
-    return DateTime.parse(offset === undefined ? wall : `${wall}${offset === 'Z' ? '+00:00' : offset}`)
+    return make(wall, p.offset, p)
   }
   if (o.datetimeFormat === 'epoch' || o.datetimeFormat === 'epoch_ms') {
     const scale = o.datetimeFormat === 'epoch' ? 1000 : 1
@@ -144,7 +199,29 @@ function datetimeConverter(o: ConvertOptions): Converter {
   }
   if (o.datetimeFormat === 'iso') {
     const re = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i
+    const parts: Parts = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, fraction: '', offset: undefined }
     return (t) => {
+      // Fast path: exactly YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM:SS (no fraction, no offset).
+      if (t.length === 19 && t.charCodeAt(4) === 45 && t.charCodeAt(7) === 45 && t.charCodeAt(13) === 58 && t.charCodeAt(16) === 58) {
+        const sep = t.charCodeAt(10)
+        const year = digits(t, 0, 4)
+        const month = digits(t, 5, 2)
+        const day = digits(t, 8, 2)
+        const hour = digits(t, 11, 2)
+        const minute = digits(t, 14, 2)
+        const second = digits(t, 17, 2)
+        if ((sep === 32 || sep === 84 || sep === 116) && (year | month | day | hour | minute | second) >= 0) {
+          checkDate(year, month, day, t)
+          if (hour > 23 || minute > 59 || second > 60) throw new Error(`${quote(t)} is not a valid time of day`)
+          parts.year = year
+          parts.month = month
+          parts.day = day
+          parts.hour = hour
+          parts.minute = minute
+          parts.second = second
+          return make(sep === 84 ? t : `${t.slice(0, 10)}T${t.slice(11)}`, undefined, parts)
+        }
+      }
       const m = re.exec(t.trim())
       if (!m) throw new Error(`${quote(t)} is not an ISO datetime (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]); set datetime_format`)
       return finish(
@@ -250,12 +327,52 @@ function normalizeOffset(v: string | undefined): string | undefined {
   return `${v[0]}${digits.slice(0, 2)}:${digits.slice(2, 4) || '00'}`
 }
 
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
 function checkDate(year: number, month: number, day: number, text: string): void {
-  const d = new Date(Date.UTC(year, month - 1, day))
-  if (month < 1 || month > 12 || d.getUTCDate() !== day || d.getUTCMonth() !== month - 1) {
+  if (month < 1 || month > 12 || day < 1 || (day > MONTH_DAYS[month - 1]! && !(month === 2 && day === 29 && isLeap(year)))) {
     throw new Error(`${quote(text)} is not a valid calendar date`)
   }
 }
+
+function isLeap(year: number): boolean {
+  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+}
+
+/** The number written by the `count` ASCII digits of `t` at `at`, or -1 if one is not a digit. */
+function digits(t: string, at: number, count: number): number {
+  let n = 0
+  for (let k = at; k < at + count; k++) {
+    const d = t.charCodeAt(k) - 48
+    if (d < 0 || d > 9) return -1
+    n = n * 10 + d
+  }
+  return n
+}
+
+/**
+ * Makes a DateTime from a wall clock already checked here and its offset in minutes (or null for a naive value),
+ * without parsing the text again. core's DateTime has no public constructor, so this uses the private one only
+ * after checking at load time that it gives exactly what `DateTime.parse` gives; otherwise it parses.
+ */
+const newDateTime: (iso: string, offsetMinutes: number | null) => DateTime = (() => {
+  const parse = (iso: string): DateTime => DateTime.parse(iso)
+  try {
+    const Ctor = DateTime as unknown as new (iso: string, offsetMinutes: number | null) => DateTime
+    for (const [iso, offset] of [['2024-02-29T23:59:60.123456-05:30', -330], ['1999-12-31T00:00:00', null]] as const) {
+      const made = new Ctor(iso, offset)
+      const parsed = DateTime.parse(iso)
+      const a = made as unknown as Record<string, unknown>
+      const b = parsed as unknown as Record<string, unknown>
+      const keys = Object.keys(b)
+      if (!(made instanceof DateTime) || keys.length !== Object.keys(a).length || keys.some((k) => a[k] !== b[k])) return parse
+      if (made.epochMicros !== parsed.epochMicros || made.isNaive !== parsed.isNaive || JSON.stringify(made) !== JSON.stringify(parsed)) return parse
+    }
+    return (iso, offsetMinutes) => new Ctor(iso, offsetMinutes)
+  } catch {
+    return parse
+  }
+})()
 
 /** A function giving a zone's UTC offset in minutes for a wall-clock time (as UTC milliseconds); throws on an unknown zone. */
 export function zoneOf(name: string): (wallMs: number) => number {

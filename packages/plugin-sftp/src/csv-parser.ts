@@ -49,6 +49,8 @@ export class CsvParser {
   private failureAt = 0
   private failureKind = 0
   private consumedLines = 0
+  /** In `parse`: the next delimiter at or after the current field (buffer length when none), found once. */
+  private nextDelimiter = -1
   private readonly dlen: number
   private readonly qlen: number
   private readonly elen: number
@@ -114,6 +116,8 @@ export class CsvParser {
     const n = buf.length
     const { delimiter, quote, comment } = this.syntax
     let pos = 0
+    let nextQuote = -1
+    this.nextDelimiter = -1
     while (pos < n) {
       if (this.toSkip > 0) {
         const nl = buf.indexOf('\n', pos)
@@ -135,12 +139,27 @@ export class CsvParser {
         this.line++
         continue
       }
-      const text = buf.slice(pos, contentEnd)
-      if (quote === null || text.indexOf(quote) < 0) {
-        this.handler.record(text.split(delimiter), this.line)
+      // The next quote character at or after `pos` (n when none): found once, not once per line.
+      if (nextQuote < pos) {
+        nextQuote = quote === null ? n : buf.indexOf(quote, pos)
+        if (nextQuote < 0) nextQuote = n
+      }
+      if (nextQuote >= contentEnd) {
+        const fields: string[] = []
+        this.plain(buf, pos, contentEnd, fields)
+        this.handler.record(fields, this.line)
         pos = lineEnd + 1
         this.line++
         continue
+      }
+      if (this.simple) {
+        const fields = this.oneLine(buf, pos, nextQuote, contentEnd)
+        if (fields !== undefined) {
+          this.handler.record(fields, this.line)
+          pos = lineEnd + 1
+          this.line++
+          continue
+        }
       }
       const next = this.simple ? this.quotedSimple(buf, pos, final) : this.quoted(buf, pos, final)
       if (next === NEED_MORE) break
@@ -242,6 +261,72 @@ export class CsvParser {
       }
       return this.done(fields, buf, pos, nl < 0 ? n : nl + 1)
     }
+  }
+
+  /**
+   * The common case of a record with quotes, by native string searches: quoted fields that close on the record's
+   * own line, each followed by the delimiter or the line end, and no quote inside an unquoted field. `q` is the
+   * first quote at or after `pos`, `end` the line's end without its CR. Returns the fields, or undefined for
+   * anything else (a field spanning lines, a bad quote, relaxed quotes), which `quotedSimple` then parses.
+   */
+  private oneLine(buf: string, pos: number, q: number, end: number): string[] | undefined {
+    const D = this.d
+    const Q = this.q
+    const quote = this.syntax.quote!
+    const doubling = this.syntax.escape !== null
+    const fields: string[] = []
+    let i = pos
+    for (;;) {
+      if (q >= end) {
+        // No quote left on this line: the rest is plain fields.
+        this.plain(buf, i, end, fields)
+        return fields
+      }
+      if (q > i) {
+        if (buf.charCodeAt(q - 1) !== D) return undefined
+        this.plain(buf, i, q - 1, fields)
+      }
+      let start = q + 1
+      let value = ''
+      for (;;) {
+        const c = buf.indexOf(quote, start)
+        if (c < 0 || c >= end) return undefined
+        if (doubling && buf.charCodeAt(c + 1) === Q) {
+          value += buf.slice(start, c + 1)
+          start = c + 2
+          continue
+        }
+        value = value === '' ? buf.slice(start, c) : value + buf.slice(start, c)
+        i = c + 1
+        break
+      }
+      fields.push(value)
+      if (i === end) return fields
+      if (buf.charCodeAt(i) !== D) return undefined
+      i++
+      q = buf.indexOf(quote, i)
+      if (q < 0) q = end
+    }
+  }
+
+  /** Appends the fields of `buf[i, end)`, which holds no quote, split at the delimiter. */
+  private plain(buf: string, i: number, end: number, fields: string[]): void {
+    const delimiter = this.syntax.delimiter
+    const dlen = this.dlen
+    let d = this.nextDelimiter
+    for (;;) {
+      if (d < i) {
+        d = buf.indexOf(delimiter, i)
+        if (d < 0) d = buf.length
+      }
+      if (d + dlen > end) {
+        fields.push(buf.slice(i, end))
+        break
+      }
+      fields.push(buf.slice(i, d))
+      i = d + dlen
+    }
+    this.nextDelimiter = d
   }
 
   /** `quoted` for a one-character delimiter and quote (doubled quotes or no escape), by char codes. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { DateTime, LocalDate } from '@anchovies/core'
 import { converterFor, type ConvertOptions } from '../src/convert.js'
 
 const O: ConvertOptions = { datetimeFormat: 'iso', dateFormat: 'iso', timezone: null, decimalSeparator: '.', bytesFormat: 'hex', nullValues: [] }
@@ -36,5 +37,32 @@ describe('value conversion', () => {
     expect(String(conv('date', { dateFormat: '%d.%m.%Y' })('31.12.2024'))).toBe('2024-12-31')
     expect(String(conv('date')('2024-12-31'))).toBe('2024-12-31')
     expect(() => conv('date')('2024-13-01')).toThrow()
+  })
+
+  it('gives the same values on the fast paths (plain digits, YYYY-MM-DD[ T]HH:MM:SS) as on the general ones', () => {
+    expect(conv('int')('-007')).toBe(-7)
+    expect(conv('int')('+15')).toBe(15)
+    expect(conv('int')('999999999999999')).toBe(999999999999999)
+    expect(conv('int')('9007199254740993')).toBe(9007199254740993n)
+    expect(() => conv('int')('-')).toThrow('not an integer')
+    expect(() => conv('int')('1a')).toThrow('not an integer')
+    expect(conv('float')('-12.50')).toBe(-12.5)
+    expect(conv('float')('.5')).toBe(0.5)
+    expect(conv('float')('5.')).toBe(5)
+    expect(conv('float', { decimalSeparator: ',' })('-3,25')).toBe(-3.25)
+    expect(() => conv('float')('.')).toThrow('not a number')
+    expect(() => conv('float')('1.2.3')).toThrow('not a number')
+    const dt = conv('datetime')('2025-03-01 10:20:30') as DateTime
+    expect(dt).toBeInstanceOf(DateTime)
+    expect([dt.iso, dt.offsetMinutes, dt.epochMicros]).toEqual(['2025-03-01T10:20:30', null, DateTime.parse('2025-03-01T10:20:30').epochMicros])
+    expect(JSON.stringify(conv('datetime', { timezone: 'UTC' })('2025-03-01T10:20:30'))).toBe('"2025-03-01T10:20:30+00:00"')
+    expect((conv('datetime', { timezone: '+05:30' })('2025-03-01T10:20:30') as DateTime).offsetMinutes).toBe(330)
+    expect(String(conv('datetime')('2024-02-29 23:59:60'))).toBe('2024-02-29T23:59:60')
+    expect(() => conv('datetime')('2023-02-29 00:00:00')).toThrow('not a valid calendar date')
+    expect(() => conv('datetime')('1900-02-29 00:00:00')).toThrow('not a valid calendar date')
+    expect(() => conv('datetime')('2025-01-01 24:00:00')).toThrow('not a valid time of day')
+    expect(() => conv('datetime')('2025-01-01 1a:00:00')).toThrow('not an ISO datetime')
+    expect(conv('date')('2000-02-29')).toEqual(new LocalDate(2000, 2, 29))
+    expect(() => conv('date')('2100-02-29')).toThrow('not a valid calendar date')
   })
 })

@@ -92,6 +92,27 @@ describe('CsvParser', () => {
     }
   })
 
+  it('parses the same with the one-line fast path and the char-code path (CR, trailing delimiters, relaxed quotes)', () => {
+    let seed = 7
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n)
+    const alphabet = ['a', 'bc', 'defghijklmnopq', ',', ',', '"', '""', '\n', '\r\n', '\r', ' ', '"x, y"']
+    for (let round = 0; round < 1500; round++) {
+      let text = ''
+      for (let k = rand(80); k > 0; k--) text += alphabet[rand(alphabet.length)]
+      const chunkSize = 1 + rand(40)
+      const syntax = { ...SYNTAX, relaxQuotes: round % 3 === 0, escape: round % 5 === 0 ? null : '"' }
+      const results = [true, false].map((fast) => {
+        const out: unknown[] = []
+        const p = new CsvParser(syntax, { record: (f, l) => out.push(['r', l, [...f]]), issue: (l, r) => out.push(['i', l, r]) })
+        if (!fast) (p as unknown as { oneLine: () => undefined }).oneLine = () => undefined
+        for (let at = 0; at < text.length; at += chunkSize) p.feed(text.slice(at, at + chunkSize))
+        p.feed('', true)
+        return out
+      })
+      expect(results[0], JSON.stringify(text)).toEqual(results[1])
+    }
+  })
+
   it('parses a last line without a line end', () => {
     expect(parse('a,b\n1,"2"').records).toEqual([[1, ['a', 'b']], [2, ['1', '2']]])
   })
