@@ -145,10 +145,17 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   let stageCreated = false
   /** Direct loads: what the target was before this load (its net change is recorded once, at the end). */
   const initial = { exists: current.exists, targetCols: new Map([...current.targetCols].map(([k, c]) => [k, { ...c }])) }
+  /**
+   * Direct loads into a table this transaction creates: no other session can see it before the commit, so it is
+   * loaded with `COPY … FREEZE` and gets its primary key and key index after the rows (one sort each instead of
+   * an index insert per row).
+   */
+  const creating = direct && !current.exists
+  let indexed = !creating
   /** Direct loads: brings the target to the columns of `cols` (inside the transaction). */
   const evolveDirect = async (): Promise<void> => {
     const scratch = { ...result, columns_added: [], columns_widened: [] }
-    await evolveTarget(d, session, input, current.exists, current.targetCols, [...cols.values()], keys, norm, now, scratch)
+    await evolveTarget(d, session, input, current.exists, current.targetCols, [...cols.values()], keys, norm, now, scratch, indexed)
     current.exists = true
     for (const [k, c] of cols) current.targetCols.set(k, { ...c })
   }
@@ -156,7 +163,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     let stager: Stager
     if (direct) {
       if (cols.size > 0) await evolveDirect()
-      stager = d.directStager!(raw, qualified, base, s)
+      stager = d.directStager!(raw, qualified, base, s, creating)
     } else {
       await session.query(d.createStage(stage, [...cols.values()], s, keys))
       stageCreated = true
@@ -297,6 +304,11 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         }
         // Tables and columns declared but without rows yet still get created.
         await evolveDirect()
+        if (!indexed) {
+          await timed('primary key', `ALTER TABLE ${qualified} ADD PRIMARY KEY (${d.quote(SEQ)})`)
+          indexed = true
+          await evolveDirect()
+        }
         const changes = describeChanges(d, input, initial.exists, initial.targetCols, [...cols.values()], keys, norm, now, result)
         if (!initial.exists || changes.length || !current.meta || current.meta.columns.length === 0) {
           await writeMeta(d, session, target, [...cols.values()], [...(current.meta?.changes ?? []), ...changes], base, now)

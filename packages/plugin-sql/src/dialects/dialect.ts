@@ -105,9 +105,10 @@ export abstract class Dialect {
   abstract stager(raw: unknown, session: Session, stage: string, s: SqlSettings): Stager
   /**
    * A bulk loader straight into the target (quoted `table`) inside the merge transaction, writing `_seq` =
-   * `seqBase` + arrival order and no staging columns; undefined where the dialect stages every load.
+   * `seqBase` + arrival order and no staging columns; undefined where the dialect stages every load. `created`: the
+   * transaction created the table (PostgreSQL loads it with `COPY … FREEZE`).
    */
-  directStager?(raw: unknown, table: string, seqBase: number, s: SqlSettings): Stager
+  directStager?(raw: unknown, table: string, seqBase: number, s: SqlSettings, created: boolean): Stager
   /** A session over a raw driver connection. */
   abstract session(raw: unknown): Session
   /** Starts the merge transaction. */

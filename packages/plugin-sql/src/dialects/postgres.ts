@@ -239,14 +239,15 @@ export class PostgresDialect extends Dialect {
     return new PgCopyStager(raw as PgClient, this, this.quote(stage), s.chunkSize, undefined)
   }
 
-  override directStager(raw: unknown, table: string, seqBase: number, s: SqlSettings): Stager {
-    return new PgCopyStager(raw as PgClient, this, table, s.chunkSize, seqBase)
+  override directStager(raw: unknown, table: string, seqBase: number, s: SqlSettings, created: boolean): Stager {
+    return new PgCopyStager(raw as PgClient, this, table, s.chunkSize, seqBase, created)
   }
 
   override async begin(session: Session): Promise<void> {
     await session.query('BEGIN')
     // The merge sorts and hashes whole loads: give it memory for this transaction only.
     await session.query("SET LOCAL work_mem = '256MB'")
+    await session.query("SET LOCAL maintenance_work_mem = '256MB'")
   }
 
   override analyze(table: string): string {
@@ -329,6 +330,8 @@ class PgCopyStager implements Stager {
     private readonly limit: number,
     /** Direct loads: `_seq` = seqBase + arrival order, no staging columns. */
     private readonly seqBase: number | undefined,
+    /** The table was created in this transaction: rows go in frozen (no hint bits to set, nothing to vacuum-freeze later). */
+    private readonly freeze = false,
   ) {}
 
   begin(columns: readonly ColumnState[]): void {
@@ -358,7 +361,7 @@ class PgCopyStager implements Stager {
     if (!this.stream) {
       const lead = this.seqBase === undefined ? [ORD, FILE] : [SEQ]
       const names = [...lead, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')
-      this.stream = this.client.query(loadCopyFrom()(`COPY ${this.table} (${names}) FROM STDIN`))
+      this.stream = this.client.query(loadCopyFrom()(`COPY ${this.table} (${names}) FROM STDIN${this.freeze ? ' WITH (FREEZE)' : ''}`))
       this.done = finished(this.stream)
       this.done.catch(() => undefined)
     }
