@@ -45,6 +45,14 @@ export class DateTime {
     readonly offsetMinutes: number | null,
   ) {}
 
+  /**
+   * A DateTime from text the caller has already validated, without parsing it again (for fast converters):
+   * `iso` must be what `parse` accepts and `offsetMinutes` its offset (null when the text has none).
+   */
+  static ofValidated(iso: string, offsetMinutes: number | null): DateTime {
+    return new DateTime(iso, offsetMinutes)
+  }
+
   /** Parses an ISO-8601 date-time, with or without offset (`Z` counts as `+00:00`). */
   static parse(text: string): DateTime {
     const m = DATETIME_RE.exec(text)

@@ -175,10 +175,10 @@ function datetimeConverter(o: ConvertOptions): Converter {
   const make = (wall: string, offset: string | undefined, p: Parts): DateTime => {
     if (offset === undefined && zone) {
       const minutes = zone(Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second))
-      return newDateTime(`${wall}${formatOffset(minutes)}`, minutes)
+      return DateTime.ofValidated(`${wall}${formatOffset(minutes)}`, minutes)
     }
-    if (offset === undefined) return newDateTime(wall, null)
-    if (offset === 'Z') return newDateTime(`${wall}+00:00`, 0)
+    if (offset === undefined) return DateTime.ofValidated(wall, null)
+    if (offset === 'Z') return DateTime.ofValidated(`${wall}+00:00`, 0)
     return DateTime.parse(`${wall}${offset}`)
   }
   const finish = (p: Parts, t: string): DateTime => {
@@ -349,30 +349,6 @@ function digits(t: string, at: number, count: number): number {
   }
   return n
 }
-
-/**
- * Makes a DateTime from a wall clock already checked here and its offset in minutes (or null for a naive value),
- * without parsing the text again. core's DateTime has no public constructor, so this uses the private one only
- * after checking at load time that it gives exactly what `DateTime.parse` gives; otherwise it parses.
- */
-const newDateTime: (iso: string, offsetMinutes: number | null) => DateTime = (() => {
-  const parse = (iso: string): DateTime => DateTime.parse(iso)
-  try {
-    const Ctor = DateTime as unknown as new (iso: string, offsetMinutes: number | null) => DateTime
-    for (const [iso, offset] of [['2024-02-29T23:59:60.123456-05:30', -330], ['1999-12-31T00:00:00', null]] as const) {
-      const made = new Ctor(iso, offset)
-      const parsed = DateTime.parse(iso)
-      const a = made as unknown as Record<string, unknown>
-      const b = parsed as unknown as Record<string, unknown>
-      const keys = Object.keys(b)
-      if (!(made instanceof DateTime) || keys.length !== Object.keys(a).length || keys.some((k) => a[k] !== b[k])) return parse
-      if (made.epochMicros !== parsed.epochMicros || made.isNaive !== parsed.isNaive || JSON.stringify(made) !== JSON.stringify(parsed)) return parse
-    }
-    return (iso, offsetMinutes) => new Ctor(iso, offsetMinutes)
-  } catch {
-    return parse
-  }
-})()
 
 /** A function giving a zone's UTC offset in minutes for a wall-clock time (as UTC milliseconds); throws on an unknown zone. */
 export function zoneOf(name: string): (wallMs: number) => number {

@@ -100,6 +100,14 @@ describe('data file format', () => {
     }).rejects.toThrow(/reading data file cut\.json\.gz: unexpected end of file/)
   })
 
+  it('builds a DateTime from validated text exactly as parse would', () => {
+    for (const [iso, offset] of [['2024-02-29T23:59:59.123456-05:30', -330], ['1999-12-31T00:00:00', null], ['2025-01-01T00:00:00+00:00', 0]] as const) {
+      const made = DateTime.ofValidated(iso, offset)
+      expect(made).toEqual(DateTime.parse(iso))
+      expect(made.epochMicros).toBe(DateTime.parse(iso).epochMicros)
+    }
+  })
+
   it('caches parsed annotations without mixing up columns', () => {
     for (let i = 0; i < 3; i++) {
       expect(decodeRow(JSON.parse('{"a":"2025-01-02","b":"00ff","_types":"a@D b@B"}'))).toEqual({ a: new LocalDate(2025, 1, 2), b: Buffer.from([0, 255]) })
