@@ -107,10 +107,12 @@ export class DataFileWriter {
   private out: Writable | undefined
   private done: Promise<void> | undefined
   private current: { path: string; rows: number; bytes: number } | undefined
-  private block = Buffer.allocUnsafe(BLOCK_BYTES)
+  private block: Buffer = Buffer.allocUnsafe(BLOCK_BYTES)
   private used = 0
+  /** Blocks whose compression finished, to fill again (fresh 1 MiB buffers live outside the heap until a full GC). */
+  private readonly spare: Buffer[] = []
   /** Compressed members in file order, still being compressed or not yet written. */
-  private readonly queue: Promise<Buffer>[] = []
+  private readonly queue: Promise<Buffer[]>[] = []
   private writing: Promise<void> = Promise.resolve()
   private readonly files: WrittenFile[] = []
 
@@ -168,10 +170,14 @@ export class DataFileWriter {
   /** Hands the filled block to the thread pool; waits for the oldest member when too many are in flight. */
   private seal(): Promise<void> | undefined {
     if (this.used === 0) return undefined
-    const job = gzipMember(this.block.subarray(0, this.used), this.options.level)
+    const block = this.block
+    const job = gzipMember(block.subarray(0, this.used), this.options.level).then((member) => {
+      if (block.length === BLOCK_BYTES) this.spare.push(block)
+      return member
+    })
     job.catch(() => undefined)
     this.queue.push(job)
-    this.block = Buffer.allocUnsafe(BLOCK_BYTES)
+    this.block = this.spare.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES)
     this.used = 0
     return this.queue.length >= IN_FLIGHT ? this.writeOldest() : undefined
   }
@@ -182,7 +188,9 @@ export class DataFileWriter {
     const out = this.out!
     const done = this.done!
     this.writing = this.writing.then(async () => {
-      if (!out.write(await member)) await Promise.race([once(out, 'drain'), done])
+      let full = false
+      for (const piece of await member) full = !out.write(piece)
+      if (full) await Promise.race([once(out, 'drain'), done])
     })
     this.writing.catch(() => undefined)
     return this.writing

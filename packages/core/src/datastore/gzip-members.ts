@@ -16,21 +16,23 @@ const FEXTRA = 0x04
 /** Members inflated at once ahead of the reader. */
 const READ_AHEAD = 3
 
-/** Compresses `block` as one gzip member (in the thread pool) that records its own length. */
-export async function gzipMember(block: Buffer, level: number): Promise<Buffer> {
-  // One output buffer as big as the block: one thread-pool job, no round trips through the event loop.
-  const plain = await gzipAsync(block, { level, chunkSize: Math.max(64 * 1024, block.length + 1024) })
-  if (plain[3] !== 0) return plain // a header with fields already: leave it as zlib wrote it
-  const out = Buffer.allocUnsafe(plain.length + EXTRA)
-  plain.copy(out, 0, 0, 10)
-  out[3] = FEXTRA
-  out.writeUInt16LE(EXTRA - 2, 10)
-  out[12] = SUBFIELD[0]
-  out[13] = SUBFIELD[1]
-  out.writeUInt16LE(4, 14)
-  out.writeUInt32LE(out.length, 16)
-  plain.copy(out, 10 + EXTRA, 10)
-  return out
+/**
+ * Compresses `block` as one gzip member (one thread-pool job) that records its own length; returns the member
+ * as pieces to write in order (the rewritten header, then zlib's output after its own header).
+ */
+export async function gzipMember(block: Buffer, level: number): Promise<Buffer[]> {
+  // Output chunks big enough for the usual member (JSON lines compress 5-20x): one job, no event-loop round trips.
+  const plain = await gzipAsync(block, { level, chunkSize: 256 * 1024 })
+  if (plain[3] !== 0) return [plain] // a header with fields already: leave it as zlib wrote it
+  const head = Buffer.allocUnsafe(10 + EXTRA)
+  plain.copy(head, 0, 0, 10)
+  head[3] = FEXTRA
+  head.writeUInt16LE(EXTRA - 2, 10)
+  head[12] = SUBFIELD[0]
+  head[13] = SUBFIELD[1]
+  head.writeUInt16LE(4, 14)
+  head.writeUInt32LE(plain.length + EXTRA, 16)
+  return [head, plain.subarray(10)]
 }
 
 /**

@@ -84,7 +84,7 @@ describe('data file format', () => {
     const root = tempDir()
     const ds = new FilesystemDatastore(root)
     const lines = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `{"i":${from + i},"_types":""}\n`).join('')
-    const ours = await Promise.all([gzipMember(Buffer.from(lines(0, 5000)), 1), gzipMember(Buffer.from(lines(5000, 5000)), 6)])
+    const ours = (await Promise.all([gzipMember(Buffer.from(lines(0, 5000)), 1), gzipMember(Buffer.from(lines(5000, 5000)), 6)])).flat()
     // Written by another gzip (Python's, say): no length field; the reader streams the rest of the file.
     const theirs = [gzipSync(lines(10_000, 100)), gzipSync(lines(10_100, 100))]
     await ds.write('mixed.json.gz', Buffer.concat([...ours, ...theirs]))
