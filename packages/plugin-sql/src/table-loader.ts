@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Row, Table, UpstreamFile } from '@anchovies/core'
-import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState } from './column-types.js'
+import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState, type SqlType } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'
 import { RESERVED, SEQ, sqlError, type Dialect, type Session, type Stager } from './dialects/dialect.js'
 import { checkName, describeChanges, evolveTarget } from './evolve.js'
@@ -170,6 +170,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       stager = d.stager(raw, session, stage, s)
     }
     await stager.begin([...cols.values()])
+    let fast = compileRowCheck(d, [...cols.values()], keyColumns, table.columns)
     const declared = table.columns
     const hasDeclared = Object.keys(declared).length > 0
     const fileRows: number[] = []
@@ -199,6 +200,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       changed.clear()
       added.clear()
       await stager.begin([...cols.values()])
+      fast = compileRowCheck(d, [...cols.values()], keyColumns, table.columns)
     }
     const addRow = (row: Row, fi: number): Promise<void> | undefined => {
       if (!stager.add(row, ord++, fi)) return undefined
@@ -209,6 +211,10 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
     const handle = (row: Row): Promise<void> | undefined => {
       const f = (row as Record<symbol, unknown>)[FILE_INDEX]
       const fi = typeof f === 'number' ? f : 0
+      if (fast?.(row)) {
+        fileRows[fi] = (fileRows[fi] ?? 0) + 1
+        return addRow(row, fi)
+      }
       for (const k of keyColumns) {
         const v = row[k]
         if (v === null || v === undefined || v === '') {
@@ -480,4 +486,44 @@ function finish(result: LoadResult, started: number): LoadResult {
 async function nextSeqOf(d: Dialect, session: Session, qualified: string): Promise<number> {
   const r = await session.query(`SELECT COALESCE(MAX(${d.quote(SEQ)}), 0) + 1 AS n FROM ${qualified}`)
   return Number(r.rows[0]?.n ?? 1)
+}
+
+/** Inline "fits" tests per type (of `v`, never null); other types call `fits`. */
+const FITS: Partial<Record<SqlType, string>> = {
+  bool: "typeof v === 'boolean'",
+  int: "(typeof v === 'number' && Number.isSafeInteger(v)) || F('int', v)",
+  float: "typeof v === 'number' || F('float', v)",
+  str: 'true',
+  json: 'true',
+}
+
+/**
+ * Compiles the common case of a row's checks for one column layout: every key column has a value, declared
+ * columns are coerced, every value fits its column's type and the row has no other properties. True: stage the
+ * row as it is; false: the row needs the general path (an error, a new column, a wider type). Undefined where
+ * the dialect sizes strings (every string's length matters there).
+ */
+function compileRowCheck(d: Dialect, columns: readonly ColumnState[], keyColumns: readonly string[], declared: Table['columns']): ((row: Row) => boolean) | undefined {
+  if (d.sizesStrings) return undefined
+  const keys = new Set(keyColumns)
+  const body: string[] = ['let n = 0']
+  columns.forEach((c, j) => {
+    const name = JSON.stringify(c.name)
+    const v = `v${j}`
+    body.push(`let ${v} = row[${name}]`)
+    const t = Object.prototype.hasOwnProperty.call(declared, c.name) ? declared[c.name] : undefined
+    if (t && t !== 'str') body.push(`if (typeof ${v} === 'string') { ${v} = C(${JSON.stringify(t)}, ${v}); row[${name}] = ${v} }`)
+    if (keys.has(c.name)) body.push(`if (${v} === null || ${v} === undefined || ${v} === '') return false`)
+    let test = (FITS[c.type] ?? `F(${JSON.stringify(c.type)}, v)`).replace(/\bv\b/g, v)
+    if (c.type === 'decimal') test = `(${test}) && D(${v})`
+    body.push(`if (${v} !== null && ${v} !== undefined) { n++; if (!(${test})) return false }`)
+  })
+  // Key columns without a column yet (the general path reports them, or adds the column).
+  for (const k of keyColumns) {
+    if (!columns.some((c) => c.name === k)) body.push(`{ const k = row[${JSON.stringify(k)}]; if (k === null || k === undefined || k === '') return false }`)
+  }
+  // Every property is a known column exactly when the count of properties equals the count of known ones present.
+  body.push('let k = 0', 'for (const _ in row) k++', 'return k === n')
+  const src = `return function checkRow(row) {\n${body.join('\n')}\n}`
+  return new Function('F', 'C', 'D', src)(fits, coerceDeclared, (v: unknown) => d.decimalFits(v)) as (row: Row) => boolean
 }
