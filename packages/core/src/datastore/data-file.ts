@@ -209,6 +209,9 @@ export class DataFileWriter {
   }
 }
 
+/** Bytes of decompressed text parsed into one chunk of rows. */
+const PARSE_SLICE = 64 * 1024
+
 /** Reads the rows of one gzip JSON-lines data file, restoring `_types`; errors name the file and line. */
 export async function* readDataFile(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row> {
   for await (const chunk of readDataFileChunks(datastore, path, signal)) yield* chunk
@@ -229,14 +232,17 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
     }
   }
   try {
-    for await (const chunk of inflateMembers(input)) {
-      signal?.throwIfAborted()
-      const text = rest + decoder.write(chunk)
-      const lines = text.split('\n')
-      rest = lines.pop() ?? ''
-      const rows: Row[] = []
-      for (const line of lines) if (line) rows.push(parse(line))
-      if (rows.length) yield rows
+    for await (const block of inflateMembers(input)) {
+      // Parse in slices: a member's whole 1 MiB at once makes bigger strings and row arrays than GC handles well.
+      for (let at = 0; at < block.length; at += PARSE_SLICE) {
+        signal?.throwIfAborted()
+        const text = rest + decoder.write(block.subarray(at, at + PARSE_SLICE))
+        const lines = text.split('\n')
+        rest = lines.pop() ?? ''
+        const rows: Row[] = []
+        for (const line of lines) if (line) rows.push(parse(line))
+        if (rows.length) yield rows
+      }
     }
     rest += decoder.end()
     if (rest.trim()) yield [parse(rest)]

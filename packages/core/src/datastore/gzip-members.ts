@@ -14,7 +14,7 @@ const SUBFIELD = [0x41, 0x4e] as const
 const EXTRA = 2 + 2 + 2 + 4 // XLEN, SI1 SI2, LEN, length
 const FEXTRA = 0x04
 /** Members inflated at once ahead of the reader. */
-const READ_AHEAD = 3
+const READ_AHEAD = 2
 
 /**
  * Compresses `block` as one gzip member (one thread-pool job) that records its own length; returns the member
