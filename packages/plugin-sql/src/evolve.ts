@@ -27,8 +27,6 @@ export async function evolveTarget(
   norm: (n: string) => string,
   now: Date,
   result: LoadResult,
-  /** False: a table created now gets no primary key and no key index yet (built after a bulk load into it). */
-  indexes = true,
 ): Promise<Record<string, unknown>[]> {
   const { target, settings: s, table } = input
   const qualified = d.qualified(target)
@@ -36,7 +34,7 @@ export async function evolveTarget(
   const at = now.toISOString()
   const ddl = async (sql: string): Promise<void> => void (await session.query(sql))
   if (!exists) {
-    const seqType = d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : indexes ? 'BIGINT NOT NULL PRIMARY KEY' : 'BIGINT NOT NULL'
+    const seqType = d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT NOT NULL PRIMARY KEY'
     const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
     await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${seqType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
     input.logger.info({ table: table.name, target: qualified }, 'created table')
@@ -64,7 +62,7 @@ export async function evolveTarget(
     if (rebuild) await d.rebuild(session, target, columns, keys, s)
   }
   // The key index once every key column exists (a load may create the table before its first row arrives).
-  if (indexes && keys.size && [...keys].every((k) => columns.some((c) => norm(c.name) === norm(k)))) {
+  if (keys.size && [...keys].every((k) => columns.some((c) => norm(c.name) === norm(k)))) {
     const cols = [...keys]
     const name = `anch_key_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${cols.join(',')})`).digest('hex').slice(0, 16)}`
     await ddl(d.createKeyIndex(target, name, cols))

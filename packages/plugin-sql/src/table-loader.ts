@@ -147,15 +147,14 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   const initial = { exists: current.exists, targetCols: new Map([...current.targetCols].map(([k, c]) => [k, { ...c }])) }
   /**
    * Direct loads into a table this transaction creates: no other session can see it before the commit, so it is
-   * loaded with `COPY … FREEZE` and gets its primary key and key index after the rows (one sort each instead of
-   * an index insert per row).
+   * loaded with `COPY … FREEZE` (no hint bits to set and nothing to freeze later). Its indexes are kept up to date
+   * during the COPY: PostgreSQL has CPU to spare while the uploader decodes rows, building them afterwards is slower.
    */
   const creating = direct && !current.exists
-  let indexed = !creating
   /** Direct loads: brings the target to the columns of `cols` (inside the transaction). */
   const evolveDirect = async (): Promise<void> => {
     const scratch = { ...result, columns_added: [], columns_widened: [] }
-    await evolveTarget(d, session, input, current.exists, current.targetCols, [...cols.values()], keys, norm, now, scratch, indexed)
+    await evolveTarget(d, session, input, current.exists, current.targetCols, [...cols.values()], keys, norm, now, scratch)
     current.exists = true
     for (const [k, c] of cols) current.targetCols.set(k, { ...c })
   }
@@ -310,11 +309,6 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         }
         // Tables and columns declared but without rows yet still get created.
         await evolveDirect()
-        if (!indexed) {
-          await timed('primary key', `ALTER TABLE ${qualified} ADD PRIMARY KEY (${d.quote(SEQ)})`)
-          indexed = true
-          await evolveDirect()
-        }
         const changes = describeChanges(d, input, initial.exists, initial.targetCols, [...cols.values()], keys, norm, now, result)
         if (!initial.exists || changes.length || !current.meta || current.meta.columns.length === 0) {
           await writeMeta(d, session, target, [...cols.values()], [...(current.meta?.changes ?? []), ...changes], base, now)
