@@ -179,6 +179,11 @@ function datetimeConverter(o: ConvertOptions): Converter {
     }
     if (offset === undefined) return DateTime.ofValidated(wall, null)
     if (offset === 'Z') return DateTime.ofValidated(`${wall}+00:00`, 0)
+    if (offset.length === 6 && offset.charCodeAt(3) === 58) {
+      const hours = digits(offset, 1, 2)
+      const minutes = digits(offset, 4, 2)
+      if (hours >= 0 && minutes >= 0) return DateTime.ofValidated(`${wall}${offset}`, (offset.charCodeAt(0) === 45 ? -1 : 1) * (hours * 60 + minutes))
+    }
     return DateTime.parse(`${wall}${offset}`)
   }
   const finish = (p: Parts, t: string): DateTime => {
@@ -201,26 +206,14 @@ function datetimeConverter(o: ConvertOptions): Converter {
     const re = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i
     const parts: Parts = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, fraction: '', offset: undefined }
     return (t) => {
-      // Fast path: exactly YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM:SS (no fraction, no offset).
-      if (t.length === 19 && t.charCodeAt(4) === 45 && t.charCodeAt(7) === 45 && t.charCodeAt(13) === 58 && t.charCodeAt(16) === 58) {
-        const sep = t.charCodeAt(10)
-        const year = digits(t, 0, 4)
-        const month = digits(t, 5, 2)
-        const day = digits(t, 8, 2)
-        const hour = digits(t, 11, 2)
-        const minute = digits(t, 14, 2)
-        const second = digits(t, 17, 2)
-        if ((sep === 32 || sep === 84 || sep === 116) && (year | month | day | hour | minute | second) >= 0) {
-          checkDate(year, month, day, t)
-          if (hour > 23 || minute > 59 || second > 60) throw new Error(`${quote(t)} is not a valid time of day`)
-          parts.year = year
-          parts.month = month
-          parts.day = day
-          parts.hour = hour
-          parts.minute = minute
-          parts.second = second
-          return make(sep === 84 ? t : `${t.slice(0, 10)}T${t.slice(11)}`, undefined, parts)
-        }
+      // Fast path: YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|±HH:MM], checked with char codes, no regex.
+      const fast = fastIso(t, parts)
+      if (fast !== undefined) {
+        checkDate(parts.year, parts.month, parts.day, t)
+        if (parts.hour > 23 || parts.minute > 59 || parts.second > 60) throw new Error(`${quote(t)} is not a valid time of day`)
+        // Already in the canonical form (T, at most 6 fraction digits): the text is the wall clock as it is.
+        if (fast > 0) return make(t.slice(0, fast), parts.offset, parts)
+        return finish(parts, t)
       }
       const m = re.exec(t.trim())
       if (!m) throw new Error(`${quote(t)} is not an ISO datetime (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]); set datetime_format`)
@@ -337,6 +330,51 @@ function checkDate(year: number, month: number, day: number, text: string): void
 
 function isLeap(year: number): boolean {
   return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+}
+
+/**
+ * Reads `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|z|±HH:MM]` into `p` with char codes. Returns undefined when `t` has
+ * another shape (the caller then uses the general parser), else the length of the wall-clock part when `t` is
+ * already canonical (`T` and at most 6 fraction digits), else 0. Does not check ranges.
+ */
+function fastIso(t: string, p: Parts): number | undefined {
+  const n = t.length
+  if (n < 19 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined
+  const sep = t.charCodeAt(10)
+  if (sep !== 32 && sep !== 84 && sep !== 116) return undefined
+  const year = digits(t, 0, 4)
+  const month = digits(t, 5, 2)
+  const day = digits(t, 8, 2)
+  const hour = digits(t, 11, 2)
+  const minute = digits(t, 14, 2)
+  const second = digits(t, 17, 2)
+  if ((year | month | day | hour | minute | second) < 0) return undefined
+  let i = 19
+  let fraction = ''
+  if (i < n && t.charCodeAt(i) === 46) {
+    let j = i + 1
+    while (j < n && t.charCodeAt(j) >= 48 && t.charCodeAt(j) <= 57) j++
+    if (j === i + 1 || j - i - 1 > 9) return undefined
+    fraction = t.slice(i + 1, j)
+    i = j
+  }
+  const wallEnd = i
+  let offset: string | undefined
+  if (i < n) {
+    const c = t.charCodeAt(i)
+    if ((c === 90 || c === 122) && i + 1 === n) offset = 'Z'
+    else if ((c === 43 || c === 45) && i + 6 === n && t.charCodeAt(i + 3) === 58 && digits(t, i + 1, 2) >= 0 && digits(t, i + 4, 2) >= 0) offset = t.slice(i)
+    else return undefined
+  }
+  p.year = year
+  p.month = month
+  p.day = day
+  p.hour = hour
+  p.minute = minute
+  p.second = second
+  p.fraction = fraction
+  p.offset = offset
+  return sep === 84 && fraction.length <= 6 ? wallEnd : 0
 }
 
 /** The number written by the `count` ASCII digits of `t` at `at`, or -1 if one is not a digit. */

@@ -65,4 +65,28 @@ describe('value conversion', () => {
     expect(conv('date')('2000-02-29')).toEqual(new LocalDate(2000, 2, 29))
     expect(() => conv('date')('2100-02-29')).toThrow('not a valid calendar date')
   })
+
+  it('reads fractions and offsets on the fast path exactly as the general parser does', () => {
+    const cases: [string, string, Partial<ConvertOptions>?][] = [
+      ['2024-05-03T12:34:56.000Z', '2024-05-03T12:34:56.000+00:00'],
+      ['2024-05-03T12:34:56z', '2024-05-03T12:34:56+00:00'],
+      ['2024-05-03 12:34:56.1234567+05:30', '2024-05-03T12:34:56.123456+05:30'],
+      ['2024-05-03T12:34:56.5-08:00', '2024-05-03T12:34:56.5-08:00'],
+      ['2024-05-03T12:34:56-00:30', '2024-05-03T12:34:56-00:30'],
+      ['2024-05-03T12:34:56.25', '2024-05-03T12:34:56.25+00:00', { timezone: 'UTC' }],
+      ['2024-05-03T12:34:56+02:00', '2024-05-03T12:34:56+02:00', { timezone: 'UTC' }],
+      // Other shapes go to the general parser.
+      ['2024-05-03T12:34:56+0530', '2024-05-03T12:34:56+05:30'],
+      [' 2024-05-03T12:34:56Z ', '2024-05-03T12:34:56+00:00'],
+      ['2024-05-03T12:34:56 +01:00', '2024-05-03T12:34:56+01:00'],
+    ]
+    for (const [text, iso, options] of cases) {
+      const value = conv('datetime', options)(text) as DateTime
+      expect(value, text).toEqual(DateTime.parse(iso))
+      expect(value.epochMicros, text).toBe(DateTime.parse(iso).epochMicros)
+    }
+    for (const bad of ['2024-05-03T12:34:56.Z', '2024-05-03T12:34:56+05:3', '2024-05-03T12:34:56.1234567890', '2024-02-30T00:00:00Z', '2024-05-03T25:00:00Z']) {
+      expect(() => conv('datetime')(bad), bad).toThrow()
+    }
+  })
 })
