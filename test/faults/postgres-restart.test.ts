@@ -26,8 +26,8 @@ async function activeStatement(port: number, db: string, pattern: RegExp): Promi
 
 describe('PostgreSQL crashed and restarted in the middle of an upload', () => {
   for (const [phase, pattern] of [
-    ['while rows are staged (COPY)', /^\s*COPY/i],
-    ['inside the merge transaction', /^\s*INSERT INTO/i],
+    ['while rows are copied in (COPY, inside the load transaction)', /^\s*COPY/i],
+    ['while older versions are superseded (UPDATE, inside the load transaction)', /^\s*(INSERT INTO|UPDATE)\b/i],
   ] as const) {
     it(`${phase}: the upload fails, nothing is half-loaded, the rerun converges`, async () => {
       const ds = tempDir('anch-fault-ds-')
