@@ -108,6 +108,36 @@ describe('data file format', () => {
     }
   })
 
+  it('parses datetimes on the fast path exactly as the ISO pattern does (fuzzed)', () => {
+    const RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/
+    const alphabet = '0123456789-: T.Z+z'
+    const bases = ['2024-05-03T12:34:56.123456+05:30', '2024-05-03 12:34', '2024-05-03T12:34:56Z', '2024-05-03T12:34:56-0800', '2024-05-03T12:34:56.1']
+    let seed = 7
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
+    for (let k = 0; k < 50_000; k++) {
+      const t = bases[k % bases.length]!.split('')
+      for (let e = rnd(3); e > 0; e--) {
+        const at = rnd(t.length + 1)
+        const op = rnd(3)
+        if (op === 0) t[at] = alphabet[rnd(alphabet.length)]!
+        else if (op === 1) t.splice(at, 1)
+        else t.splice(at, 0, alphabet[rnd(alphabet.length)]!)
+      }
+      const text = t.join('')
+      const m = RE.exec(text)
+      if (!m) {
+        expect(() => DateTime.parse(text), text).toThrow('not an ISO datetime')
+        continue
+      }
+      const tz = m[8]?.replace(':', '')
+      const offset = tz === undefined ? null : tz === 'Z' ? 0 : (tz[0] === '-' ? -1 : 1) * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(3, 5)))
+      const got = DateTime.parse(text)
+      expect([got.iso, got.offsetMinutes], text).toEqual([text, offset])
+    }
+    expect(LocalDate.parse('2024-05-03')).toEqual(new LocalDate(2024, 5, 3))
+    for (const bad of ['2024-5-03', '2024-05-0x', '20240-05-03', '2024-05-03 ']) expect(() => LocalDate.parse(bad), bad).toThrow('not a date')
+  })
+
   it('caches parsed annotations without mixing up columns', () => {
     for (let i = 0; i < 3; i++) {
       expect(decodeRow(JSON.parse('{"a":"2025-01-02","b":"00ff","_types":"a@D b@B"}'))).toEqual({ a: new LocalDate(2025, 1, 2), b: Buffer.from([0, 255]) })
