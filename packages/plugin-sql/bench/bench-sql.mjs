@@ -2,6 +2,7 @@
 // Benchmark: N rows (default 1,000,000; BENCH_ROWS or --rows) through the datastore into PostgreSQL with
 // sql.Uploader, against `psql \copy` of the same rows as CSV into an equivalent table, in the same run.
 // Load 1 inserts N new keys; load 2 sends N rows of which half update existing keys.
+// BENCH_PROFILE=<dir> writes a CPU profile of every anchovy process there (open in Chrome DevTools).
 import { spawnSync } from 'node:child_process'
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,7 +24,8 @@ const url = `${PG}/${dbName}`
 
 function anchovy(args, env = {}) {
   const started = process.hrtime.bigint()
-  const r = spawnSync(process.execPath, ['--import', nodePath.join(here, 'rss.mjs'), cli, 'start', '--datastore', dir, '-u', 'bench', '--log-level', 'warn', ...args], {
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []
+  const r = spawnSync(process.execPath, [...profile, '--import', nodePath.join(here, 'rss.mjs'), cli, 'start', '--datastore', dir, '-u', 'bench', '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
     encoding: 'utf8',
     maxBuffer: 1 << 28,
