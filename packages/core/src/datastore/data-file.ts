@@ -8,38 +8,57 @@ import { DateTime, LocalDate, formatDate } from '../values.js'
 import type { Datastore } from './datastore.js'
 import { gzipMember, inflateMembers } from './gzip-members.js'
 
+/** `"key":` of the keys seen so far (rows of a table share a few). */
+const keyPrefixes = new Map<string, string>()
+
+function keyPrefix(key: string): string {
+  let prefix = keyPrefixes.get(key)
+  if (prefix === undefined) {
+    prefix = `${JSON.stringify(key)}:`
+    if (keyPrefixes.size >= 10_000) keyPrefixes.clear()
+    keyPrefixes.set(key, prefix)
+  }
+  return prefix
+}
+
 /**
  * Encodes one row as a JSON line with the `_types` annotation shared with the Python implementation:
  * top-level dates (`D`), datetimes (`DT`, ISO with offset when aware) and bytes (`B`, lower-case hex).
  */
 export function encodeRow(row: Row): string {
+  // Built value by value: as fast as JSON.stringify for plain rows, and no copy of rows with annotated values.
   let types = ''
-  let out: Row | undefined
+  let out = ''
+  // for-in is faster than Object.keys but also walks inherited keys, which JSON leaves out: only plain objects.
+  const plain = Object.getPrototypeOf(row) === Object.prototype
   for (const key in row) {
+    if (key === '_types' || (!plain && !Object.hasOwn(row, key))) continue
     const v = row[key]
-    if (typeof v === 'object' && v !== null) {
-      let text: string
-      let code: string
-      if (v instanceof Date) [text, code] = [formatDate(v), 'DT']
-      else if (v instanceof DateTime) [text, code] = [v.iso, 'DT']
-      else if (v instanceof LocalDate) [text, code] = [v.toString(), 'D']
-      else if (ArrayBuffer.isView(v)) [text, code] = [Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex'), 'B']
-      else continue
-      out ??= { ...row }
-      out[key] = text
-      types += types ? ` ${key}@${code}` : `${key}@${code}`
-    } else if (typeof v === 'bigint') {
-      out ??= { ...row }
-      out[key] = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()
-    }
+    let text: string | undefined
+    if (typeof v === 'string') text = JSON.stringify(v)
+    else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null'
+    else if (typeof v === 'object') {
+      if (v === null) text = 'null'
+      else if (v instanceof DateTime) {
+        text = JSON.stringify(v.iso)
+        types += types ? ` ${key}@DT` : `${key}@DT`
+      } else if (v instanceof Date) {
+        text = JSON.stringify(formatDate(v))
+        types += types ? ` ${key}@DT` : `${key}@DT`
+      } else if (v instanceof LocalDate) {
+        text = JSON.stringify(v.toString())
+        types += types ? ` ${key}@D` : `${key}@D`
+      } else if (ArrayBuffer.isView(v)) {
+        text = `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}"`
+        types += types ? ` ${key}@B` : `${key}@B`
+      } else text = JSON.stringify(v) as string | undefined
+    } else if (typeof v === 'boolean') text = v ? 'true' : 'false'
+    else if (typeof v === 'bigint') text = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? String(Number(v)) : `"${v}"`
+    // undefined, functions and symbols are left out, as JSON.stringify does
+    if (text === undefined) continue
+    out += (out ? ',' : '{') + keyPrefix(key) + text
   }
-  if ('_types' in row) {
-    out ??= { ...row }
-    delete out._types
-  }
-  const json = JSON.stringify(out ?? row)
-  const tail = `"_types":${types ? JSON.stringify(types) : '""'}}`
-  return json.length === 2 ? `{${tail}` : `${json.slice(0, -1)},${tail}`
+  return `${out ? `${out},` : '{'}"_types":${types ? JSON.stringify(types) : '""'}}`
 }
 
 /** Parsed `_types` annotations: rows of one table nearly always repeat the same few strings. */
