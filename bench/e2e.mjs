@@ -14,6 +14,7 @@ import { cpus, hostname, tmpdir, totalmem, userInfo } from 'node:os'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { rng } from '../test/support/rng.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const bin = path.join(repo, 'packages/core/dist/cli/bin.js')
@@ -82,17 +83,6 @@ async function cleanup() {
 }
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
 
-/** A deterministic PRNG so that every run generates the same file. */
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const CUSTOMERS = ['Anchovy Ltd', 'Sardine & Sons', 'Herring, Mackerel and Co', 'Ünïcödé Fisch GmbH', 'say "cheese"', 'Trout', 'Pike Partners', 'Smelt']
 const HEADER = 'id,order_ref,customer,qty,price,created_at,active,note'

@@ -2,17 +2,7 @@ import { createHash } from 'node:crypto'
 import { appendFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 
-/** A small seeded PRNG (mulberry32), so that a failing run replays from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { rng } from '../support/rng.mjs'
 
 /** The generated columns and the types the downloader declares for them. */
 export const COLUMNS = { id: 'str', rev: 'int', qty: 'int', amount: 'float', name: 'str', ts: 'datetime', ok: 'bool', note: 'str' } as const

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { FilesystemDatastore, readDataFile, type CommitRecord } from '../../src/index.js'
 import { FIXTURE_OPS, cleanupTempDirs, commitRecords, readTree, runCli, spawnCli, tempDir } from '../helpers.js'
+import { rng } from '../../../../test/support/rng.mjs'
 
 afterAll(cleanupTempDirs)
 
@@ -23,17 +24,6 @@ async function committedRows(root: string, home: string): Promise<Map<string, st
   return out
 }
 
-/** A small seeded PRNG (mulberry32) so a failing run can be replayed with its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('SIGKILL at random points', () => {
   it('never loses or duplicates a committed batch for a downstream uploader', async () => {

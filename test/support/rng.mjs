@@ -1,0 +1,16 @@
+/**
+ * A small seeded PRNG (mulberry32): the same seed gives the same numbers, so a failing run replays from its seed
+ * and a benchmark generates the same file every time. Shared by the tests and the benchmarks.
+ * @param {number} seed
+ * @returns {() => number} numbers in [0, 1)
+ */
+export function rng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
