@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { afterAll } from 'vitest'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -65,4 +65,9 @@ export async function waitForFile(file: string, timeoutMs = 20_000): Promise<voi
     if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 50))
   }
+}
+
+/** The `id`s of the JSON lines a test sink wrote to `file` (none if it does not exist yet). */
+export async function ids(file: string): Promise<number[]> {
+  return (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
 }

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { BlobDatastore } from '../src/blob-datastore.js'
 import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../src/location.js'
 import { Azurite } from './azurite.js'
-import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy, waitForFile } from './cli.js'
+import { BASIC, SLEEPY, anchovy, ids, machine, spawnAnchovy, waitForFile } from './cli.js'
 
 let azurite: Azurite
 beforeAll(async () => {
@@ -15,9 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await azurite?.dispose()
 })
-
-const ids = async (file: string): Promise<number[]> =>
-  (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
 
 describe.concurrent('crashes on a blob datastore', () => {
   it('SIGKILL between writing data and committing: nothing becomes visible, the next run on this host takes the dead holder lease at once, nothing is lost', async () => {

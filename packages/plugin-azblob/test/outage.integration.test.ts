@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BlobDatastore } from '../src/blob-datastore.js'
 import { Azurite } from './azurite.js'
-import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy, waitForFile } from './cli.js'
+import { BASIC, SLEEPY, anchovy, ids, machine, spawnAnchovy, waitForFile } from './cli.js'
 
 let azurite: Azurite
 beforeAll(async () => {
@@ -13,9 +12,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await azurite?.dispose()
 })
-
-const ids = async (file: string): Promise<number[]> =>
-  (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
 
 describe('storage outage', () => {
   it('Azurite stopped mid-run: the run fails clearly; after a restart the next run succeeds and nothing is lost or doubled', async () => {
