@@ -30,34 +30,28 @@ export async function evolveTarget(
 ): Promise<Record<string, unknown>[]> {
   const { target, settings: s, table } = input
   const qualified = d.qualified(target)
-  const changes: Record<string, unknown>[] = []
-  const at = now.toISOString()
+  const changes = describeChanges(d, input, exists, targetCols, columns, keys, norm, now, result)
   const ddl = async (sql: string): Promise<void> => void (await session.query(sql))
   if (!exists) {
     const seqType = d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT NOT NULL PRIMARY KEY'
     const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
     await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${seqType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
     input.logger.info({ table: table.name, target: qualified }, 'created table')
-    changes.push({ at, change: 'created', columns: columns.map((c) => ({ name: c.name, type: c.type })) })
   } else {
+    const byName = new Map(columns.map((c) => [c.name, c]))
     let rebuild = false
-    for (const c of columns) {
-      const before = targetCols.get(norm(c.name))
-      if (!before) {
-        await ddl(`ALTER TABLE ${qualified} ADD COLUMN ${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
+    for (const change of changes) {
+      const c = byName.get(change.column as string)!
+      const isKey = keys.has(c.name)
+      if (change.change === 'added') {
+        await ddl(`ALTER TABLE ${qualified} ADD COLUMN ${d.quote(c.name, 'column name')} ${d.columnType(c, isKey, s)}`)
         input.logger.info({ table: table.name, column: c.name, type: c.type }, 'added column')
-        result.columns_added.push(c.name)
-        changes.push({ at, change: 'added', column: c.name, type: c.type })
         continue
       }
-      const isKey = keys.has(c.name)
-      if (before.type === c.type && d.columnType(before, isKey, s) === d.columnType(c, isKey, s)) continue
-      const stmts = d.widenColumn(qualified, c, before, isKey, s)
+      const stmts = d.widenColumn(qualified, c, targetCols.get(norm(c.name))!, isKey, s)
       if (stmts === null) rebuild = true
       else for (const sql of stmts) await ddl(sql)
-      input.logger.info({ table: table.name, column: c.name, from: before.type, to: c.type }, 'widened column')
-      result.columns_widened.push(c.name)
-      changes.push({ at, change: 'widened', column: c.name, from: before.type, to: c.type })
+      input.logger.info({ table: table.name, column: c.name, from: change.from, to: c.type }, 'widened column')
     }
     if (rebuild) await d.rebuild(session, target, columns, keys, s)
   }
@@ -71,8 +65,9 @@ export async function evolveTarget(
 }
 
 /**
- * The changes from `targetCols` (what the target had when the load started) to `columns`, as `evolveTarget` records
- * them, without DDL: direct loads change the target step by step while rows arrive and record the net change once.
+ * The changes from `targetCols` (what the target had) to `columns`, as the table's metadata records them, without
+ * DDL: `evolveTarget` applies them; direct loads change the target step by step while rows arrive and record the
+ * net change once.
  */
 export function describeChanges(
   d: Dialect,
