@@ -42,6 +42,8 @@ export interface RunOptions {
   readonly env: NodeJS.ProcessEnv
   /** Listen to SIGTERM/SIGINT (the CLI does; tests driving a run in-process may not). */
   readonly handleSignals?: boolean
+  /** Called as each timed phase begins (a supervising watchdog re-arms its deadline there). */
+  readonly onPhase?: (phase: 'startup' | 'batch' | 'shutdown') => void
 }
 
 /** What a finished run reports. */
@@ -136,6 +138,7 @@ export class AnchovyRun {
     let results: Record<string, unknown> = {}
     try {
       await this.recover()
+      this.opts.onPhase?.('startup')
       const startedOk = await this.phaseTask('STARTUP', null, async () => {
         this.operator = new this.opts.operatorClass()
         this.operator.runtime = this.operatorRuntime()
@@ -151,6 +154,7 @@ export class AnchovyRun {
           if (this.stopRequested) break
         }
       }
+      this.opts.onPhase?.('shutdown')
       await this.phaseTask('SHUTDOWN', null, async () => {
         try {
           await this.hooks('shutdown')
@@ -326,6 +330,7 @@ export class AnchovyRun {
 
   private async runBatch(n: number): Promise<void> {
     const batchId = String(n).padStart(3, '0')
+    this.opts.onPhase?.('batch')
     const controller = new AbortController()
     this.currentBatch = { id: batchId, controller }
     if (this.stopRequested) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', 'batch aborted before it started'))
