@@ -19,8 +19,8 @@ export interface ConvertOptions {
 /** Converts one text value; throws an Error whose message says why the value does not convert. */
 export type Converter = (text: string) => unknown
 
-const INT_RE = /^[+-]?\d+$/
-const FLOAT_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
+// Every pattern here runs on file content: none may backtrack more than linearly (no nested or adjacent
+// overlapping quantifiers). Numbers are checked by isInteger/isDecimal, not by a pattern.
 const TIME_RE = /^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d{1,9})?)?$/
 const TRUE = new Set(['true', 't', 'yes', 'y', '1', 'on'])
 const FALSE = new Set(['false', 'f', 'no', 'n', '0', 'off'])
@@ -62,7 +62,7 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
           }
         }
         const s = t.trim()
-        if (!INT_RE.test(s)) throw new Error(`${quote(t)} is not an integer`)
+        if (!isInteger(s)) throw new Error(`${quote(t)} is not an integer`)
         const n = Number(s)
         return Number.isSafeInteger(n) ? n : BigInt(s)
       }
@@ -89,7 +89,7 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
         if (k === len && digits > 0) return Number(comma ? t.replace(',', '.') : t)
         let s = t.trim()
         if (comma) s = s.replace(',', '.')
-        if (!FLOAT_RE.test(s)) throw new Error(`${quote(t)} is not a number`)
+        if (!isDecimal(s)) throw new Error(`${quote(t)} is not a number`)
         return Number(s)
       }
     }
@@ -139,12 +139,14 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
       return o.bytesFormat === 'base64'
         ? (t) => {
             const s = t.trim()
-            if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(s) || s.replace(/=+$/, '').length % 4 === 1) throw new Error(`${quote(t)} is not base64`)
+            if (!isBase64(s)) throw new Error(`${quote(t)} is not base64`)
             return Buffer.from(s, 'base64')
           }
         : (t) => {
-            const s = t.trim().replace(/^\\x|^0x/i, '')
-            if (!/^(?:[0-9a-fA-F]{2})*$/.test(s)) throw new Error(`${quote(t)} is not hex`)
+            let s = t.trim()
+            const c1 = s.charCodeAt(1)
+            if ((s.charCodeAt(0) === 92 && (c1 === 120 || c1 === 88)) || (s.charCodeAt(0) === 48 && (c1 === 120 || c1 === 88))) s = s.slice(2)
+            if (!isHex(s)) throw new Error(`${quote(t)} is not hex`)
             return Buffer.from(s, 'hex')
           }
     case 'object':
@@ -156,6 +158,65 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
         }
       }
   }
+}
+
+/** `[+-]?digits` (what INT used to match), by char codes. */
+export function isInteger(s: string): boolean {
+  let k = s.charCodeAt(0) === 43 || s.charCodeAt(0) === 45 ? 1 : 0
+  if (k === s.length) return false
+  for (; k < s.length; k++) {
+    const d = s.charCodeAt(k) - 48
+    if (d < 0 || d > 9) return false
+  }
+  return true
+}
+
+/** `[+-]?(digits[.digits?]|.digits)([eE][+-]?digits)?`, by char codes (the regular expression backtracked quadratically). */
+export function isDecimal(s: string): boolean {
+  const n = s.length
+  let k = s.charCodeAt(0) === 43 || s.charCodeAt(0) === 45 ? 1 : 0
+  let digits = 0
+  while (k < n && isDigit(s.charCodeAt(k))) k++, digits++
+  if (k < n && s.charCodeAt(k) === 46) {
+    k++
+    while (k < n && isDigit(s.charCodeAt(k))) k++, digits++
+  }
+  if (digits === 0) return false
+  if (k < n && (s.charCodeAt(k) === 101 || s.charCodeAt(k) === 69)) {
+    k++
+    if (k < n && (s.charCodeAt(k) === 43 || s.charCodeAt(k) === 45)) k++
+    const start = k
+    while (k < n && isDigit(s.charCodeAt(k))) k++
+    if (k === start) return false
+  }
+  return k === n
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57
+}
+
+/** Standard or URL-safe base64, at most two `=` at the end, not one character too many. */
+function isBase64(s: string): boolean {
+  let end = s.length
+  if (s.charCodeAt(end - 1) === 61) end--
+  if (s.charCodeAt(end - 1) === 61) end--
+  for (let k = 0; k < end; k++) {
+    const c = s.charCodeAt(k)
+    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || isDigit(c) || c === 43 || c === 47 || c === 95 || c === 45
+    if (!ok) return false
+  }
+  return end % 4 !== 1
+}
+
+/** An even number of hex digits. */
+function isHex(s: string): boolean {
+  if (s.length % 2) return false
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k)
+    if (!(isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) return false
+  }
+  return true
 }
 
 interface Parts {
@@ -196,7 +257,7 @@ function datetimeConverter(o: ConvertOptions): Converter {
     const scale = o.datetimeFormat === 'epoch' ? 1000 : 1
     return (t) => {
       const s = t.trim()
-      if (!FLOAT_RE.test(s)) throw new Error(`${quote(t)} is not a ${o.datetimeFormat} timestamp`)
+      if (!isDecimal(s)) throw new Error(`${quote(t)} is not a ${o.datetimeFormat} timestamp`)
       const d = new Date(Number(s) * scale)
       if (Number.isNaN(d.getTime())) throw new Error(`${quote(t)} is out of range`)
       return DateTime.fromDate(d)
@@ -257,7 +318,12 @@ export function strptime(format: string): (text: string) => Parts | undefined {
   for (let i = 0; i < format.length; i++) {
     const c = format[i]!
     if (c !== '%') {
-      re += /\s/.test(c) ? '\\s+' : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      if (/\s/.test(c)) {
+        // One `\s+` per run of blanks: two in a row would backtrack quadratically on a long run of spaces.
+        if (!re.endsWith('\\s+')) re += '\\s+'
+        continue
+      }
+      re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
       continue
     }
     const d = format[++i]

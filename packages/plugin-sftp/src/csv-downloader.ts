@@ -1,11 +1,11 @@
 import * as posix from 'node:path/posix'
 import { Downloader, connection, context, onTask, readConnectionAttributes, source, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
 import type { Logger } from 'pino'
-import { readTableSettings, TABLE_KEYS, type AfterAction, type CsvTableSettings } from './config.js'
+import { readTableSettings, TABLE_KEYS, tableKeys, type AfterAction, type CsvTableSettings } from './config.js'
 import { readRows } from './csv-rows.js'
 import { SftpError, type BadRowError } from './errors.js'
 import { compileGlob, listMatches } from './glob.js'
-import { manifestKey, prune, selectFiles, type Manifest } from './manifest.js'
+import { manifestKey, prune, readManifest, selectFiles, type Manifest } from './manifest.js'
 import { Quarantine } from './quarantine.js'
 import type { RemoteFile } from './remote-fs.js'
 import { SftpConnection } from './sftp-connection.js'
@@ -64,7 +64,7 @@ export class CsvDownloader extends Downloader {
     const known = new Set<string>(TABLE_KEYS)
     for (const table of this.runtime.configTables) {
       readTableSettings(table, problems)
-      const unknown = Object.keys(table.properties).filter((k) => !known.has(k))
+      const unknown = tableKeys(table.properties).filter((k) => !known.has(k))
       if (unknown.length) log.warn({ table: table.name, keys: unknown }, `tbls.${table.name}: keys not read by sftp.CsvDownloader (typo?): ${unknown.join(', ')}`)
     }
     if (problems.length) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
@@ -87,9 +87,21 @@ export class CsvDownloader extends Downloader {
     const log = ctx.logger
     const data = ctx.task.data
     const checkpoint = context().checkpoint<Manifest>(manifestKey(ctx.table.name))
-    const manifest = (checkpoint.get() ?? {}) as Manifest
+    const manifest = readManifest(checkpoint.get())
     const exclude = s.after.kind === 'move' ? s.after.dir : undefined
-    const listing = await server.withRetry(`listing /${s.path}`, (fs) => listMatches(fs, s.path, exclude), ctx.signal)
+    const skipped = new Map<string, string>()
+    const listing = await server.withRetry(
+      `listing /${s.path}`,
+      (fs) =>
+        listMatches(fs, s.path, {
+          exclude,
+          maxDepth: s.maxDepth,
+          depthSetting: `tbls.${ctx.table.name}.max_depth`,
+          onSkip: (path, reason) => void skipped.set(path, reason),
+        }),
+      ctx.signal,
+    )
+    for (const [path, reason] of skipped) log.warn({ path, reason }, `sftp: /${path} is ${reason}`)
     const selection = selectFiles(listing, manifest, Date.now(), s.minAge, s.maxFiles)
     Object.assign(data, { files_listed: listing.length, files_taken: 0, files_unchanged: selection.unchanged, files_young: selection.young.length })
     if (selection.deferred) data.files_deferred = selection.deferred

@@ -82,17 +82,27 @@ export class CsvParser {
       this.discarding = false
     }
     this.buf = this.buf.length ? this.buf + text : text
-    if (!final && this.buf.length < this.minLength) return
+    // A long record is parsed again only once its text doubled (linear time), but always once it may be past
+    // max_record_size: the limit holds exactly, whatever the chunk sizes.
+    if (!final && this.buf.length < this.minLength && this.buf.length <= this.syntax.maxRecordChars + 1) return
     const buf = this.buf
     const pos = this.parse(buf, final)
     this.buf = pos >= buf.length ? '' : buf.slice(pos)
     this.minLength = this.buf.length > 65536 ? this.buf.length * 2 : 0
-    if (!final && this.buf.length > this.syntax.maxRecordChars) this.oversized()
+    // What is left is the start of one record: past the limit (not counting a CR that may end it), it is too long.
+    const rest = this.buf.length - (this.buf.charCodeAt(this.buf.length - 1) === CR ? 1 : 0)
+    if (!final && rest > this.syntax.maxRecordChars) this.oversized()
     if (final && this.buf.length) {
       // Only reachable when the parser made no progress on a truncated tail; report it rather than drop it.
       this.handler.issue(this.line, 'incomplete record at the end of the file', this.buf.slice(0, 1000))
       this.buf = ''
     }
+  }
+
+  /** Reports the complete record `buf[pos, next)` that is longer than max_record_size (it is skipped whole). */
+  private tooLong(buf: string, pos: number, next: number): void {
+    const nl = buf.indexOf('\n', pos)
+    this.handler.issue(this.line, `record longer than max_record_size (${this.syntax.maxRecordChars} characters)`, buf.slice(pos, Math.min(nl < 0 || nl >= next ? next : nl, pos + 1000)))
   }
 
   private oversized(): void {
@@ -114,7 +124,8 @@ export class CsvParser {
   /** Parses complete records from `buf`; returns the position of the first unconsumed character. */
   private parse(buf: string, final: boolean): number {
     const n = buf.length
-    const { delimiter, quote, comment } = this.syntax
+    const { quote, comment } = this.syntax
+    const max = this.syntax.maxRecordChars
     let pos = 0
     let nextQuote = -1
     this.nextDelimiter = -1
@@ -145,6 +156,12 @@ export class CsvParser {
         if (nextQuote < 0) nextQuote = n
       }
       if (nextQuote >= contentEnd) {
+        if (contentEnd - pos > max) {
+          this.tooLong(buf, pos, lineEnd + 1)
+          pos = lineEnd + 1
+          this.line++
+          continue
+        }
         const fields: string[] = []
         this.plain(buf, pos, contentEnd, fields)
         this.handler.record(fields, this.line)
@@ -155,7 +172,8 @@ export class CsvParser {
       if (this.simple) {
         const fields = this.oneLine(buf, pos, nextQuote, contentEnd)
         if (fields !== undefined) {
-          this.handler.record(fields, this.line)
+          if (contentEnd - pos > max) this.tooLong(buf, pos, lineEnd + 1)
+          else this.handler.record(fields, this.line)
           pos = lineEnd + 1
           this.line++
           continue
@@ -164,7 +182,11 @@ export class CsvParser {
       const next = this.simple ? this.quotedSimple(buf, pos, final) : this.quoted(buf, pos, final)
       if (next === NEED_MORE) break
       if (next > 0) {
-        this.handler.record(this.fields, this.line)
+        let end = next
+        if (buf.charCodeAt(end - 1) === LF) end--
+        if (end > pos && buf.charCodeAt(end - 1) === CR) end--
+        if (end - pos > max) this.tooLong(buf, pos, next)
+        else this.handler.record(this.fields, this.line)
         this.line += this.consumedLines + 1
         pos = next
         continue

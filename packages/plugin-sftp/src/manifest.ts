@@ -9,8 +9,22 @@ export type ManifestEntry = {
   readonly taken_at: string
 }
 
-/** Every file taken for one table, by path relative to the connection base (a checkpoint value). */
+/**
+ * Every file taken for one table, by path relative to the connection base (a checkpoint value). Always an
+ * `Object.create(null)` object read with own-property checks: paths come from the server, and a file may be
+ * called `__proto__` or `constructor`.
+ */
 export type Manifest = Record<string, ManifestEntry>
+
+/** A manifest from its checkpoint value (own entries only, into a null-prototype object). */
+export function readManifest(value: unknown): Manifest {
+  const out = Object.create(null) as Manifest
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return out
+  for (const [path, entry] of Object.entries(value)) {
+    if (entry !== null && typeof entry === 'object') out[path] = entry as ManifestEntry
+  }
+  return out
+}
 
 /** The checkpoint key holding a table's manifest. */
 export function manifestKey(table: string): string {
@@ -39,7 +53,7 @@ export function selectFiles(listing: readonly RemoteFile[], manifest: Manifest, 
   let unchanged = 0
   let deferred = 0
   for (const f of listing) {
-    const seen = manifest[f.path]
+    const seen = Object.hasOwn(manifest, f.path) ? manifest[f.path] : undefined
     if (seen && seen.size === f.size && seen.mtime === f.mtime) {
       unchanged++
       continue
@@ -54,7 +68,7 @@ export function selectFiles(listing: readonly RemoteFile[], manifest: Manifest, 
 /** The manifest without files that are no longer listed (deleted, moved away), so it does not grow forever. */
 export function prune(manifest: Manifest, listing: readonly RemoteFile[]): Manifest {
   const listed = new Set(listing.map((f) => f.path))
-  const out: Manifest = {}
+  const out = Object.create(null) as Manifest
   for (const [path, entry] of Object.entries(manifest)) if (listed.has(path)) out[path] = entry
   return out
 }

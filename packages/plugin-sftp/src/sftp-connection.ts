@@ -76,7 +76,8 @@ export function readSftpSettings(attrs: ConnectionAttributes): SftpSettings {
   const host = url.hostname.replace(/^\[|\]$/g, '')
   let base = decodeURIComponent(url.pathname || '/')
   if (base.startsWith('/~')) base = base.slice(1)
-  base = base.replace(/\/+$/, '') || '/'
+  while (base.endsWith('/')) base = base.slice(0, -1)
+  base ||= '/'
   const keyPath = attrs.ppk_path !== undefined && attrs.ppk_path !== '' ? String(attrs.ppk_path) : undefined
   const passphrase = attrs.passphrase !== undefined && attrs.passphrase !== '' ? String(attrs.passphrase) : undefined
   const privateKey = keyPath ? readPrivateKey(keyPath, passphrase) : undefined

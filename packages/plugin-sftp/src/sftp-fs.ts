@@ -5,7 +5,7 @@ import type { SFTPWrapper } from 'ssh2'
 import SftpClient from 'ssh2-sftp-client'
 import { SftpError } from './errors.js'
 import { fingerprint, type HostKeyPolicy } from './host-key.js'
-import type { RemoteEntry, RemoteFs } from './remote-fs.js'
+import { isInside, outsideError, type RemoteEntry, type RemoteFs } from './remote-fs.js'
 
 /** Where and how to log in (credentials stay in memory only; `display` is safe to log). */
 export interface SftpTarget {
@@ -29,11 +29,14 @@ export class SftpFs implements RemoteFs {
   alive = true
   /** Called with an error when the session is lost: pending requests and transfers. */
   private readonly waiters = new Set<(err: Error) => void>()
+  /** The base folder with its links resolved (asked once per session). */
+  private root: Promise<string> | undefined
 
   private constructor(
     private readonly client: SftpClient,
     private readonly base: string,
     private readonly timeoutMs: number,
+    private readonly display: string,
   ) {}
 
   /** Connects, authenticates, verifies the host key and resolves the base folder. */
@@ -92,7 +95,7 @@ export class SftpFs implements RemoteFs {
       }))
       // Without TCP_NODELAY each sequential read waits for the peer's delayed ACK (~40 ms): 100x slower.
       ;(client as unknown as { client: { setNoDelay(on: boolean): void } }).client.setNoDelay(true)
-      fs = new SftpFs(client, await within(resolveBase(client, target.base)), target.timeoutMs)
+      fs = new SftpFs(client, await within(resolveBase(client, target.base)), target.timeoutMs, target.display)
       return fs
     } catch (err) {
       void client.end().catch(() => undefined)
@@ -136,6 +139,22 @@ export class SftpFs implements RemoteFs {
     }))
   }
 
+  async realpath(path: string): Promise<string> {
+    const abs = this.abs(path)
+    const real = await this.guard(() => this.client.realPath(abs))
+    // ssh2-sftp-client answers '' for a missing path.
+    if (!real) throw Object.assign(new Error(`no such file: ${abs}`), { code: 2, notFound: true })
+    return real
+  }
+
+  /** Rejects when `path` (which must exist) resolves outside the base folder (a link placed on the server). */
+  private async confine(path: string, what: string): Promise<void> {
+    this.root ??= this.realpath('')
+    this.root.catch(() => (this.root = undefined))
+    const [root, real] = await Promise.all([this.root, this.realpath(path)])
+    if (!isInside(root, real)) throw outsideError(this.display, path, what)
+  }
+
   async stat(path: string): Promise<RemoteEntry> {
     const st = await this.guard(() => this.client.stat(this.abs(path)))
     return { name: posix.basename(path), type: st.isFile ? 'file' : st.isDirectory ? 'dir' : 'other', size: st.size, mtime: st.modifyTime }
@@ -148,7 +167,8 @@ export class SftpFs implements RemoteFs {
     if (!this.alive) throw sessionLost()
     const sftp = (this.client as unknown as { sftp: SFTPWrapper | undefined }).sftp
     if (!sftp) throw sessionLost()
-    return new PipelinedRead(sftp, this.abs(path), start, READ_CHUNK, READ_DEPTH)
+    // The file is confined once, before it is opened (one round trip per file, not per chunk).
+    return new PipelinedRead(sftp, this.abs(path), start, READ_CHUNK, READ_DEPTH, this.confine(path, 'reading'))
   }
 
   /**
@@ -178,6 +198,8 @@ export class SftpFs implements RemoteFs {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    // The target folder exists (mkdirp ran): it must not lead out of the base through a link.
+    await this.confine(posix.dirname(`/${to}`).slice(1), 'moving a file to')
     await this.guard(() => this.client.rename(this.abs(from), this.abs(to)))
   }
 
@@ -242,12 +264,19 @@ class PipelinedRead extends Readable {
     start: number,
     private readonly chunk: number,
     private readonly depth: number,
+    private readonly before: Promise<void>,
   ) {
     super({ highWaterMark: chunk })
     this.next = start
+    before.catch(() => undefined)
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
+    this.before.then(() => this.open(callback), (err: Error) => callback(err))
+  }
+
+  private open(callback: (err?: Error | null) => void): void {
+    if (this.destroyed) return callback()
     try {
       this.sftp.open(this.path, 'r', (err, handle) => {
         if (err) return callback(err)
