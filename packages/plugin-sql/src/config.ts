@@ -55,7 +55,7 @@ export function targetOf(
   table: Table,
   opts: { user: string; anchovyId: string; settings: SqlSettings; schemaMap: ReadonlyMap<string, string>; schemas: boolean },
 ): Target {
-  const rename = table.properties.sql_table
+  const rename = Object.hasOwn(table.properties, 'sql_table') ? table.properties.sql_table : undefined
   const name = typeof rename === 'string' && rename ? rename : table.name
   if (opts.settings.noSchemaName) return { schema: null, table: name }
   const id = table.namespace ?? opts.anchovyId

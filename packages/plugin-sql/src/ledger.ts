@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { UpstreamFile } from '@anchovies/core'
-import type { ColumnState } from './column-types.js'
+import { SQL_TYPES, type ColumnState, type SqlType } from './column-types.js'
 import type { Target } from './config.js'
-import { P, type Dialect, type Session } from './dialects/dialect.js'
+import { P, sqlError, type Dialect, type Session } from './dialects/dialect.js'
 
 /** The load ledger: one row per (target table, upstream file) merged; committed with the merge. */
 export const LEDGER_TABLE = '_anchovies_loads'
@@ -94,11 +94,31 @@ export async function readMeta(d: Dialect, s: Session, t: Target): Promise<Table
   const r = await s.query(`SELECT next_seq, columns_json, changes_json FROM ${d.sibling(t, META_TABLE)} WHERE table_name = ${P}`, [t.table])
   const row = r.rows[0]
   if (!row) return undefined
-  return {
-    nextSeq: Number(row.next_seq),
-    columns: JSON.parse(String(row.columns_json)) as ColumnState[],
-    changes: JSON.parse(String(row.changes_json)) as Record<string, unknown>[],
+  const problem = (what: string): Error =>
+    sqlError(
+      'ANCH_ERR_SQL_LEDGER',
+      `table ${t.table}: its row in ${META_TABLE} holds ${what}; fix the row, or delete it (the uploader then reads the column types from the database catalog)`,
+    )
+  const parse = (column: string): unknown => {
+    try {
+      return JSON.parse(String(row[column]))
+    } catch {
+      throw problem(`${column} that is not JSON`)
+    }
   }
+  const columns = parse('columns_json')
+  const changes = parse('changes_json')
+  if (!Array.isArray(columns)) throw problem('columns_json that is not a JSON array')
+  if (!Array.isArray(changes) || !changes.every((c) => c !== null && typeof c === 'object' && !Array.isArray(c))) throw problem('changes_json that is not a JSON array of objects')
+  // Recorded types end up in DDL and compiled row code: only the logical types the uploader writes are taken.
+  const checked = columns.map((c: unknown, i): ColumnState => {
+    const o = (c !== null && typeof c === 'object' ? c : {}) as Record<string, unknown>
+    const { name, type, length } = o
+    if (typeof name !== 'string' || name === '') throw problem(`columns_json[${i}] without a column name`)
+    if (typeof type !== 'string' || !(SQL_TYPES as readonly string[]).includes(type)) throw problem(`columns_json[${i}] (${JSON.stringify(name.slice(0, 80))}) with type ${JSON.stringify(String(type).slice(0, 40))}, which is not one of ${SQL_TYPES.join(', ')}`)
+    return { name, type: type as SqlType, length: typeof length === 'number' && Number.isFinite(length) && length > 0 ? Math.floor(length) : 0 }
+  })
+  return { nextSeq: Number(row.next_seq), columns: checked, changes: changes as Record<string, unknown>[] }
 }
 
 /**

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { Row, Table, UpstreamFile } from '@anchovies/core'
+import type { ColumnType, Row, Table, UpstreamFile } from '@anchovies/core'
 import { coerceDeclared, declaredType, fits, textLength, typeFor, widenType, type ColumnState, type SqlType } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'
 import { RESERVED, SEQ, sqlError, type Dialect, type Session, type Stager } from './dialects/dialect.js'
 import { checkName, describeChanges, evolveTarget } from './evolve.js'
 import { ensureBookkeeping, ensureMetaRow, loadedFileIds, readMeta, recordFiles, writeMeta, type TableMeta } from './ledger.js'
 import { mergeStatements } from './merge.js'
+import { ownValue, readExpression } from './row-access.js'
 
 /** The row property (a symbol, so never a column) holding the index of the upstream file a row came from. */
 export const FILE_INDEX = Symbol.for('anchovies.sql.fileIndex')
@@ -134,7 +135,9 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
   // Staging columns start as the target's, widened by declared types.
   const cols = new Map<string, ColumnState>()
   for (const [k, c] of targetCols) cols.set(k, { ...c })
-  for (const [name, t] of Object.entries(table.columns)) {
+  // Declared types by column name: a Map, so a column named like an Object.prototype member is just a name.
+  const declared = new Map<string, ColumnType>(Object.entries(table.columns))
+  for (const [name, t] of declared) {
     checkName(d, name, cols, norm)
     const k = norm(name)
     const c = cols.get(k)
@@ -169,9 +172,8 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       stager = d.stager(raw, session, stage, s)
     }
     await stager.begin([...cols.values()])
-    let fast = compileRowCheck(d, [...cols.values()], keyColumns, table.columns)
-    const declared = table.columns
-    const hasDeclared = Object.keys(declared).length > 0
+    let fast = compileRowCheck(d, [...cols.values()], keyColumns, declared)
+    const hasDeclared = declared.size > 0
     const fileRows: number[] = []
     let ord = 0
     const changed = new Map<string, ColumnState>()
@@ -199,7 +201,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       changed.clear()
       added.clear()
       await stager.begin([...cols.values()])
-      fast = compileRowCheck(d, [...cols.values()], keyColumns, table.columns)
+      fast = compileRowCheck(d, [...cols.values()], keyColumns, declared)
     }
     const addRow = (row: Row, fi: number): Promise<void> | undefined => {
       if (!stager.add(row, ord++, fi)) return undefined
@@ -215,7 +217,7 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
         return addRow(row, fi)
       }
       for (const k of keyColumns) {
-        const v = row[k]
+        const v = ownValue(row, k)
         if (v === null || v === undefined || v === '') {
           const file = input.files[fi]
           throw sqlError(
@@ -227,8 +229,8 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       for (const key in row) {
         let v = row[key]
         if (hasDeclared) {
-          const t = declared[key]
-          if (t) {
+          const t = declared.get(key)
+          if (t !== undefined) {
             const c = coerceDeclared(t, v)
             if (c !== v) row[key] = v = c
           }
@@ -483,7 +485,7 @@ async function nextSeqOf(d: Dialect, session: Session, qualified: string): Promi
 }
 
 /** Inline "fits" tests per type (of `v`, never null); other types call `fits`. */
-const FITS: Partial<Record<SqlType, string>> = {
+const FITS: Readonly<Partial<Record<SqlType, string>>> = {
   bool: "typeof v === 'boolean'",
   int: "(typeof v === 'number' && Number.isSafeInteger(v)) || F('int', v)",
   float: "typeof v === 'number' || F('float', v)",
@@ -497,27 +499,29 @@ const FITS: Partial<Record<SqlType, string>> = {
  * row as it is; false: the row needs the general path (an error, a new column, a wider type). Undefined where
  * the dialect sizes strings (every string's length matters there).
  */
-function compileRowCheck(d: Dialect, columns: readonly ColumnState[], keyColumns: readonly string[], declared: Table['columns']): ((row: Row) => boolean) | undefined {
+function compileRowCheck(d: Dialect, columns: readonly ColumnState[], keyColumns: readonly string[], declared: ReadonlyMap<string, ColumnType>): ((row: Row) => boolean) | undefined {
   if (d.sizesStrings) return undefined
   const keys = new Set(keyColumns)
+  // Names and types reach the source only as JSON string literals (see readExpression), never as code.
   const body: string[] = ['let n = 0']
   columns.forEach((c, j) => {
     const name = JSON.stringify(c.name)
     const v = `v${j}`
-    body.push(`let ${v} = row[${name}]`)
-    const t = Object.prototype.hasOwnProperty.call(declared, c.name) ? declared[c.name] : undefined
+    body.push(`let ${v} = ${readExpression('row', c.name)}`)
+    const t = declared.get(c.name)
     if (t && t !== 'str') body.push(`if (typeof ${v} === 'string') { ${v} = C(${JSON.stringify(t)}, ${v}); row[${name}] = ${v} }`)
     if (keys.has(c.name)) body.push(`if (${v} === null || ${v} === undefined || ${v} === '') return false`)
-    let test = (FITS[c.type] ?? `F(${JSON.stringify(c.type)}, v)`).replace(/\bv\b/g, v)
+    const inline = Object.hasOwn(FITS, c.type) ? FITS[c.type] : undefined
+    let test = (inline ?? `F(${JSON.stringify(c.type)}, v)`).replace(/\bv\b/g, v)
     if (c.type === 'decimal') test = `(${test}) && D(${v})`
     body.push(`if (${v} !== null && ${v} !== undefined) { n++; if (!(${test})) return false }`)
   })
   // Key columns without a column yet (the general path reports them, or adds the column).
   for (const k of keyColumns) {
-    if (!columns.some((c) => c.name === k)) body.push(`{ const k = row[${JSON.stringify(k)}]; if (k === null || k === undefined || k === '') return false }`)
+    if (!columns.some((c) => c.name === k)) body.push(`{ const k = ${readExpression('row', k)}; if (k === null || k === undefined || k === '') return false }`)
   }
   // Every property is a known column exactly when the count of properties equals the count of known ones present.
   body.push('let k = 0', 'for (const _ in row) k++', 'return k === n')
   const src = `return function checkRow(row) {\n${body.join('\n')}\n}`
-  return new Function('F', 'C', 'D', src)(fits, coerceDeclared, (v: unknown) => d.decimalFits(v)) as (row: Row) => boolean
+  return new Function('F', 'C', 'D', 'H', src)(fits, coerceDeclared, (v: unknown) => d.decimalFits(v), Object.hasOwn) as (row: Row) => boolean
 }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { bytesOf, dateText, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
+import { isInheritedName, ownValue } from '../row-access.js'
 import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
 interface MysqlConnection {
@@ -79,6 +80,30 @@ const TSV_ENCODE: Record<SqlType, (v: unknown) => string> = {
   json: (v) => tsv(jsonText(v)),
 }
 
+/**
+ * Whether decimal text fits DECIMAL(65,30): no exponent, at most 35 digits before the point once leading zeros go,
+ * at most 30 after it once trailing zeros go. One pass over the characters (the value may be a huge hostile cell).
+ */
+export function decimalTextFits(text: string): boolean {
+  let i = text.charCodeAt(0) === 43 || text.charCodeAt(0) === 45 ? 1 : 0
+  while (i < text.length && text.charCodeAt(i) === 48) i++
+  let intDigits = 0
+  for (; i < text.length && text.charCodeAt(i) !== 46; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 101 || c === 69) return false
+    if (++intDigits > 35) return false
+  }
+  // After the point: digits up to the last non-zero one.
+  let fracDigits = 0
+  for (let k = i + 1, n = 0; k < text.length; k++) {
+    const c = text.charCodeAt(k)
+    if (c === 101 || c === 69) return false
+    n++
+    if (c !== 48) fracDigits = n
+  }
+  return fracDigits <= 30
+}
+
 /** MySQL and MariaDB: databases as schemas, utf8mb4 with binary collation, strict mode, multi-row inserts. */
 export class MysqlDialect extends Dialect {
   readonly name = 'mysql' as const
@@ -92,10 +117,7 @@ export class MysqlDialect extends Dialect {
   override decimalFits(v: unknown): boolean {
     if (typeof v === 'boolean') return true
     if (typeof v === 'number') return Number.isFinite(v) && Math.abs(v) < 1e35 && Number(v.toFixed(30)) === v
-    const text = String(v).replace(/^[+-]/, '')
-    if (/e/i.test(text)) return false
-    const [int = '', frac = ''] = text.split('.')
-    return int.replace(/^0+/, '').length <= 35 && frac.replace(/0+$/, '').length <= 30
+    return decimalTextFits(String(v))
   }
 
   protected nameProblem(name: string): string | undefined {
@@ -251,6 +273,8 @@ export class MysqlDialect extends Dialect {
 class MysqlInsertStager implements Stager {
   private head = ''
   private names: string[] = []
+  /** Per column: the name is also an Object.prototype member, so the row must own it (see row-access). */
+  private inherited: boolean[] = []
   private enc: ((v: unknown) => string)[] = []
   private sql = ''
   private rows = 0
@@ -264,6 +288,7 @@ class MysqlInsertStager implements Stager {
 
   begin(columns: readonly ColumnState[]): void {
     this.names = columns.map((c) => c.name)
+    this.inherited = columns.map((c) => isInheritedName(c.name))
     this.enc = columns.map((c) => ENCODE[c.type])
     this.head = `INSERT INTO ${this.dialect.quote(this.stage)} (${[ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')}) VALUES `
   }
@@ -271,7 +296,7 @@ class MysqlInsertStager implements Stager {
   add(row: Record<string, unknown>, ord: number, file: number): boolean {
     let t = `(${ord},${file}`
     for (let j = 0; j < this.names.length; j++) {
-      const v = row[this.names[j]!]
+      const v = this.inherited[j] ? ownValue(row, this.names[j]!) : row[this.names[j]!]
       t += v === null || v === undefined ? ',NULL' : `,${this.enc[j]!(v)}`
     }
     this.sql += this.sql ? `,${t})` : `${t})`
@@ -300,6 +325,7 @@ class MysqlLoadDataStager implements Stager {
   private local: boolean | undefined
   private readonly inserts: MysqlInsertStager
   private names: string[] = []
+  private inherited: boolean[] = []
   private enc: ((v: unknown) => string)[] = []
   private statement = ''
   private buf = ''
@@ -322,6 +348,7 @@ class MysqlLoadDataStager implements Stager {
     }
     this.inserts.begin(columns)
     this.names = columns.map((c) => c.name)
+    this.inherited = columns.map((c) => isInheritedName(c.name))
     this.enc = columns.map((c) => TSV_ENCODE[c.type])
     const q = (n: string): string => this.dialect.quote(n, 'column name')
     const targets = [q(ORD), q(FILE), ...columns.map((c, j) => (c.type === 'bytes' ? `@b${j}` : q(c.name)))]
@@ -335,7 +362,7 @@ class MysqlLoadDataStager implements Stager {
     if (this.local === false) return this.inserts.add(row, ord, file)
     let line = `${ord}\t${file}`
     for (let j = 0; j < this.names.length; j++) {
-      const v = row[this.names[j]!]
+      const v = this.inherited[j] ? ownValue(row, this.names[j]!) : row[this.names[j]!]
       line += v === null || v === undefined ? '\t\\N' : `\t${this.enc[j]!(v)}`
     }
     this.buf += line + '\n'

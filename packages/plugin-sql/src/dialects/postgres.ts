@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { bytesOf, dateText, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
+import { readExpression } from '../row-access.js'
 import { Dialect, FILE, ORD, SEQ, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
 
 interface PgClient {
@@ -146,11 +147,13 @@ const INLINE: Partial<Record<SqlType, string>> = {
 function compileEncoder(columns: readonly ColumnState[]): (row: Record<string, unknown>, w: CopyBuffer) => void {
   const body: string[] = []
   columns.forEach((c, j) => {
-    const expr = INLINE[c.type] ?? `w.str(E[${JSON.stringify(c.type)}](v))`
-    body.push(`w.byte(9); const v${j} = row[${JSON.stringify(c.name)}]; if (v${j} === null || v${j} === undefined) w.nul(); else ${expr.replace(/\bv\b/g, `v${j}`)};`)
+    if (!Object.hasOwn(ENCODE, c.type)) throw new TypeError(`no COPY encoding for column type ${JSON.stringify(c.type)}`)
+    const expr = (Object.hasOwn(INLINE, c.type) ? INLINE[c.type] : undefined) ?? `w.str(E[${JSON.stringify(c.type)}](v))`
+    // The column name reaches the source only as a JSON string literal (see readExpression).
+    body.push(`w.byte(9); const v${j} = ${readExpression('row', c.name)}; if (v${j} === null || v${j} === undefined) w.nul(); else ${expr.replace(/\bv\b/g, `v${j}`)};`)
   })
   const src = `return function encodeRow(row, w) {\n${body.join('\n')}\nw.byte(10);\n}`
-  return new Function('E', 'R', 'X', src)(ENCODE, ESC_RE, esc) as (row: Record<string, unknown>, w: CopyBuffer) => void
+  return new Function('E', 'R', 'X', 'H', src)(ENCODE, ESC_RE, esc, Object.hasOwn) as (row: Record<string, unknown>, w: CopyBuffer) => void
 }
 
 /** PostgreSQL: schemas, COPY into a temporary staging table, transactional DDL. */

@@ -1,5 +1,6 @@
 import { bytesOf, dateText, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
+import { isInheritedName, ownValue } from '../row-access.js'
 import { DEL, Dialect, FILE, ORD, SEQ, bindPlaceholders, type QueryResult, type Session, type Stager } from './dialect.js'
 
 interface SqliteStatement {
@@ -162,6 +163,8 @@ export class SqliteDialect extends Dialect {
 /** Prepared INSERTs into the staging table, one transaction per buffer of encoded rows. */
 class SqliteStager implements Stager {
   private names: string[] = []
+  /** Per column: the name is also an Object.prototype member, so the row must own it (see row-access). */
+  private inherited: boolean[] = []
   private enc: ((v: unknown) => unknown)[] = []
   private stmt: SqliteStatement | undefined
   private pending: unknown[][] = []
@@ -175,6 +178,7 @@ class SqliteStager implements Stager {
 
   begin(columns: readonly ColumnState[]): void {
     this.names = columns.map((c) => c.name)
+    this.inherited = columns.map((c) => isInheritedName(c.name))
     this.enc = columns.map((c) => ENCODE[c.type])
     const cols = [ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name'))
     this.stmt = this.db.prepare(`INSERT INTO ${this.dialect.quote(this.stage)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
@@ -185,7 +189,7 @@ class SqliteStager implements Stager {
     values[0] = ord
     values[1] = file
     for (let j = 0; j < this.names.length; j++) {
-      const v = row[this.names[j]!]
+      const v = this.inherited[j] ? ownValue(row, this.names[j]!) : row[this.names[j]!]
       values[j + 2] = v === null || v === undefined ? null : this.enc[j]!(v)
     }
     this.pending.push(values)
