@@ -1,13 +1,21 @@
 import { Option, type Command } from 'commander'
 import { CORE_SETTINGS, type SettingSpec } from '../config/settings.js'
 
+const FLAG_ALIASES: ReadonlyMap<string, string> = new Map([
+  ['-op', '--operator-cls'],
+  ['--op', '--operator-cls'],
+  ['-up', '--upstream'],
+  ['--enabled', '--enable'],
+  ['--disabled', '--disable'],
+])
+
 /** Rewrites the README's multi-letter short flags (`-op`, `-up`) and plural aliases into commander's forms. */
 export function normalizeArgv(argv: string[]): string[] {
-  const aliases: Record<string, string> = { '-op': '--operator-cls', '--op': '--operator-cls', '-up': '--upstream', '--enabled': '--enable', '--disabled': '--disable' }
   return argv.map((a) => {
     const eq = a.indexOf('=')
     const flag = eq > 0 ? a.slice(0, eq) : a
-    const to = aliases[flag]
+    // A Map: every command-line word is looked up, and `constructor` must not find Object.prototype's.
+    const to = FLAG_ALIASES.get(flag)
     return to ? (eq > 0 ? `${to}${a.slice(eq)}` : to) : a
   })
 }
@@ -34,13 +42,13 @@ export function addSettingOptions(cmd: Command, specs: readonly SettingSpec[]): 
 
 /** The settings the user actually gave on the command line (defaults and absent flags are left out). */
 export function givenFlags(cmd: Command, specs: readonly SettingSpec[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
+  const out = Object.create(null) as Record<string, unknown>
   const opts = cmd.opts()
   for (const spec of specs) {
     if (!spec.flags) continue
     const long = /--([a-z-]+)/.exec(spec.flags)?.[1] ?? spec.key
     const attr = long.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())
-    if (cmd.getOptionValueSource(attr) === 'cli' && opts[attr] !== undefined) out[spec.key] = opts[attr]
+    if (cmd.getOptionValueSource(attr) === 'cli' && Object.hasOwn(opts, attr) && opts[attr] !== undefined) out[spec.key] = opts[attr]
   }
   return out
 }

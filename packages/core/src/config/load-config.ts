@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { hostname, userInfo } from 'node:os'
+import { hostname } from 'node:os'
 import * as nodePath from 'node:path'
 import YAML from 'yaml'
 import { AnchoviesError } from '../errors.js'
 import { nameProblem } from '../names.js'
 import { parseTable } from '../tables.js'
 import type { Table } from '../types.js'
+import { homeDirectory, noHomeReason, osUserName, ownValue } from './os-account.js'
 import { CORE_SETTINGS, type SettingSpec } from './settings.js'
 
 /** Resolved settings: every declared key, typed. */
@@ -33,6 +34,7 @@ export type Settings = Record<string, unknown> & {
 /** The parsed configuration document (config.yaml, `--config-file` or `-c`). */
 export interface ConfigDocument {
   readonly where: string
+  /** The `config:` map with no prototype: a key like `__proto__` or `toString` is an own entry, reported as unknown. */
   readonly config: Record<string, unknown>
   readonly tables: Table[]
 }
@@ -58,7 +60,7 @@ export interface ConfigSources {
  * anything left over is reported as an unknown option.
  */
 export function parseExtraFlags(args: readonly string[], specs: readonly SettingSpec[], problems: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     const eq = arg.indexOf('=')
@@ -101,20 +103,22 @@ export function loadDocument(src: ConfigSources, problems: string[]): ConfigDocu
     const v = parseDoc(src.configText, '--config', problems)
     if (v) docs.push({ where: '--config', value: v })
   }
-  const config: Record<string, unknown> = {}
+  // Keys come from the document: a plain object would take `__proto__` as its prototype (Object.assign) and
+  // answer `config.toString` from Object.prototype, bypassing the unknown-setting check.
+  const config: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   const tableRaw = new Map<string, { where: string; raw: unknown }>()
   for (const { where, value } of docs) {
     for (const [k, v] of Object.entries(value)) {
       if (k === 'config') {
         if (v == null) continue
         if (typeof v !== 'object' || Array.isArray(v)) problems.push(`${where}: config must be a map of settings`)
-        else Object.assign(config, v)
+        else for (const [key, value] of Object.entries(v as object)) config[key] = value
       } else if (k === 'tbls') {
         if (v == null) continue
         if (typeof v !== 'object' || Array.isArray(v)) problems.push(`${where}: tbls must be a map of table name to settings`)
         else for (const [name, raw] of Object.entries(v as object)) tableRaw.set(name, { where, raw })
       } else {
-        problems.push(`${where}: unknown top-level key ${JSON.stringify(k)} (expected tbls and config)`)
+        problems.push(`${where}: unknown top-level key ${JSON.stringify(k.length > 100 ? `${k.slice(0, 100)}…` : k)} (expected tbls and config)`)
       }
     }
   }
@@ -157,18 +161,23 @@ export function resolveSettings(
     let raw: unknown
     let where = ''
     let invert = false
-    if (src.flags[spec.key] !== undefined) {
-      raw = src.flags[spec.key]
+    const flag = ownValue(src.flags, spec.key)
+    const envValue = (name: string): string | undefined => {
+      const v = ownValue(src.env, name)
+      return v === '' ? undefined : v
+    }
+    if (flag !== undefined) {
+      raw = flag
       where = `option for ${spec.key}`
     } else {
-      const env = spec.env.find((e) => src.env[e] !== undefined && src.env[e] !== '')
-      const invEnv = spec.invertedEnv?.find((e) => src.env[e] !== undefined && src.env[e] !== '')
-      if (env) [raw, where] = [src.env[env], env]
-      else if (invEnv) [raw, where, invert] = [src.env[invEnv], invEnv, true]
-      else if (doc.config[spec.key] !== undefined) [raw, where] = [doc.config[spec.key], `${doc.where}: config.${spec.key}`]
+      const env = spec.env.find((e) => envValue(e) !== undefined)
+      const invEnv = spec.invertedEnv?.find((e) => envValue(e) !== undefined)
+      if (env) [raw, where] = [envValue(env), env]
+      else if (invEnv) [raw, where, invert] = [envValue(invEnv), invEnv, true]
+      else if (ownValue(doc.config, spec.key) !== undefined) [raw, where] = [ownValue(doc.config, spec.key), `${doc.where}: config.${spec.key}`]
       else {
-        const inv = spec.invertedKeys?.find((k) => doc.config[k] !== undefined)
-        if (inv) [raw, where, invert] = [doc.config[inv], `${doc.where}: config.${inv}`, true]
+        const inv = spec.invertedKeys?.find((k) => ownValue(doc.config, k) !== undefined)
+        if (inv) [raw, where, invert] = [ownValue(doc.config, inv), `${doc.where}: config.${inv}`, true]
       }
     }
     if (raw === undefined) {
@@ -179,10 +188,10 @@ export function resolveSettings(
     if (v !== undefined) out[spec.key] = invert ? !v : v
   }
   for (const k of Object.keys(doc.config)) {
-    if (!knownKeys.has(k)) problems.push(`${doc.where}: unknown setting config.${k}`)
+    if (!knownKeys.has(k)) problems.push(`${doc.where}: unknown setting config.${printableKey(k)}`)
   }
   if (src.prod) out.user = 'prod'
-  out.user ??= defaultUser(src.env)
+  out.user ??= osUserName(src.env).replace(/[^A-Za-z0-9_.-]/g, '_')
   out.id ??= hostname().split('.')[0]?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'anchovy'
   for (const [key, kind] of [['id', 'anchovy id'], ['user', 'user']] as const) {
     const p = nameProblem(kind, String(out[key]))
@@ -192,21 +201,22 @@ export function resolveSettings(
     const p = nameProblem('upstream id', up)
     if (p) problems.push(`upstream: ${p}`)
   }
-  out.datastore ??= src.env.ACHVY_HOME || nodePath.join(userInfo().homedir, '.anchovies')
+  if (out.datastore === undefined) {
+    const achvyHome = ownValue(src.env, 'ACHVY_HOME')
+    const home = achvyHome ? undefined : homeDirectory(src.env)
+    if (achvyHome) out.datastore = achvyHome
+    else if (home) out.datastore = nodePath.join(home, '.anchovies')
+    else {
+      out.datastore = ''
+      problems.push(`datastore: none given and no home folder for the default ~/.anchovies (${noHomeReason()}); pass --datastore, or set ACHVY_DATASTORE or ACHVY_HOME`)
+    }
+  }
   return out as Settings
 }
 
-function defaultUser(env: NodeJS.ProcessEnv): string {
-  const u = env.USER || env.USERNAME || safeUser() || hostname().replace(/\.local$/, '')
-  return u.replace(/[^A-Za-z0-9_.-]/g, '_')
-}
-
-function safeUser(): string | undefined {
-  try {
-    return userInfo().username
-  } catch {
-    return undefined
-  }
+/** A key from a document as it appears in a message: bare when plain, else quoted (control characters escaped). */
+export function printableKey(key: string): string {
+  return /^[A-Za-z0-9_$-]{1,100}$/.test(key) ? key : JSON.stringify(key.length > 100 ? `${key.slice(0, 100)}…` : key)
 }
 
 const TRUE = new Set(['true', 't', 'yes', 'y', '1', 'on'])
@@ -230,8 +240,8 @@ function convert(spec: SettingSpec, raw: unknown, where: string, problems: strin
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
       if (String(raw).trim() === '' || !Number.isFinite(n)) return bad('must be a number')
       if (spec.type === 'int' && !Number.isInteger(n)) return bad('must be a whole number')
-      if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${spec.min}`)
-      if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${spec.max}`)
+      if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${spec.min}${spec.minReason ? ` (${spec.minReason})` : ''}`)
+      if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${spec.max}${spec.maxReason ? ` (${spec.maxReason})` : ''}`)
       return n
     }
     case 'list': {

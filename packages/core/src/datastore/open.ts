@@ -3,10 +3,15 @@ import { loadPlugin } from '../plugins/registry.js'
 import type { Datastore, DatastoreFactory } from './datastore.js'
 import { FilesystemDatastore } from './filesystem-datastore.js'
 import { fileURLToPath } from 'node:url'
-import { homedir } from 'node:os'
+import { homeDirectory, noHomeReason } from '../config/os-account.js'
 
-/** URL schemes handled by built-in plugins. */
-const SCHEME_PLUGINS: Readonly<Record<string, string>> = { az: 'azblob', azblob: 'azblob', https: 'azblob', http: 'azblob' }
+/** URL schemes handled by built-in plugins (a Map: the scheme comes from the user's location). */
+const SCHEME_PLUGINS: ReadonlyMap<string, string> = new Map([
+  ['az', 'azblob'],
+  ['azblob', 'azblob'],
+  ['https', 'azblob'],
+  ['http', 'azblob'],
+])
 
 const extraFactories: DatastoreFactory[] = []
 
@@ -19,14 +24,23 @@ export function registerDatastore(factory: DatastoreFactory): void {
 export async function openDatastore(location: string): Promise<Datastore> {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1]?.toLowerCase()
   if (!scheme || scheme === 'file') {
-    const path = scheme ? fileURLToPath(location) : location.replace(/^~(?=$|\/)/, homedir())
-    return new FilesystemDatastore(path)
+    return new FilesystemDatastore(scheme ? fileURLToPath(location) : expandHome(location))
   }
   for (const f of extraFactories) if (f.accepts(location)) return f.open(location)
-  const pluginName = SCHEME_PLUGINS[scheme]
+  const pluginName = SCHEME_PLUGINS.get(scheme)
   if (pluginName) {
     const plugin = await loadPlugin(pluginName)
     for (const f of plugin.datastores ?? []) if (f.accepts(location)) return f.open(location)
   }
   throw new AnchoviesError('ANCH_ERR_CONFIG', `datastore ${JSON.stringify(location.replace(/\?.*$/, '?…'))}: no installed plugin handles ${scheme}:// URLs`)
+}
+
+/** `~` or `~/…` with the home folder (`$HOME`, else the password database); a clear error when there is none. */
+function expandHome(location: string): string {
+  if (location !== '~' && !location.startsWith('~/')) return location
+  const home = homeDirectory(process.env)
+  if (!home) {
+    throw new AnchoviesError('ANCH_ERR_CONFIG', `datastore ${JSON.stringify(location)}: cannot expand "~" (${noHomeReason()}); give an absolute path`)
+  }
+  return home + location.slice(1)
 }

@@ -19,6 +19,9 @@ export function addressOf(cmd: Command): Settings {
   return settings
 }
 
+/** The address settings of a `config:` map (own keys only; the rest belongs to `anchovy start`). */
 function pick(config: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(config).filter(([k]) => ADDRESS_SETTINGS.some((s) => s.key === k)))
+  const out = Object.create(null) as Record<string, unknown>
+  for (const s of ADDRESS_SETTINGS) if (Object.hasOwn(config, s.key)) out[s.key] = config[s.key]
+  return out
 }
