@@ -99,15 +99,26 @@ export class CsvParser {
     }
   }
 
-  /** Reports the complete record `buf[pos, next)` that is longer than max_record_size (it is skipped whole). */
-  private tooLong(buf: string, pos: number, next: number): void {
+  /**
+   * Reports the complete record at `pos`, longer than max_record_size, and returns where parsing goes on: after
+   * its first physical line, as for a record found too long before it was complete (`oversized`), so that the
+   * outcome does not depend on where the chunks of the file happen to end.
+   */
+  private tooLong(buf: string, pos: number): number {
     const nl = buf.indexOf('\n', pos)
-    this.handler.issue(this.line, `record longer than max_record_size (${this.syntax.maxRecordChars} characters)`, buf.slice(pos, Math.min(nl < 0 || nl >= next ? next : nl, pos + 1000)))
+    const end = nl < 0 ? buf.length : nl
+    this.handler.issue(this.line, this.tooLongReason(), buf.slice(pos, Math.min(end, pos + 1000)))
+    this.line++
+    return end + 1
+  }
+
+  private tooLongReason(): string {
+    return `record longer than max_record_size (${this.syntax.maxRecordChars} characters); an unterminated quote?`
   }
 
   private oversized(): void {
     const buf = this.buf
-    const reason = `record longer than max_record_size (${this.syntax.maxRecordChars} characters); an unterminated quote?`
+    const reason = this.tooLongReason()
     const nl = buf.indexOf('\n')
     this.handler.issue(this.line, reason, buf.slice(0, Math.min(nl < 0 ? buf.length : nl, 1000)))
     this.minLength = 0
@@ -157,9 +168,7 @@ export class CsvParser {
       }
       if (nextQuote >= contentEnd) {
         if (contentEnd - pos > max) {
-          this.tooLong(buf, pos, lineEnd + 1)
-          pos = lineEnd + 1
-          this.line++
+          pos = this.tooLong(buf, pos)
           continue
         }
         const fields: string[] = []
@@ -172,8 +181,11 @@ export class CsvParser {
       if (this.simple) {
         const fields = this.oneLine(buf, pos, nextQuote, contentEnd)
         if (fields !== undefined) {
-          if (contentEnd - pos > max) this.tooLong(buf, pos, lineEnd + 1)
-          else this.handler.record(fields, this.line)
+          if (contentEnd - pos > max) {
+            pos = this.tooLong(buf, pos)
+            continue
+          }
+          this.handler.record(fields, this.line)
           pos = lineEnd + 1
           this.line++
           continue
@@ -185,8 +197,11 @@ export class CsvParser {
         let end = next
         if (buf.charCodeAt(end - 1) === LF) end--
         if (end > pos && buf.charCodeAt(end - 1) === CR) end--
-        if (end - pos > max) this.tooLong(buf, pos, next)
-        else this.handler.record(this.fields, this.line)
+        if (end - pos > max) {
+          pos = this.tooLong(buf, pos)
+          continue
+        }
+        this.handler.record(this.fields, this.line)
         this.line += this.consumedLines + 1
         pos = next
         continue
@@ -199,6 +214,14 @@ export class CsvParser {
         resync = end < 0 ? n : end + 1
       } else {
         resync = nl < 0 ? n : nl + 1
+      }
+      // Longer than the limit before it went wrong: report it as too long, as a chunked read would have.
+      let spanEnd = this.failureKind === BAD_LINE ? resync : Math.max(this.failureAt, lineEnd)
+      if (spanEnd > pos && buf.charCodeAt(spanEnd - 1) === LF) spanEnd--
+      if (spanEnd > pos && buf.charCodeAt(spanEnd - 1) === CR) spanEnd--
+      if (spanEnd - pos > max) {
+        pos = this.tooLong(buf, pos)
+        continue
       }
       const raw = buf.slice(pos, resync).replace(/\r?\n$/, '')
       this.handler.issue(this.line, this.failure, raw)

@@ -142,7 +142,7 @@ function segmentMatcher(seg: string): SegmentMatcher {
           const t = Math.floor(s / W / O)
           const tok = tokens[t]!
           if (tok.kind === 'star') {
-            next.add(s)
+            add(next, t)
           } else if (tok.kind === 'one') {
             add(next, t + 1)
           } else if (tok.kind === 'class') {

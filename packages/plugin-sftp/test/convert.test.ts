@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { DateTime, LocalDate } from '@anchovies/core'
-import { converterFor, type ConvertOptions } from '../src/convert.js'
+import { DateTime, LocalDate, type ColumnType } from '@anchovies/core'
+import { converterFor, isDecimal, isInteger, type ConvertOptions } from '../src/convert.js'
 
 const O: ConvertOptions = { datetimeFormat: 'iso', dateFormat: 'iso', timezone: null, decimalSeparator: '.', bytesFormat: 'hex', nullValues: [] }
 const conv = (type: Parameters<typeof converterFor>[0], o: Partial<ConvertOptions> = {}) => converterFor(type, { ...O, ...o })
@@ -87,6 +87,78 @@ describe('value conversion', () => {
     }
     for (const bad of ['2024-05-03T12:34:56.Z', '2024-05-03T12:34:56+05:3', '2024-05-03T12:34:56.1234567890', '2024-02-30T00:00:00Z', '2024-05-03T25:00:00Z']) {
       expect(() => conv('datetime')(bad), bad).toThrow()
+    }
+  })
+})
+
+describe('hostile cells', () => {
+  const K200 = 200 * 1024
+  const hostile = (): string[] => [
+    '1'.repeat(K200) + 'x', // the FLOAT pattern backtracked quadratically on this (~50 s)
+    '1'.repeat(K200),
+    `${'1'.repeat(K200)}.${'1'.repeat(K200)}x`,
+    `-${'9'.repeat(K200)}e`,
+    `1e${'1'.repeat(K200)}x`,
+    '.'.repeat(K200),
+    ' '.repeat(K200) + 'x',
+    `2025-01-01${' '.repeat(K200)}x`,
+    `2025-01-01T10:00:00${'0'.repeat(K200)}`,
+    `2025-01-01 10:00:00.${'1'.repeat(K200)}`,
+    `12:00:${'0'.repeat(K200)}`,
+    '='.repeat(K200) + 'a',
+    'A'.repeat(K200) + '=',
+    `0x${'f'.repeat(K200)}g`,
+    `\\x${'ab'.repeat(K200 / 2)}`,
+    '['.repeat(K200),
+    `{"a":${'['.repeat(1000)}`,
+    'true'.repeat(K200 / 4),
+    `${'1 '.repeat(K200 / 2)}x`,
+    `${'1/'.repeat(K200 / 2)}x`,
+  ]
+  const options = (o: Partial<ConvertOptions> = {}): ConvertOptions => ({ ...O, ...o })
+  const cases: [string, ColumnType, ConvertOptions][] = [
+    ['int', 'int', options()],
+    ['float', 'float', options()],
+    ['float with decimal comma', 'float', options({ decimalSeparator: ',' })],
+    ['bool', 'bool', options()],
+    ['date iso', 'date', options()],
+    ['date strftime', 'date', options({ dateFormat: '%d  %m %Y' })],
+    ['datetime iso', 'datetime', options()],
+    ['datetime iso in a zone', 'datetime', options({ timezone: 'Europe/Paris' })],
+    ['datetime epoch', 'datetime', options({ datetimeFormat: 'epoch' })],
+    ['datetime epoch_ms', 'datetime', options({ datetimeFormat: 'epoch_ms' })],
+    ['datetime strftime with blanks', 'datetime', options({ datetimeFormat: '%Y-%m-%d   %H:%M:%S %z' })],
+    ['time', 'time', options()],
+    ['bytes hex', 'bytes', options()],
+    ['bytes base64', 'bytes', options({ bytesFormat: 'base64' })],
+    ['object', 'object', options()],
+    ['str with null values', 'str', options({ nullValues: ['NULL', 'n/a'] })],
+  ]
+  for (const [name, type, o] of cases) {
+    it(`converts or rejects a 200 KB hostile ${name} cell in well under 2 s (no super-linear pattern)`, () => {
+      const convert = converterFor(type, o)
+      for (const cell of hostile()) {
+        const started = performance.now()
+        try {
+          convert(cell)
+        } catch (err) {
+          expect((err as Error).message.length).toBeLessThan(300)
+        }
+        expect(performance.now() - started, `${name}: ${JSON.stringify(cell.slice(0, 30))}…`).toBeLessThan(2000)
+      }
+    })
+  }
+
+  it('checks numbers exactly as the patterns they replace did', () => {
+    const FLOAT = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
+    const INT = /^[+-]?\d+$/
+    const alphabet = ['1', '0', '.', '-', '+', 'e', 'E', 'x', ' ', ',']
+    let seed = 11
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n)
+    for (let k = 0; k < 20_000; k++) {
+      const s = Array.from({ length: rand(8) }, () => alphabet[rand(alphabet.length)]!).join('')
+      expect(isDecimal(s), s).toBe(FLOAT.test(s))
+      expect(isInteger(s), s).toBe(INT.test(s))
     }
   })
 })

@@ -116,4 +116,56 @@ describe('CsvParser', () => {
   it('parses a last line without a line end', () => {
     expect(parse('a,b\n1,"2"').records).toEqual([[1, ['a', 'b']], [2, ['1', '2']]])
   })
+
+  it('enforces max_record_size exactly above 64 KiB, whatever the chunk size (records up to 2x the limit used to pass)', () => {
+    for (const max of [1024, 70_000, 100_000, 200_000]) {
+      // Four shapes of a record exactly `len` characters long (without its line end): plain, quoted field, all
+      // quoted, and a quoted field spanning two lines.
+      const shapes = (len: number): string[] => [
+        'a'.repeat(len),
+        `1,"${'b'.repeat(len - 6)}",2`,
+        `"${'c'.repeat(len - 2)}"`,
+        `x,"${'d'.repeat(Math.floor((len - 7) / 2))}\n${'e'.repeat(Math.ceil((len - 7) / 2))}",y`,
+      ]
+      for (const [i, shape] of shapes(max).entries()) expect(shape.length, `shape ${i}`).toBe(max)
+      const text = ['first', ...shapes(max), ...shapes(max + 1), 'last'].join('\r\n') + '\r\n'
+      for (const size of [1000, 4096, 65_536, 65_537, 70_001, 131_072, text.length]) {
+        const chunks: string[] = []
+        for (let at = 0; at < text.length; at += size) chunks.push(text.slice(at, at + size))
+        const { records, issues } = parse(chunks, { maxRecordChars: max })
+        const label = `max ${max}, chunks of ${size}`
+        // Exactly `max` characters pass, in every shape ...
+        expect(records.map((r) => r[0]), label).toEqual([1, 2, 3, 4, 5, 12])
+        expect(records[1]![1][0]!.length, label).toBe(max)
+        // ... and one more does not: each is reported at the line it starts on (the second line of the
+        // two-line one is then read on its own, and is a bad row of its own).
+        expect(issues.filter((x) => x[1].includes('max_record_size')).map((x) => x[0]), label).toEqual([7, 8, 9, 10])
+        expect(issues.map((x) => x[0]), label).toEqual([7, 8, 9, 10, 11])
+      }
+    }
+  })
+
+  it('gives the same records and issues with a small max_record_size whatever the chunks (random inputs)', () => {
+    let seed = 99
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n)
+    const alphabet = ['a', 'bcdefgh', ',', '"', '""', '\n', '\r\n', '"x\ny"', 'x"z']
+    for (let round = 0; round < 1500; round++) {
+      let text = ''
+      for (let k = rand(50); k > 0; k--) text += alphabet[rand(alphabet.length)]
+      const max = 1 + rand(12)
+      const run = (size: number, variant: number): unknown[] => {
+        const out: unknown[] = []
+        const p = new CsvParser({ ...SYNTAX, maxRecordChars: max }, { record: (f, l) => out.push(['r', l, [...f]]), issue: (l, r) => out.push(['i', l, r]) })
+        if (variant === 1) (p as unknown as { simple: boolean }).simple = false
+        if (variant === 2) (p as unknown as { oneLine: () => undefined }).oneLine = () => undefined
+        for (let at = 0; at < text.length; at += size) p.feed(text.slice(at, at + size))
+        p.feed('', true)
+        return out
+      }
+      const whole = run(text.length || 1, 0)
+      for (const [size, variant] of [[1, 0], [2, 0], [1 + rand(9), 0], [text.length || 1, 1], [1 + rand(9), 1], [text.length || 1, 2], [1, 2]] as const) {
+        expect(run(size, variant), `${JSON.stringify(text)} max ${max} chunks ${size} variant ${variant}`).toEqual(whole)
+      }
+    }
+  })
 })
