@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os'
 import * as nodePath from 'node:path'
 import { parseTable } from '@anchovies/core'
 import { describe, expect, it } from 'vitest'
-import { readTableSettings } from '../src/config.js'
+import { readTableSettings, TABLE_KEYS, tableKeys } from '../src/config.js'
 import { compileGlob } from '../src/glob.js'
-import { prune, selectFiles } from '../src/manifest.js'
+import { prune, readManifest, selectFiles } from '../src/manifest.js'
 import { readSftpSettings } from '../src/sftp-connection.js'
 
 const settings = (props: Record<string, unknown>) => {
@@ -27,6 +27,45 @@ describe('table settings', () => {
     expect(problems.map((p) => p.split(':')[0])).toEqual([
       'tbls.sales.path', 'tbls.sales.delimiter', 'tbls.sales.encoding', 'tbls.sales.after', 'tbls.sales.on_bad_row', 'tbls.sales.timezone', 'tbls.sales.min_age',
     ])
+  })
+})
+
+describe('names from config are never looked up on Object.prototype', () => {
+  const PROTO = Object.getOwnPropertyNames(Object.prototype)
+
+  it('reads delimiter: constructor and the other Object.prototype names as literal delimiters, and rejects them as encodings', () => {
+    for (const name of PROTO) {
+      const { s, problems } = settings({ path: '/x/*.csv', delimiter: name, encoding: name })
+      expect(s.delimiter, name).toBe(name)
+      expect(problems, name).toEqual([`tbls.sales.encoding: unsupported ${JSON.stringify(name.toLowerCase())} (use utf8, latin1, utf16le or cp1252)`])
+    }
+  })
+
+  it('does not read settings through a __proto__ key of the table config (the unknown-setting check sees it)', () => {
+    const table = parseTable('sales', JSON.parse('{"__proto__": {"path": "/etc/*", "lineage": true}, "delimiter": ";"}'), 'test', [])
+    const problems: string[] = []
+    const s = readTableSettings(table, problems)
+    expect(problems).toContain('tbls.sales.path: is required: a glob relative to the connection base, e.g. /sales/*.tsv')
+    expect(s.lineage).toBe(false)
+    expect(tableKeys(table.properties)).toContain('__proto__')
+    for (const name of PROTO.filter((n) => n !== '__proto__')) {
+      const t = parseTable('sales', { path: '/x/*.csv', [name]: 'x' }, 'test', [])
+      expect(tableKeys(t.properties).filter((k) => !(TABLE_KEYS as readonly string[]).includes(k)), name).toEqual([name])
+    }
+  })
+
+  it('rejects declared columns _file/_line when lineage is on (their values would be overwritten)', () => {
+    expect(settings({ path: '/x/*.csv', lineage: true, columns: { _file: 'str' } }).problems).toEqual([
+      'tbls.sales.lineage: columns declares _file, which lineage: true also writes; rename the column or set lineage: false',
+    ])
+    expect(settings({ path: '/x/*.csv', columns: { _file: 'str' } }).problems).toEqual([])
+  })
+
+  it('reads the new limits with byte units, and rejects nonsense', () => {
+    const { s } = settings({ path: '/x/*.csv', max_decompressed_size: '2 GiB', max_compression_ratio: 50, max_depth: 5 })
+    expect(s).toMatchObject({ maxDecompressedBytes: 2 * 1024 ** 3, maxCompressionRatio: 50, maxDepth: 5 })
+    expect(settings({ path: '/x/*.csv' }).s).toMatchObject({ maxDecompressedBytes: 64 * 1024 ** 3, maxCompressionRatio: 500, maxDepth: 64 })
+    expect(settings({ path: '/x/*.csv', max_decompressed_size: 'lots', max_depth: 0 }).problems.map((p) => p.split(':')[0])).toEqual(['tbls.sales.max_depth', 'tbls.sales.max_decompressed_size'])
   })
 })
 
@@ -56,6 +95,18 @@ describe('file selection', () => {
     expect(compileGlob('*.csv').root).toBe('')
     const seg = compileGlob('in/{a,b}-[0-9]?.csv').segments[0] as RegExp
     expect(['a-1x.csv', 'b-2y.csv', 'c-1x.csv', '.a-1x.csv'].map((n) => seg.test(n))).toEqual([true, true, false, false])
+  })
+
+  it('remembers files named after Object.prototype members (a file called __proto__ is taken once, not every run)', () => {
+    const names = Object.getOwnPropertyNames(Object.prototype)
+    const listing = names.map((path) => ({ path, size: 1, mtime: 5 }))
+    const first = selectFiles(listing, readManifest(undefined), 1e12, 0, 0)
+    expect(first.take.map((f) => f.path)).toEqual(names)
+    const manifest = prune(readManifest(JSON.parse('{"__proto__": {"size": 1, "mtime": 5, "rows": 1, "taken_at": ""}}')), listing)
+    for (const f of listing) manifest[f.path] = { size: 1, mtime: 5, rows: 1, taken_at: '' }
+    const stored = readManifest(JSON.parse(JSON.stringify(manifest)))
+    expect(Object.keys(stored).sort()).toEqual([...names].sort())
+    expect(selectFiles(listing, stored, 1e12, 0, 0)).toMatchObject({ take: [], unchanged: names.length })
   })
 
   it('takes new and changed files old enough, in listing order, and prunes vanished entries', () => {

@@ -227,3 +227,37 @@ describe('local folder: decompression bombs', () => {
     expect(tableTask(ok.results, 'sales')).toMatchObject({ rows: 300_000 })
   })
 })
+
+describe('local folder: names from files and config that are Object.prototype members', () => {
+  const PROTO = Object.getOwnPropertyNames(Object.prototype)
+
+  it('round-trips a header naming every Object.prototype member into the datastore as ordinary columns', async () => {
+    put('sales/a.csv', `${PROTO.join(',')}\n${PROTO.map((_, i) => i).join(',')}\n`)
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { constructor: int, toString: int, hasOwnProperty: int, valueOf: int }\n')
+    expect(r.code, r.stderr).toBe(0)
+    const [row] = await committedRows(ds, 'sales_sftp', 'sales')
+    expect(row).toBeDefined()
+    for (const [i, name] of PROTO.entries()) {
+      const want = ['constructor', 'toString', 'hasOwnProperty', 'valueOf'].includes(name) ? i : String(i)
+      expect(Object.getOwnPropertyDescriptor(row, name)?.value, name).toEqual(want)
+    }
+  })
+
+  it('takes files called __proto__, constructor or toString once, not again on every run', async () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) put(`sales/${name}`, `n\n${name}\n`)
+    const cfg = 'tbls:\n  sales:\n    path: /sales/*\n'
+    expect((await run(cfg)).code).toBe(0)
+    const second = await run(cfg)
+    expect(tableTask(second.results, 'sales')).toMatchObject({ files_listed: 4, files_taken: 0, files_unchanged: 4 })
+    expect((await values()).sort()).toEqual(['__proto__', 'constructor', 'hasOwnProperty', 'toString'])
+  })
+
+  it('warns about a __proto__ key in a table config and reads no setting through it', async () => {
+    put('sales/a.csv', 'n\n1\n')
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    __proto__: { lineage: true }\n    constructor: x\n')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/keys not read by sftp.CsvDownloader \(typo\?\): .*__proto__/)
+    expect(r.stderr).toMatch(/keys not read by sftp.CsvDownloader \(typo\?\): .*constructor/)
+    expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([{ n: '1' }])
+  })
+})
