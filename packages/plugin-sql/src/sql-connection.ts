@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import * as nodePath from 'node:path'
 import { Connection } from '@anchovies/core'
 import knexFactory, { type Knex } from 'knex'
+import { describeUrl, normalizedDbUrl, splitDbUrl } from './db-url.js'
 import { sqlError, type Dialect, type Session } from './dialects/dialect.js'
 import { MysqlDialect } from './dialects/mysql.js'
 import { PostgresDialect } from './dialects/postgres.js'
@@ -10,26 +11,40 @@ import { SqliteDialect } from './dialects/sqlite.js'
 const require = createRequire(import.meta.url)
 
 /** How a URL scheme maps to a knex client and its driver package. */
-const SCHEMES: Record<string, { client: string; driver: string; dialect: () => Dialect }> = {
-  postgres: { client: 'pg', driver: 'pg', dialect: () => new PostgresDialect() },
-  postgresql: { client: 'pg', driver: 'pg', dialect: () => new PostgresDialect() },
-  mysql: { client: 'mysql2', driver: 'mysql2', dialect: () => new MysqlDialect() },
-  mariadb: { client: 'mysql2', driver: 'mysql2', dialect: () => new MysqlDialect() },
-  sqlite: { client: 'better-sqlite3', driver: 'better-sqlite3', dialect: () => new SqliteDialect() },
-}
+const SCHEMES = new Map<string, { client: string; driver: string; dialect: () => Dialect }>([
+  ['postgres', { client: 'pg', driver: 'pg', dialect: () => new PostgresDialect() }],
+  ['postgresql', { client: 'pg', driver: 'pg', dialect: () => new PostgresDialect() }],
+  ['mysql', { client: 'mysql2', driver: 'mysql2', dialect: () => new MysqlDialect() }],
+  ['mariadb', { client: 'mysql2', driver: 'mysql2', dialect: () => new MysqlDialect() }],
+  ['sqlite', { client: 'better-sqlite3', driver: 'better-sqlite3', dialect: () => new SqliteDialect() }],
+])
 
-/** Where a connection URL points, without its password (for messages). */
-export function describeUrl(url: string): string {
-  return url.replace(/\/\/([^/@:]*)(:[^/@]*)?@/, (_m, user: string) => `//${user}${user ? ':***' : ''}@`).replace(/\?.*$/, '')
+/**
+ * The URL with its credentials percent-encoded exactly once (see `splitDbUrl`), checked by the WHATWG parser the
+ * drivers use; a URL that still does not parse fails naming where it points, never its password.
+ */
+function checkedUrl(url: string): { text: string; parsed: URL } {
+  const split = splitDbUrl(url)
+  if (split) {
+    const text = normalizedDbUrl(split)
+    try {
+      // An empty host is allowed (pg then reads `?host=`), which the WHATWG parser refuses next to credentials.
+      return { text, parsed: new URL(split.host === '' ? normalizedDbUrl({ ...split, host: '127.0.0.1' }) : text) }
+    } catch {
+      // reported below
+    }
+  }
+  throw sqlError('ANCH_ERR_SQL_URL', `database URL ${describeUrl(url)} cannot be parsed: write it as scheme://user:password@host:port/database (a password may hold any character; an @ in the query string must be written %40)`)
 }
 
 /** Builds the knex configuration of a connection URL plus extra options (`knex`, `pool`, `connection` from JSONDATA). */
 export function knexConfig(url: string, extra: Readonly<Record<string, unknown>> = {}, cwd = process.cwd()): { config: Knex.Config; dialect: Dialect } {
-  const scheme = /^([a-z0-9+]+):/i.exec(url)?.[1]?.toLowerCase().split('+')[0] ?? ''
+  const colon = url.indexOf(':')
+  const scheme = (colon > 0 ? url.slice(0, colon) : '').toLowerCase().split('+')[0] ?? ''
   if (scheme === 'mssql' || scheme === 'sqlserver') {
     throw sqlError('ANCH_ERR_SQL_UNSUPPORTED', 'mssql:// is not supported yet by sql.Uploader (PostgreSQL, MySQL/MariaDB and SQLite are); load into one of those')
   }
-  const entry = SCHEMES[scheme]
+  const entry = SCHEMES.get(scheme)
   if (!entry) throw sqlError('ANCH_ERR_SQL_URL', `unsupported database URL ${describeUrl(url)}: use postgres://, mysql://, mariadb:// or sqlite:///path`)
   try {
     require.resolve(entry.driver)
@@ -41,7 +56,7 @@ export function knexConfig(url: string, extra: Readonly<Record<string, unknown>>
   let pool: Knex.PoolConfig
   const dialect = entry.dialect()
   if (entry.client === 'pg') {
-    connection = { connectionString: url }
+    connection = { connectionString: checkedUrl(url).text }
     pool = {
       min: 0,
       max: 10,
@@ -49,7 +64,7 @@ export function knexConfig(url: string, extra: Readonly<Record<string, unknown>>
         conn.query("SET TIME ZONE 'UTC'; SET temp_buffers = '256MB'", (err) => done(err, conn)),
     }
   } else if (entry.client === 'mysql2') {
-    const u = new URL(url)
+    const u = checkedUrl(url).parsed
     connection = {
       host: u.hostname || '127.0.0.1',
       port: u.port ? Number(u.port) : 3306,

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { gunzipSync } from 'node:zlib'
 import * as nodePath from 'node:path'
 import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
@@ -13,6 +14,21 @@ const BIN = nodePath.join(ROOT, 'packages/core/dist/cli/bin.js')
 function anchovy(args: string[], env: Record<string, string>, cwd: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, 'start', ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, encoding: 'utf8' })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Every piece of `secret` of at least 3 characters. */
+function fragments(secret: string): string[] {
+  const out = new Set<string>()
+  for (let i = 0; i < secret.length; i++) for (let j = i + 3; j <= secret.length; j++) out.add(secret.slice(i, j))
+  return [...out]
+}
+
+/** The text of every file under `dir`, gzip files decompressed. */
+function allTexts(dir: string): { file: string; text: string }[] {
+  return allFiles(dir).map((file) => {
+    const bytes = readFileSync(file)
+    return { file, text: (file.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8') }
+  })
 }
 
 function allFiles(dir: string): string[] {
@@ -84,6 +100,53 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
       for (const text of outputs) {
         expect(text).not.toContain(password)
         expect(text).not.toContain(encodeURIComponent(password))
+      }
+    } finally {
+      await pg.close()
+    }
+  })
+
+  it('never shows any piece of a password that is not percent-encoded (p@ss:w/rd%?#), and still connects with it (issue 10, defect 13)', async () => {
+    const passwords = ['p@ss:w/rd%?#', 'Zq@x:7/ yW%?#é', 'ü@ñí/cödé:ß#?%20']
+    const pg = await postgresDb()
+    try {
+      const dir = nodePath.join(t.dir, 'unenc')
+      mkdirSync(`${dir}/files`, { recursive: true })
+      writeFileSync(`${dir}/files/a.csv`, 'id,name\n1,x\n2,y\n')
+      writeFileSync(`${dir}/config.yaml`, 'tbls:\n  a:\n    path: /a.csv\n    columns: {id: int, name: str}\n    unique_by: id\n')
+      const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'sec', ACHVY_LOG_LEVEL: 'debug' }
+      const dl = anchovy(['-op', 'sftp.CsvDownloader', '--id', 'enc_files'], { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href }, dir)
+      expect(dl.status, dl.stderr).toBe(0)
+      const db = new URL(pg.url).pathname.slice(1)
+      const [pw1, pw2, pw3] = passwords as [string, string, string]
+      const runs = [
+        // Works: the URL is read whole (PostgreSQL here trusts loopback, so host, port, user and database must be right).
+        { expectOk: true, env: { ACHVY_CNXN__DB__URL: `postgres://postgres:${pw1}@127.0.0.1:5432/${db}`, ACHVY_CNXN__DB__REPLICA: `postgresql://ro:${pw2}@replica.invalid/${db}` } },
+        // Fails: nothing listens on port 1; the URL comes from JSONDATA, another URL sits in a non-secret attribute.
+        { expectOk: false, env: { ACHVY_CNXN__DB__JSONDATA: JSON.stringify({ url: `postgres://postgres:${pw2}@127.0.0.1:1/${db}`, pool: { max: 1 }, note: `mysql://x:${pw3}@h` }) } },
+        // Fails: a database that does not exist.
+        { expectOk: false, env: { ACHVY_CNXN__DB__URL: `postgres://postgres:${pw3}@127.0.0.1:5432/${db}_nope` } },
+        // Fails: an address that cannot be read.
+        { expectOk: false, env: { ACHVY_CNXN__DB__URL: `postgres://postgres:${pw1}@bad host:5432/${db}` } },
+      ]
+      const outputs: { file: string; text: string }[] = []
+      for (const [i, r] of runs.entries()) {
+        const up = anchovy(['-op', 'sql.Uploader', '--id', `enc_db${i}`, '-U', 'enc_files'], { ...env, ...r.env }, dir)
+        if (r.expectOk) expect(up.status, up.stderr).toBe(0)
+        else {
+          expect(up.status, up.stderr).not.toBe(0)
+          expect(up.stdout + up.stderr).toMatch(/ANCH_ERR_SQL_(CONNECTION|URL)|ANCH_ERR_CONNECTION/)
+        }
+        outputs.push({ file: `run ${i} stdout`, text: up.stdout }, { file: `run ${i} stderr`, text: up.stderr })
+      }
+      expect(await pg.rows('enc_files__sec', 'a')).toHaveLength(2)
+      outputs.push(...allTexts(`${dir}/datastore`))
+      for (const pw of passwords) {
+        const pieces = fragments(pw)
+        for (const { file, text } of outputs) {
+          const found = pieces.filter((f) => text.includes(f))
+          expect(found, `${file}:\n${text.slice(0, 2000)}`).toEqual([])
+        }
       }
     } finally {
       await pg.close()

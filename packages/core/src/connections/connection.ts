@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { isSecretAttribute, registerSecret, registerUrlSecrets } from '../logging/secrets.js'
+import { isSecretAttribute, redact, registerSecret, registerUrlSecrets } from '../logging/secrets.js'
 
 /** Attributes of a connection, from `ACHVY_CNXN__<ID>__<ATTR>` (lower-cased names) and `…__JSONDATA`. */
 export type ConnectionAttributes = Readonly<Record<string, unknown>>
@@ -34,9 +34,29 @@ export class Connection {
   }
 }
 
-/** A copy of `attrs` with secret attributes replaced by `***`. */
+/**
+ * A copy of `attrs` with secret attributes replaced by `***`, at any depth (JSONDATA nests objects), and every other
+ * string masked like a log line (registered secrets, URL passwords in any attribute).
+ */
 export function maskAttributes(attrs: ConnectionAttributes): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, isSecretAttribute(k) ? '***' : v]))
+  return maskObject(attrs, 0)
+}
+
+function maskObject(obj: object, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(obj)) {
+    Object.defineProperty(out, k, { value: isSecretAttribute(k) ? '***' : maskValue(v, depth + 1), enumerable: true, writable: true, configurable: true })
+  }
+  return out
+}
+
+function maskValue(v: unknown, depth: number): unknown {
+  if (typeof v === 'string') return redact(v)
+  if (!v || typeof v !== 'object') return v
+  // Deeper than any real connection setting: shown as a placeholder rather than walked.
+  if (depth > 20) return '[nested]'
+  if (Array.isArray(v)) return v.map((x) => maskValue(x, depth + 1))
+  return maskObject(v, depth)
 }
 
 const PREFIX = 'ACHVY_CNXN__'
@@ -52,7 +72,8 @@ export function connectionEnvPrefix(id: string): string {
  */
 export function readConnectionAttributes(env: NodeJS.ProcessEnv, id: string): Record<string, unknown> | undefined {
   const prefix = connectionEnvPrefix(id)
-  const attrs: Record<string, unknown> = {}
+  // Attribute names come from the environment and JSONDATA: no prototype, so `__proto__` or `constructor` is just a name.
+  const attrs: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   let found = false
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || !name.toUpperCase().startsWith(prefix)) continue
@@ -97,13 +118,17 @@ function registerJsonSecrets(text: string): void {
     registerSecret(text)
     return
   }
-  const walk = (v: unknown, key: string): void => {
+  const walk = (v: unknown, key: string, depth: number): void => {
     if (typeof v === 'string') {
       registerUrlSecrets(v)
       if (isSecretAttribute(key)) registerSecret(v)
+    } else if (typeof v === 'number' || typeof v === 'boolean') {
+      if (isSecretAttribute(key)) registerSecret(String(v))
     } else if (v && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) walk(x, k)
+      // Nested deeper than any real setting: the whole text is the secret then.
+      if (depth > 50) return registerSecret(text)
+      for (const [k, x] of Object.entries(v)) walk(x, k, depth + 1)
     }
   }
-  walk(obj, '')
+  walk(obj, '', 0)
 }
