@@ -24,17 +24,70 @@ export class DecimalText {
   }
 }
 
-/** True when a decimal string survives the round trip through a double (at most 15 significant digits). */
+/**
+ * True when a decimal string (of `isDecimalText`'s shape) survives the round trip through a double: at most 15
+ * significant digits in its mantissa. One pass over the characters (cells are untrusted and may be huge).
+ */
 function exactAsDouble(s: string): boolean {
-  const digits = s.replace(/^[+-]/, '').replace(/[eE].*$/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '')
-  return digits.length <= 15
+  let first = -1
+  let last = -1
+  let point = -1
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 101 || c === 69) break
+    if (c === 46) point = i
+    else if (c >= 49 && c <= 57) {
+      if (first < 0) first = i
+      last = i
+    }
+  }
+  if (first < 0) return true
+  // Significant digits run from the first to the last non-zero digit; a point between them is not a digit.
+  return last - first + 1 - (point > first && point < last ? 1 : 0) <= 15
+}
+
+/**
+ * Whether `s` is a decimal number: `[+-]?(digits[.digits?]|.digits)([eE][+-]?digits)?`. A scan of the characters,
+ * not a regular expression: the pattern's `\d+\.?\d*` backtracks quadratically on a long digit run that does not end
+ * the way it expects (a 200 KB cell took tens of seconds).
+ */
+export function isDecimalText(s: string): boolean {
+  const n = s.length
+  let i = 0
+  const sign = s.charCodeAt(0)
+  if (sign === 43 || sign === 45) i++
+  let digits = 0
+  while (i < n && isDigit(s.charCodeAt(i))) {
+    i++
+    digits++
+  }
+  if (i < n && s.charCodeAt(i) === 46) {
+    i++
+    while (i < n && isDigit(s.charCodeAt(i))) {
+      i++
+      digits++
+    }
+  }
+  if (digits === 0) return false
+  if (i === n) return true
+  const e = s.charCodeAt(i)
+  if (e !== 101 && e !== 69) return false
+  i++
+  const expSign = s.charCodeAt(i)
+  if (expSign === 43 || expSign === 45) i++
+  const expStart = i
+  while (i < n && isDigit(s.charCodeAt(i))) i++
+  return i > expStart && i === n
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57
 }
 
 const INT64_MIN = -(2n ** 63n)
 const INT64_MAX = 2n ** 63n - 1n
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 const INT_RE = /^[+-]?\d+$/
-const DECIMAL_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 const TIME_RE = /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$/
 const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/
 const TRUE_WORDS = new Set(['true', 't', 'yes', 'y', '1', 'on'])
@@ -104,7 +157,7 @@ export function coerceDeclared(t: ColumnType, v: unknown): unknown {
         return b >= -SAFE && b <= SAFE ? Number(b) : b
       }
     case 'float':
-      return DECIMAL_RE.test(s) ? (exactAsDouble(s) ? Number(s) : new DecimalText(s)) : v
+      return isDecimalText(s) ? (exactAsDouble(s) ? Number(s) : new DecimalText(s)) : v
     case 'bool': {
       const w = s.toLowerCase()
       return TRUE_WORDS.has(w) ? true : FALSE_WORDS.has(w) ? false : v
