@@ -1,4 +1,4 @@
-import { chownSync, mkdirSync, readFileSync, readdirSync, existsSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { chownSync, lchownSync, mkdirSync, readFileSync, readdirSync, existsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createLogger } from '@anchovies/core'
@@ -116,6 +116,66 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     expect(readdirSync(nodePath.join(sshd.root, base, 'sales'))).toEqual([])
     expect(readdirSync(nodePath.join(sshd.root, base, 'archive')).sort()).toEqual(['a.csv', 'b.csv'])
     expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.n)).toEqual([1, 2])
+  })
+
+  describe('links an account holder creates on the server', () => {
+    /** Creates a link on the server (after every put: giveToUser follows links). */
+    const link = (rel: string, target: string): void => {
+      const p = nodePath.join(sshd.root, base, rel)
+      mkdirSync(nodePath.dirname(p), { recursive: true })
+      symlinkSync(target, p)
+      const owner = statSync(nodePath.join(sshd.root, base))
+      lchownSync(p, owner.uid, owner.gid)
+    }
+    const values = async (): Promise<unknown[]> => (await committedRows(ds, 'sales_sftp', 'sales')).map((r) => r.n)
+
+    it('takes a file once under a ** glob with a symlink loop (ln -s . loop) over SFTP, not 41 times; two loops end too', async () => {
+      put('sales/a.csv', 'n\n1\n')
+      put('sales/x/b.csv', 'n\n2\n', HOUR_AGO + 1)
+      link('sales/loop', '.')
+      const one = await run('tbls:\n  sales:\n    path: /sales/**/*.csv\n', verified())
+      expect(one.code, one.stderr).toBe(0)
+      expect(await values()).toEqual(['1', '2'])
+      expect(one.stderr).toContain('sales/loop')
+
+      link('sales/loop2', '.')
+      link('sales/x/up', '..')
+      link('sales/x/cycle1', 'cycle2')
+      link('sales/x/cycle2', 'cycle1')
+      put('sales/x/c.csv', 'n\n3\n', HOUR_AGO + 2)
+      const started = Date.now()
+      const two = await run('tbls:\n  sales:\n    path: /sales/**/*.csv\n', verified())
+      expect(two.code, two.stderr).toBe(0)
+      expect(Date.now() - started).toBeLessThan(30_000)
+      expect(tableTask(two.results, 'sales')).toMatchObject({ files_listed: 3, files_taken: 1 })
+      expect(await values()).toEqual(['1', '2', '3'])
+    })
+
+    it('leaves out links leading outside the base folder, and never moves a file through one', async () => {
+      const outside = nodePath.join(sshd.root, `${base}-outside`)
+      mkdirSync(nodePath.join(outside, 'deep'), { recursive: true })
+      writeFileSync(nodePath.join(outside, 'secret.csv'), 'n\nSECRET\n')
+      writeFileSync(nodePath.join(outside, 'deep', 'more.csv'), 'n\nSECRET2\n')
+      giveToUser(outside)
+      put('sales/a.csv', 'n\n1\n')
+      link('sales/rel.csv', `../../${base}-outside/secret.csv`)
+      link('sales/abs.csv', nodePath.join(outside, 'secret.csv'))
+      link('sales/sub', nodePath.join(outside, 'deep'))
+      link('done', outside)
+      const r = await run('tbls:\n  sales:\n    path: /sales/**/*.csv\n    after: move:/done/in\n', verified())
+      expect(await values()).toEqual(['1'])
+      for (const name of ['rel.csv', 'abs.csv', 'sub']) expect(r.stderr).toContain(`sales/${name}`)
+      expect(readdirSync(outside).sort()).toEqual(['deep', 'secret.csv'])
+      expect(existsSync(nodePath.join(sshd.root, base, 'sales/a.csv'))).toBe(true)
+    })
+
+    it('fails clearly, naming max_depth, on a tree deeper than max_depth', async () => {
+      put('sales/1/2/3/a.csv', 'n\n1\n')
+      const r = await run('tbls:\n  sales:\n    path: /sales/**/*.csv\n    max_depth: 2\n', verified())
+      expect(r.code).toBe(1)
+      expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_LIMIT' })
+      expect(String(tableTask(r.results, 'sales')?.err_msg)).toContain('tbls.sales.max_depth')
+    })
   })
 
   it('authenticates with an OpenSSH key (no password) and verifies the server with KNOWN_HOSTS', async () => {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import * as net from 'node:net'
 import * as nodePath from 'node:path'
 import { remove, tempDir } from './cli.js'
@@ -75,9 +75,10 @@ function uidGid(): [number, number] {
 /** Chowns `path` (recursively) to the test user so that sftp can delete and move files. */
 export function giveToUser(path: string): void {
   const [uid, gid] = uidGid()
+  // lstat/lchown: links (tests create loops) are chowned themselves, never followed.
   const walk = (p: string): void => {
-    chownSync(p, uid, gid)
-    if (statSync(p).isDirectory()) for (const n of readdirSync(p)) walk(nodePath.join(p, n))
+    lchownSync(p, uid, gid)
+    if (lstatSync(p).isDirectory()) for (const n of readdirSync(p)) walk(nodePath.join(p, n))
   }
   walk(path)
 }
