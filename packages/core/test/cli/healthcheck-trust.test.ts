@@ -124,7 +124,7 @@ describe('healthcheck: corrupt status files', () => {
       }
       writeFileSync(heartbeat, JSON.stringify({ status: 'OK', at: iso(0) }))
       const ok = await healthcheck()
-      expect(ok.stdout).toBe('healthy: last service heartbeat OK 0s ago\n')
+      expect(ok.stdout).toMatch(/^healthy: last service heartbeat OK \d+s ago\n$/)
     } finally {
       rmSync(heartbeat, { force: true })
     }
