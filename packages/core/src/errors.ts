@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   ANCH_ERR_CONNECTION: ['Opening, checking or closing a connection failed.', 'Check the connection settings and that the system is reachable.'],
   ANCH_ERR_LOCKED: ['Another run of the same anchovy (user + id) holds the lock.', 'Wait for it to finish; a dead holder is taken over once its heartbeat is stale.'],
   ANCH_ERR_TIMEOUT: ['The batch ran longer than the execution timeout (`-t`, `ACHVY_EXECUTION_TIMEOUT`).', 'Raise the timeout or make batches smaller.'],
+  ANCH_ERR_TIMEOUT_KILLED: ["With `-t`, a phase (startup, a batch, shutdown) kept the process busy past the timeout plus twice `abort_grace` (CPU-bound or blocking code that never yields), so the supervisor killed it; exit 124.", "Make the named phase's code yield (await) and honour its AbortSignal, or raise `-t`. Nothing to clean up: the next run removes the batch's uncommitted files."],
+  ANCH_ERR_RUN_DIED: ["With `-t`, the anchovy's process ended without finishing its run (a second SIGTERM/SIGINT, a crash, an out-of-memory kill); the supervisor wrote the results.", "See the log above the message; the next run recovers (the lock was released, uncommitted files are removed)."],
   ANCH_ERR_ABORTED: ['The batch was aborted by SIGTERM/SIGINT.', 'Nothing to fix: completed tables were committed, the rest runs next time.'],
   ANCH_ERR_DATASTORE: ['Reading or writing the datastore failed.', 'Check the datastore path or URL, permissions and free space.'],
   ANCH_ERR_DATASTORE_CORRUPT: ['A file in the datastore (commit record, checkpoint, table metadata) cannot be parsed.', 'Inspect the named file; restore it from backup or remove it deliberately. anchovies never silently restarts from zero.'],
