@@ -1,6 +1,9 @@
 #!/usr/bin/env node
+import { setCliArgv } from '../execution/watchdog.js'
 import { main } from './program.js'
 
-const code = await main(process.argv.slice(2))
+const argv = process.argv.slice(2)
+setCliArgv(argv)
+const code = await main(argv)
 // Exit explicitly: a timed-out source that ignores its AbortSignal must not keep the process alive.
 process.stdout.write('', () => process.exit(code))

@@ -9,6 +9,8 @@ import { Operator } from '../operators/operator.js'
 import { resolveClass } from '../plugins/registry.js'
 import type { Table } from '../types.js'
 import { AnchovyRun, type RunResult, type StoreClasses } from './runtime.js'
+import type { WatchdogReporter } from './watchdog.js'
+import type { SessionInfo } from '../context/context.js'
 
 /** Built-in names accepted by the `--*-cls` options. */
 export const BUILTIN_COMPONENTS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
@@ -95,6 +97,8 @@ export interface StartOptions {
   readonly handleSignals?: boolean
   /** Run this class instead of resolving `operator_cls`. */
   readonly operator?: OperatorGiven
+  /** The supervisor this process runs under (`anchovy start -t`): told the session and each timed phase. */
+  readonly watchdog?: WatchdogReporter
 }
 
 /** Runs an anchovy the way `anchovy start` does and returns its exit code and results. */
@@ -102,6 +106,7 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
   const prepared = await prepareRun(src, true, options.operator)
   const logger = options.logger ?? createLogger(prepared.settings.log_level as 'info')
   const datastore = await openDatastore(prepared.settings.datastore)
+  const watchdog = options.watchdog
   try {
     const run = new AnchovyRun({
       settings: prepared.settings,
@@ -113,10 +118,29 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
       logger,
       env: src.env,
       handleSignals: options.handleSignals ?? false,
+      ...(watchdog ? { onPhase: (phase: 'startup' | 'batch' | 'shutdown') => watchdog.phase(phase) } : {}),
     })
+    if (watchdog) reportSession(watchdog, run, prepared.settings)
     return await run.run()
   } finally {
     await datastore.close().catch(() => undefined)
   }
 }
 
+
+/** Tells the supervisor the session (before the run takes its lock), so it can write the results if it must kill the run. */
+function reportSession(watchdog: WatchdogReporter, run: AnchovyRun, s: Settings): void {
+  // AnchovyRun keeps its session to itself; the supervisor needs the id to write `sessions/<id>.json`.
+  const session = (run as unknown as { readonly session?: SessionInfo }).session
+  if (!session || typeof session.sessionId !== 'string') return
+  watchdog.session({
+    sessionId: session.sessionId,
+    anchovyId: session.anchovyId,
+    user: session.user,
+    operator: session.operator,
+    startedAt: session.startedAt.toISOString(),
+    datastore: s.datastore,
+    lockTtl: s.lock_ttl,
+    timing: { timeout: s.execution_timeout ?? 0, grace: s.abort_grace, service: s.service, interval: s.interval },
+  })
+}

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { CORE_SETTINGS } from '../../config/settings.js'
 import { startAnchovy } from '../../execution/start.js'
+import { superviseStart, supervisionPlan, watchdogChild } from '../../execution/watchdog.js'
 import { redact } from '../../logging/secrets.js'
 import { addSettingOptions } from '../options.js'
 import { sourcesOf } from './common.js'
@@ -15,9 +16,23 @@ export function startCommand(): Command {
   addSettingOptions(cmd, CORE_SETTINGS)
   cmd.allowUnknownOption(true).argument('[operator-options...]', "options declared by the operator's plugin")
   cmd.action(async (extraArgs: string[]) => {
-    const { exitCode, results } = await startAnchovy({ ...sourcesOf(cmd, CORE_SETTINGS), extraArgs }, { handleSignals: true })
-    process.stdout.write(redact(JSON.stringify(results, null, 2)) + '\n')
-    process.exitCode = exitCode
+    const src = { ...sourcesOf(cmd, CORE_SETTINGS), extraArgs }
+    const watchdog = watchdogChild()
+    // With -t the run goes to a child process this one supervises: a busy main thread cannot time itself out.
+    const plan = watchdog ? undefined : supervisionPlan(src)
+    if (plan) {
+      process.exitCode = await superviseStart(plan)
+      return
+    }
+    let exitCode: number | undefined
+    try {
+      const run = await startAnchovy(src, { handleSignals: true, ...(watchdog ? { watchdog } : {}) })
+      exitCode = run.exitCode
+      process.stdout.write(redact(JSON.stringify(run.results, null, 2)) + '\n')
+      process.exitCode = exitCode
+    } finally {
+      watchdog?.done(exitCode)
+    }
   })
   return cmd
 }
