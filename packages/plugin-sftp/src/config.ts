@@ -44,10 +44,10 @@ export interface CsvTableSettings extends CsvSyntax, ConvertOptions {
 
 /** Default `max_decompressed_size`: 64 GiB, far above any single delimited file a partner sends. */
 export const DEFAULT_MAX_DECOMPRESSED = 64 * 1024 ** 3
-/** Default `max_compression_ratio`: gzip tops out near 1030:1; real CSV reaches ~25:1, identical rows ~350:1. */
+/** Default `max_compression_ratio`: gzip tops out near 1030:1; real CSV reaches ~25:1, one short row repeated 350-700:1. */
 export const DEFAULT_MAX_RATIO = 500
 /** The ratio guard applies once this many bytes came out (a small file with a silly ratio is harmless). */
-export const RATIO_FLOOR = 16 * 1024 * 1024
+export const RATIO_FLOOR = 4 * 1024 * 1024
 
 /** The columns `lineage: true` adds to every row. */
 export const LINEAGE_COLUMNS = ['_file', '_line'] as const

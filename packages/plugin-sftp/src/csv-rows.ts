@@ -21,16 +21,9 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
   const gz = s.compression === 'gzip' || (s.compression === 'auto' && file.path.toLowerCase().endsWith('.gz'))
   let source: AsyncIterable<Buffer> = bytes
   let gunzip: ReturnType<typeof createGunzip> | undefined
-  let compressed = 0
   if (gz) {
     gunzip = createGunzip({ chunkSize: 64 * 1024 })
-    const counted = async function* (): AsyncGenerator<Buffer> {
-      for await (const chunk of bytes) {
-        compressed += chunk.length
-        yield chunk
-      }
-    }
-    const input = Readable.from(counted(), { objectMode: false })
+    const input = Readable.from(bytes, { objectMode: false })
     const g = gunzip
     pipeline(input, g).catch((err: unknown) => g.destroy(err as Error))
     source = g
@@ -39,6 +32,9 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
   /** Stops a decompression bomb as its bytes come out of gunzip (before they are decoded or parsed). */
   const checkInflated = (n: number): void => {
     inflated += n
+    // The compressed bytes the inflater consumed so far (not those it buffered ahead: one 64 KiB chunk of a bomb
+    // inflates to 64 MiB).
+    const compressed = gunzip!.bytesWritten
     if (s.maxDecompressedBytes > 0 && inflated > s.maxDecompressedBytes) {
       throw new SftpError(
         'ANCH_ERR_SFTP_LIMIT',

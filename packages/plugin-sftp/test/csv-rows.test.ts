@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import { parseTable } from '@anchovies/core'
 import { describe, expect, it } from 'vitest'
 import { readTableSettings } from '../src/config.js'
@@ -161,5 +162,24 @@ describe('invalid bytes are found on the bytes, not by looking for U+FFFD', () =
     const r = await rowsOf(bad, { encoding: 'utf16le', on_bad_row: 'skip' })
     expect(r.rows).toEqual([{ a: '2', b: 'y' }])
     expect(r.bad.map((b) => [b.line, b.column])).toEqual([[2, 'b']])
+  })
+})
+
+describe('decompression limits', () => {
+  it('stops a gzip bomb a few MiB in, by the compressed bytes the inflater consumed (not those it read ahead)', async () => {
+    const member = gzipSync(Buffer.from('1\n'.repeat(4 * 1024 * 1024)), { level: 9 })
+    const bomb = Buffer.concat([gzipSync(Buffer.from('n\n')), ...Array.from({ length: 64 }, () => member)])
+    const problems: string[] = []
+    const s = readTableSettings(parseTable('t', { path: 'x/*.csv.gz' }, 'test', problems), problems)
+    async function* source(): AsyncGenerator<Buffer> {
+      for (let at = 0; at < bomb.length; at += 64 * 1024) yield bomb.subarray(at, at + 64 * 1024)
+    }
+    let rows = 0
+    const read = async (): Promise<void> => {
+      for await (const batch of readRows(source(), { path: 'x/bomb.csv.gz', size: bomb.length, mtime: 0 }, s, () => undefined)) rows += batch.length
+    }
+    await expect(read()).rejects.toMatchObject({ code: 'ANCH_ERR_SFTP_LIMIT', message: expect.stringContaining('tbls.t.max_compression_ratio') })
+    // 4 MiB of "1\n" is ~2.1M rows; one 64 KiB chunk read ahead would have let ~32M through.
+    expect(rows).toBeLessThan(3_000_000)
   })
 })
