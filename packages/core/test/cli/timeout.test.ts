@@ -1,10 +1,18 @@
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import * as path from 'node:path'
+import type { ChildProcess } from 'node:child_process'
 import { FIXTURE_OPS, REPO, cleanupTempDirs, commitRecords, runCli, spawnCli, tempDir, waitFor, type CliResult } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
+
+// A run that is never stopped (the defect) must not outlive its test and keep a core busy.
+const running = new Set<ChildProcess>()
+afterEach(() => {
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  running.clear()
+})
 
 const SPIN = ['-op', `${path.join(REPO, 'test/fixtures/dist/spin.js')}:Spinner`]
 
@@ -49,7 +57,9 @@ function committedFiles(ds: string, id: string): string[] {
 /** Runs the CLI and measures how long it took. */
 async function timed(args: string[], env: Record<string, string>): Promise<CliResult & { ms: number }> {
   const started = Date.now()
-  const r = await runCli(args, { env })
+  const child = spawnCli(args, { env })
+  running.add(child)
+  const r = await child.result
   return { ...r, ms: Date.now() - started }
 }
 
@@ -180,6 +190,7 @@ describe('the supervisor that enforces -t', () => {
       const ds = tempDir()
       const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_PROGRESS_INTERVAL: '0.2' }
       const child = spawnCli(['start', '-op', `${FIXTURE_OPS}:Stubborn`, '--id', 'term', '-t', '60', '--abort-grace', '1'], { env })
+      running.add(child)
       let stderr = ''
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
       await waitFor(() => /"msg":"progress"/.test(stderr), 15_000, 'a progress line')
@@ -198,6 +209,7 @@ describe('the supervisor that enforces -t', () => {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_DATA_FILE_MAX_BYTES: '1024', ROWS: '400' }
     const child = spawnCli(['start', ...SPIN, '--id', 'oom', '-t', '600'], { env: { ...env, SPIN_PHASE: 'table', SPIN_HOW: 'idle' } })
+    running.add(child)
     const lock = path.join(ds, 'dev/oom/$lock')
     await waitFor(() => dataFiles(ds, 'oom').length > 1 && existsSync(lock), 20_000, 'data files')
     const worker = (JSON.parse(readFileSync(lock, 'utf8')) as { pid: number }).pid
