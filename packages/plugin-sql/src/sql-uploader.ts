@@ -35,7 +35,7 @@ export class SqlUploader extends Uploader {
   /** Reads the pending upstream files that are not in the ledger yet; rows carry their file's index. */
   @source('*')
   override async *defaultSource(ctx: StreamContext): AsyncGenerator<Row[]> {
-    const all = await this.pendingFiles(ctx.table)
+    const all = await this.pendingFiles(ctx)
     let files = all
     if (all.length) {
       const target = this.targetOf(ctx.table)
@@ -49,13 +49,13 @@ export class SqlUploader extends Uploader {
     ctx.task.data.files = files.length
     this.planned.set(qualifiedName(ctx.table), files)
     for (let i = 0; i < files.length; i++) {
-      for await (const chunk of this.runtime.dataBuffer.readChunks(files[i]!.path, ctx.signal)) {
+      for await (const chunk of this.readUpstream(files[i]!, ctx.signal)) {
         for (const row of chunk) (row as Record<symbol, unknown>)[FILE_INDEX] = i
         yield chunk
       }
     }
     const last = all.at(-1)
-    if (last) this.advance(ctx.table, last)
+    if (last) this.advance(ctx, last)
   }
 
   /** Stages, evolves and merges one table's rows; records what it did in the task log. */

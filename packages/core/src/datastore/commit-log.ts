@@ -25,15 +25,29 @@ export interface CommitRecord {
   readonly deleted_checkpoints: readonly string[]
   /** `$tables` records of the tables the batch touched. */
   readonly tables: readonly Record<string, unknown>[]
+  /**
+   * SHA-256 (base64url) of every committed checkpoint's file text after this commit, by key: what verifies the
+   * checkpoint files when they are read back. Absent in records written before it existed.
+   */
+  readonly checkpoint_digests?: Readonly<Record<string, string>>
 }
 
 const SEQ_DIGITS = 12
 const NAME_RE = /^(\d{12})\.json$/
+const DIGITS_RE = /^\d{1,15}$/
+
+/** `<home>/$format.json`: written before an anchovy's first batch, so readers never mistake it for a Python-written one. */
+export const FORMAT_MARKER = JSON.stringify({ format: 'anchovies-commit-log', version: 1 })
+
+function corrupt(message: string, cause?: unknown): AnchoviesError {
+  return new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', message, cause === undefined ? undefined : { cause })
+}
 
 /**
  * The ordered commit records of one anchovy (`<user>/<id>/$commits/<seq>.json`). A record is created exclusively,
  * so two writers can never both commit the same sequence number; the record is the single atomic step that makes
- * a batch's data files, checkpoints and table metadata visible together.
+ * a batch's data files, checkpoints and table metadata visible together. Sequence numbers start at 1 and have no
+ * gap: a missing one is reported, never skipped.
  */
 export class CommitLog {
   private last: number | undefined
@@ -53,62 +67,98 @@ export class CommitLog {
   }
 
   /**
-   * The newest sequence number according to `$commits/HEAD`, a hint written after every commit (so it is never
-   * ahead of the records, and at most one commit behind after a crash until the writer's next run repairs it).
+   * `$commits/HEAD`, a hint written after every commit: it may lag (a crash between the record and the hint) or be
+   * damaged, so readers use it only as where to start looking. Anything but a positive integer counts as no hint.
    */
   private async head(): Promise<number | undefined> {
     const raw = await this.datastore.read(this.headPath())
-    const n = raw ? Number(raw.toString('utf8')) : NaN
-    return Number.isInteger(n) && n >= 0 ? n : undefined
+    const text = raw?.toString('utf8').trim() ?? ''
+    const n = DIGITS_RE.test(text) ? Number(text) : 0
+    return n > 0 ? n : undefined
   }
 
   /**
-   * Sequence numbers of every commit after `afterSeq`, ascending. Sequence numbers are contiguous, so with a HEAD
-   * hint this costs one read instead of a listing of every commit ever made.
+   * Sequence numbers of every commit after `afterSeq`, ascending. With a HEAD hint this costs one read plus one
+   * probe past it (HEAD may lag); without one, a listing that must be contiguous from 1. A position past the newest
+   * record means commits were lost (a datastore restored from an older copy) and is reported.
    */
   async sequences(afterSeq = 0): Promise<number[]> {
-    const head = await this.head()
-    if (head !== undefined) return Array.from({ length: Math.max(0, head - afterSeq) }, (_, i) => afterSeq + 1 + i)
-    return this.listSequences(afterSeq)
+    let end = await this.head()
+    if (end === undefined) {
+      end = await this.verifiedEnd()
+    } else {
+      while (await this.datastore.read(this.path(end + 1))) end++
+    }
+    if (afterSeq > end) {
+      const listed = await this.verifiedEnd()
+      if (afterSeq > listed) {
+        throw corrupt(`${this.home}/$commits ends at commit ${listed}, but a reader's position is at commit ${afterSeq}: commit records were lost (restored from an older copy?); restore them, or reset the reader's position deliberately with anchovy checkpoint delete`)
+      }
+      end = listed
+    }
+    return Array.from({ length: end - afterSeq }, (_, i) => afterSeq + 1 + i)
   }
 
-  private async listSequences(afterSeq: number): Promise<number[]> {
+  /** The newest sequence number from a listing, checking that every record from 1 up to it is there. */
+  private async verifiedEnd(): Promise<number> {
+    const seqs = await this.listSequences()
+    for (let i = 0; i < seqs.length; i++) {
+      if (seqs[i] !== i + 1) throw corrupt(`commit record ${this.path(i + 1)} is missing (records up to ${seqs.at(-1)} exist): restore it from a backup; anchovies never skips a commit`)
+    }
+    return seqs.at(-1) ?? 0
+  }
+
+  private async listSequences(): Promise<number[]> {
     const entries = await this.datastore.list(`${this.home}/$commits`)
     const seqs: number[] = []
     for (const e of entries) {
       const m = NAME_RE.exec(e.path.slice(e.path.lastIndexOf('/') + 1))
-      if (m) {
-        const seq = Number(m[1])
-        if (seq > afterSeq) seqs.push(seq)
-      }
+      if (m) seqs.push(Number(m[1]))
     }
     return seqs.sort((a, b) => a - b)
   }
 
-  /** Whether this anchovy has any commit record (a datastore written by the Python implementation has none). */
-  async exists(): Promise<boolean> {
-    return (await this.sequences()).length > 0
+  /**
+   * Whether this anchovy keeps commit records. Only one that has none, no format marker, no batch in flight and no
+   * run lock was written by the Python implementation (whose data files are all committed); an anchovy of ours
+   * whose first batch is running or died has a marker or a lock, and its files are not committed.
+   */
+  async usesCommits(): Promise<boolean> {
+    if ((await this.listSequences()).length) return true
+    if (await this.datastore.read(this.formatPath())) return true
+    if (await this.datastore.read(`${this.home}/$inflight.json`)) return true
+    return (await this.datastore.readLock(`${this.home}/$lock`)) !== undefined
   }
 
-  /** Reads one commit record; a record that cannot be parsed stops the run with a clear error. */
+  /** Writes the format marker if it is missing (the writer does this under its lock before its first batch). */
+  async markFormat(): Promise<void> {
+    if (!(await this.datastore.read(this.formatPath()))) await this.datastore.write(this.formatPath(), FORMAT_MARKER)
+  }
+
+  private formatPath(): string {
+    return `${this.home}/$format.json`
+  }
+
+  /** Reads one commit record; a record that is missing or cannot be parsed stops the run with a clear error. */
   async read(seq: number): Promise<CommitRecord> {
     const path = this.path(seq)
     const raw = await this.datastore.read(path)
-    if (!raw) throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `commit record ${path} is missing`)
+    if (!raw) throw corrupt(`commit record ${path} is missing: restore it from a backup; anchovies never skips a commit`)
+    let rec: CommitRecord
     try {
-      const rec = JSON.parse(raw.toString('utf8')) as CommitRecord
-      if (rec.seq !== seq || !Array.isArray(rec.files)) throw new Error('unexpected content')
-      return rec
+      rec = JSON.parse(raw.toString('utf8')) as CommitRecord
     } catch (err) {
-      throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `commit record ${path} is corrupt: ${(err as Error).message}`, { cause: err })
+      throw corrupt(`commit record ${path} is corrupt: ${(err as Error).message}`, err)
     }
+    const problem = recordProblem(rec, seq)
+    if (problem) throw corrupt(`commit record ${path} is corrupt: ${problem}`)
+    return rec
   }
 
-  /** The newest commit record, if any (from a listing: authoritative). */
+  /** The newest commit record, if any (from a listing, checked for gaps: authoritative). */
   async latest(): Promise<CommitRecord | undefined> {
-    const seqs = await this.listSequences(0)
-    this.last = seqs.at(-1) ?? 0
-    return seqs.length ? this.read(this.last) : undefined
+    this.last = await this.verifiedEnd()
+    return this.last ? this.read(this.last) : undefined
   }
 
   /** Brings the HEAD hint up to date (the writer does this under the run lock when it starts). */
@@ -126,8 +176,30 @@ export class CommitLog {
       throw new AnchoviesError('ANCH_ERR_LOCKED', `commit ${this.path(seq)} already exists: another run of this anchovy committed concurrently`)
     }
     this.last = seq
-    // A hint only: if this write is lost, readers see the commit after the writer's next start repairs HEAD.
+    // A hint only: if this write is lost, readers probe past it.
     await this.datastore.write(this.headPath(), String(seq)).catch(() => undefined)
     return full
   }
+}
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0
+
+/** What is wrong with a parsed commit record, or undefined: everything a reader relies on is checked. */
+function recordProblem(rec: unknown, seq: number): string | undefined {
+  if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return 'not a JSON object'
+  const r = rec as Record<string, unknown>
+  if (r.seq !== seq) return `it says seq ${JSON.stringify(r.seq)}`
+  if (!Array.isArray(r.files)) return 'files is not a list'
+  for (const [i, f] of r.files.entries()) {
+    const file = f as Record<string, unknown> | null
+    if (!file || typeof file !== 'object' || typeof file.table !== 'string' || typeof file.path !== 'string' || !isCount(file.rows) || !isCount(file.bytes)) {
+      return `files[${i}] is not {table, path, rows, bytes}`
+    }
+  }
+  if (!r.checkpoints || typeof r.checkpoints !== 'object' || Array.isArray(r.checkpoints)) return 'checkpoints is not a map'
+  if (!Array.isArray(r.deleted_checkpoints) || !r.deleted_checkpoints.every((k) => typeof k === 'string')) return 'deleted_checkpoints is not a list of keys'
+  if (!Array.isArray(r.tables)) return 'tables is not a list'
+  const d = r.checkpoint_digests
+  if (d !== undefined && (!d || typeof d !== 'object' || Array.isArray(d) || !Object.values(d).every((v) => typeof v === 'string'))) return 'checkpoint_digests is not a map of digests'
+  return undefined
 }

@@ -22,35 +22,63 @@ function keyPrefix(key: string): string {
 }
 
 /**
- * Encodes one row as a JSON line with the `_types` annotation shared with the Python implementation:
- * top-level dates (`D`), datetimes (`DT`, ISO with offset when aware) and bytes (`B`, lower-case hex).
+ * Whether a column name can stand in the `_types` string form shared with the Python implementation
+ * (`"<col>@<code> …"`, split on spaces and `@`); other names are annotated in the object form.
  */
-export function encodeRow(row: Row): string {
+function plainAnnotationName(key: string): boolean {
+  return key !== '' && !key.includes(' ') && !key.includes('@')
+}
+
+/** Text of a whole float: `0.0`, not `0`, so outside readers (DuckDB, pandas, Python) see a float column. */
+function floatText(v: number): string {
+  if (!Number.isInteger(v) || Math.abs(v) >= 1e21) return String(v)
+  return Object.is(v, -0) ? '-0.0' : `${v}.0`
+}
+
+/**
+ * Encodes one row as a JSON line with the `_types` annotation shared with the Python implementation:
+ * top-level dates (`D`), datetimes (`DT`, ISO with offset when aware) and bytes (`B`, lower-case hex). The
+ * annotation is the Python string `"col@CODE col@CODE"` while every annotated name fits that form, else an object
+ * `{"<col>": "CODE"}` (names with spaces or `@` cannot be told apart in the string). Columns in `floats` are
+ * written as JSON floats even when whole.
+ */
+export function encodeRow(row: Row, floats?: ReadonlySet<string>): string {
   // Built value by value: as fast as JSON.stringify for plain rows, and no copy of rows with annotated values.
   let types = ''
+  let annotated: [string, string][] | undefined
   let out = ''
+  const annotate = (key: string, code: string): void => {
+    if (annotated) annotated.push([key, code])
+    else if (plainAnnotationName(key)) types += types ? ` ${key}@${code}` : `${key}@${code}`
+    else {
+      annotated = types ? types.split(' ').map((part) => [part.slice(0, part.lastIndexOf('@')), part.slice(part.lastIndexOf('@') + 1)]) : []
+      annotated.push([key, code])
+    }
+  }
   // for-in is faster than Object.keys but also walks inherited keys, which JSON leaves out: only plain objects.
   const plain = Object.getPrototypeOf(row) === Object.prototype
   for (const key in row) {
-    if (key === '_types' || (!plain && !Object.hasOwn(row, key))) continue
+    if (!plain && !Object.hasOwn(row, key)) continue
+    // `_types` is the format's own key (a source column of that name is replaced, as in the Python implementation).
+    if (key === '_types') continue
     const v = row[key]
     let text: string | undefined
     if (typeof v === 'string') text = JSON.stringify(v)
-    else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null'
+    else if (typeof v === 'number') text = !Number.isFinite(v) ? 'null' : floats !== undefined && floats.has(key) ? floatText(v) : String(v)
     else if (typeof v === 'object') {
       if (v === null) text = 'null'
       else if (v instanceof DateTime) {
         text = JSON.stringify(v.iso)
-        types += types ? ` ${key}@DT` : `${key}@DT`
+        annotate(key, 'DT')
       } else if (v instanceof Date) {
         text = JSON.stringify(formatDate(v))
-        types += types ? ` ${key}@DT` : `${key}@DT`
+        annotate(key, 'DT')
       } else if (v instanceof LocalDate) {
         text = JSON.stringify(v.toString())
-        types += types ? ` ${key}@D` : `${key}@D`
+        annotate(key, 'D')
       } else if (ArrayBuffer.isView(v)) {
         text = `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}"`
-        types += types ? ` ${key}@B` : `${key}@B`
+        annotate(key, 'B')
       } else text = JSON.stringify(v) as string | undefined
     } else if (typeof v === 'boolean') text = v ? 'true' : 'false'
     else if (typeof v === 'bigint') text = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? String(Number(v)) : `"${v}"`
@@ -58,7 +86,8 @@ export function encodeRow(row: Row): string {
     if (text === undefined) continue
     out += (out ? ',' : '{') + keyPrefix(key) + text
   }
-  return `${out ? `${out},` : '{'}"_types":${types ? JSON.stringify(types) : '""'}}`
+  const annotation = annotated ? JSON.stringify(Object.fromEntries(annotated)) : types ? JSON.stringify(types) : '""'
+  return `${out ? `${out},` : '{'}"_types":${annotation}}`
 }
 
 /** Parsed `_types` annotations: rows of one table nearly always repeat the same few strings. */
@@ -77,18 +106,29 @@ function parseAnnotation(types: string): ReadonlyArray<readonly [string, string]
   return parsed
 }
 
+/** Sets a row value by name as an own property, whatever the name (`__proto__` included). */
+function setValue(obj: Row, col: string, value: unknown): void {
+  if (col === '__proto__') Object.defineProperty(obj, col, { value, enumerable: true, writable: true, configurable: true })
+  else obj[col] = value as Row[string]
+}
+
+function restore(obj: Row, col: string, code: unknown): void {
+  if (!Object.hasOwn(obj, col)) return
+  const v = obj[col]
+  if (typeof v !== 'string') return
+  if (code === 'DT') setValue(obj, col, DateTime.parse(v))
+  else if (code === 'D') setValue(obj, col, LocalDate.parse(v))
+  else if (code === 'B') setValue(obj, col, Buffer.from(v, 'hex'))
+}
+
 /** Restores the values a `_types` annotation names and removes the annotation (mutates and returns `obj`). */
 export function decodeRow(obj: Row): Row {
   const types = obj._types
   delete obj._types
-  if (typeof types === 'string' && types) {
-    for (const [col, code] of parseAnnotation(types)) {
-      const v = obj[col]
-      if (typeof v !== 'string') continue
-      if (code === 'DT') obj[col] = DateTime.parse(v)
-      else if (code === 'D') obj[col] = LocalDate.parse(v)
-      else if (code === 'B') obj[col] = Buffer.from(v, 'hex')
-    }
+  if (typeof types === 'string') {
+    if (types) for (const [col, code] of parseAnnotation(types)) restore(obj, col, code)
+  } else if (types !== null && typeof types === 'object' && !Array.isArray(types)) {
+    for (const [col, code] of Object.entries(types)) restore(obj, col, code)
   }
   return obj
 }
@@ -107,6 +147,8 @@ export interface DataFileOptions {
   readonly maxBytes: number
   /** gzip level 1–9. */
   readonly level: number
+  /** Columns declared `float`: whole values are written as `1.0`. */
+  readonly floats?: ReadonlySet<string>
 }
 
 /** Uncompressed bytes per gzip member: big enough for a full compression window, small enough to keep memory flat. */
@@ -143,7 +185,7 @@ export class DataFileWriter {
 
   /** Appends a row; resolves when there is room again (back-pressure), or returns undefined right away. */
   write(row: Row): Promise<void> | undefined {
-    const line = encodeRow(row)
+    const line = encodeRow(row, this.options.floats)
     if (!this.current) this.open()
     const cur = this.current!
     let wait: Promise<void> | undefined
@@ -167,8 +209,9 @@ export class DataFileWriter {
     return [...this.files]
   }
 
-  /** Stops writing and discards the file in progress. */
-  abort(err?: Error): void {
+  /** Stops writing and deletes what was written: the file in progress and every file finished before it. */
+  async abort(err?: Error): Promise<void> {
+    const finished = this.files.splice(0)
     for (const job of this.queue.splice(0)) job.catch(() => undefined)
     this.out?.destroy(err ?? new Error('aborted'))
     this.writing = Promise.resolve()
@@ -176,6 +219,7 @@ export class DataFileWriter {
     this.out = undefined
     this.current = undefined
     this.used = 0
+    for (const f of finished) await this.datastore.delete(f.path)
   }
 
   private open(): void {
@@ -231,13 +275,29 @@ export class DataFileWriter {
 /** Bytes of decompressed text parsed into one chunk of rows. */
 const PARSE_SLICE = 64 * 1024
 
-/** Reads the rows of one gzip JSON-lines data file, restoring `_types`; errors name the file and line. */
-export async function* readDataFile(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row> {
-  for await (const chunk of readDataFileChunks(datastore, path, signal)) yield* chunk
+/** What a commit record promises about a data file: a reader checks it got exactly that. */
+export interface ExpectedContent {
+  readonly rows: number
+  /** Uncompressed bytes. */
+  readonly bytes: number
 }
 
-/** Like readDataFile, in arrays of rows (one per decompressed block). */
-export async function* readDataFileChunks(datastore: Datastore, path: string, signal?: AbortSignal): AsyncGenerator<Row[]> {
+/** Reads the rows of one gzip JSON-lines data file, restoring `_types`; errors name the file and line. */
+export async function* readDataFile(datastore: Datastore, path: string, signal?: AbortSignal, expected?: ExpectedContent): AsyncGenerator<Row> {
+  for await (const chunk of readDataFileChunks(datastore, path, signal, expected)) yield* chunk
+}
+
+function mismatch(path: string, what: string, got: number, want: number): AnchoviesError {
+  return new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `data file ${path} holds ${got} ${what} but its commit record says ${want}: the file was cut short or changed after it was committed; restore it from a backup (nothing of it was loaded)`)
+}
+
+/**
+ * Like readDataFile, in arrays of rows (one per decompressed block). With `expected` (what the commit record
+ * says), the uncompressed bytes are counted as they arrive and the rows at the end: a file cut at a gzip member
+ * boundary still inflates cleanly, and only this check tells it from the real one. Rows of a file that fails the
+ * check are not all yielded: the last chunk is held back until the count is known.
+ */
+export async function* readDataFileChunks(datastore: Datastore, path: string, signal?: AbortSignal, expected?: ExpectedContent): AsyncGenerator<Row[]> {
   const input = await datastore.readStream(path)
   const decoder = new StringDecoder('utf8')
   let rest = ''
@@ -250,8 +310,12 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
       throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `data file ${path} line ${lineNo}: ${(err as Error).message}`, { cause: err })
     }
   }
+  let bytes = 0
+  let held: Row[] | undefined
   try {
     for await (const block of inflateMembers(input)) {
+      bytes += block.length
+      if (expected && bytes > expected.bytes) throw mismatch(path, 'bytes (at least)', bytes, expected.bytes)
       // Parse in slices: a member's whole 1 MiB at once makes bigger strings and row arrays than GC handles well.
       for (let at = 0; at < block.length; at += PARSE_SLICE) {
         signal?.throwIfAborted()
@@ -260,11 +324,22 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
         rest = lines.pop() ?? ''
         const rows: Row[] = []
         for (const line of lines) if (line) rows.push(parse(line))
-        if (rows.length) yield rows
+        if (rows.length) {
+          if (held) yield held
+          held = rows
+        }
       }
     }
     rest += decoder.end()
-    if (rest.trim()) yield [parse(rest)]
+    if (rest.trim()) {
+      if (held) yield held
+      held = [parse(rest)]
+    }
+    if (expected) {
+      if (bytes !== expected.bytes) throw mismatch(path, 'bytes', bytes, expected.bytes)
+      if (lineNo !== expected.rows) throw mismatch(path, 'rows', lineNo, expected.rows)
+    }
+    if (held) yield held
   } catch (err) {
     if (err instanceof AnchoviesError) throw err
     throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { AnchoviesError } from '../errors.js'
 import { joinPath, validateName } from '../names.js'
 import { parseTable, tableRecord } from '../tables.js'
-import type { JsonValue, Row, Table } from '../types.js'
-import { DataFileWriter, readDataFileChunks, type WrittenFile } from './data-file.js'
+import type { ColumnType, JsonValue, Row, Table } from '../types.js'
+import { DataFileWriter, readDataFileChunks, type ExpectedContent, type WrittenFile } from './data-file.js'
 import type { Datastore } from './datastore.js'
 
 /** What every store is built with. */
@@ -35,15 +35,24 @@ export function encodeCheckpoint(value: JsonValue): string {
   return JSON.stringify(value)
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
 /**
  * Decodes checkpoint file text: JSON when it parses, else the raw string. Text that cannot have been written
- * whole (empty, NUL or invalid UTF-8, JSON cut short) is reported as corrupt rather than read as a value.
+ * whole (empty, NUL or invalid UTF-8, JSON cut short) is reported as corrupt rather than read as a value; a
+ * correctly encoded U+FFFD is an ordinary character.
  */
-export function decodeCheckpoint(text: string, where = 'checkpoint'): JsonValue {
+export function decodeCheckpoint(data: string | Uint8Array, where = 'checkpoint'): JsonValue {
+  let text: string
+  try {
+    text = typeof data === 'string' ? data : utf8.decode(data)
+  } catch {
+    throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where} is corrupt (not valid UTF-8): restore it or delete the key deliberately with anchovy checkpoint delete`)
+  }
   try {
     return JSON.parse(text) as JsonValue
   } catch {
-    if (text === '' || /[\u0000\ufffd]/.test(text) || /^[\s{["]/.test(text)) {
+    if (text === '' || text.includes('\u0000') || /^[\s{["]/.test(text)) {
       throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where} is corrupt (${text === '' ? 'empty' : 'not a complete value'}): restore it or delete the key deliberately with anchovy checkpoint delete`)
     }
     return text
@@ -58,15 +67,24 @@ export class CheckpointStore {
     return `${anchovyHome(this.ctx)}/$checkpoints`
   }
 
-  /** Every committed checkpoint. */
-  async load(): Promise<Map<string, JsonValue>> {
+  /**
+   * Every committed checkpoint. A damaged file is an error, unless `replaced` says its key is about to be set or
+   * deleted deliberately (its raw text is returned then).
+   */
+  async load(replaced?: (key: string) => boolean): Promise<Map<string, JsonValue>> {
     const out = new Map<string, JsonValue>()
     const dir = this.dir()
     for (const e of await this.ctx.datastore.list(dir)) {
       const key = e.path.slice(dir.length + 1)
       if (key.includes('/')) continue
       const raw = await this.ctx.datastore.read(e.path)
-      if (raw) out.set(key, decodeCheckpoint(raw.toString('utf8'), e.path))
+      if (!raw) continue
+      try {
+        out.set(key, decodeCheckpoint(raw, e.path))
+      } catch (err) {
+        if (!replaced?.(key)) throw err
+        out.set(key, raw.toString('latin1'))
+      }
     }
     return out
   }
@@ -193,21 +211,26 @@ export interface TableWriter {
   write(row: Row): Promise<void> | undefined
   /** Finishes writing; the files become visible only when the batch commits. */
   close(): Promise<WrittenFile[]>
-  /** Discards what was written. */
-  abort(err?: Error): void
+  /** Discards what was written (deletes every file this writer finished, too). */
+  abort(err?: Error): Promise<void> | void
 }
 
 /** The data files of an anchovy: gzip JSON lines under `data/<table>/`. */
 export class DataBuffer {
   constructor(protected readonly ctx: StoreContext) {}
 
-  /** A writer for `table`'s rows in this batch; `unique` makes file names unique to the run and batch. */
-  writer(table: string, unique: string): TableWriter {
+  /**
+   * A writer for `table`'s rows in this batch; `unique` makes file names unique to the run and batch (recovery finds
+   * the files of a batch that never committed by it, so every file name must contain `.<unique>-`); `columns` are
+   * the table's declared types.
+   */
+  writer(table: string, unique: string, columns: Readonly<Record<string, ColumnType>> = {}): TableWriter {
     const dir = `${anchovyHome(this.ctx)}/data/${validateName('table name', table)}`
     const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)
     const maxBytes = Number(this.ctx.settings.data_file_max_bytes ?? 64 * 1024 * 1024)
     const level = Number(this.ctx.settings.data_compression_level ?? 1)
-    return new DataFileWriter(this.ctx.datastore, (i) => `${dir}/${stamp}.${unique}-${String(i).padStart(4, '0')}.json.gz`, { maxBytes, level })
+    const floats = new Set(Object.keys(columns).filter((c) => columns[c] === 'float'))
+    return new DataFileWriter(this.ctx.datastore, (i) => `${dir}/${stamp}.${unique}-${String(i).padStart(4, '0')}.json.gz`, { maxBytes, level, ...(floats.size ? { floats } : {}) })
   }
 
   /** Reads one data file's rows. */
@@ -215,9 +238,12 @@ export class DataBuffer {
     for await (const chunk of this.readChunks(path, signal)) yield* chunk
   }
 
-  /** Reads one data file's rows in arrays (one per decompressed block: the fast path). */
-  readChunks(path: string, signal?: AbortSignal): AsyncGenerator<Row[]> {
-    return readDataFileChunks(this.ctx.datastore, path, signal)
+  /**
+   * Reads one data file's rows in arrays (one per decompressed block: the fast path); with `expected` (from its
+   * commit record) a file that does not hold exactly that many rows and bytes fails, naming the file.
+   */
+  readChunks(path: string, signal?: AbortSignal, expected?: ExpectedContent): AsyncGenerator<Row[]> {
+    return readDataFileChunks(this.ctx.datastore, path, signal, expected)
   }
 
   /** The data files of `table` of `anchovyId`, by name (for datastores without commit records). */

@@ -5,7 +5,7 @@ import type { Row } from '../types.js'
 import { fanOut } from './channel.js'
 import { rowStream } from './row-stream.js'
 import type { Chain, Plan } from './plan.js'
-import type { StagingScope } from './scope.js'
+import type { Stage } from '../datastore/stage.js'
 import { AnchoviesError } from '../errors.js'
 
 /** Per-table bookkeeping of a running chain. */
@@ -21,7 +21,8 @@ export interface ChainEnv {
   readonly plan: Plan
   readonly base: Omit<RunState, 'task' | 'signal' | 'checkpoints' | 'logger'>
   readonly logger: Logger
-  readonly scope: StagingScope
+  /** Where the chain's changes wait for the batch commit. */
+  readonly stage: Stage
   readonly signal: AbortSignal
   readonly queueSize: number
   readonly progressMs: number
@@ -92,7 +93,7 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
 
   const stateFor = (key: string): RunState => {
     const task = env.tasks.get(key)!
-    return { ...env.base, task: task.info, signal, checkpoints: env.scope, logger: env.logger.child({ table: key }) }
+    return { ...env.base, task: task.info, signal, checkpoints: env.stage, logger: env.logger.child({ table: key }) }
   }
   const ctxFor = (key: string, output?: string): StreamContext => {
     const p = env.plan.tables.get(key)!
@@ -103,6 +104,7 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
       task: env.tasks.get(taskKey)!.info,
       signal,
       logger: env.logger.child({ table: taskKey }),
+      stage: env.stage,
     }
   }
 

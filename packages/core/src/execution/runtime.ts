@@ -1,25 +1,22 @@
-import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { BatchInfo, RunState, SessionInfo, TaskInfo } from '../context/context.js'
-import { currentState, runWith } from '../context/context.js'
+import type { BatchInfo, RunState, SessionInfo } from '../context/context.js'
 import type { Settings } from '../config/load-config.js'
+import { AnchovyState } from '../datastore/anchovy-state.js'
 import { CommitLog } from '../datastore/commit-log.js'
-import type { Datastore, DatastoreLock } from '../datastore/datastore.js'
+import type { Datastore } from '../datastore/datastore.js'
+import type { Stage } from '../datastore/stage.js'
 import { anchovyHome, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
 import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isAnchoviesError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
 import type { Operator, OperatorRuntime } from '../operators/operator.js'
 import { qualifiedName } from '../tables.js'
-import type { Table, TaskPhase, TaskType } from '../types.js'
-import { META, readMembers } from '../decorators/metadata.js'
+import type { Table } from '../types.js'
 import { openConnections, type OpenConnection } from '../connections/manager.js'
-import { runChain, type TableTask } from './chain-runner.js'
 import { globMatch } from './glob.js'
-import { planBatch } from './plan.js'
-import { withDeadline } from './deadline.js'
-import { errData, TaskLog } from './task-log.js'
-import { CommittedCheckpoints, StagingScope } from './scope.js'
+import { closeAll, Phases, type PhaseOutcome } from './phases.js'
+import { runTables } from './table-pool.js'
+import { TaskLog } from './task-log.js'
 
 /** The store classes a run uses (replaceable with `--*-cls`). */
 export interface StoreClasses {
@@ -40,7 +37,7 @@ export interface RunOptions {
   readonly stores: StoreClasses
   readonly logger: Logger
   readonly env: NodeJS.ProcessEnv
-  /** Listen to SIGTERM/SIGINT (the CLI does; tests driving a run in-process may not). */
+  /** Listen to SIGTERM/SIGINT and to a stalled event loop (the CLI does; tests driving a run in-process may not). */
   readonly handleSignals?: boolean
   /** Called as each timed phase begins (a supervising watchdog re-arms its deadline there). */
   readonly onPhase?: (phase: 'startup' | 'batch' | 'shutdown') => void
@@ -52,76 +49,130 @@ export interface RunResult {
   readonly results: Record<string, unknown>
 }
 
-/** One session of one anchovy: lock, startup, batches (once, or in a loop as a service), shutdown. */
+/**
+ * One session of one anchovy: lock and recovery (AnchovyState), startup, batches (once, or in a loop as a
+ * service), shutdown, results. Orchestration only: the commit protocol lives in AnchovyState, the table tasks in
+ * runTables, the phase tasks in Phases.
+ */
 export class AnchovyRun {
   private readonly s: Settings
   private readonly log: Logger
   private readonly storeCtx: StoreContext
-  private readonly checkpointStore: CheckpointStore
   private readonly taskStore: TaskStore
   private readonly tableStore: TableStore
   private readonly dataBuffer: DataBuffer
-  private readonly commitLog: CommitLog
+  private readonly state: AnchovyState
   private readonly session: SessionInfo
-  private readonly home: string
-  private committed!: CommittedCheckpoints
-  private sessionScope!: StagingScope
-  private operator!: Operator
+  private readonly taskLog: TaskLog
+  private readonly phases: Phases
+  private operator: Operator | undefined
   private connections: OpenConnection[] = []
-  private lock: DatastoreLock | undefined
-  private heartbeat: NodeJS.Timeout | undefined
-  private fileCounter = 0
-  private readonly runTag = randomBytes(4).toString('hex')
-  private currentBatch: { id: string; controller: AbortController } | undefined
-  private stopRequested = false
-  /** Aborted when the run must stop (timeout, signal, lost lock): bounds hooks that ignore it by abort_grace. */
+  private currentBatch: AbortController | undefined
+  /** Aborted when the run must stop (timeout, signal, lost lock, stall): bounds hooks that ignore it by abort_grace. */
   private readonly stopping = new AbortController()
   private wake: (() => void) | undefined
+  private stopRequested = false
   private timedOut = false
   private configError = false
   private failed = false
-  private lockLost: Error | undefined
-  private readonly tableRecords = new Map<string, string>()
-  private readonly taskLog: TaskLog
+  private lockLost = false
 
   constructor(private readonly opts: RunOptions) {
     this.s = opts.settings
     validateName('anchovy id', this.s.id)
     validateName('user', this.s.user)
     this.storeCtx = { datastore: opts.datastore, user: this.s.user, anchovyId: this.s.id, settings: this.s }
-    this.checkpointStore = new opts.stores.checkpoint(this.storeCtx)
     this.taskStore = new opts.stores.task(this.storeCtx)
     this.tableStore = new opts.stores.table(this.storeCtx)
     this.dataBuffer = new opts.stores.dataBuffer(this.storeCtx)
-    this.home = anchovyHome(this.storeCtx)
-    this.commitLog = new CommitLog(opts.datastore, this.home)
     const now = new Date()
-    const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${this.runTag}`
-    this.session = {
-      anchovyId: this.s.id,
-      user: this.s.user,
-      sessionId,
-      operator: opts.operatorClass.name,
-      startedAt: now,
-      upstream: [...this.s.upstream],
-      service: this.s.service,
-    }
+    const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${Math.random().toString(16).slice(2, 10).padEnd(8, '0')}`
+    this.session = { anchovyId: this.s.id, user: this.s.user, sessionId, operator: opts.operatorClass.name, startedAt: now, upstream: [...this.s.upstream], service: this.s.service }
     this.log = opts.logger.child({ anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: sessionId })
+    this.state = new AnchovyState(this.storeCtx, { checkpoint: new opts.stores.checkpoint(this.storeCtx), table: this.tableStore, dataBuffer: this.dataBuffer }, this.log)
     this.taskLog = new TaskLog(this.taskStore, this.session, this.log)
+    this.phases = new Phases({
+      log: this.log,
+      taskLog: this.taskLog,
+      abortGraceMs: this.s.abort_grace * 1000,
+      operator: () => this.operator,
+      state: (batch, stage, signal, task) => this.contextState(batch, stage, signal, task),
+    })
   }
 
   /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
   async run(): Promise<RunResult> {
-    const ttl = this.s.lock_ttl * 1000
-    this.lock = await this.opts.datastore.lock(`${this.home}/$lock`, ttl)
-    this.heartbeat = setInterval(() => {
-      this.lock?.renew().catch((err: unknown) => {
-        this.lockLost = err as Error
-        this.log.error({ err }, 'lost the run lock; aborting')
-        this.requestStop(err as Error)
-      })
-    }, Math.max(1000, ttl / 3))
-    this.heartbeat.unref()
+    await this.state.open(this.s.lock_ttl * 1000, (err) => {
+      this.lockLost = true
+      this.log.error({ err }, 'lost the run lock; aborting')
+      this.requestStop(err)
+    })
+    const listen = this.listen()
+    let exitCode: number = EXIT.OK
+    let results: Record<string, unknown> = {}
+    try {
+      this.opts.onPhase?.('startup')
+      const started = await this.timed(this.stopping, () => this.phases.run('STARTUP', null, async () => {
+        this.operator = new this.opts.operatorClass()
+        this.operator.runtime = this.operatorRuntime()
+        this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log).catch((err: unknown) => {
+          this.configError = isAnchoviesError(err, 'ANCH_ERR_CONNECTION_MISSING')
+          throw err
+        })
+        await this.phases.hooks('startup')
+      }, this.state.session, this.stopping.signal))
+      this.count(started)
+      if (started === 'ok') await this.batches()
+      this.opts.onPhase?.('shutdown')
+      const shutdown = new AbortController()
+      this.stopping.signal.addEventListener('abort', () => shutdown.abort(this.stopping.signal.reason), { once: true })
+      if (this.stopping.signal.aborted) shutdown.abort(this.stopping.signal.reason)
+      const ended = await this.timed(shutdown, () => this.phases.run('SHUTDOWN', null, async () => {
+        try {
+          await this.phases.hooks('shutdown')
+        } finally {
+          const open = this.connections
+          this.connections = []
+          await closeAll(open)
+        }
+        await this.state.commit(this.state.session, { sessionId: this.session.sessionId, batchId: null })
+      }, this.state.session, shutdown.signal))
+      this.count(ended)
+      // Data files of abandoned tables (timeout, signal) may still be in flight: leave the marker for the next run.
+      await this.state.finish(!this.timedOut && !this.stopRequested)
+    } finally {
+      listen()
+      await this.taskLog.flush()
+      results = this.taskLog.results(this.failed || this.timedOut || this.lockLost)
+      exitCode = this.configError ? EXIT.USAGE : this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
+      results.exit_code = exitCode
+      try {
+        await this.taskStore.writeResults(this.session.sessionId, redact(JSON.stringify(results, null, 2)))
+      } catch (err) {
+        this.log.error({ err }, 'could not write the run results')
+      }
+      await this.state.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
+    }
+    return { exitCode, results }
+  }
+
+  private async batches(): Promise<void> {
+    for (let n = 0; ; n++) {
+      await this.runBatch(n)
+      if (!this.s.service || this.stopRequested || this.timedOut || this.lockLost) return
+      if (this.s.max_batches > 0 && n + 1 >= this.s.max_batches) return
+      await this.pause(this.s.interval * 1000)
+      if (this.stopRequested) return
+    }
+  }
+
+  /**
+   * Signals and stalls (CLI only). A second signal exits at once. A stall is an event loop with nothing left to
+   * do while the run waits: user code awaits a promise that can never settle, and node would exit 13 with no
+   * results and the lock held; instead the run stops with a clear error.
+   */
+  private listen(): () => void {
+    if (!this.opts.handleSignals) return () => undefined
     const onSignal = (sig: NodeJS.Signals): void => {
       if (this.stopRequested) {
         this.log.warn({ signal: sig }, 'second signal: exiting now')
@@ -130,64 +181,25 @@ export class AnchovyRun {
       this.log.info({ signal: sig }, 'stopping: aborting the current batch, committing what completed')
       this.requestStop(new AnchoviesError('ANCH_ERR_ABORTED', `batch aborted by ${sig}`))
     }
-    if (this.opts.handleSignals) {
-      process.on('SIGTERM', onSignal)
-      process.on('SIGINT', onSignal)
+    const onStall = (): void => {
+      this.failed = true
+      const err = new AnchoviesError('ANCH_ERR_STALLED', 'the run stalled: a hook, source or sink awaits a promise that can never settle (nothing left to wait for); stopping')
+      this.log.error({ err }, err.message)
+      this.requestStop(err)
     }
-    let exitCode: number = EXIT.OK
-    let results: Record<string, unknown> = {}
-    try {
-      await this.recover()
-      this.opts.onPhase?.('startup')
-      const startedOk = await this.phaseTask('STARTUP', null, async () => {
-        this.operator = new this.opts.operatorClass()
-        this.operator.runtime = this.operatorRuntime()
-        this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log)
-        await this.hooks('startup')
-      }, undefined, this.stopping.signal)
-      if (startedOk) {
-        for (let n = 0; ; n++) {
-          await this.runBatch(n)
-          if (!this.s.service || this.stopRequested || this.timedOut || this.lockLost) break
-          if (this.s.max_batches > 0 && n + 1 >= this.s.max_batches) break
-          await this.pause(this.s.interval * 1000)
-          if (this.stopRequested) break
-        }
-      }
-      this.opts.onPhase?.('shutdown')
-      await this.phaseTask('SHUTDOWN', null, async () => {
-        try {
-          await this.hooks('shutdown')
-        } finally {
-          await this.closeConnections()
-        }
-        if (!this.sessionScope.empty) await this.commit(this.sessionScope, null, [])
-        // Data files of abandoned tables (timeout) may still be in flight: leave the marker for the next run then.
-        if (!this.timedOut && !this.stopRequested) await this.opts.datastore.delete(this.inflightPath())
-      }, undefined, this.stopping.signal)
-    } finally {
-      if (this.opts.handleSignals) {
-        process.off('SIGTERM', onSignal)
-        process.off('SIGINT', onSignal)
-      }
-      clearInterval(this.heartbeat)
-      await this.taskLog.flush()
-      results = this.taskLog.results(this.failed || this.timedOut || this.lockLost !== undefined)
-      exitCode = this.configError ? EXIT.USAGE : this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
-      results.exit_code = exitCode
-      try {
-        await this.taskStore.writeResults(this.session.sessionId, redact(JSON.stringify(results, null, 2)))
-      } catch (err) {
-        this.log.error({ err }, 'could not write the run results')
-      }
-      await this.lock.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    process.on('beforeExit', onStall)
+    return () => {
+      process.off('SIGTERM', onSignal)
+      process.off('SIGINT', onSignal)
+      process.off('beforeExit', onStall)
     }
-    return { exitCode, results }
   }
 
   private requestStop(reason?: Error): void {
     this.stopRequested = true
-    if (reason) this.currentBatch?.controller.abort(reason)
+    if (reason) this.currentBatch?.abort(reason)
     if (!this.stopping.signal.aborted) this.stopping.abort(reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'the run is stopping'))
     this.wake?.()
   }
@@ -203,42 +215,26 @@ export class AnchovyRun {
     this.wake = undefined
   }
 
-  /** Re-applies the newest commit (a crash may have stopped after the record and before the files), then loads checkpoints. */
-  private async recover(): Promise<void> {
-    const latest = await this.commitLog.latest()
-    if (latest) {
-      await this.checkpointStore.apply(latest.checkpoints, latest.deleted_checkpoints)
-      await this.tableStore.apply(latest.tables)
-      await this.commitLog.repairHead()
+  /** Runs `work` under `-t`: when it overruns, the run times out and `controller` aborts (the work gets abort_grace). */
+  private async timed<T>(controller: AbortController, work: () => Promise<T>): Promise<T> {
+    const seconds = this.s.execution_timeout
+    const timer = seconds ? setTimeout(() => {
+      this.timedOut = true
+      this.log.error({ seconds }, 'execution timeout: aborting')
+      const err = new AnchovyExecutionTimeout(seconds)
+      controller.abort(err)
+      if (!this.stopping.signal.aborted) this.stopping.abort(err)
+    }, seconds * 1000) : undefined
+    try {
+      return await work()
+    } finally {
+      clearTimeout(timer)
     }
-    await this.removeOrphans(latest?.files ?? [])
-    this.committed = new CommittedCheckpoints(await this.checkpointStore.load())
-    this.sessionScope = new StagingScope(this.committed)
-    for (const t of await this.tableStore.load()) this.tableRecords.set(t.name, JSON.stringify(this.tableStore.record(t)))
   }
 
-  /** `$inflight.json` names the batch that may be writing data files (written at XOPEN, removed at shutdown). */
-  private inflightPath(): string {
-    return `${this.home}/$inflight.json`
-  }
-
-  /**
-   * Deletes the data files of a batch that a crash stopped before it committed (they were never visible to
-   * anyone). Only the batch named in `$inflight.json` can have left any, and only the newest commit can hold its
-   * files, so this costs nothing after a clean run.
-   */
-  private async removeOrphans(latestFiles: readonly { path: string }[]): Promise<void> {
-    const raw = await this.opts.datastore.read(this.inflightPath())
-    if (!raw) return
-    const tag = (JSON.parse(raw.toString('utf8')) as { tag?: unknown }).tag
-    if (typeof tag === 'string' && /^[0-9a-f]+-[0-9]+$/.test(tag)) {
-      const committed = new Set(latestFiles.map((f) => f.path))
-      const orphans = (await this.opts.datastore.list(`${this.home}/data`)).filter((e) => e.path.includes(`.${tag}-`) && !committed.has(e.path))
-      for (const e of orphans) await this.opts.datastore.delete(e.path)
-      const partial = (await this.opts.datastore.sweep?.(`${this.home}/data`)) ?? 0
-      if (orphans.length + partial) this.log.info({ files: orphans.length, partial_files: partial, batch: tag }, 'removed data files of a batch that never committed')
-    }
-    await this.opts.datastore.delete(this.inflightPath())
+  private count(outcome: PhaseOutcome): PhaseOutcome {
+    if (outcome === 'failed') this.failed = true
+    return outcome
   }
 
   private operatorRuntime(): OperatorRuntime {
@@ -249,82 +245,28 @@ export class AnchovyRun {
       anchovyId: this.s.id,
       configTables: this.opts.configTables,
       tableStore: this.tableStore,
-      checkpointStore: this.checkpointStore,
+      checkpointStore: this.state.checkpointStore,
       dataBuffer: this.dataBuffer,
       logger: this.log,
-      commitLog: (id: string) => (id === this.s.id ? this.commitLog : new CommitLog(this.opts.datastore, anchovyHome(this.storeCtx, id))),
-      stageFiles: (table, files) => {
-        const scope = currentState()?.checkpoints
-        ;(scope instanceof StagingScope ? scope : this.sessionScope).stage(table, files)
-      },
-      uniqueFileTag: () => `${this.runTag}-${this.currentBatch?.id ?? 'session'}-${String(this.fileCounter++).padStart(4, '0')}`,
+      commitLog: (id: string) => (id === this.s.id ? this.state.log : new CommitLog(this.opts.datastore, anchovyHome(this.storeCtx, id))),
+      uniqueFileTag: () => this.state.fileTag(),
     }
   }
 
-  private baseState(batch?: BatchInfo, scope: StagingScope = this.sessionScope, signal: AbortSignal = new AbortController().signal): RunState {
+  private contextState(batch: BatchInfo | undefined, stage: Stage | undefined, signal: AbortSignal | undefined, task: RunState['task']): RunState {
     return {
       session: this.session,
       ...(batch ? { batch } : {}),
+      ...(task ? { task } : {}),
       logger: this.log,
-      signal,
-      checkpoints: scope,
+      signal: signal ?? new AbortController().signal,
+      checkpoints: stage ?? this.state.session,
       validateKey: (k) => validateName('checkpoint key', k),
     }
   }
 
-  private async hooks(phase: TaskPhase, ...args: unknown[]): Promise<void> {
-    const hooks = readMembers<TaskPhase[]>(META.hooks, this.operator, true)
-    for (const [name, phases] of hooks) {
-      if (phases.includes(phase)) await (this.operator as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args)
-    }
-  }
-
-  /** Runs a phase (STARTUP, XOPEN, XCLOSE, SHUTDOWN) as a logged task; a failure runs the error phase. */
-  private async phaseTask(type: TaskType, batch: BatchInfo | null, fn: (task: TaskInfo) => Promise<void>, scope?: StagingScope, signal?: AbortSignal): Promise<boolean> {
-    const task: TaskInfo & { data: Record<string, unknown> } = { type, table: null, data: {} }
-    const started = new Date()
-    const state = { ...this.baseState(batch ?? undefined, scope, signal), task }
-    let error: unknown
-    try {
-      const work = runWith(state, () => fn(task))
-      work.catch(() => undefined)
-      await withDeadline(work, signal, this.s.abort_grace * 1000)
-    } catch (err) {
-      error = err
-    }
-    this.taskLog.record(task, batch?.batchId ?? null, started, error)
-    if (error !== undefined && isAnchoviesError(error, 'ANCH_ERR_ABORTED')) {
-      this.log.warn({ phase: type }, `${type} interrupted: the run is stopping`)
-      return false
-    }
-    if (error !== undefined) {
-      this.failed = true
-      if (type === 'STARTUP' && error instanceof AnchoviesError && error.code === 'ANCH_ERR_CONNECTION_MISSING') this.configError = true
-      this.log.error({ err: error, phase: type }, `${type} failed`)
-      await this.errorPhase(error, batch, type)
-      return false
-    }
-    return true
-  }
-
-  private async errorPhase(error: unknown, batch: BatchInfo | null, failedTask: TaskType, table?: string): Promise<void> {
-    const task: TaskInfo & { data: Record<string, unknown> } = { type: 'ERROR', table: null, data: { failed_task: failedTask, ...(table ? { tbl: table } : {}), ...errData(error) } }
-    const started = new Date()
-    let hookError: unknown
-    if (this.operator) {
-      try {
-        await runWith({ ...this.baseState(batch ?? undefined), task }, () => this.hooks('error', error, { phase: failedTask, table: table ?? null }))
-      } catch (err) {
-        hookError = err
-        this.log.error({ err }, 'an error hook failed')
-      }
-    }
-    this.taskLog.record(task, batch?.batchId ?? null, started, hookError ?? error)
-  }
-
   private select(tables: Table[]): Table[] {
-    const matches = (patterns: readonly string[], t: Table): boolean =>
-      patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
+    const matches = (patterns: readonly string[], t: Table): boolean => patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
     return tables.filter((t) => (this.s.enabled.length === 0 || matches(this.s.enabled, t)) && !matches(this.s.disabled, t))
   }
 
@@ -332,183 +274,49 @@ export class AnchovyRun {
     const batchId = String(n).padStart(3, '0')
     this.opts.onPhase?.('batch')
     const controller = new AbortController()
-    this.currentBatch = { id: batchId, controller }
+    this.currentBatch = controller
     if (this.stopRequested) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', 'batch aborted before it started'))
-    const timeout = this.s.execution_timeout
-    const timer = timeout ? setTimeout(() => {
-      this.timedOut = true
-      this.log.error({ seconds: timeout }, 'execution timeout: aborting the batch')
-      const err = new AnchovyExecutionTimeout(timeout)
-      controller.abort(err)
-      if (!this.stopping.signal.aborted) this.stopping.abort(err)
-    }, timeout * 1000) : undefined
     const selected: Table[] = []
     const batch: BatchInfo = { batchId, tables: selected, signal: controller.signal }
-    const scope = new StagingScope(this.sessionScope)
     const openedAt = new Date()
-    const batchLog = this.log.child({ batch_id: batchId })
-    let known: Table[] = []
-    const failedBefore = this.failed
-    this.failed = false
-
-    await this.phaseTask('XOPEN', batch, async (task) => {
-      await this.opts.datastore.write(this.inflightPath(), JSON.stringify({ tag: `${this.runTag}-${batchId}`, since: openedAt.toISOString() }))
-      await this.hooks('xopen')
-      known = await this.operator.discoverTbls()
-      selected.push(...this.select(known))
-      task.data.tbls = selected.map(qualifiedName)
-    }, scope, controller.signal)
-
-    const succeeded: Table[] = []
-    if (selected.length && !controller.signal.aborted) {
-      await this.runTables(batch, known, scope, controller, batchLog, succeeded)
-    }
-
-    await this.phaseTask('XCLOSE', batch, async (task) => {
-      try {
-        await this.hooks('xclose')
-      } finally {
-        const rec = await this.commit(scope, batchId, succeeded)
-        if (rec) task.data.commit = rec
+    let failed = false
+    await this.timed(controller, async () => {
+      const stage = await this.state.beginBatch(batchId)
+      let known: Table[] = []
+      const opened = await this.phases.run('XOPEN', batch, async (task) => {
+        await this.phases.hooks('xopen')
+        known = await this.operator!.discoverTbls()
+        selected.push(...this.select(known))
+        task.data.tbls = selected.map(qualifiedName)
+      }, stage, controller.signal)
+      failed = opened === 'failed'
+      let succeeded: Table[] = []
+      if (selected.length && !controller.signal.aborted) {
+        const tables = await runTables({
+          operator: this.operator!, session: this.session, batch, known, stage, controller, logger: this.log.child({ batch_id: batchId }),
+          taskLog: this.taskLog, phases: this.phases, concurrency: this.s.concurrency, queueSize: this.s.stream_queue_size,
+          progressMs: this.s.progress_interval * 1000, abortGraceMs: this.s.abort_grace * 1000, failFast: this.s.fail_fast,
+        })
+        succeeded = tables.succeeded
+        failed ||= tables.failed
       }
-    }, scope, this.stopping.signal)
-    clearTimeout(timer)
-    const status = this.failed || this.timedOut ? 'ERR' : 'OK'
-    this.failed ||= failedBefore
+      const closed = await this.phases.run('XCLOSE', batch, async (task) => {
+        try {
+          await this.phases.hooks('xclose')
+        } finally {
+          const rec = await this.state.commit(stage, { sessionId: this.session.sessionId, batchId }, succeeded)
+          if (rec) task.data.commit = rec
+        }
+      }, stage, this.stopping.signal)
+      failed ||= closed === 'failed'
+    })
+    this.failed ||= failed
+    const status = failed || this.timedOut ? 'ERR' : 'OK'
     this.taskLog.closeBatch({ batch_id: batchId, status, opened_at: openedAt.toISOString(), tbls: selected.map(qualifiedName).join(', ') })
     if (this.s.service) {
       const hb = { anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: this.session.sessionId, batch_id: batchId, status, at: new Date().toISOString(), pid: process.pid }
       this.taskLog.track(this.taskStore.writeHeartbeat(JSON.stringify(hb)), 'could not write the heartbeat')
     }
     this.currentBatch = undefined
-  }
-
-  private async runTables(batch: BatchInfo, known: Table[], scope: StagingScope, controller: AbortController, logger: Logger, succeeded: Table[]): Promise<void> {
-    const plan = planBatch(this.operator.streamMethods(), batch.tables, known)
-    for (const [key, err] of plan.failures) {
-      const table = batch.tables.find((t) => qualifiedName(t) === key)!
-      const task: TaskInfo & { data: Record<string, unknown> } = { type: 'TABLE', table, data: {} }
-      this.taskLog.record(task, batch.batchId, new Date(), err)
-      this.failed = true
-      await this.errorPhase(err, batch, 'TABLE', key)
-    }
-    const queue = [...plan.chains]
-    const worker = async (): Promise<void> => {
-      for (let chain = queue.shift(); chain; chain = queue.shift()) {
-        if (controller.signal.aborted) return
-        const chainScope = new StagingScope(scope)
-        const tasks = new Map<string, TableTask>()
-        const startedAt = new Date()
-        for (const key of chain.tables) tasks.set(key, { key, startedAt, info: { type: 'TABLE', table: plan.tables.get(key)!.table, data: {} } })
-        let error: unknown
-        const run = runChain(chain, {
-          operator: this.operator,
-          plan,
-          base: { session: this.session, batch, validateKey: (k) => validateName('checkpoint key', k) },
-          logger,
-          scope: chainScope,
-          signal: controller.signal,
-          queueSize: this.s.stream_queue_size,
-          progressMs: this.s.progress_interval * 1000,
-          tasks,
-        })
-        run.catch(() => undefined)
-        try {
-          await withDeadline(run, controller.signal, this.s.abort_grace * 1000)
-        } catch (err) {
-          error = err
-        }
-        if (error === undefined && controller.signal.aborted) error = controller.signal.reason
-        if (error === undefined) {
-          chainScope.mergeInto(scope)
-          for (const key of chain.tables) if (plan.tables.get(key)!.selected) succeeded.push(plan.tables.get(key)!.table)
-        } else {
-          chainScope.discard()
-        }
-        // Stopped by a signal or --fail-fast: whatever the table threw on its way out is not its own failure.
-        const isAbort = isAnchoviesError(error, 'ANCH_ERR_ABORTED') || (controller.signal.aborted && isAnchoviesError(controller.signal.reason, 'ANCH_ERR_ABORTED'))
-        for (const key of chain.tables) {
-          if (!plan.tables.get(key)!.selected) continue
-          const task = tasks.get(key)!
-          this.taskLog.record(task.info, batch.batchId, startedAt, error)
-          if (error === undefined) logger.info({ table: key, rows: task.info.data.rows, ms: Date.now() - startedAt.getTime() }, 'table done')
-        }
-        if (error !== undefined) {
-          if (!isAbort) {
-            this.failed = true
-            logger.error({ err: error, table: chain.root }, 'table failed')
-            await this.errorPhase(error, batch, 'TABLE', chain.root)
-            if (this.s.fail_fast) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', `--fail-fast: table ${chain.root} failed`))
-          }
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(this.s.concurrency, Math.max(1, plan.chains.length)) }, worker))
-  }
-
-  /** Makes a batch's staged files, checkpoints and table metadata visible in one commit record. */
-  private async commit(scope: StagingScope, batchId: string | null, tables: Table[]): Promise<Record<string, unknown> | undefined> {
-    if (this.sessionScope !== scope && !this.sessionScope.empty) {
-      this.sessionScope.mergeInto(scope)
-      this.sessionScope = new StagingScope(this.committed)
-    }
-    const { set, deleted } = scope.changes()
-    const tableRecords: Record<string, unknown>[] = []
-    for (const t of tables) {
-      if (t.namespace) continue
-      const rec = this.tableStore.record(t)
-      const text = JSON.stringify(rec)
-      if (this.tableRecords.get(t.name) !== text) tableRecords.push(rec)
-    }
-    const callbacks = [...scope.afterCommit]
-    if (scope.files.length === 0 && Object.keys(set).length === 0 && deleted.length === 0 && tableRecords.length === 0) {
-      if (this.sessionScope === scope) this.sessionScope = new StagingScope(this.committed)
-      scope.discard()
-      await this.runAfterCommit(callbacks)
-      return undefined
-    }
-    const rec = await this.commitLog.append({
-      anchovy_id: this.s.id,
-      anchovy_user: this.s.user,
-      session_id: this.session.sessionId,
-      batch_id: batchId,
-      committed_at: new Date().toISOString(),
-      files: [...scope.files],
-      checkpoints: set,
-      deleted_checkpoints: deleted,
-      tables: tableRecords,
-    })
-    this.committed.apply(set, deleted)
-    for (const r of tableRecords) this.tableRecords.set(String(r.name), JSON.stringify(r))
-    if (this.sessionScope === scope) this.sessionScope = new StagingScope(this.committed)
-    scope.discard()
-    await this.checkpointStore.apply(set, deleted)
-    await this.tableStore.apply(tableRecords)
-    await this.runAfterCommit(callbacks)
-    this.log.info({ batch_id: batchId, seq: rec.seq, files: rec.files.length, checkpoints: Object.keys(set).length + deleted.length }, 'committed')
-    return { seq: rec.seq, files: rec.files.length, rows: rec.files.reduce((n, f) => n + f.rows, 0) }
-  }
-
-  private async runAfterCommit(callbacks: (() => Promise<void> | void)[]): Promise<void> {
-    for (const fn of callbacks) {
-      try {
-        await fn()
-      } catch (err) {
-        this.log.warn({ err }, 'an afterCommit callback failed (the batch is committed)')
-      }
-    }
-  }
-
-  private async closeConnections(): Promise<void> {
-    const errors: unknown[] = []
-    for (const c of [...this.connections].reverse()) {
-      try {
-        await c.close()
-      } catch (err) {
-        errors.push(err)
-      }
-    }
-    this.connections = []
-    if (errors.length) throw new AnchoviesError('ANCH_ERR_CONNECTION', `closing ${errors.length} connection(s) failed`, { cause: errors[0] })
   }
 }

@@ -5,13 +5,14 @@ import { Operator, type Rows, type StreamContext } from './operator.js'
 /** An operator that pulls data from a source into the datastore; every row goes to the default sink. */
 export class Downloader extends Operator {
   /**
-   * Writes every row of every table to the datastore's data buffer (gzip JSON lines under `data/<table>/`).
-   * The files become visible to uploaders when the batch commits. Redefine this method without `@sink` to turn it off.
+   * Writes every row of every table to the datastore's data buffer (gzip JSON lines under `data/<table>/`), staged
+   * in the task's stage: the files become visible to uploaders when the batch commits, and are deleted if the task
+   * fails. Redefine this method without `@sink` to turn it off.
    */
   @sink('*')
   async defaultSink(rows: Rows, ctx: StreamContext): Promise<void> {
     const table = ctx.output ?? ctx.table
-    const writer = this.runtime.dataBuffer.writer(table.name, this.runtime.uniqueFileTag())
+    const writer = ctx.stage.writer(table)
     try {
       for await (const chunk of chunksOf(rows)) {
         for (const row of chunk) {
@@ -20,12 +21,11 @@ export class Downloader extends Operator {
         }
       }
       const files = await writer.close()
-      this.runtime.stageFiles(table.name, files)
       const data = ctx.task.data
       data.files = ((data.files as number | undefined) ?? 0) + files.length
       data.bytes = ((data.bytes as number | undefined) ?? 0) + files.reduce((n, f) => n + f.bytes, 0)
     } catch (err) {
-      writer.abort(err as Error)
+      await writer.abort(err as Error)
       throw err
     }
   }

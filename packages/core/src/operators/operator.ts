@@ -5,7 +5,7 @@ import type { SettingSpec } from '../config/settings.js'
 import type { CommitLog, CommittedFile } from '../datastore/commit-log.js'
 import type { Datastore } from '../datastore/datastore.js'
 import type { CheckpointStore, DataBuffer, TableStore } from '../datastore/stores.js'
-import type { WrittenFile } from '../datastore/data-file.js'
+import type { Stage } from '../datastore/stage.js'
 import type { Row, Table } from '../types.js'
 import { readMembers, META, type StreamMeta } from '../decorators/metadata.js'
 import { bareTable, mergeTables } from '../tables.js'
@@ -21,6 +21,11 @@ export interface StreamContext {
   /** Aborted on failure of a sibling, execution timeout or SIGTERM/SIGINT: stop promptly. */
   readonly signal: AbortSignal
   readonly logger: Logger
+  /**
+   * Where this table task's changes wait for the batch commit: data files (`stage.writer(table)`), checkpoints and
+   * afterCommit callbacks. Discarded, with the files written into it, when the task fails.
+   */
+  readonly stage: Stage
 }
 
 /** What the runtime gives an operator (internal; plugins use it through Operator members). */
@@ -36,9 +41,7 @@ export interface OperatorRuntime {
   readonly logger: Logger
   /** The commit log of `anchovyId` (the running anchovy or an upstream one). */
   commitLog(anchovyId: string): CommitLog
-  /** Records files written in the current table task; they become visible when its batch commits. */
-  stageFiles(table: string, files: readonly WrittenFile[]): void
-  /** A name part unique to this run, batch and writer. */
+  /** A name part unique to this run, batch and writer (for files a batch writes besides data files). */
   uniqueFileTag(): string
 }
 

@@ -1,6 +1,5 @@
 import { source } from '../decorators/index.js'
 import { AnchoviesError } from '../errors.js'
-import { currentState } from '../context/context.js'
 import type { Row, Table } from '../types.js'
 import { Operator, type StreamContext, type UpstreamFile } from './operator.js'
 
@@ -19,33 +18,42 @@ export interface UpstreamPosition {
 
 /**
  * An operator that reads what upstream anchovies (`-U`) committed and pushes it into a target; plugins add the
- * sink. Every committed upstream file is read exactly once, in commit order; the position advances only when
- * the table's sink succeeded and the batch commits.
+ * sink. Every committed upstream file is read exactly once, in commit order, and checked against what its commit
+ * record says; the position advances only when the table's sink succeeded and the batch commits.
  */
 export class Uploader extends Operator {
   /** Reads, table by table, the upstream rows not yet uploaded (in chunks of rows: sinks may use `rows.chunks()`). */
   @source('*')
   async *defaultSource(ctx: StreamContext): AsyncGenerator<Row[]> {
-    const files = await this.pendingFiles(ctx.table)
+    const files = await this.pendingFiles(ctx)
     ctx.task.data.files = files.length
-    for (const file of files) yield* this.runtime.dataBuffer.readChunks(file.path, ctx.signal)
+    for (const file of files) yield* this.readUpstream(file, ctx.signal)
     const last = files.at(-1)
-    if (last) this.advance(ctx.table, last)
+    if (last) this.advance(ctx, last)
   }
 
-  /** The committed upstream files of `table` after the current position, in commit order (bounded by `upload_batch_size`). */
-  async pendingFiles(table: Table): Promise<UpstreamFile[]> {
+  /**
+   * The rows of one upstream file; a file with commit record figures that does not hold exactly those rows and
+   * bytes (cut short, truncated at a gzip member boundary, replaced) fails naming the file.
+   */
+  readUpstream(file: UpstreamFile, signal?: AbortSignal): AsyncGenerator<Row[]> {
+    return this.runtime.dataBuffer.readChunks(file.path, signal, file.seq > 0 ? { rows: file.rows, bytes: file.bytes } : undefined)
+  }
+
+  /** The committed upstream files of the task's table after its position, in commit order (bounded by `upload_batch_size`). */
+  async pendingFiles(ctx: StreamContext): Promise<UpstreamFile[]> {
+    const table = ctx.table
     const up = table.namespace
     if (!up) {
       throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${table.name} has no upstream anchovy: start the uploader with -U <downloader id>`)
     }
-    const pos = this.position(table)
+    const pos = this.position(ctx)
     const limit = Number(this.runtime.settings.upload_batch_size ?? 0)
     const log = this.runtime.commitLog(up)
     const out: UpstreamFile[] = []
     let bytes = 0
     const seqs = await log.sequences(pos.seq)
-    if (seqs.length === 0 && pos.seq === 0 && !(await log.exists())) {
+    if (seqs.length === 0 && pos.seq === 0 && !(await log.usesCommits())) {
       // A datastore written by the Python implementation: every data file is committed; order by name.
       for (const path of await this.runtime.dataBuffer.files(up, table.name)) {
         const name = path.slice(path.lastIndexOf('/') + 1)
@@ -54,10 +62,14 @@ export class Uploader extends Operator {
       }
       return out
     }
+    const dir = `${this.runtime.user}/${up}/data/${table.name}/`
     for (const seq of seqs) {
       const rec = await log.read(seq)
       for (const f of rec.files) {
         if (f.table !== table.name) continue
+        if (!f.path.startsWith(dir) || f.path.slice(dir.length).includes('/')) {
+          throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `commit ${seq} of ${up} names ${f.path}, which is not a data file of ${table.name} (${dir}…)`)
+        }
         out.push({ ...f, anchovyId: up, seq, id: `${up}/${f.path}` })
         bytes += f.bytes
       }
@@ -66,20 +78,18 @@ export class Uploader extends Operator {
     return out
   }
 
-  /** The current position over an upstream table (as of this task). */
-  position(table: Table): UpstreamPosition {
-    const v = currentState()?.checkpoints.get(positionKey(table)) as UpstreamPosition | undefined
-    return v && typeof v === 'object' && typeof v.seq === 'number' ? v : { seq: 0 }
+  /** The current position over the task's upstream table (as of this task). */
+  position(ctx: StreamContext): UpstreamPosition {
+    const v = ctx.stage.get(positionKey(ctx.table)) as UpstreamPosition | undefined
+    return v && typeof v === 'object' && !Array.isArray(v) && Number.isInteger(v.seq) && v.seq >= 0 ? v : { seq: 0 }
   }
 
   /**
    * Moves the position to the end of `file` (the last file read). It is staged in the table task and committed
    * with the batch only if the whole table succeeded, so a failed sink leaves the position where it was.
    */
-  advance(table: Table, file: UpstreamFile): void {
-    const state = currentState()
-    if (!state) throw new AnchoviesError('ANCH_ERR_CONTEXT', 'advance() must run inside a table task')
+  advance(ctx: StreamContext, file: UpstreamFile): void {
     const pos: UpstreamPosition = file.seq === 0 ? { seq: 0, file: file.path.slice(file.path.lastIndexOf('/') + 1) } : { seq: file.seq }
-    state.checkpoints.set(positionKey(table), { ...pos })
+    ctx.stage.set(positionKey(ctx.table), { ...pos })
   }
 }
