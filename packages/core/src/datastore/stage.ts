@@ -69,7 +69,7 @@ export class Stage implements CheckpointScope {
       },
       abort: (err) => {
         this.open.delete(inner)
-        inner.abort(err)
+        return inner.abort(err)
       },
     }
   }
@@ -95,8 +95,9 @@ export class Stage implements CheckpointScope {
   /** Drops what was staged: the data files written here are deleted (they were never visible to anyone). */
   async discard(): Promise<void> {
     const paths = this.files.map((f) => f.path)
-    for (const w of this.open) w.abort()
+    const writers = [...this.open]
     this.clear()
+    await Promise.all(writers.map((w) => w.abort()))
     if (paths.length) await this.owner.deleteFiles(paths)
   }
 

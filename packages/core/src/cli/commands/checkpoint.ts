@@ -107,6 +107,8 @@ export function checkpointCommand(): Command {
       const all = del.opts<{ all?: boolean }>().all
       const values = await committed(src, (k) => all === true || keys.some((p) => globMatch(p, k)))
       const doomed = [...values.keys()].filter((k) => all || keys.some((p) => globMatch(p, k)))
+      // A key named exactly is deleted even when its file is gone (how a damaged checkpoint is repaired).
+      for (const k of keys) if (!/[*?[]/.test(k) && !doomed.includes(k)) doomed.push(validateName('checkpoint key', k))
       if (!doomed.length) {
         process.stderr.write('no matching checkpoints\n')
         return

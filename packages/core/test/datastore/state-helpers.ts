@@ -1,0 +1,3 @@
+export { AnchovyState, CheckpointStore, DataBuffer, FilesystemDatastore, TableStore } from '../../src/index.js'
+export type { Datastore, StoreContext } from '../../src/index.js'
+export { bareTable } from '../../src/tables.js'
