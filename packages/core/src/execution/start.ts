@@ -60,7 +60,7 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true, gi
   const stores: Record<string, unknown> = {}
   for (const [key, builtins] of Object.entries(BUILTIN_COMPONENTS)) {
     const ref = settings[key] as string | undefined
-    if (!ref || builtins[ref]) {
+    if (!ref || Object.hasOwn(builtins, ref)) {
       stores[key] = builtins[ref ?? 'default']
       continue
     }

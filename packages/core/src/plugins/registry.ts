@@ -49,9 +49,19 @@ async function doImport(specifier: string, cwd: string): Promise<Record<string, 
   }
 }
 
+/** The module of a plugin short name, else the name itself (own keys only: names come from the command line). */
+function moduleOf(name: string): string {
+  return (Object.hasOwn(BUILTIN_PLUGINS, name) ? BUILTIN_PLUGINS[name] : undefined) ?? name
+}
+
+/** An own property of a module namespace or a plugin's map, never an inherited one (`toString`, `constructor`). */
+function own(obj: object | undefined, key: string): unknown {
+  return obj && Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined
+}
+
 /** Loads a plugin by short name (`sftp`), package name or module path. */
 export async function loadPlugin(name: string, cwd = process.cwd()): Promise<Plugin> {
-  const mod = await importModule(BUILTIN_PLUGINS[name] ?? name, cwd)
+  const mod = await importModule(moduleOf(name), cwd)
   const plugin = mod.default
   if (!isPlugin(plugin)) {
     throw new AnchoviesError('ANCH_ERR_PLUGIN_LOAD', `${name} does not default-export definePlugin({...})`)
@@ -76,10 +86,9 @@ export async function resolveClass<T = unknown>(ref: string, kind: 'operators' |
     moduleName = ref.slice(0, dot)
     className = ref.slice(dot + 1)
   }
-  const mod = await importModule(BUILTIN_PLUGINS[moduleName] ?? moduleName, cwd)
+  const mod = await importModule(moduleOf(moduleName), cwd)
   const plugin = isPlugin(mod.default) ? mod.default : undefined
-  const fromPlugin = (plugin?.[kind] as Record<string, unknown> | undefined)?.[className]
-  const value = fromPlugin ?? mod[className]
+  const value = own(plugin?.[kind] as object | undefined, className) ?? own(mod, className)
   if (typeof value !== 'function') {
     const available = Object.keys((plugin?.[kind] as object | undefined) ?? {})
     throw new AnchoviesError(

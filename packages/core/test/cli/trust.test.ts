@@ -347,3 +347,17 @@ describe('trust: every run ends with a result', () => {
   })
 })
 
+
+describe('trust: class references named after Object.prototype members', () => {
+  it('-op and --*-cls with constructor, toString, __proto__ … get a clear error, never a TypeError', async () => {
+    const ds = tempDir()
+    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      for (const args of [['-op', `${name}.X`], ['-op', `sftp.${name}`], ['-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:${name}`], ['-op', `${TRUST}:Counter`, '--task-store-cls', name], ['-op', `${TRUST}:Counter`, '--checkpoint-cls', `sftp.${name}`]]) {
+        const r = await runCli(['start', ...args, '--id', 'p'], { env })
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+        expect(r.stderr, args.join(' ')).not.toMatch(/TypeError|is not a function|at .*\.js:\d+/)
+      }
+    }
+  }, 120_000)
+})
