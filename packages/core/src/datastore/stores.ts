@@ -15,6 +15,14 @@ export interface StoreContext {
   readonly settings: Readonly<Record<string, unknown>>
 }
 
+/** The store classes a run uses (replaceable with `--*-cls`). */
+export interface StoreClasses {
+  checkpoint: new (ctx: StoreContext) => CheckpointStore
+  task: new (ctx: StoreContext) => TaskStore
+  table: new (ctx: StoreContext) => TableStore
+  dataBuffer: new (ctx: StoreContext) => DataBuffer
+}
+
 /** `<user>/<id>` for the running anchovy or an upstream one. */
 export function anchovyHome(ctx: StoreContext, anchovyId = ctx.anchovyId): string {
   return joinPath(validateName('user', ctx.user), validateName('anchovy id', anchovyId))

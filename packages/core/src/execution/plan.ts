@@ -114,3 +114,9 @@ export function planBatch(methods: readonly StreamMethod[], selected: readonly T
   }
   return { tables: planned, chains, failures, consumers }
 }
+
+/** The tables `-e` enables (all when none is given) and `-d` does not disable, matched on bare or qualified name. */
+export function selectTables(tables: readonly Table[], enabled: readonly string[], disabled: readonly string[]): Table[] {
+  const matches = (patterns: readonly string[], t: Table): boolean => patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
+  return tables.filter((t) => (enabled.length === 0 || matches(enabled, t)) && !matches(disabled, t))
+}

@@ -1,11 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { BatchInfo, RunState, SessionInfo } from '../context/context.js'
 import type { Settings } from '../config/load-config.js'
 import { AnchovyState } from '../datastore/anchovy-state.js'
 import { CommitLog } from '../datastore/commit-log.js'
-import type { Datastore } from '../datastore/datastore.js'
 import type { Stage } from '../datastore/stage.js'
-import { anchovyHome, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
+import { anchovyHome, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
 import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isAnchoviesError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
@@ -13,41 +13,14 @@ import type { Operator, OperatorRuntime } from '../operators/operator.js'
 import { qualifiedName } from '../tables.js'
 import type { Table } from '../types.js'
 import { openConnections, type OpenConnection } from '../connections/manager.js'
-import { globMatch } from './glob.js'
 import { closeAll, Phases, type PhaseOutcome } from './phases.js'
+import { selectTables } from './plan.js'
+import { listenForStop } from './stop-signals.js'
 import { runTables } from './table-pool.js'
 import { TaskLog } from './task-log.js'
+import type { RunOptions, RunResult } from './run-options.js'
 
-/** The store classes a run uses (replaceable with `--*-cls`). */
-export interface StoreClasses {
-  checkpoint: new (ctx: StoreContext) => CheckpointStore
-  task: new (ctx: StoreContext) => TaskStore
-  table: new (ctx: StoreContext) => TableStore
-  dataBuffer: new (ctx: StoreContext) => DataBuffer
-}
-
-/** What a run needs. */
-export interface RunOptions {
-  readonly settings: Settings
-  readonly configTables: readonly Table[]
-  readonly operatorClass: new () => Operator
-  /** Connection classes of the operator's plugin, by connection id. */
-  readonly connectionClasses: Readonly<Record<string, new (attrs: Record<string, unknown>) => unknown>>
-  readonly datastore: Datastore
-  readonly stores: StoreClasses
-  readonly logger: Logger
-  readonly env: NodeJS.ProcessEnv
-  /** Listen to SIGTERM/SIGINT and to a stalled event loop (the CLI does; tests driving a run in-process may not). */
-  readonly handleSignals?: boolean
-  /** Called as each timed phase begins (a supervising watchdog re-arms its deadline there). */
-  readonly onPhase?: (phase: 'startup' | 'batch' | 'shutdown') => void
-}
-
-/** What a finished run reports. */
-export interface RunResult {
-  readonly exitCode: number
-  readonly results: Record<string, unknown>
-}
+export type { Prepared, RunOptions, RunResult } from './run-options.js'
 
 /**
  * One session of one anchovy: lock and recovery (AnchovyState), startup, batches (once, or in a loop as a
@@ -86,7 +59,7 @@ export class AnchovyRun {
     this.tableStore = new opts.stores.table(this.storeCtx)
     this.dataBuffer = new opts.stores.dataBuffer(this.storeCtx)
     const now = new Date()
-    const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${Math.random().toString(16).slice(2, 10).padEnd(8, '0')}`
+    const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${randomBytes(4).toString('hex')}`
     this.session = { anchovyId: this.s.id, user: this.s.user, sessionId, operator: opts.operatorClass.name, startedAt: now, upstream: [...this.s.upstream], service: this.s.service }
     this.log = opts.logger.child({ anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: sessionId })
     this.state = new AnchovyState(this.storeCtx, { checkpoint: new opts.stores.checkpoint(this.storeCtx), table: this.tableStore, dataBuffer: this.dataBuffer }, this.log)
@@ -98,6 +71,11 @@ export class AnchovyRun {
       operator: () => this.operator,
       state: (batch, stage, signal, task) => this.contextState(batch, stage, signal, task),
     })
+  }
+
+  /** Who is running (the supervisor of `anchovy start -t` is told before the lock is taken). */
+  get sessionInfo(): SessionInfo {
+    return this.session
   }
 
   /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
@@ -124,10 +102,7 @@ export class AnchovyRun {
       this.count(started)
       if (started === 'ok') await this.batches()
       this.opts.onPhase?.('shutdown')
-      const shutdown = new AbortController()
-      this.stopping.signal.addEventListener('abort', () => shutdown.abort(this.stopping.signal.reason), { once: true })
-      if (this.stopping.signal.aborted) shutdown.abort(this.stopping.signal.reason)
-      const ended = await this.timed(shutdown, () => this.phases.run('SHUTDOWN', null, async () => {
+      const ended = await this.timed(this.stopping, () => this.phases.run('SHUTDOWN', null, async () => {
         try {
           await this.phases.hooks('shutdown')
         } finally {
@@ -136,7 +111,7 @@ export class AnchovyRun {
           await closeAll(open)
         }
         await this.state.commit(this.state.session, { sessionId: this.session.sessionId, batchId: null })
-      }, this.state.session, shutdown.signal))
+      }, this.state.session, this.stopping.signal))
       this.count(ended)
       // Data files of abandoned tables (timeout, signal) may still be in flight: leave the marker for the next run.
       await this.state.finish(!this.timedOut && !this.stopRequested)
@@ -166,35 +141,25 @@ export class AnchovyRun {
     }
   }
 
-  /**
-   * Signals and stalls (CLI only). A second signal exits at once. A stall is an event loop with nothing left to
-   * do while the run waits: user code awaits a promise that can never settle, and node would exit 13 with no
-   * results and the lock held; instead the run stops with a clear error.
-   */
+  /** Signals and stalls (CLI only): a second signal exits at once; a stall stops the run with a clear error. */
   private listen(): () => void {
     if (!this.opts.handleSignals) return () => undefined
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (this.stopRequested) {
-        this.log.warn({ signal: sig }, 'second signal: exiting now')
-        process.exit(EXIT.FAILED)
-      }
-      this.log.info({ signal: sig }, 'stopping: aborting the current batch, committing what completed')
-      this.requestStop(new AnchoviesError('ANCH_ERR_ABORTED', `batch aborted by ${sig}`))
-    }
-    const onStall = (): void => {
-      this.failed = true
-      const err = new AnchoviesError('ANCH_ERR_STALLED', 'the run stalled: a hook, source or sink awaits a promise that can never settle (nothing left to wait for); stopping')
-      this.log.error({ err }, err.message)
-      this.requestStop(err)
-    }
-    process.on('SIGTERM', onSignal)
-    process.on('SIGINT', onSignal)
-    process.on('beforeExit', onStall)
-    return () => {
-      process.off('SIGTERM', onSignal)
-      process.off('SIGINT', onSignal)
-      process.off('beforeExit', onStall)
-    }
+    return listenForStop({
+      signal: (sig) => {
+        if (this.stopRequested) {
+          this.log.warn({ signal: sig }, 'second signal: exiting now')
+          process.exit(EXIT.FAILED)
+        }
+        this.log.info({ signal: sig }, 'stopping: aborting the current batch, committing what completed')
+        this.requestStop(new AnchoviesError('ANCH_ERR_ABORTED', `batch aborted by ${sig}`))
+      },
+      stalled: () => {
+        this.failed = true
+        const err = new AnchoviesError('ANCH_ERR_STALLED', 'the run stalled: a hook, source or sink awaits a promise that can never settle (nothing left to wait for); stopping')
+        this.log.error({ err }, err.message)
+        this.requestStop(err)
+      },
+    })
   }
 
   private requestStop(reason?: Error): void {
@@ -243,7 +208,7 @@ export class AnchovyRun {
       datastore: this.opts.datastore,
       user: this.s.user,
       anchovyId: this.s.id,
-      configTables: this.opts.configTables,
+      configTables: this.opts.tables,
       tableStore: this.tableStore,
       checkpointStore: this.state.checkpointStore,
       dataBuffer: this.dataBuffer,
@@ -265,11 +230,6 @@ export class AnchovyRun {
     }
   }
 
-  private select(tables: Table[]): Table[] {
-    const matches = (patterns: readonly string[], t: Table): boolean => patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
-    return tables.filter((t) => (this.s.enabled.length === 0 || matches(this.s.enabled, t)) && !matches(this.s.disabled, t))
-  }
-
   private async runBatch(n: number): Promise<void> {
     const batchId = String(n).padStart(3, '0')
     this.opts.onPhase?.('batch')
@@ -286,7 +246,7 @@ export class AnchovyRun {
       const opened = await this.phases.run('XOPEN', batch, async (task) => {
         await this.phases.hooks('xopen')
         known = await this.operator!.discoverTbls()
-        selected.push(...this.select(known))
+        selected.push(...selectTables(known, this.s.enabled, this.s.disabled))
         task.data.tbls = selected.map(qualifiedName)
       }, stage, controller.signal)
       failed = opened === 'failed'

@@ -7,10 +7,12 @@ import { CheckpointStore, DataBuffer, HiveTaskStore, TableStore, TaskStore } fro
 import { createLogger } from '../logging/logger.js'
 import { Operator } from '../operators/operator.js'
 import { resolveClass } from '../plugins/registry.js'
-import type { Table } from '../types.js'
-import { AnchovyRun, type RunResult, type StoreClasses } from './runtime.js'
+import type { StoreClasses } from '../datastore/stores.js'
+import type { Prepared, RunResult } from './run-options.js'
+import { AnchovyRun } from './runtime.js'
+
+export type { Prepared } from './run-options.js'
 import type { WatchdogReporter } from './watchdog.js'
-import type { SessionInfo } from '../context/context.js'
 
 /** Built-in names accepted by the `--*-cls` options. */
 export const BUILTIN_COMPONENTS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
@@ -18,15 +20,6 @@ export const BUILTIN_COMPONENTS: Readonly<Record<string, Readonly<Record<string,
   task_store_cls: { default: TaskStore, hive: HiveTaskStore },
   tbl_store_cls: { default: TableStore },
   data_buffer_cls: { default: DataBuffer },
-}
-
-/** Everything `anchovy start` resolved before running. */
-export interface Prepared {
-  readonly settings: Settings
-  readonly tables: readonly Table[]
-  readonly operatorClass: new () => Operator
-  readonly connectionClasses: Readonly<Record<string, new (attrs: Record<string, unknown>) => unknown>>
-  readonly stores: StoreClasses
 }
 
 /** Reads config, env and flags, loads the operator and the store classes; throws one error listing every problem. */
@@ -109,12 +102,8 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
   const watchdog = options.watchdog
   try {
     const run = new AnchovyRun({
-      settings: prepared.settings,
-      configTables: prepared.tables,
-      operatorClass: prepared.operatorClass,
-      connectionClasses: prepared.connectionClasses,
+      ...prepared,
       datastore,
-      stores: prepared.stores,
       logger,
       env: src.env,
       handleSignals: options.handleSignals ?? false,
@@ -130,9 +119,7 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
 
 /** Tells the supervisor the session (before the run takes its lock), so it can write the results if it must kill the run. */
 function reportSession(watchdog: WatchdogReporter, run: AnchovyRun, s: Settings): void {
-  // AnchovyRun keeps its session to itself; the supervisor needs the id to write `sessions/<id>.json`.
-  const session = (run as unknown as { readonly session?: SessionInfo }).session
-  if (!session || typeof session.sessionId !== 'string') return
+  const session = run.sessionInfo
   watchdog.session({
     sessionId: session.sessionId,
     anchovyId: session.anchovyId,

@@ -4,7 +4,7 @@ import { openDatastore } from '../../datastore/open.js'
 import { encodeCheckpoint, type StoreContext } from '../../datastore/stores.js'
 import type { ConfigSources } from '../../config/load-config.js'
 import { CORE_SETTINGS } from '../../config/settings.js'
-import { globMatch } from '../../execution/glob.js'
+import { globMatch, isGlob } from '../../execution/glob.js'
 import { prepareRun } from '../../execution/start.js'
 import { createLogger } from '../../logging/logger.js'
 import { validateName } from '../../names.js'
@@ -108,7 +108,7 @@ export function checkpointCommand(): Command {
       const values = await committed(src, (k) => all === true || keys.some((p) => globMatch(p, k)))
       const doomed = [...values.keys()].filter((k) => all || keys.some((p) => globMatch(p, k)))
       // A key named exactly is deleted even when its file is gone (how a damaged checkpoint is repaired).
-      for (const k of keys) if (!/[*?[]/.test(k) && !doomed.includes(k)) doomed.push(validateName('checkpoint key', k))
+      for (const k of keys) if (!isGlob(k) && !doomed.includes(k)) doomed.push(validateName('checkpoint key', k))
       if (!doomed.length) {
         process.stderr.write('no matching checkpoints\n')
         return
