@@ -47,11 +47,10 @@ export class AnchovyExecutionTimeout extends AnchoviesError {
 /** Raised when a second run of the same anchovy finds the lock held; the CLI exits 75. */
 export class AnchovyLocked extends AnchoviesError {
   override name = 'AnchovyLocked'
-  constructor(readonly holder: { host: string; pid: number; since: string }, where: string) {
-    super(
-      'ANCH_ERR_LOCKED',
-      `${where} is already running on host ${holder.host} (pid ${holder.pid}, since ${holder.since})`,
-    )
+  constructor(readonly holder: { host: string; pid: number; since: string; supervisor_pid?: number }, where: string) {
+    // With a supervisor (`anchovy start -t`) its pid is the one to signal; the run's own process follows.
+    const run = holder.supervisor_pid ? `; run process ${holder.pid}` : ''
+    super('ANCH_ERR_LOCKED', `${where} is already running on host ${holder.host} (pid ${holder.supervisor_pid ?? holder.pid}, since ${holder.since}${run})`)
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
-import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo } from '@anchovies/core'
+import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo, type LockOwner } from '@anchovies/core'
 import { BlobServiceClient, type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from '@azure/storage-blob'
 import { BlockBlobWriter, contentHeaders } from './block-blob-writer.js'
 import { resolveCredential, type CredentialKind } from './credentials.js'
@@ -304,8 +304,8 @@ export class BlobDatastore implements Datastore {
     this.rememberEtag(name, undefined)
   }
 
-  lock(path: string, ttlMs: number): Promise<DatastoreLock> {
-    return acquireLeaseLock(this, path, ttlMs)
+  lock(path: string, ttlMs: number, owner?: LockOwner): Promise<DatastoreLock> {
+    return acquireLeaseLock(this, path, ttlMs, owner)
   }
 
   readLock(path: string): Promise<LockInfo | undefined> {

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import { AnchoviesError, AnchovyLocked, type DatastoreLock, type LockInfo } from '@anchovies/core'
+import { AnchoviesError, AnchovyLocked, lockOwner, type DatastoreLock, type LockInfo, type LockOwner } from '@anchovies/core'
 import { downloadWhole, type BlobDatastore } from './blob-datastore.js'
 import { failureOf, type CallOptions } from './retry.js'
 
@@ -21,12 +21,12 @@ export function leaseSeconds(ttlMs: number): number {
  * Exactly one of several concurrent callers gets the lease; the others get AnchovyLocked naming the holder.
  * An expired lease (its holder stopped renewing) is simply acquired: that is the takeover.
  */
-export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: number): Promise<DatastoreLock> {
+export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: number, owner?: LockOwner): Promise<DatastoreLock> {
   const seconds = leaseSeconds(ttlMs)
   const client = ds.blob(path)
   const lease = client.getBlobLeaseClient(randomUUID())
   const now = new Date().toISOString()
-  const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex') }
+  const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex'), ...lockOwner(owner) }
   const where = path.replace(/\/?\$lock$/, '')
   const quick = leaseCallOptions(ds, seconds)
   for (let attempt = 0; attempt < 5; attempt++) {

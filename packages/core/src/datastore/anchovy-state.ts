@@ -4,7 +4,7 @@ import { AnchoviesError } from '../errors.js'
 import type { JsonValue, Table } from '../types.js'
 import { CommitLog, type CommitRecord } from './commit-log.js'
 import type { WrittenFile } from './data-file.js'
-import type { Datastore, DatastoreLock } from './datastore.js'
+import type { Datastore, DatastoreLock, LockOwner } from './datastore.js'
 import { CommittedCheckpoints, Stage, type StageOwner } from './stage.js'
 import { anchovyHome, encodeCheckpoint, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TableWriter } from './stores.js'
 
@@ -88,11 +88,12 @@ export class AnchovyState implements StageOwner {
   }
 
   /**
-   * Takes the run lock (renewed every third of `ttlMs`; `onLost` is told when another holder took it), then recovers.
+   * Takes the run lock (renewed every third of `ttlMs`; `onLost` is told when another holder took it; `owner` names a
+ * supervising process), then recovers; `replaced` names checkpoint keys about to be set or deleted deliberately.
    * The lock is released again if recovery fails.
    */
-  async open(ttlMs: number, onLost: (err: Error) => void, replaced?: (key: string) => boolean): Promise<void> {
-    this.lock = await this.datastore.lock(`${this.home}/$lock`, ttlMs)
+  async open(ttlMs: number, onLost: (err: Error) => void, replaced?: (key: string) => boolean, owner?: LockOwner): Promise<void> {
+    this.lock = await this.datastore.lock(`${this.home}/$lock`, ttlMs, owner)
     this.heartbeat = setInterval(() => {
       this.lock?.renew().catch((err: unknown) => onLost(err as Error))
     }, Math.max(1000, ttlMs / 3))

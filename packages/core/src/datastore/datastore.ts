@@ -15,6 +15,17 @@ export interface LockInfo {
   readonly since: string
   readonly heartbeat: string
   readonly token: string
+  /**
+   * The pid of the `anchovy start` process supervising the holder (`-t`), when there is one: the process a user
+   * signals to stop the run. `pid` is the process that holds the lock (what staleness checks look at).
+   */
+  readonly supervisor_pid?: number
+}
+
+/** Who takes a lock besides this process. */
+export interface LockOwner {
+  /** The supervising `anchovy start` process, recorded as `supervisor_pid`. */
+  readonly supervisorPid?: number
 }
 
 /** A held run lock: renewed by the runtime while the run lives, released at exit. */
@@ -53,7 +64,7 @@ export interface Datastore {
    * Takes the run lock at `path`. Throws AnchovyLocked naming the holder when a live holder has it; a holder
    * whose heartbeat is older than `ttlMs` (or that provably died) is taken over.
    */
-  lock(path: string, ttlMs: number): Promise<DatastoreLock>
+  lock(path: string, ttlMs: number, owner?: LockOwner): Promise<DatastoreLock>
   /** Reads the lock at `path` without taking it. */
   readLock(path: string): Promise<LockInfo | undefined>
   /**
@@ -69,4 +80,9 @@ export interface DatastoreFactory {
   /** True when this factory handles `location`. */
   accepts(location: string): boolean
   open(location: string): Promise<Datastore>
+}
+
+/** The LockInfo fields that record `owner`. */
+export function lockOwner(owner: LockOwner | undefined): Pick<LockInfo, 'supervisor_pid'> {
+  return owner?.supervisorPid && owner.supervisorPid > 0 ? { supervisor_pid: owner.supervisorPid } : {}
 }

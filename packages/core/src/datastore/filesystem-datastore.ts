@@ -5,7 +5,7 @@ import * as nodePath from 'node:path'
 import { Writable, type Readable } from 'node:stream'
 import { AnchoviesError, AnchovyLocked } from '../errors.js'
 import { joinPath } from '../names.js'
-import type { Datastore, DatastoreEntry, DatastoreLock, LockInfo } from './datastore.js'
+import { lockOwner, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo, type LockOwner } from './datastore.js'
 
 /** A datastore in a local folder: atomic writes by temporary file + fsync + rename. */
 export class FilesystemDatastore implements Datastore {
@@ -137,9 +137,9 @@ export class FilesystemDatastore implements Datastore {
     }
   }
 
-  async lock(path: string, ttlMs: number): Promise<DatastoreLock> {
+  async lock(path: string, ttlMs: number, owner?: LockOwner): Promise<DatastoreLock> {
     const now = new Date().toISOString()
-    const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex') }
+    const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex'), ...lockOwner(owner) }
     const where = path.replace(/\/?\$lock$/, '')
     for (let attempt = 0; attempt < 3; attempt++) {
       if (await this.createExclusive(path, JSON.stringify(info))) return this.held(path, info)

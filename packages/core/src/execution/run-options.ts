@@ -22,6 +22,8 @@ export interface RunOptions extends Prepared {
   readonly env: NodeJS.ProcessEnv
   /** Listen to SIGTERM/SIGINT and to a stalled event loop (the CLI does; tests driving a run in-process may not). */
   readonly handleSignals?: boolean
+  /** The pid of the `anchovy start -t` process supervising this run (recorded in the lock). */
+  readonly supervisorPid?: number
   /** Called as each timed phase begins (a supervising watchdog re-arms its deadline there). */
   readonly onPhase?: (phase: 'startup' | 'batch' | 'shutdown') => void
 }

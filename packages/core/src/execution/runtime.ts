@@ -84,7 +84,7 @@ export class AnchovyRun {
       this.lockLost = true
       this.log.error({ err }, 'lost the run lock; aborting')
       this.requestStop(err)
-    })
+    }, undefined, { ...(this.opts.supervisorPid ? { supervisorPid: this.opts.supervisorPid } : {}) })
     const listen = this.listen()
     let exitCode: number = EXIT.OK
     let results: Record<string, unknown> = {}

@@ -107,7 +107,7 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
       logger,
       env: src.env,
       handleSignals: options.handleSignals ?? false,
-      ...(watchdog ? { onPhase: (phase: 'startup' | 'batch' | 'shutdown') => watchdog.phase(phase) } : {}),
+      ...(watchdog ? { onPhase: (phase: 'startup' | 'batch' | 'shutdown') => watchdog.phase(phase), supervisorPid: process.ppid } : {}),
     })
     if (watchdog) reportSession(watchdog, run, prepared.settings)
     return await run.run()
