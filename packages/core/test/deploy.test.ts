@@ -11,7 +11,7 @@ const deploy = (f: string): string => readFileSync(path.join(REPO, 'docs/deploy'
 
 /** Parses an anchovy command line with the real CLI definition, without running it. */
 async function parses(args: string[]): Promise<string> {
-  const program = buildProgram()
+  const program = await buildProgram()
   let ran = ''
   const stub = (cmd: Command): void => {
     for (const sub of cmd.commands) {

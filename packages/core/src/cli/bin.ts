@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { setCliArgv } from '../execution/watchdog.js'
+import { setCliArgv } from './argv.js'
 import { main } from './program.js'
 
 const argv = process.argv.slice(2)

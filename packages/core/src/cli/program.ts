@@ -3,11 +3,25 @@ import { Command, CommanderError } from 'commander'
 import { EXIT, isAnchoviesError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { normalizeArgv } from './options.js'
-import { startCommand } from './commands/start.js'
-import { healthcheckCommand } from './commands/healthcheck.js'
-import { checkpointCommand } from './commands/checkpoint.js'
-import { pluginCommand } from './commands/plugin.js'
-import { initCommand } from './commands/init.js'
+
+/** A command of the CLI: listed by name and summary, its module loaded only when it runs. */
+interface CommandEntry {
+  readonly name: string
+  readonly summary: string
+  load(): Promise<Command>
+}
+
+/**
+ * Every command. A module is imported only for the command that runs, so `anchovy --help` or a healthcheck probe
+ * does not load the runtime, the datastore or the plugins (hundreds of milliseconds on a small container).
+ */
+const COMMANDS: readonly CommandEntry[] = [
+  { name: 'start', summary: 'run an anchovy once, or as a service with -S', load: async () => (await import('./commands/start.js')).startCommand() },
+  { name: 'healthcheck', summary: 'exit 0 when the last run or heartbeat succeeded recently', load: async () => (await import('./commands/healthcheck.js')).healthcheckCommand() },
+  { name: 'checkpoint', summary: "read and change an anchovy's committed checkpoints", load: async () => (await import('./commands/checkpoint.js')).checkpointCommand() },
+  { name: 'plugin', summary: 'inspect plugins', load: async () => (await import('./commands/plugin.js')).pluginCommand() },
+  { name: 'init', summary: 'write a starter config.yaml into the current folder', load: async () => (await import('./commands/init.js')).initCommand() },
+]
 
 const CONFIG_ERRORS = new Set(['ANCH_ERR_CONFIG', 'ANCH_ERR_USAGE', 'ANCH_ERR_NAME', 'ANCH_ERR_PLUGIN_LOAD', 'ANCH_ERR_CONNECTION_MISSING'])
 
@@ -23,18 +37,28 @@ function version(): string {
   return pkg.version
 }
 
-/** Builds the `anchovy` program. */
-export function buildProgram(): Command {
+/** Builds the `anchovy` program with every command loaded (documentation, tests). */
+export async function buildProgram(): Promise<Command> {
+  return assemble(await Promise.all(COMMANDS.map((c) => c.load())))
+}
+
+/**
+ * The program for `argv`: the command it runs is loaded (for `help <command>`, that one), the others are only
+ * listed by name and summary.
+ */
+async function programFor(argv: readonly string[]): Promise<Command> {
+  const words = argv.filter((a) => !a.startsWith('-'))
+  const wanted = words[0] === 'help' ? words[1] : words[0]
+  return assemble(await Promise.all(COMMANDS.map(async (c) => (c.name === wanted ? c.load() : new Command(c.name).summary(c.summary)))))
+}
+
+function assemble(commands: readonly Command[]): Command {
   const program = new Command('anchovy')
     .description('anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 75 already running, 124 timeout.')
     .version(version())
     .exitOverride()
     .showHelpAfterError()
-  program.addCommand(startCommand())
-  program.addCommand(healthcheckCommand())
-  program.addCommand(checkpointCommand())
-  program.addCommand(pluginCommand())
-  program.addCommand(initCommand())
+  for (const [i, cmd] of commands.entries()) program.addCommand(cmd.summary() ? cmd : cmd.summary(COMMANDS[i]!.summary))
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {
       sub.exitOverride().showHelpAfterError()
@@ -47,7 +71,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI and returns the exit code (never throws). */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram()
+  const program = await programFor(normalizeArgv(argv))
   try {
     await program.parseAsync(normalizeArgv(argv), { from: 'user' })
     return (process.exitCode as number | undefined) ?? 0

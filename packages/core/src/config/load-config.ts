@@ -1,13 +1,19 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import * as nodePath from 'node:path'
-import YAML from 'yaml'
+import { createRequire } from 'node:module'
 import { AnchoviesError } from '../errors.js'
 import { nameProblem } from '../names.js'
 import { parseTable } from '../tables.js'
 import type { Table } from '../types.js'
 import { homeDirectory, noHomeReason, osUserName, ownValue } from './os-account.js'
 import { CORE_SETTINGS, type SettingSpec } from './settings.js'
+
+// The YAML parser is loaded on first use: most runs (a probe, flags and env only) read no document, and loading it
+// was a third of `anchovy healthcheck`'s start-up. Synchronous, because the settings are resolved synchronously.
+const requireModule = createRequire(import.meta.url)
+let yamlModule: typeof import('yaml') | undefined
+const YAML = { parse: (text: string): unknown => (yamlModule ??= requireModule('yaml') as typeof import('yaml')).parse(text) }
 
 /** Resolved settings: every declared key, typed. */
 export type Settings = Record<string, unknown> & {

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process'
+import { getCliArgv } from '../cli/argv.js'
 import { hostname } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { loadDocument, resolveSettings, type ConfigSources } from '../config/load-config.js'
@@ -76,13 +77,6 @@ export function phaseBudgetMs(phase: WatchedPhase, t: WatchdogTiming): number {
   return base + KILL_MARGIN_MS + (phase === 'batch' && t.service ? t.interval * 1000 : 0)
 }
 
-let cliArgv: readonly string[] | undefined
-
-/** Called by the CLI entry point: the arguments a supervisor gives the child it runs the same command in. */
-export function setCliArgv(argv: readonly string[]): void {
-  cliArgv = [...argv]
-}
-
 /**
  * In a child started by a supervisor: the reporter to the supervisor (the marker is removed from the
  * environment, so anchovies that user code starts are not mistaken for children). Undefined otherwise.
@@ -122,6 +116,7 @@ export interface SupervisionPlan {
  * timeout. Config problems are left for the child to report (it reads the same sources).
  */
 export function supervisionPlan(src: ConfigSources): SupervisionPlan | undefined {
+  const cliArgv = getCliArgv()
   if (!cliArgv) return undefined
   try {
     const problems: string[] = []

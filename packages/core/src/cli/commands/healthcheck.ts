@@ -4,9 +4,6 @@ import { openDatastore } from '../../datastore/open.js'
 import { anchovyHome } from '../../datastore/stores.js'
 import { EXIT } from '../../errors.js'
 import { redact } from '../../logging/secrets.js'
-import { prepareRun } from '../../execution/start.js'
-import { createLogger } from '../../logging/logger.js'
-import { openConnections } from '../../connections/manager.js'
 import { addAddressOptions } from '../options.js'
 import { addressOf, sourcesOf } from './common.js'
 import { CORE_SETTINGS } from '../../config/settings.js'
@@ -109,6 +106,8 @@ export function healthcheckCommand(): Command {
     const { latest, age } = newest!
     if (opts.connections) {
       try {
+        // Loaded only for --connections: a plain probe stays light.
+        const [{ prepareRun }, { createLogger }, { openConnections }] = await Promise.all([import('../../execution/start.js'), import('../../logging/logger.js'), import('../../connections/manager.js')])
         const src = sourcesOf(cmd, CORE_SETTINGS)
         const prepared = await prepareRun({ ...src, flags: { ...src.flags, ...(opts.operatorCls ? { operator_cls: opts.operatorCls } : {}) } })
         const operator = new prepared.operatorClass()
