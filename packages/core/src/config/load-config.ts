@@ -23,6 +23,7 @@ export type Settings = Record<string, unknown> & {
   service: boolean
   interval: number
   max_batches: number
+  follow: boolean
   execution_timeout?: number
   abort_grace: number
   upstream: string[]

@@ -109,6 +109,13 @@ export class CommitLog {
     return Array.from({ length: Math.max(0, end - afterSeq) }, (_, i) => afterSeq + 1 + i)
   }
 
+  /** The newest sequence number, cheaply (the HEAD hint, probed past): for polling readers. */
+  async end(): Promise<number> {
+    let end = (await this.head()) ?? (await this.verifiedEnd())
+    while (await this.datastore.read(this.path(end + 1))) end++
+    return end
+  }
+
   /**
    * The first commit record kept (`$commits/BASE`, written by retention before it deletes older records; 1 when
    * absent). Anything but a positive integer is corrupt.

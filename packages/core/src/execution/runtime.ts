@@ -22,6 +22,9 @@ import type { RunOptions, RunResult } from './run-options.js'
 
 export type { Prepared, RunOptions, RunResult } from './run-options.js'
 
+/** How often `--follow` looks for a new upstream commit between batches. */
+const FOLLOW_POLL_MS = 250
+
 /**
  * One session of one anchovy: lock and recovery (AnchovyState), startup, batches (once, or in a loop as a
  * service), shutdown, results. Orchestration only: the commit protocol lives in AnchovyState, the table tasks in
@@ -49,6 +52,7 @@ export class AnchovyRun {
   private configError = false
   private failed = false
   private lockLost = false
+  private readonly upstreamEnds = new Map<string, number>()
 
   constructor(private readonly opts: RunOptions) {
     this.s = opts.settings
@@ -175,14 +179,39 @@ export class AnchovyRun {
   }
 
   private async pause(ms: number): Promise<void> {
+    let poll: NodeJS.Timeout | undefined
+    let paused = true
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, ms)
       this.wake = () => {
         clearTimeout(t)
         resolve()
       }
+      if (this.s.follow && this.upstreamEnds.size) {
+        // --follow: an upstream commit ends the pause (the pipelined mode: each batch as soon as it is committed).
+        const check = async (): Promise<void> => {
+          for (const [id, seen] of this.upstreamEnds) {
+            if ((await this.commitLogOf(id).end().catch(() => seen)) > seen) return paused ? this.wake?.() : undefined
+          }
+          if (paused) poll = setTimeout(() => void check(), FOLLOW_POLL_MS)
+        }
+        poll = setTimeout(() => void check(), FOLLOW_POLL_MS)
+      }
     })
+    paused = false
+    clearTimeout(poll)
     this.wake = undefined
+  }
+
+  /** The commit log of this anchovy or an upstream one. */
+  private commitLogOf(id: string): CommitLog {
+    return id === this.s.id ? this.state.log : new CommitLog(this.opts.datastore, anchovyHome(this.storeCtx, id))
+  }
+
+  /** With --follow: the newest commit of every upstream when a batch starts (what the next pause waits past). */
+  private async noteUpstreamEnds(): Promise<void> {
+    if (!this.s.follow) return
+    for (const id of this.s.upstream) this.upstreamEnds.set(id, await this.commitLogOf(id).end().catch(() => 0))
   }
 
   /** Runs `work` under `-t`: when it overruns, the run times out and `controller` aborts (the work gets abort_grace). */
@@ -218,7 +247,7 @@ export class AnchovyRun {
       checkpointStore: this.state.checkpointStore,
       dataBuffer: this.dataBuffer,
       logger: this.log,
-      commitLog: (id: string) => (id === this.s.id ? this.state.log : new CommitLog(this.opts.datastore, anchovyHome(this.storeCtx, id))),
+      commitLog: (id: string) => this.commitLogOf(id),
       uniqueFileTag: () => this.state.fileTag(),
     }
   }
@@ -246,6 +275,7 @@ export class AnchovyRun {
     const openedAt = new Date()
     let failed = false
     const deadline = this.s.execution_timeout ? Date.now() + this.s.execution_timeout * 1000 : undefined
+    await this.noteUpstreamEnds()
     await this.timed(controller, async () => {
       const stage = await this.state.beginBatch(batchId)
       let known: Table[] = []

@@ -96,6 +96,27 @@ describe('intermediate commits', () => {
   })
 })
 
+describe('--follow (pipelined stages)', () => {
+  it('an uploader in service mode takes each intermediate commit while the downloader still runs, every row once', async () => {
+    const ds = tempDir()
+    const out = path.join(ds, 'out.jsonl')
+    // The downloader must exist before the uploader reads its tables.
+    expect((await runCli([...base(ds, 'src'), ...PAGED], { env: { TOTAL: '20', PAGE: '20' } })).code).toBe(0)
+    const follower = spawnCli([...base(ds, 'dst'), ...UPLOAD, '-U', 'src', '-S', '--interval', '60', '--follow'], { env: { OUT_FILE: out } })
+    running.add(follower)
+    const producer = spawnCli([...base(ds, 'src'), ...PAGED], { env: { TOTAL: '1000', PAGE: '20', PAGE_MS: '100', ACHVY_BATCH_MAX_ROWS: '20' } })
+    running.add(producer)
+    // Rows arrive downstream long before the downloader ends (about 5 s) and far sooner than --interval 60.
+    await waitFor(() => uploaded(out).length > 100, 30_000, 'rows uploaded while the downloader runs')
+    expect(producer.exitCode).toBeNull()
+    expect((await producer.result).code).toBe(0)
+    await waitFor(() => uploaded(out).length >= 1000, 30_000, 'every row uploaded')
+    follower.kill('SIGTERM')
+    await follower.result
+    expect(uploaded(out).sort()).toEqual(expected('src', ['events'], 1000))
+  }, 120_000)
+})
+
 describe('workers and the rest of the CLI', () => {
   it('a run without workers, and anchovy checkpoint set, are refused while a worker of the same anchovy runs', async () => {
     const ds = tempDir()
