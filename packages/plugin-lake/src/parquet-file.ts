@@ -1,0 +1,193 @@
+import { once } from 'node:events'
+import { finished } from 'node:stream/promises'
+import type { Writable } from 'node:stream'
+import { AnchoviesError, DateTime, LocalDate, type Datastore } from '@anchovies/core'
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer'
+import { asDecimal, epochDays, epochMicros, jsonText, textOf, timeMicros, type ColumnState } from './column-types.js'
+import { compressors, type Compression } from './compression.js'
+
+/** One Parquet schema element, as hyparquet-writer takes it. */
+type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number]
+
+/** The Parquet schema element of a column (every column is OPTIONAL: NULLs are allowed everywhere). */
+export function schemaElement(col: ColumnState): SchemaElement {
+  const name = col.name
+  const repetition_type = 'OPTIONAL' as const
+  switch (col.type) {
+    case 'bool':
+      return { name, type: 'BOOLEAN', repetition_type }
+    case 'int':
+      return { name, type: 'INT64', repetition_type }
+    case 'float':
+      return { name, type: 'DOUBLE', repetition_type }
+    case 'decimal':
+      return {
+        name,
+        type: 'FIXED_LEN_BYTE_ARRAY',
+        type_length: 16,
+        converted_type: 'DECIMAL',
+        logical_type: { type: 'DECIMAL', precision: 38, scale: col.scale },
+        precision: 38,
+        scale: col.scale,
+        repetition_type,
+      }
+    case 'str':
+      return { name, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' }, repetition_type }
+    case 'timestamp':
+      return { name, type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'MICROS' }, repetition_type }
+    case 'timestamptz':
+      return { name, type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' }, repetition_type }
+    case 'date':
+      return { name, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' }, repetition_type }
+    case 'time':
+      return { name, type: 'INT64', logical_type: { type: 'TIME', isAdjustedToUTC: false, unit: 'MICROS' }, repetition_type }
+    case 'bytes':
+      return { name, type: 'BYTE_ARRAY', repetition_type }
+    case 'json':
+      return { name, type: 'BYTE_ARRAY', logical_type: { type: 'JSON' }, repetition_type }
+  }
+}
+
+/** The values of one column of rows, converted to what the Parquet writer encodes for its type. */
+export function columnValues(col: ColumnState, rows: readonly Record<string, unknown>[], pick: (row: Record<string, unknown>) => unknown): unknown[] {
+  const out = new Array<unknown>(rows.length)
+  const scale = 10n ** BigInt(col.scale)
+  for (let i = 0; i < rows.length; i++) {
+    const v = pick(rows[i]!)
+    if (v === null || v === undefined) {
+      out[i] = null
+      continue
+    }
+    switch (col.type) {
+      case 'bool':
+        out[i] = v
+        break
+      case 'int':
+        out[i] = typeof v === 'bigint' ? v : BigInt(typeof v === 'boolean' ? Number(v) : (v as number))
+        break
+      case 'float':
+        out[i] = typeof v === 'number' ? v : Number(v)
+        break
+      case 'decimal': {
+        const d = asDecimal(v)!
+        out[i] = d.unscaled * (scale / 10n ** BigInt(d.scale))
+        break
+      }
+      case 'str':
+        out[i] = typeof v === 'string' ? v : textOf(v)
+        break
+      case 'timestamp':
+      case 'timestamptz':
+        out[i] = epochMicros(v as DateTime | Date)
+        break
+      case 'date':
+        out[i] = epochDays(v as LocalDate)
+        break
+      case 'time':
+        out[i] = timeMicros(v as string)
+        break
+      case 'bytes': {
+        const b = v as ArrayBufferView
+        out[i] = b instanceof Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+        break
+      }
+      case 'json':
+        out[i] = Buffer.from(jsonText(v))
+        break
+    }
+  }
+  return out
+}
+
+/** Options of one Parquet file. */
+export interface ParquetFileOptions {
+  readonly compression: Compression
+  /** Key/value metadata stored in the footer. */
+  readonly kvMetadata?: readonly { key: string; value: string }[]
+}
+
+/**
+ * A Parquet file streamed into a datastore object: row groups are encoded by hyparquet-writer and handed to the
+ * datastore's write stream as they finish (back-pressure included), so memory holds one row group, not the file.
+ */
+export class ParquetFile {
+  private readonly out: Writable
+  private readonly done: Promise<void>
+  private readonly sink: StreamWriter
+  private readonly writer: ParquetWriter
+  /** Rows written so far. */
+  rows = 0
+
+  constructor(
+    datastore: Datastore,
+    readonly path: string,
+    readonly columns: readonly ColumnState[],
+    options: ParquetFileOptions,
+  ) {
+    this.out = datastore.writeStream(path)
+    this.done = finished(this.out)
+    this.done.catch(() => undefined)
+    this.sink = new StreamWriter(this.out, this.done)
+    this.writer = new ParquetWriter({
+      writer: this.sink,
+      schema: [{ name: 'schema', num_children: columns.length }, ...columns.map(schemaElement)],
+      codec: options.compression === 'zstd' ? 'ZSTD' : 'SNAPPY',
+      compressors: compressors(),
+      createdBy: 'anchovies plugin-lake (hyparquet-writer)',
+      ...(options.kvMetadata ? { kvMetadata: [...options.kvMetadata] } : {}),
+    })
+  }
+
+  /** Bytes written so far (compressed). */
+  get bytes(): number {
+    return this.sink.offset
+  }
+
+  /** Writes `rows` as one row group. */
+  async writeGroup(rows: readonly Record<string, unknown>[], pick: (col: ColumnState) => (row: Record<string, unknown>) => unknown): Promise<void> {
+    if (rows.length === 0) return
+    const columnData = this.columns.map((c) => ({ name: c.name, data: columnValues(c, rows, pick(c)) }))
+    try {
+      await this.writer.write({ columnData: columnData as never, rowGroupSize: rows.length })
+    } catch (err) {
+      if (err instanceof AnchoviesError) throw err
+      throw new AnchoviesError('ANCH_ERR_LAKE_WRITE', `writing a row group to ${this.path}: ${(err as Error).message}`, { cause: err })
+    }
+    this.rows += rows.length
+  }
+
+  /** Writes the footer and waits until the object is stored. */
+  async close(): Promise<{ path: string; rows: number; bytes: number }> {
+    await this.writer.finish()
+    this.out.end()
+    await this.done
+    return { path: this.path, rows: this.rows, bytes: this.sink.offset }
+  }
+
+  /** Discards the file (nothing becomes visible). */
+  abort(err?: Error): void {
+    this.out.destroy(err ?? new Error('aborted'))
+  }
+}
+
+/** hyparquet-writer's Writer over a Node stream: the buffer is handed to the stream after each row group. */
+class StreamWriter extends ByteWriter {
+  constructor(
+    private readonly out: Writable,
+    private readonly done: Promise<void>,
+  ) {
+    super(1 << 20)
+  }
+
+  flush(): Promise<void> | undefined {
+    if (this.index === 0) return undefined
+    const chunk = Buffer.from(new Uint8Array(this.buffer, 0, this.index))
+    this.index = 0
+    if (this.out.write(chunk)) return undefined
+    return Promise.race([once(this.out, 'drain').then(() => undefined), this.done])
+  }
+
+  override finish(): Promise<void> | undefined {
+    return this.flush()
+  }
+}
