@@ -1,5 +1,5 @@
 import { DateTime, type Datastore, type Row, type ColumnType } from '@anchovies/core'
-import { coerceDeclared, declaredType, stateFor, widenFor, type ColumnState } from './column-types.js'
+import { coerceDeclared, declaredType, fits, stateFor, widenFor, type ColumnState } from './column-types.js'
 import type { Compression } from './compression.js'
 import { partName, partitionValue, rankOf, stagingDir, type PartitionSpec } from './layout.js'
 import type { LoadFile, SchemaChange } from './load-log.js'
@@ -145,7 +145,7 @@ export class LoadWriter {
           if (v === null || v === undefined) {
             if (!Object.hasOwn(declared, name)) continue
             this.addColumn({ name, type: declaredType(declared[name]!), scale: 0 })
-          } else this.addColumn(stateFor(name, v))
+          } else this.addColumn(Object.hasOwn(declared, name) ? declaredState(name, declared[name]!, v) : stateFor(name, v))
           changed = true
           continue
         }
@@ -256,6 +256,12 @@ export class LoadWriter {
       ...(f.maxText !== undefined ? { max: f.maxText } : {}),
     })
   }
+}
+
+/** The first state of a declared column: its declared type when the value fits it (a `time` text), else the value's. */
+function declaredState(name: string, t: ColumnType, v: unknown): ColumnState {
+  const d = declaredType(t)
+  return d === 'time' && fits('time', 0, v) ? { name, type: 'time', scale: 0 } : stateFor(name, v)
 }
 
 /** A column type as recorded in the manifest (`decimal(38,4)`). */

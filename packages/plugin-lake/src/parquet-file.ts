@@ -115,6 +115,7 @@ export class ParquetFile {
   private readonly done: Promise<void>
   private readonly sink: StreamWriter
   private readonly writer: ParquetWriter
+  private readonly schema: SchemaElement[]
   /** Rows written so far. */
   rows = 0
 
@@ -128,9 +129,10 @@ export class ParquetFile {
     this.done = finished(this.out)
     this.done.catch(() => undefined)
     this.sink = new StreamWriter(this.out, this.done)
+    this.schema = [{ name: 'schema', num_children: columns.length }, ...columns.map(schemaElement)]
     this.writer = new ParquetWriter({
       writer: this.sink,
-      schema: [{ name: 'schema', num_children: columns.length }, ...columns.map(schemaElement)],
+      schema: this.schema,
       codec: options.compression === 'zstd' ? 'ZSTD' : 'SNAPPY',
       compressors: compressors(),
       createdBy: 'anchovies plugin-lake (hyparquet-writer)',
@@ -158,6 +160,9 @@ export class ParquetFile {
 
   /** Writes the footer and waits until the object is stored. */
   async close(): Promise<{ path: string; rows: number; bytes: number }> {
+    // JSON columns are encoded from our own JSON text (hyparquet-writer's JSON conversion turns big integers into
+    // doubles); the legacy JSON annotation, which readers such as DuckDB look for, goes into the footer only.
+    for (const e of this.schema) if (e.logical_type?.type === 'JSON') e.converted_type = 'JSON'
     await this.writer.finish()
     this.out.end()
     await this.done
