@@ -23,10 +23,38 @@ export interface LoadOptions {
   readonly declared: Readonly<Record<string, ColumnType>>
 }
 
-/** A row waiting for its row group, with its `_seq`. */
-interface Pending {
-  readonly row: Row
-  readonly seq: number
+/** One column of a row-group buffer: its raw values and where its state is in the dataset's columns. */
+interface BufferedColumn {
+  readonly name: string
+  readonly values: unknown[]
+}
+
+/**
+ * Rows waiting for their row group, held as columns of raw values: a row object is garbage as soon as it is
+ * taken, and a column converts in one pass when the group is written.
+ */
+class GroupBuffer {
+  n = 0
+  readonly seqs: number[] = []
+  readonly columns = new Map<string, BufferedColumn>()
+  /** The previous row's columns in key order: rows of a table nearly always repeat it (skips the Map lookups). */
+  order: BufferedColumn[] = []
+
+  column(name: string): BufferedColumn {
+    let c = this.columns.get(name)
+    if (!c) {
+      c = { name, values: this.n ? new Array<unknown>(this.n).fill(undefined) : [] }
+      this.columns.set(name, c)
+    }
+    return c
+  }
+
+  clear(): void {
+    this.n = 0
+    this.seqs.length = 0
+    this.columns.clear()
+    this.order = []
+  }
 }
 
 interface OpenFile {
@@ -42,12 +70,14 @@ interface OpenFile {
 }
 
 /**
- * Writes one load's rows as staged Parquet files: rows are buffered up to a row group, the dataset's schema is
- * widened to hold them (a change starts new files: old files are never rewritten), and each partition streams into
- * its own file, rolled at `fileMaxRows`/`fileMaxBytes`. Nothing is visible to readers until the load commits.
+ * Writes one load's rows as staged Parquet files: rows are buffered (as columns) up to a row group, the dataset's
+ * schema is widened as values arrive (a change starts new files: old files are never rewritten), and each
+ * partition streams into its own file, rolled at `fileMaxRows`/`fileMaxBytes`. Nothing is visible to readers until
+ * the load commits.
  */
 export class LoadWriter {
-  private buffer: Pending[] = []
+  private readonly buffers = new Map<string, GroupBuffer>()
+  private buffered = 0
   private readonly open = new Map<string, OpenFile>()
   private readonly finished: LoadFile[] = []
   private columns: ColumnState[]
@@ -58,6 +88,7 @@ export class LoadWriter {
   readonly changes: SchemaChange[] = []
   private readonly loadedAt: DateTime
   private readonly staging: string
+  private readonly declared: ReadonlyMap<string, ColumnType>
 
   constructor(
     private readonly ds: Datastore,
@@ -74,6 +105,7 @@ export class LoadWriter {
     this.nextSeq = firstSeq
     this.loadedAt = DateTime.fromDate(loadedAt)
     this.staging = `${stagingDir(base)}/${String(load).padStart(10, '0')}-${tag}`
+    this.declared = new Map(Object.entries(options.declared))
   }
 
   /** Rows taken so far. */
@@ -86,18 +118,47 @@ export class LoadWriter {
     return this.columns
   }
 
-  /** Adds rows; writes a row group when the buffer is full. */
+  /** Adds rows; writes the buffered row groups when they hold `rowGroupRows` rows. */
   async add(rows: readonly Row[]): Promise<void> {
-    const declared = this.options.declared
+    const spec = this.options.partition
+    const declared = this.declared
     for (const row of rows) {
-      for (const col in declared) {
-        if (Object.hasOwn(row, col)) {
-          const v = row[col]
-          if (typeof v === 'string' || typeof v === 'bigint') row[col] = coerceDeclared(declared[col]!, v) as Row[string]
+      let key = ''
+      if (spec) key = `${spec.key}=${partitionValue(spec, Object.hasOwn(row, spec.column) ? row[spec.column] : undefined)}`
+      let buf = this.buffers.get(key)
+      if (!buf) this.buffers.set(key, (buf = new GroupBuffer()))
+      const i = buf.n
+      const order = buf.order
+      let j = 0
+      let sameOrder = true
+      // for-in is the fastest walk over a plain row's keys; inherited keys are skipped like JSON does.
+      const plain = Object.getPrototypeOf(row) === Object.prototype
+      for (const name in row) {
+        if ((!plain && !Object.hasOwn(row, name)) || RESERVED.has(name)) continue
+        let v = row[name]
+        if (declared.size && (typeof v === 'string' || typeof v === 'bigint')) {
+          const t = declared.get(name)
+          if (t) v = coerceDeclared(t, v)
         }
+        let c = sameOrder ? order[j] : undefined
+        if (!c || c.name !== name) {
+          if (sameOrder) {
+            sameOrder = false
+            order.length = j
+          }
+          c = buf.column(name)
+        }
+        if (!sameOrder) order.push(c)
+        j++
+        const values = c.values
+        while (values.length < i) values.push(undefined)
+        values.push(v)
+        this.observe(name, v)
       }
-      this.buffer.push({ row, seq: this.nextSeq++ })
-      if (this.buffer.length >= this.options.rowGroupRows) await this.flush()
+      if (sameOrder && order.length > j) order.length = j
+      buf.seqs.push(this.nextSeq++)
+      buf.n++
+      if (++this.buffered >= this.options.rowGroupRows) await this.flush()
     }
   }
 
@@ -115,76 +176,66 @@ export class LoadWriter {
     for (const f of this.finished) await this.ds.delete(f.staged).catch(() => undefined)
   }
 
-  private async flush(): Promise<void> {
-    const pending = this.buffer
-    if (pending.length === 0) return
-    this.buffer = []
-    this.widen(pending)
-    const spec = this.options.partition
-    if (!spec) return this.writeRows(undefined, pending)
-    const groups = new Map<string, Pending[]>()
-    for (const p of pending) {
-      const key = `${spec.key}=${partitionValue(spec, p.row[spec.column])}`
-      let g = groups.get(key)
-      if (!g) groups.set(key, (g = []))
-      g.push(p)
-    }
-    for (const [key, g] of groups) await this.writeRows(key, g)
-  }
-
-  /** Widens the schema to hold every value of `pending`; records new columns and widened types. */
-  private widen(pending: readonly Pending[]): void {
-    const declared = this.options.declared
-    let changed = false
-    for (const { row } of pending) {
-      for (const name in row) {
-        if (!Object.hasOwn(row, name) || RESERVED.has(name)) continue
-        const v = row[name]
-        const at = this.byName.get(name)
-        if (at === undefined) {
-          if (v === null || v === undefined) {
-            if (!Object.hasOwn(declared, name)) continue
-            this.addColumn({ name, type: declaredType(declared[name]!), scale: 0 })
-          } else this.addColumn(Object.hasOwn(declared, name) ? declaredState(name, declared[name]!, v) : stateFor(name, v))
-          changed = true
-          continue
-        }
-        const col = this.columns[at]!
-        const next = widenFor(col, v)
-        if (next !== col) {
-          this.changes.push({ load: this.load, column: name, from: describe(col), to: describe(next) })
-          this.columns[at] = next
-          changed = true
-        }
+  /** Widens the dataset's schema to hold `v` in column `name`; records new columns and widened types. */
+  private observe(name: string, v: unknown): void {
+    const at = this.byName.get(name)
+    if (at === undefined) {
+      const t = this.declared.get(name)
+      if (v === null || v === undefined) {
+        if (t) this.addColumn({ name, type: declaredType(t), scale: 0 })
+        return
       }
+      this.addColumn(t ? declaredState(name, t, v) : stateFor(name, v))
+      return
     }
-    if (changed) this.version++
+    if (v === null || v === undefined) return
+    const col = this.columns[at]!
+    if (fits(col.type, col.scale, v)) return
+    const next = widenFor(col, v)
+    if (next === col) return
+    this.changes.push({ load: this.load, column: name, from: describe(col), to: describe(next) })
+    this.columns[at] = next
+    this.version++
   }
 
   private addColumn(c: ColumnState): void {
     this.byName.set(c.name, this.columns.length)
     this.columns.push(c)
     this.changes.push({ load: this.load, column: c.name, from: null, to: describe(c) })
+    this.version++
   }
 
-  private async writeRows(partition: string | undefined, rows: Pending[]): Promise<void> {
-    const key = partition ?? ''
+  private async flush(): Promise<void> {
+    this.buffered = 0
+    for (const [key, buf] of this.buffers) {
+      if (buf.n === 0) continue
+      await this.writeRows(key, buf)
+      buf.clear()
+    }
+  }
+
+  private async writeRows(key: string, buf: GroupBuffer): Promise<void> {
+    const partition = this.options.partition ? key : undefined
     let at = 0
-    while (at < rows.length) {
+    while (at < buf.n) {
       let f = this.open.get(key)
       if (f && f.version !== this.version) {
         await this.closeFile(key)
         f = undefined
       }
       if (!f) f = await this.openFile(key, partition)
-      const room = this.options.fileMaxRows - f.file.rows
-      const part = rows.slice(at, at + room)
-      at += part.length
-      this.track(f, part)
-      await f.file.writeGroup(
-        part.map((p) => p.row),
-        (c) => this.picker(c, part),
-      )
+      const n = Math.min(this.options.fileMaxRows - f.file.rows, buf.n - at)
+      const from = at
+      const slice = (values: unknown[]): ArrayLike<unknown> => (from === 0 && n === buf.n ? values : values.slice(from, from + n))
+      const seqs = slice(buf.seqs) as ArrayLike<number>
+      this.track(f, seqs, this.options.partition ? buf.columns.get(this.options.partition.column)?.values.slice(from, from + n) : undefined)
+      await f.file.writeGroup(n, (c) => {
+        if (c.name === SEQ_COLUMN) return seqs
+        if (c.name === LOADED_AT_COLUMN) return new Array<unknown>(n).fill(this.loadedAt)
+        const values = buf.columns.get(c.name)?.values
+        return values && slice(values)
+      })
+      at += n
       // Most recently used last: the first entry is the one to finish when too many are open.
       this.open.delete(key)
       this.open.set(key, f)
@@ -192,25 +243,12 @@ export class LoadWriter {
     }
   }
 
-  /** How to read a column's value from a row (the bookkeeping columns come from the load). */
-  private picker(c: ColumnState, part: readonly Pending[]): (row: Row) => unknown {
-    if (c.name === SEQ_COLUMN) {
-      let i = 0
-      return () => part[i++]!.seq
-    }
-    if (c.name === LOADED_AT_COLUMN) return () => this.loadedAt
-    const name = c.name
-    return (row) => (Object.hasOwn(row, name) ? row[name] : undefined)
-  }
-
-  private track(f: OpenFile, part: readonly Pending[]): void {
-    if (part.length === 0) return
-    if (f.file.rows === 0) f.firstSeq = part[0]!.seq
-    f.lastSeq = part.at(-1)!.seq
-    const spec = this.options.partition
-    if (!spec) return
-    for (const { row } of part) {
-      const v = row[spec.column]
+  private track(f: OpenFile, seqs: ArrayLike<number>, values: readonly unknown[] | undefined): void {
+    if (seqs.length === 0) return
+    if (f.file.rows === 0) f.firstSeq = seqs[0]!
+    f.lastSeq = seqs[seqs.length - 1]!
+    if (!values) return
+    for (const v of values) {
       const r = rankOf(v)
       if (r === undefined) continue
       if (f.min === undefined || (typeof f.min === typeof r && r < f.min)) {
