@@ -221,6 +221,7 @@ export async function recoverDataset(ds: Datastore, base: string, table: Record<
     for (const f of rec.files) {
       keep.add(f.staged)
       if (staged.has(f.staged)) await publish(ds, f.staged, f.path)
+      else if (!(await exists(ds, f.path))) throw corrupt(path, `its file ${f.path} is neither published nor staged`)
     }
     apply(state, rec)
     publishedThrough = seq
@@ -229,6 +230,12 @@ export async function recoverDataset(ds: Datastore, base: string, table: Record<
   for (const path of staged) if (!keep.has(path)) await ds.delete(path)
   if (pending.length) await writeManifest(ds, state, publishedThrough, table)
   return state
+}
+
+/** Whether an object exists (listing its folder: no download). */
+async function exists(ds: Datastore, path: string): Promise<boolean> {
+  const dir = path.slice(0, path.lastIndexOf('/'))
+  return (await ds.list(dir)).some((e) => e.path === path)
 }
 
 /** Commits a load: its record is created exclusively (two writers never both win), then its files published. */

@@ -149,7 +149,16 @@ export class ParquetFile {
   /** Writes `n` rows as one row group; `raw` gives a column's values (undefined: all NULL). */
   async writeGroup(n: number, raw: (col: ColumnState) => ArrayLike<unknown> | undefined): Promise<void> {
     if (n === 0) return
-    const columnData = this.columns.map((c) => ({ name: c.name, data: columnValues(c, raw(c), n) }))
+    // Columns are converted when the writer reaches them, and only the latest is kept: memory holds one converted
+    // column at a time, not the whole row group twice.
+    let cached: { index: number; data: unknown[] } | undefined
+    const columnData = this.columns.map((c, index) => ({
+      name: c.name,
+      get data(): unknown[] {
+        if (cached?.index !== index) cached = { index, data: columnValues(c, raw(c), n) }
+        return cached.data
+      },
+    }))
     try {
       await this.writer.write({ columnData: columnData as never, rowGroupSize: n })
     } catch (err) {
