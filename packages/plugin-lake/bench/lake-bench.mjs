@@ -1,7 +1,8 @@
 // Benchmark: BENCH_ROWS rows (default 1,000,000) x 8 columns from an anchovies datastore to Parquet on local disk with
 // lake.ParquetUploader, against DuckDB's `COPY (SELECT * FROM read_csv(...)) TO 'x.parquet'` of the same rows as
-// CSV, each in its own process, BENCH_RUNS times (default 5). Prints medians, the spread, rows/s, MB/s (of the CSV
-// text, the same for both), peak RSS and the ratio of the medians (uploader / DuckDB).
+// CSV, each in its own process, BENCH_RUNS times (default 5). Also measures the floor: an uploader that only reads
+// the upstream rows (core's datastore reading, which every uploader pays). Prints medians, the spread, rows/s, MB/s
+// (of the CSV text, the same for all), peak RSS and the ratios of the medians against DuckDB.
 import { spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
@@ -61,12 +62,15 @@ try {
   const csvMb = statSync(`${dir}/items.csv`).size / 1e6
   const lake = []
   const duck = []
+  const floor = []
   for (let r = 0; r < RUNS; r++) {
     const l = await measure([BIN, 'start', '-op', 'lake.ParquetUploader', '--id', `lake_${r}`, '-U', 'gen'], dir, { ...env, ACHVY_CNXN__LAKE__URL: `${dir}/lake_${r}`, ACHVY_LAKE_COMPRESSION: COMPRESSION })
     const d = await measure([nodePath.join(HERE, 'duckdb-copy.mjs'), `${dir}/items.csv`, `${dir}/duck_${r}.parquet`], dir, {})
+    const f = await measure([BIN, 'start', '-op', `${nodePath.join(HERE, 'null-uploader.mjs')}:NullUploader`, '--id', `null_${r}`, '-U', 'gen'], dir, env)
     lake.push(l)
     duck.push(d)
-    console.log(`run ${r + 1}: lake ${l.ms.toFixed(0)} ms, ${l.rssMb.toFixed(0)} MB; duckdb ${d.ms.toFixed(0)} ms, ${d.rssMb.toFixed(0)} MB`)
+    floor.push(f)
+    console.log(`run ${r + 1}: lake ${l.ms.toFixed(0)} ms, ${l.rssMb.toFixed(0)} MB; duckdb ${d.ms.toFixed(0)} ms, ${d.rssMb.toFixed(0)} MB; read-only floor ${f.ms.toFixed(0)} ms, ${f.rssMb.toFixed(0)} MB`)
     rmSync(`${dir}/lake_${r}`, { recursive: true, force: true })
   }
   const report = (name, xs) => {
@@ -80,7 +84,9 @@ try {
   console.log(`\n${ROWS} rows x 8 columns, ${csvMb.toFixed(1)} MB as CSV, ${RUNS} runs, lake compression ${COMPRESSION}`)
   const a = report('lake.ParquetUploader', lake)
   const b = report('duckdb COPY from CSV', duck)
+  const c = report('read-only floor', floor)
   console.log(`ratio (uploader / duckdb, medians): ${(a / b).toFixed(2)} (goal <= 2.0)`)
+  console.log(`ratio (read-only floor / duckdb): ${(c / b).toFixed(2)}; Parquet writing adds ${(a - c).toFixed(0)} ms (${(((a - c) / b)).toFixed(2)} x duckdb)`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }
