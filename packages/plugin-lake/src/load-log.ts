@@ -105,7 +105,7 @@ export function checkRecord(base: string, path: string, raw: unknown, seq: numbe
   if (total !== o.rows) throw corrupt(path, `its files hold ${total} rows but it says ${String(o.rows)}`)
   if (!Array.isArray(o.columns)) throw corrupt(path, 'columns is not a list')
   for (const [i, c] of (o.columns as Record<string, unknown>[]).entries()) {
-    if (!c || typeof c !== 'string' && typeof c !== 'object') throw corrupt(path, `columns[${i}] is not an object`)
+    if (!c || typeof c !== 'object') throw corrupt(path, `columns[${i}] is not an object`)
     str(c.name, `columns[${i}].name`)
     if (typeof c.type !== 'string' || !(LAKE_TYPES as readonly string[]).includes(c.type)) throw corrupt(path, `columns[${i}].type is not one of ${LAKE_TYPES.join(', ')}`)
     if (typeof c.scale !== 'number' || !Number.isInteger(c.scale) || c.scale < 0 || c.scale > 38) throw corrupt(path, `columns[${i}].scale is not 0–38`)
