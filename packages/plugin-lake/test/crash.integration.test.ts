@@ -72,5 +72,5 @@ describe('SIGKILL during an export', () => {
     expect(outside.filter((p) => !/^code=c\d+\/part-\d{10}-\d{5}\.parquet$/.test(p))).toEqual([])
     expect(files.filter((p) => p.startsWith('_anchovies/staging/'))).toEqual([])
     console.log(`${kills} kills; ${outside.length} files; ${files.filter((p) => p.startsWith('_anchovies/loads/')).length} loads`)
-  }, 600_000)
+  }, FULL ? 3_000_000 : 600_000)
 })
