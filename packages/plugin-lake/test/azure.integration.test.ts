@@ -67,4 +67,25 @@ describe('an Azure Blob lake (Azurite, through plugin-azblob)', () => {
     for (const n of names.filter((p) => p.endsWith('.json'))) texts.push((await lake.read(n))!.toString('utf8'))
     for (const text of texts) expect(text.includes(az.key)).toBe(false)
   })
+
+  it('a run killed right after its load committed is published on the blob lake by the next run, without duplicates', async () => {
+    const dir = `${t.dir}/killed`
+    mkdirSync(dir)
+    writeFileSync(`${dir}/config.yaml`, 'tbls:\n  items:\n    file_max_rows: 400\n')
+    const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'az', ACHVY_LOG_LEVEL: 'warn' }
+    expect((await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, { ...env, ACHVY_TEST_ROWS: '1000' })).code).toBe(0)
+    const lakeUrl = az.url('lake', 'killed')
+    const upEnv = { ...env, ACHVY_CNXN__LAKE__URL: lakeUrl, AZURE_STORAGE_KEY: az.key }
+    const up = ['start', '-op', `${FIXTURES}/operators.js:DyingUploader`, '--id', 'gen_lake', '-U', 'gen']
+    expect((await anchovy(up, dir, { ...upEnv, LAKE_DIE_AFTER_COMMIT: '1' })).signal).toBe('SIGKILL')
+    const lake = await BlobDatastore.open(lakeUrl, { env: { AZURE_STORAGE_KEY: az.key } })
+    expect((await lake.list('gen/items')).filter((e) => e.path.endsWith('.parquet'))).toEqual([])
+    const r = await anchovy(up, dir, upEnv)
+    expect(r.code, r.stderr).toBe(0)
+    const names = await download(lake, 'gen/items', `${dir}/copy`)
+    expect(names.filter((n) => n.includes('/staging/'))).toEqual([])
+    expect(names.filter((n) => n.endsWith('.parquet'))).toHaveLength(3)
+    const [all] = await duck(`select count(*) as n, count(distinct id) as ids from ${readLake(`${dir}/copy/gen/items`)}`)
+    expect(all).toEqual({ n: 1000n, ids: 1000n })
+  })
 })
