@@ -1,0 +1,92 @@
+// Benchmark: BENCH_ROWS rows (default 1,000,000) x 8 columns from an anchovies datastore to Parquet on local disk with
+// lake.ParquetUploader, against DuckDB's `COPY (SELECT * FROM read_csv(...)) TO 'x.parquet'` of the same rows as
+// CSV, each in its own process, BENCH_RUNS times (default 5). Also measures the floor: an uploader that only reads
+// the upstream rows (core's datastore reading, which every uploader pays). Prints medians, the spread, rows/s, MB/s
+// (of the CSV text, the same for all), peak RSS and the ratios of the medians against DuckDB.
+import { spawn } from 'node:child_process'
+import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import * as nodePath from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const HERE = nodePath.dirname(fileURLToPath(import.meta.url))
+const ROOT = nodePath.resolve(HERE, '../../..')
+const BIN = nodePath.join(ROOT, 'packages/core/dist/cli/bin.js')
+const OPERATORS = nodePath.resolve(HERE, '../test/fixtures/operators.js')
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const COMPRESSION = process.env.BENCH_COMPRESSION ?? 'snappy'
+
+function measure(args, cwd, env) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint()
+    const proc = spawn(process.execPath, ['--import', nodePath.join(HERE, 'rss.mjs'), ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    proc.stderr.on('data', (d) => (err += d))
+    proc.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6
+      if (code !== 0) return reject(new Error(`${args.join(' ')} exited ${code}: ${err.slice(-2000)}`))
+      const kb = Number(/BENCH_MAXRSS_KB (\d+)/.exec(err)?.[1] ?? 0)
+      resolve({ ms, rssMb: kb / 1024 })
+    })
+  })
+}
+
+/** The same rows as the Generate test downloader, as CSV. */
+async function writeCsv(file) {
+  const out = createWriteStream(file)
+  out.write('id,name,amount,flag,note,qty,code,score\n')
+  let buf = ''
+  for (let i = 0; i < ROWS; i++) {
+    buf += `${i},name ${i % 1000},${i * 0.25},${i % 2 === 0},note ${i},${i % 97},c${i % 13},${(i % 1000) / 7}\n`
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await once(out, 'drain')
+      buf = ''
+    }
+  }
+  out.end(buf)
+  await once(out, 'finish')
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const spread = (xs) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`
+
+const dir = mkdtempSync(nodePath.join(tmpdir(), 'anch-lake-bench-'))
+try {
+  const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'bench', ACHVY_LOG_LEVEL: 'warn' }
+  writeFileSync(`${dir}/config.yaml`, 'tbls:\n  items: {}\n')
+  console.log(`preparing ${ROWS} rows x 8 columns (datastore and CSV)…`)
+  await measure([BIN, 'start', '-op', `${OPERATORS}:Generate`, '--id', 'gen'], dir, { ...env, ACHVY_TEST_ROWS: String(ROWS) })
+  await writeCsv(`${dir}/items.csv`)
+  const csvMb = statSync(`${dir}/items.csv`).size / 1e6
+  const lake = []
+  const duck = []
+  const floor = []
+  for (let r = 0; r < RUNS; r++) {
+    const l = await measure([BIN, 'start', '-op', 'lake.ParquetUploader', '--id', `lake_${r}`, '-U', 'gen'], dir, { ...env, ACHVY_CNXN__LAKE__URL: `${dir}/lake_${r}`, ACHVY_LAKE_COMPRESSION: COMPRESSION })
+    const d = await measure([nodePath.join(HERE, 'duckdb-copy.mjs'), `${dir}/items.csv`, `${dir}/duck_${r}.parquet`], dir, {})
+    const f = await measure([BIN, 'start', '-op', `${nodePath.join(HERE, 'null-uploader.mjs')}:NullUploader`, '--id', `null_${r}`, '-U', 'gen'], dir, env)
+    lake.push(l)
+    duck.push(d)
+    floor.push(f)
+    console.log(`run ${r + 1}: lake ${l.ms.toFixed(0)} ms, ${l.rssMb.toFixed(0)} MB; duckdb ${d.ms.toFixed(0)} ms, ${d.rssMb.toFixed(0)} MB; read-only floor ${f.ms.toFixed(0)} ms, ${f.rssMb.toFixed(0)} MB`)
+    rmSync(`${dir}/lake_${r}`, { recursive: true, force: true })
+  }
+  const report = (name, xs) => {
+    const ms = median(xs.map((x) => x.ms))
+    console.log(
+      `${name.padEnd(22)} median ${ms.toFixed(0)} ms (spread ${spread(xs.map((x) => x.ms))}), ${((ROWS / ms) * 1000).toFixed(0)} rows/s, ` +
+        `${((csvMb / ms) * 1000).toFixed(1)} MB/s, peak RSS median ${median(xs.map((x) => x.rssMb)).toFixed(0)} MB (max ${Math.max(...xs.map((x) => x.rssMb)).toFixed(0)})`,
+    )
+    return ms
+  }
+  console.log(`\n${ROWS} rows x 8 columns, ${csvMb.toFixed(1)} MB as CSV, ${RUNS} runs, lake compression ${COMPRESSION}`)
+  const a = report('lake.ParquetUploader', lake)
+  const b = report('duckdb COPY from CSV', duck)
+  const c = report('read-only floor', floor)
+  console.log(`ratio (uploader / duckdb, medians): ${(a / b).toFixed(2)} (goal <= 2.0)`)
+  console.log(`ratio (read-only floor / duckdb): ${(c / b).toFixed(2)}; Parquet writing adds ${(a - c).toFixed(0)} ms (${(((a - c) / b)).toFixed(2)} x duckdb)`)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
