@@ -37,10 +37,12 @@ export async function run(opts: {
   upstream?: string[]
   config?: string
   user?: string
+  /** Tables to run (`-e`). */
+  enable?: string[]
 }): Promise<{ exitCode: number; results: Record<string, unknown> }> {
   return startAnchovy(
     {
-      flags: { operator_cls: opts.operator, id: opts.id, user: opts.user ?? 'test', datastore: opts.datastore, ...(opts.upstream ? { upstream: opts.upstream } : {}) },
+      flags: { operator_cls: opts.operator, id: opts.id, user: opts.user ?? 'test', datastore: opts.datastore, ...(opts.upstream ? { upstream: opts.upstream } : {}), ...(opts.enable ? { enabled: opts.enable } : {}) },
       env: { ...opts.env },
       configText: opts.config,
       cwd: opts.datastore,
