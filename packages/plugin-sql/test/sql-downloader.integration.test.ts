@@ -187,3 +187,82 @@ describe('sql.Downloader from PostgreSQL', () => {
     }
   })
 })
+
+/** A source database of another dialect with the same small schema, and its URL. */
+async function otherSource(name: 'mysql' | 'sqlite'): Promise<{ db: TestDb; url: string; schema: string }> {
+  if (name === 'mysql') {
+    const db = await mysqlDb()
+    const schema = `${db.prefix}src`
+    await db.query(`CREATE DATABASE ${schema}`)
+    await db.query(`CREATE TABLE ${schema}.orders (id BIGINT NOT NULL, region VARCHAR(20) NOT NULL, price DECIMAL(40,30), ok TINYINT(1), ts TIMESTAMP(6) NULL, tsn DATETIME(6), d DATE, b VARBINARY(10), j JSON, note TEXT, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (id, region))`)
+    await db.query(`CREATE VIEW ${schema}.eu AS SELECT id, note FROM ${schema}.orders WHERE region = 'eu'`)
+    await db.query(`INSERT INTO ${schema}.orders VALUES (9223372036854775807, 'eu', 1.000000000000000000000000000001, 1, '2025-01-02 03:04:05.123456', '2025-01-02 03:04:05.654321', '2024-02-29', X'00FF', '{"a": [1, 2]}', 'héllo ☃', '2025-01-01 00:00:00'),
+      (2, 'us', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, '2025-01-02 00:00:00')`)
+    return { db, url: `mysql://root@127.0.0.1:3306/${schema}`, schema }
+  }
+  const db = await sqliteDb()
+  await db.query(`CREATE TABLE orders (id INTEGER NOT NULL, region TEXT NOT NULL, price DECIMAL(40,30), ok BOOLEAN, ts TIMESTAMPTZ, tsn DATETIME, d DATE, b BLOB, j JSON, note TEXT, updated_at DATETIME NOT NULL, PRIMARY KEY (id, region))`)
+  await db.query(`CREATE VIEW eu AS SELECT id, note FROM orders WHERE region = 'eu'`)
+  await db.query(`INSERT INTO orders VALUES (9223372036854775807, 'eu', '1.000000000000000000000000000001', 1, '2025-01-02T03:04:05.123456+00:00', '2025-01-02 03:04:05.654321', '2024-02-29', X'00FF', '{"a": [1, 2]}', 'héllo ☃', '2025-01-01 00:00:00'),
+      (2, 'us', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, '2025-01-02 00:00:00')`)
+  return { db, url: db.url, schema: 'main' }
+}
+
+describe.each(['mysql', 'sqlite'] as const)('sql.Downloader from %s', (name) => {
+  let source: { db: TestDb; url: string; schema: string }
+  let target: TestDb
+  const ds = tempDir()
+  beforeAll(async () => {
+    source = await otherSource(name)
+    target = await sqliteDb()
+  })
+  afterAll(async () => {
+    await source?.db.close()
+    await target?.close()
+    ds.remove()
+  })
+
+  it('discovers the table (composite key) and the view, and extracts exact values into the datastore and on to SQLite', async () => {
+    const id = uniqueId('o', name)
+    const orders = `${source.schema}.orders`
+    const r = await run({ operator: 'sql.Downloader', id, datastore: ds.dir, env: { ACHVY_CNXN__DB__URL: source.url }, enable: [`${source.schema}.*`] })
+    expect(r.exitCode).toBe(0)
+    expect(tableTasks(r.results).map((t) => t.tbl).sort()).toEqual([`${source.schema}.eu`, orders])
+    const meta = JSON.parse(readFileSync(`${ds.dir}/test/${id}/$tables/${orders}.json`, 'utf8')) as Record<string, unknown>
+    expect(meta.unique_by).toBe('id, region')
+    expect(meta.cols).toBe('id int, region str, price float, ok bool, ts datetime, tsn datetime, d date, b bytes, j object, note str, updated_at datetime')
+    expect(meta.exact_decimals).toEqual(['price'])
+    expect((await run({ operator: 'sql.Uploader', id: `${id}_up`, datastore: ds.dir, upstream: [id], env: { ACHVY_CNXN__DB__URL: target.url } })).exitCode).toBe(0)
+    const rows = await target.rows(null, target.target(id, orders).table, '_del IS NULL')
+    const big = rows.find((x) => x.region === 'eu')!
+    expect(String(big.id)).toBe('9223372036854775807')
+    // SQLite itself stores a DECIMAL column's text as REAL (NUMERIC affinity): its 1.0 arrives as it is held.
+    expect(String(big.price)).toBe(name === 'sqlite' ? '1' : '1.000000000000000000000000000001')
+    expect(big.ts).toBe('2025-01-02T03:04:05.123456+00:00')
+    expect(big.tsn).toBe('2025-01-02T03:04:05.654321')
+    expect(big.d).toBe('2024-02-29')
+    expect((big.b as Buffer).toString('hex')).toBe('00ff')
+    expect(JSON.parse(String(big.j))).toEqual({ a: [1, 2] })
+    expect(big.note).toBe('héllo ☃')
+    expect(Number(big.ok)).toBe(1)
+    const small = rows.find((x) => x.region === 'us')!
+    expect([small.price, small.ts, small.b, small.j, small.note]).toEqual([null, null, null, null, null])
+  })
+
+  it('incremental on a DATETIME cursor: a row committed later at the last cursor value arrives once, the others never twice', async () => {
+    const id = uniqueId('n', name)
+    const orders = `${source.schema}.orders`
+    const config = `tbls:\n  ${orders}:\n    cursor: updated_at\n`
+    const extract = async () => {
+      const r = await run({ operator: 'sql.Downloader', id, datastore: ds.dir, env: { ACHVY_CNXN__DB__URL: source.url }, enable: [orders], config })
+      expect(r.exitCode).toBe(0)
+      return tableTasks(r.results)[0]!.data
+    }
+    expect((await extract()).rows).toBe(2)
+    const q = source.schema === 'main' ? 'orders' : `${source.schema}.orders`
+    await source.db.query(`INSERT INTO ${q} (id, region, updated_at) VALUES (3, 'us', '2025-01-02 00:00:00')`)
+    const second = await extract()
+    expect([second.rows, second.boundary_rows_skipped]).toEqual([1, 1])
+    expect((await extract()).rows).toBe(0)
+  })
+})
