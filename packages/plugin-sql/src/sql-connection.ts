@@ -148,7 +148,7 @@ export class SqlConnection extends Connection {
     try {
       await this.knex.raw('SELECT 1')
     } catch (cause) {
-      throw sqlError('ANCH_ERR_SQL_CONNECTION', `cannot reach the database at ${describeUrl(String(this.attrs.url))}: ${(cause as Error).message}`, { cause })
+      throw sqlError('ANCH_ERR_SQL_CONNECTION', `database connection db (ACHVY_CNXN__DB__URL=${describeUrl(String(this.attrs.url))}) failed: ${(cause as Error).message}`, { cause })
     }
   }
 
