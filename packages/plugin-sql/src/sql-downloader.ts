@@ -111,8 +111,25 @@ export class SqlDownloader extends Downloader {
       let rows = 0
       let skipped = 0
       let after = full?.after ?? null
+      let out: Row[] = []
+      /** Hands on the rows converted so far, records the checkpoint that covers them and offers a commit point. */
+      const emit = async function* (): AsyncGenerator<Row[]> {
+        if (out.length) {
+          rows += out.length
+          const batch = out
+          out = []
+          yield batch
+        }
+        if (s.mode === 'incremental' && cursor) {
+          ctx.stage.set(key, { mode: 'incremental', cursor_columns: [...s.cursor], cursor, keys: cursorKeys ? [...cursorKeys] : null } satisfies IncrementalCheckpoint as unknown as JsonValue)
+          await ctx.commitPoint?.()
+        } else if (full && resumable) {
+          ctx.stage.set(key, { ...full, after, rows: full.rows + rows } as unknown as JsonValue)
+          await ctx.commitPoint?.()
+        }
+      }
+      let pending = 0
       for await (const chunk of session.stream(q.sql, columns, s.chunkRows, ctx.signal)) {
-        const out: Row[] = []
         for (const r of chunk) {
           if (s.mode === 'incremental') {
             const cur = q.cursorIndex.map((i) => rawJson(r[i]))
@@ -137,18 +154,13 @@ export class SqlDownloader extends Downloader {
           out.push(build(r))
         }
         if (s.mode === 'full' && resumable && chunk.length) after = q.keyIndex.map((i) => rawJson(chunk[chunk.length - 1]![i]))
-        if (out.length) {
-          rows += out.length
-          yield out
-        }
-        if (s.mode === 'incremental' && cursor) {
-          ctx.stage.set(key, { mode: 'incremental', cursor_columns: [...s.cursor], cursor, keys: cursorKeys ? [...cursorKeys] : null } satisfies IncrementalCheckpoint as unknown as JsonValue)
-          await ctx.commitPoint?.()
-        } else if (full && resumable) {
-          ctx.stage.set(key, { ...full, after, rows: full.rows + rows } as unknown as JsonValue)
-          await ctx.commitPoint?.()
+        pending += chunk.length
+        if (pending >= s.chunkRows) {
+          pending = 0
+          yield* emit()
         }
       }
+      if (pending > 0) yield* emit()
       if (full) {
         ctx.stage.set(key, { ...full, complete: true, after: null, rows: full.rows + rows, at: new Date().toISOString() } as unknown as JsonValue)
         data.snapshot = full.snapshot

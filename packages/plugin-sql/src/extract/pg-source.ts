@@ -124,9 +124,9 @@ export class PgSource implements SourceDialect {
 
   async open(): Promise<SourceSession> {
     const c = await this.client()
-    let copyTo: (sql: string) => Readable
+    let copyTo: (sql: string, options?: { highWaterMark: number }) => Readable
     try {
-      copyTo = (require('pg-copy-streams') as { to: (sql: string) => Readable }).to
+      copyTo = (require('pg-copy-streams') as { to: (sql: string, options?: { highWaterMark: number }) => Readable }).to
     } catch (cause) {
       await c.end()
       throw sqlError('ANCH_ERR_SQL_DRIVER', 'extracting from PostgreSQL needs the pg-copy-streams package: npm install pg-copy-streams', { cause })
@@ -155,21 +155,21 @@ export class PgSource implements SourceDialect {
         })
       },
       stream: async function* (sql, _columns, chunkRows, signal) {
-        const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT`))
+        const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT`, { highWaterMark: 1 << 20 }))
         unfinished = true
         const parser = new CopyTextParser()
         let chunk: unknown[][] = []
         const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
         signal.addEventListener('abort', onAbort, { once: true })
         try {
+          // Rows go on as each network chunk is parsed (a few hundred): holding raw rows longer costs more garbage
+          // collection than it saves.
           for await (const buf of stream as AsyncIterable<Buffer>) {
             const rows = parser.push(buf)
-            for (let i = 0; i < rows.length; i++) {
-              chunk.push(rows[i]!)
-              if (chunk.length >= chunkRows) {
-                yield chunk
-                chunk = []
-              }
+            for (let i = 0; i < rows.length; i++) chunk.push(rows[i]!)
+            if (chunk.length >= Math.min(chunkRows, 1000)) {
+              yield chunk
+              chunk = []
             }
           }
           parser.end()

@@ -12,8 +12,9 @@ export interface SourceSession {
   /** The columns a SELECT returns (for `query:` tables and for tables, in select-list order). */
   describe(sql: string): Promise<SourceColumn[]>
   /**
-   * Streams the rows of `sql` as arrays of raw driver values (null for NULL), at most `chunkRows` per array; reads
-   * ahead of the consumer by at most about one chunk (back-pressure down to the database's socket or cursor).
+   * Streams the rows of `sql` as arrays of raw driver values (null for NULL), in batches of at most about `chunkRows`
+   * (often fewer); reads ahead of the consumer by at most about one batch (back-pressure down to the database's
+   * socket or cursor).
    */
   stream(sql: string, columns: readonly SourceColumn[], chunkRows: number, signal: AbortSignal): AsyncGenerator<unknown[][]>
   /** Closes the connection (destroys it when a stream was left unfinished). */
