@@ -16,8 +16,6 @@ export const DOWNLOADER_SETTINGS: readonly SettingSpec[] = [
   { key: 'sql_chunk_rows', env: ['ACHVY_SQL_CHUNK_ROWS'], type: 'int', default: 10_000, min: 1, description: 'sql.Downloader: rows read and handed on at a time (a table\'s chunk_rows wins); a commit point follows each chunk' },
 ]
 
-type StreamContextWithCommits = StreamContext & { commitPoint?: () => Promise<boolean> }
-
 /**
  * Extracts tables and views of PostgreSQL, MariaDB/MySQL and SQLite into the datastore: every readable table is
  * discovered (`-e public.orders`, `-e 'sales.*'` select), in full mode (a complete snapshot that the uploader
@@ -69,7 +67,7 @@ export class SqlDownloader extends Downloader {
 
   /** Streams one table into the datastore, setting its checkpoint and offering a commit point after every chunk. */
   @source('*')
-  async *extract(ctx: StreamContextWithCommits): AsyncGenerator<Row[]> {
+  async *extract(ctx: StreamContext): AsyncGenerator<Row[]> {
     const table = ctx.table
     const s = extractSettings(table, Number(this.runtime.settings.sql_chunk_rows ?? 10_000))
     const d = this.source
@@ -122,10 +120,10 @@ export class SqlDownloader extends Downloader {
         }
         if (s.mode === 'incremental' && cursor) {
           ctx.stage.set(key, { mode: 'incremental', cursor_columns: [...s.cursor], cursor, keys: cursorKeys ? [...cursorKeys] : null } satisfies IncrementalCheckpoint as unknown as JsonValue)
-          await ctx.commitPoint?.()
+          await ctx.commitPoint()
         } else if (full && resumable) {
           ctx.stage.set(key, { ...full, after, rows: full.rows + rows } as unknown as JsonValue)
-          await ctx.commitPoint?.()
+          await ctx.commitPoint()
         }
       }
       let pending = 0

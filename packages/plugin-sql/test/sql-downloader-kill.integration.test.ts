@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import * as nodePath from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { postgresDb, type TestDb } from './databases.js'
@@ -9,12 +9,20 @@ const ROOT = nodePath.resolve(import.meta.dirname, '../../..')
 const BIN = nodePath.join(ROOT, 'packages/core/dist/cli/bin.js')
 /** Rows of the killed extract: 2,000,000 with FULL=1. */
 const ROWS = process.env.FULL === '1' ? 2_000_000 : 200_000
-/** Whether the core offers intermediate commits (ctx.commitPoint); without them a killed extract starts over. */
-const COMMIT_POINTS = readFileSync(nodePath.join(ROOT, 'packages/core/dist/execution/chain-runner.js'), 'utf8').includes('commitPoint') || existsSync(nodePath.join(ROOT, 'packages/core/dist/execution/commit-points.js'))
 
 function start(args: string[], env: Record<string, string>, cwd: string): { done: Promise<number | null>; kill: () => void } {
   const child = spawn(process.execPath, [BIN, 'start', ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: 'ignore' })
   return { done: new Promise((resolve) => child.on('exit', (code) => resolve(code))), kill: () => child.kill('SIGKILL') }
+}
+
+/** Rows the commits after the first `after` of the commit log made visible. */
+function rowsIn(dir: string, after: number): number {
+  let n = 0
+  for (const name of readdirSync(dir).filter((x) => x.endsWith('.json')).sort().slice(after)) {
+    const rec = JSON.parse(readFileSync(`${dir}/${name}`, 'utf8')) as { files: { rows: number }[] }
+    n += rec.files.reduce((s, f) => s + f.rows, 0)
+  }
+  return n
 }
 
 function commits(dir: string): number {
@@ -40,22 +48,19 @@ describe.each(['incremental', 'full'] as const)('sql.Downloader killed with SIGK
 
   it('loses and duplicates nothing downstream after a rerun', async () => {
     const config = mode === 'incremental' ? 'tbls:\n  public.big:\n    cursor: updated_at\n    chunk_rows: 5000\n' : 'tbls:\n  public.big:\n    chunk_rows: 5000\n'
-    const { writeFileSync } = await import('node:fs')
     writeFileSync(`${t.dir}/config.yaml`, config)
     const env = { ACHVY_DATASTORE: `${t.dir}/ds`, ACHVY_USER: 'k', ACHVY_LOG_LEVEL: 'warn', ACHVY_CNXN__DB__URL: src.url, ACHVY_BATCH_MAX_ROWS: String(Math.floor(ROWS / 8)) }
     const commitDir = `${t.dir}/ds/k/big/$commits`
     const first = start(['-op', 'sql.Downloader', '--id', 'big', '-e', 'public.big'], env, t.dir)
-    // Kill it once it has committed part of the table (or, without intermediate commits, after a while).
+    // Kill it once it has committed part of the table (intermediate commits every ROWS / 8 rows).
     const began = Date.now()
-    while (Date.now() - began < 60_000) {
-      if (COMMIT_POINTS ? commits(commitDir) >= 2 : Date.now() - began > 3000) break
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    while (Date.now() - began < 120_000 && commits(commitDir) < 2) await new Promise((r) => setTimeout(r, 20))
     first.kill()
     await first.done
     const committedBefore = commits(commitDir)
     const second = start(['-op', 'sql.Downloader', '--id', 'big', '-e', 'public.big'], env, t.dir)
     expect(await second.done).toBe(0)
+    const rerunRows = rowsIn(`${t.dir}/ds/k/big/$commits`, committedBefore)
     const up = start(['-op', 'sql.Uploader', '--id', 'big_up', '-U', 'big'], { ...env, ACHVY_CNXN__DB__URL: dst.url }, t.dir)
     expect(await up.done).toBe(0)
     const [counts] = await dst.query(`SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids, COUNT(*) FILTER (WHERE _del IS NULL) AS cur FROM big__k."public.big"`)
@@ -63,6 +68,9 @@ describe.each(['incremental', 'full'] as const)('sql.Downloader killed with SIGK
     expect(counts).toEqual({ n: String(ROWS), ids: String(ROWS), cur: String(ROWS) })
     const [diff] = await dst.query(`SELECT COUNT(*) AS n FROM big__k."public.big" WHERE a <> 'row ' || id OR f <> jsonb_build_object('g', id)`)
     expect(diff).toEqual({ n: '0' })
-    if (COMMIT_POINTS) expect(committedBefore).toBeGreaterThanOrEqual(2)
+    // The rerun went on from the last commit instead of starting over.
+    expect(committedBefore).toBeGreaterThanOrEqual(2)
+    expect(committedBefore).toBeLessThan(8)
+    expect(rerunRows).toBeLessThan(ROWS)
   })
 })
