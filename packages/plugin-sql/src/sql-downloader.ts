@@ -60,9 +60,25 @@ export class SqlDownloader extends Downloader {
     }
     for (const c of this.runtime.configTables) {
       const d = out.get(c.name)
-      out.set(c.name, d ? overlay(d, c) : c)
+      out.set(c.name, d ? overlay(d, c) : await this.described(c))
     }
     return [...out.values()]
+  }
+
+  /** A `tbls:` table with a `query:`, typed from the query's result columns (config types win). */
+  private async described(c: Table): Promise<Table> {
+    const query = Object.hasOwn(c.properties, 'query') ? c.properties.query : undefined
+    if (typeof query !== 'string' || query.trim() === '') return c
+    const session = await this.source.open()
+    try {
+      const columns = await session.describe(query)
+      return overlay(discovered(c.name, { schema: '', name: '', kind: 'view', columns, primaryKey: [] }, false), c)
+    } catch (err) {
+      this.runtime.logger.warn({ err, table: c.name }, 'sql.Downloader: the query of a table could not be described; its column types come from the data')
+      return c
+    } finally {
+      await session.close()
+    }
   }
 
   /** Streams one table into the datastore, setting its checkpoint and offering a commit point after every chunk. */
@@ -182,13 +198,15 @@ export function tableName(schema: string, name: string): string | undefined {
 }
 
 /** The table a discovered source table becomes. */
-function discovered(name: string, t: SourceTable): Table {
+function discovered(name: string, t: SourceTable, source = true): Table {
   const columns = Object.create(null) as Record<string, ColumnType>
   for (const c of t.columns) columns[c.name] = columnTypeOf(c.kind)
   const properties = Object.create(null) as Record<string, unknown>
-  properties.source_schema = t.schema
-  properties.source_table = t.name
-  properties.source_kind = t.kind
+  if (source) {
+    properties.source_schema = t.schema
+    properties.source_table = t.name
+    properties.source_kind = t.kind
+  }
   const decimals = t.columns.filter((c) => c.kind === 'decimal').map((c) => c.name)
   if (decimals.length) properties.exact_decimals = decimals
   return { name, namespace: null, columns, uniqueBy: [...t.primaryKey], setBy: [], sortBy: [], deletedTtl: null, dataChangeTimestampField: null, properties }

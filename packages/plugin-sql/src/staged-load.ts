@@ -79,50 +79,58 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
     // semi-joins as nested loops over the whole load (minutes instead of seconds at a million rows).
     const analyzeStage = d.analyze(d.quote(stage))
     if (analyzeStage && ord >= ANALYZE_ROWS) await timed('analyze stage', analyzeStage)
-    await d.begin(session)
-    try {
-      const lock = await session.query(`SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`, [target.table])
-      const base = Number(lock.rows[0]?.next_seq ?? 1)
-      const already = await loadedFileIds(d, session, target, input.files)
-      if (already.size > 0) {
-        await session.query('ROLLBACK')
-        if (already.size === input.files.length) {
-          result.files_loaded_elsewhere = already.size
-          return finish(result, started)
+    for (let attempt = 0; ; attempt++) {
+      await d.begin(session)
+      try {
+        const lock = await session.query(`SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`, [target.table])
+        const base = Number(lock.rows[0]?.next_seq ?? 1)
+        const already = await loadedFileIds(d, session, target, input.files)
+        if (already.size > 0) {
+          await session.query('ROLLBACK')
+          if (already.size === input.files.length) {
+            result.files_loaded_elsewhere = already.size
+            return finish(result, started)
+          }
+          throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
         }
-        throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
+        const stmts = mergeStatements(d, {
+          target: qualified,
+          stage: d.quote(stage),
+          columns: [...cols.values()].map((c) => c.name),
+          uniqueBy: table.uniqueBy,
+          setBy: table.setBy,
+          sortBy: sortKeys(job, cols),
+          base,
+          deletedAt: del,
+          expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
+        })
+        if (stmts.supersedeSets) result.superseded += (await timed('supersede sets', stmts.supersedeSets)).affected
+        if (stmts.countSetLosers) result.superseded += Number((await timed('count set losers', stmts.countSetLosers)).rows[0]?.n ?? 0)
+        // A first load of distinct keys supersedes nothing: skip the window over the whole load.
+        const needKeys = stmts.supersedeKeys !== undefined && ((await timed('any current', stmts.anyCurrent!)).rows.length > 0 || (await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0)
+        await timed('insert', stmts.insert)
+        result.inserted = ord
+        await input.afterInsert?.()
+        if (stmts.supersedeKeys && needKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
+        const firstSeqs = fileFirstSeqs(input.files, intake.fileRows, base)
+        const removed = await applySnapshots(d, session, input, firstSeqs, base + ord, del, now)
+        if (input.snapshots?.length) result.snapshot_removed = removed
+        result.superseded += removed
+        if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
+        await recordFiles(d, session, target, input.files.map((file, i) => ({ file, rows: intake.fileRows[i] ?? 0, firstSeq: firstSeqs[i]! })), now, input.uploader, input.sessionId)
+        await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
+        await timed('commit', 'COMMIT')
+        result.merge_ms = Date.now() - mergeStarted
+        break
+      } catch (err) {
+        await session.query('ROLLBACK').catch(() => undefined)
+        // A deadlock with a concurrent load of the same table rolled everything back: the stage is intact, redo it.
+        if (attempt >= 2 || !d.isDeadlock(err) || input.signal.aborted) throw err
+        input.logger.warn({ err }, 'the merge deadlocked with a concurrent load; retrying it')
+        result.superseded = 0
+        result.expired = 0
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 250))
       }
-      const stmts = mergeStatements(d, {
-        target: qualified,
-        stage: d.quote(stage),
-        columns: [...cols.values()].map((c) => c.name),
-        uniqueBy: table.uniqueBy,
-        setBy: table.setBy,
-        sortBy: sortKeys(job, cols),
-        base,
-        deletedAt: del,
-        expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
-      })
-      if (stmts.supersedeSets) result.superseded += (await timed('supersede sets', stmts.supersedeSets)).affected
-      if (stmts.countSetLosers) result.superseded += Number((await timed('count set losers', stmts.countSetLosers)).rows[0]?.n ?? 0)
-      // A first load of distinct keys supersedes nothing: skip the window over the whole load.
-      const needKeys = stmts.supersedeKeys !== undefined && ((await timed('any current', stmts.anyCurrent!)).rows.length > 0 || (await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0)
-      await timed('insert', stmts.insert)
-      result.inserted = ord
-      await input.afterInsert?.()
-      if (stmts.supersedeKeys && needKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
-      const firstSeqs = fileFirstSeqs(input.files, intake.fileRows, base)
-      const removed = await applySnapshots(d, session, input, firstSeqs, base + ord, del, now)
-      if (input.snapshots?.length) result.snapshot_removed = removed
-      result.superseded += removed
-      if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
-      await recordFiles(d, session, target, input.files.map((file, i) => ({ file, rows: intake.fileRows[i] ?? 0, firstSeq: firstSeqs[i]! })), now, input.uploader, input.sessionId)
-      await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
-      await timed('commit', 'COMMIT')
-      result.merge_ms = Date.now() - mergeStarted
-    } catch (err) {
-      await session.query('ROLLBACK').catch(() => undefined)
-      throw err
     }
     result.files_loaded = input.files.length
     // Keep the planner's estimates right for the next merge (autovacuum may take a while to notice a bulk load).

@@ -72,5 +72,5 @@ describe.each(['incremental', 'full'] as const)('sql.Downloader killed with SIGK
     expect(committedBefore).toBeGreaterThanOrEqual(2)
     expect(committedBefore).toBeLessThan(8)
     expect(rerunRows).toBeLessThan(ROWS)
-  })
+  }, 600_000)
 })

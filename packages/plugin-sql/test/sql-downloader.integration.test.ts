@@ -147,6 +147,43 @@ describe('sql.Downloader from PostgreSQL', () => {
     }
   })
 
+  it('query, where, initial_value, lag and a two-column cursor do what the README says', async () => {
+    await src.query(`CREATE TABLE shop.ticks (id int PRIMARY KEY, n bigint NOT NULL, kind text);
+      INSERT INTO shop.ticks SELECT g, g / 2, CASE WHEN g % 3 = 0 THEN 'skip' ELSE 'keep' END FROM generate_series(1, 20) g`)
+    const id = uniqueId('q', 'qry')
+    const config = [
+      'tbls:',
+      '  shop.ticks:',
+      '    cursor: n, id',
+      "    where: kind = 'keep'",
+      '    initial_value: 3',
+      '  shop.lagged:',
+      '    query: SELECT id, n FROM shop.ticks',
+      '    unique_by: id',
+      '    cursor: n',
+      '    lag: 2',
+      '',
+    ].join('\n')
+    const extract = async () => {
+      const r = await run({ operator: 'sql.Downloader', id, datastore: ds.dir, env: { ACHVY_CNXN__DB__URL: src.url }, enable: ['shop.ticks', 'shop.lagged'], config })
+      expect(r.exitCode).toBe(0)
+      return new Map(tableTasks(r.results).map((t) => [t.tbl, t.data]))
+    }
+    const first = await extract()
+    // n >= 3 (ids 6..20) and kind keep: ids 7, 8, 10, 11, 13, 14, 16, 17, 19, 20.
+    expect(first.get('shop.ticks')!.rows).toBe(10)
+    expect(first.get('shop.lagged')!.rows).toBe(20)
+    await src.query(`INSERT INTO shop.ticks VALUES (21, 10, 'keep'), (22, 11, 'keep')`)
+    const second = await extract()
+    // (n, id) >= (10, 20): only the new rows 21 (10, 21) and 22 (11, 22); (10, 20) was delivered.
+    expect(second.get('shop.ticks')!.rows).toBe(2)
+    expect(second.get('shop.ticks')!.boundary_rows_skipped).toBe(1)
+    // lag 2 on n: n >= 10 - 2 re-reads n in 8..10 (ids 16..21) besides the new one; the boundary rows (n = 10) seen before are skipped.
+    expect(second.get('shop.lagged')!.rows).toBeGreaterThanOrEqual(3)
+    const meta = JSON.parse(readFileSync(`${ds.dir}/test/${id}/$tables/shop.lagged.json`, 'utf8')) as Record<string, unknown>
+    expect(meta.cols).toBe('id int, n int')
+  })
+
   it('full mode: rows deleted from the source become _del downstream; a failed snapshot removes nothing', async () => {
     const target = await sqliteDb()
     try {

@@ -69,6 +69,11 @@ export abstract class Dialect {
   dropStage(name: string): string {
     return `DROP TABLE IF EXISTS ${this.quote(name)}`
   }
+  /** Whether a database error is a deadlock or serialization failure (the transaction was rolled back; retry it). */
+  isDeadlock(err: unknown): boolean {
+    const code = (err as { code?: unknown }).code
+    return code === 'ER_LOCK_DEADLOCK' || code === '40P01' || code === '40001'
+  }
   /** Whether a database error is a unique-key violation. */
   isUniqueViolation(_err: unknown): boolean {
     return false
