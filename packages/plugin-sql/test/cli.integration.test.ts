@@ -197,6 +197,19 @@ describe('anchovy start -op sql.Downloader (CLI)', () => {
     }
   })
 
+  it('a missing driver stops the run at startup with ANCH_ERR_SQL_DRIVER naming the package to install', () => {
+    const dir = nodePath.join(t.dir, 'nodriver')
+    mkdirSync(dir, { recursive: true })
+    const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'nd', ACHVY_CNXN__DB__URL: 'mysql://root@127.0.0.1:3306/test', NODE_OPTIONS: `--require ${nodePath.join(import.meta.dirname, 'fixtures/hide-mysql2.cjs')}` }
+    for (const op of ['sql.Downloader', 'sql.Uploader']) {
+      const r = cli('start', ['-op', op, '--id', 'nd', '-e', 'test.*', ...(op === 'sql.Uploader' ? ['-U', 'nd'] : [])], env, dir)
+      expect(r.status, r.stdout + r.stderr).not.toBe(0)
+      expect(r.stdout + r.stderr).toContain('ANCH_ERR_SQL_DRIVER')
+      expect(r.stdout + r.stderr).toContain('npm install mysql2')
+      expect(r.stdout).toContain('"STARTUP"')
+    }
+  })
+
   it('a wrong password fails at startup naming the connection, with no piece of the password anywhere', () => {
     const password = 'Wr0ng-s3cret-pw'
     const dir = nodePath.join(t.dir, 'wrongpw')

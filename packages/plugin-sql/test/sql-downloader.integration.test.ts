@@ -184,12 +184,13 @@ describe('sql.Downloader from PostgreSQL', () => {
     expect(meta.cols).toBe('id int, n int')
   })
 
-  it('full mode: rows deleted from the source become _del downstream; a failed snapshot removes nothing', async () => {
-    const target = await sqliteDb()
+  it.each(targets)('full mode into %s: rows deleted from the source become _del downstream; a failed snapshot removes nothing', async (_name, open) => {
+    const target = await open()
     try {
-      await src.query(`CREATE TABLE shop.items (id int PRIMARY KEY, v text); INSERT INTO shop.items SELECT g, 'v' || g FROM generate_series(1, 50) g;
+      await src.query(`DROP TABLE IF EXISTS shop.items; DROP TABLE IF EXISTS shop.loose;
+        CREATE TABLE shop.items (id int PRIMARY KEY, v text); INSERT INTO shop.items SELECT g, 'v' || g FROM generate_series(1, 50) g;
         CREATE TABLE shop.loose (a int, b text); INSERT INTO shop.loose VALUES (1, 'x'), (2, 'y')`)
-      const id = uniqueId('f', 'full')
+      const id = uniqueId((target as { prefix?: string }).prefix ?? 'f', 'full')
       const cycle = async (expectCode = 0) => {
         const r = await run({ operator: 'sql.Downloader', id, datastore: ds.dir, env: { ACHVY_CNXN__DB__URL: src.url }, enable: ['shop.items', 'shop.loose'], config: 'tbls:\n  shop.items:\n    chunk_rows: 7\n' })
         expect(r.exitCode).toBe(expectCode)
@@ -200,7 +201,8 @@ describe('sql.Downloader from PostgreSQL', () => {
       await cycle()
       const items = target.target(id, 'shop.items').table
       const loose = target.target(id, 'shop.loose').table
-      const currentIds = async (t: string, col: string) => (await target.rows(null, t, '_del IS NULL')).map((r) => Number(r[col])).sort((a, b) => a - b)
+      const schema = target.target(id, 'shop.items').schema
+      const currentIds = async (t: string, col: string) => (await target.rows(schema, t, '_del IS NULL')).map((r) => Number(r[col])).sort((a, b) => a - b)
       expect((await currentIds(items, 'id')).length).toBe(50)
       await src.query(`DELETE FROM shop.items WHERE id IN (3, 17, 50); UPDATE shop.items SET v = 'changed' WHERE id = 1; INSERT INTO shop.items VALUES (51, 'new'); DELETE FROM shop.loose WHERE a = 1`)
       const tasks = await cycle()
@@ -209,9 +211,9 @@ describe('sql.Downloader from PostgreSQL', () => {
       expect(ids.length).toBe(48)
       expect(ids).not.toContain(3)
       expect(ids).toContain(51)
-      expect((await target.rows(null, items, "_del IS NULL AND id = 1"))[0]!.v).toBe('changed')
+      expect((await target.rows(schema, items, '_del IS NULL AND id = 1'))[0]!.v).toBe('changed')
       // The deleted rows are still there as history, with their _del.
-      expect((await target.rows(null, items, '_del IS NOT NULL AND id = 17')).length).toBe(1)
+      expect((await target.rows(schema, items, '_del IS NOT NULL AND id = 17')).length).toBe(1)
       // Without a key the whole previous snapshot is superseded by the new one.
       expect(await currentIds(loose, 'a')).toEqual([2])
       // A snapshot that fails half-way (the table is gone) commits nothing that blanks the target.
