@@ -70,26 +70,47 @@ function int64(v: unknown): unknown {
  * ISO text of a database timestamp: `T` between date and time, the fraction padded to microseconds (Python's
  * isoformat), an offset `+00` written `+00:00`; `aware` adds `+00:00` to text without an offset (MySQL TIMESTAMP
  * read in a UTC session). Undefined when the text is not an ISO timestamp (BC dates, infinity, years past 9999).
+ * Character checks, no regular expressions: this runs for every timestamp of an extract.
  */
 export function isoTimestamp(text: string, aware: boolean): string | undefined {
-  if (text.length < 19 || text.charCodeAt(4) !== 45 || text.charCodeAt(10) !== 32 && text.charCodeAt(10) !== 84) return undefined
+  const n = text.length
+  if (n < 19 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || (text.charCodeAt(10) !== 32 && text.charCodeAt(10) !== 84) || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return undefined
   let i = 19
-  let frac = ''
-  if (text.charCodeAt(i) === 46) {
+  let end = 19
+  let nonZero = false
+  if (i < n && text.charCodeAt(i) === 46) {
     let j = i + 1
-    while (j < text.length && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++
-    frac = text.slice(i + 1, j)
+    for (; j < n; j++) {
+      const c = text.charCodeAt(j)
+      if (c < 48 || c > 57) break
+      if (c !== 48) nonZero = true
+    }
+    if (j - i - 1 > 6) return undefined
+    end = j
     i = j
   }
-  let zone = text.slice(i)
-  if (zone === '' && aware) zone = '+00:00'
-  else if (zone === 'Z') zone = '+00:00'
-  else if (/^[+-]\d\d$/.test(zone)) zone += ':00'
-  else if (/^[+-]\d\d\d\d$/.test(zone)) zone = `${zone.slice(0, 3)}:${zone.slice(3)}`
-  else if (zone !== '' && !/^[+-]\d\d:\d\d$/.test(zone)) return undefined
-  const micros = frac === '' || /^0+$/.test(frac) ? '' : `.${(frac + '000000').slice(0, 6)}`
-  if (frac.length > 6) return undefined
+  const micros = nonZero ? `.${text.slice(20, end)}${'000000'.slice(end - 20)}` : ''
+  let zone: string
+  if (i === n) zone = aware ? '+00:00' : ''
+  else {
+    const sign = text.charCodeAt(i)
+    const rest = n - i
+    if (rest === 1 && sign === 90) zone = '+00:00'
+    else if (sign !== 43 && sign !== 45) return undefined
+    else if (rest === 3 && digits(text, i + 1, 2)) zone = `${text.slice(i)}:00`
+    else if (rest === 6 && digits(text, i + 1, 2) && text.charCodeAt(i + 3) === 58 && digits(text, i + 4, 2)) zone = text.slice(i)
+    else if (rest === 5 && digits(text, i + 1, 4)) zone = `${text.slice(i, i + 3)}:${text.slice(i + 3)}`
+    else return undefined
+  }
   return `${text.slice(0, 10)}T${text.slice(11, 19)}${micros}${zone}`
+}
+
+function digits(s: string, from: number, count: number): boolean {
+  for (let k = from; k < from + count; k++) {
+    const c = s.charCodeAt(k)
+    if (c < 48 || c > 57) return false
+  }
+  return true
 }
 
 function dateTime(v: unknown, aware: boolean): unknown {
