@@ -1,4 +1,4 @@
-import { Connection, Uploader, chunksOf, connection, positionKey, qualifiedName, session, sink, source, type Row, type SettingSpec, type StreamContext, type Table, type UpstreamFile } from '@anchovies/core'
+import { Connection, Uploader, chunksOf, connection, qualifiedName, session, sink, source, type Row, type SettingSpec, type StreamContext, type Table, type UpstreamFile } from '@anchovies/core'
 import { SQL_SETTINGS, schemaMap, sqlSettings, targetOf, type Target } from './config.js'
 import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
@@ -62,7 +62,9 @@ export class SqlUploader extends Uploader {
     const last = all.at(-1)
     if (last) this.advance(ctx, last)
     // Commits after the last file that only mark a snapshot (an empty source table) are consumed too.
-    if (snap.end > (last?.seq ?? 0) && snap.end > this.position(ctx).seq) ctx.stage.set(positionKey(ctx.table), { seq: snap.end })
+    if (snap.end > (last?.seq ?? 0) && snap.end > this.position(ctx).seq) {
+      this.advance(ctx, { anchovyId: ctx.table.namespace!, seq: snap.end, id: '', table: ctx.table.name, path: '', rows: 0, bytes: 0 })
+    }
   }
 
   /**
