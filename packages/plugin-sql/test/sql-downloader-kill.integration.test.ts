@@ -58,6 +58,16 @@ describe.each(['incremental', 'full'] as const)('sql.Downloader killed with SIGK
     first.kill()
     await first.done
     const committedBefore = commits(commitDir)
+    if (mode === 'full') {
+      // The half snapshot the killed run committed loads as it is, and supersedes nothing (it is not complete).
+      const partial = start(['-op', 'sql.Uploader', '--id', 'big_up', '-U', 'big'], { ...env, ACHVY_CNXN__DB__URL: dst.url }, t.dir)
+      expect(await partial.done).toBe(0)
+      const [open] = await dst.query(`SELECT COUNT(*) AS n FROM big__k._anchovies_snapshots WHERE completed_at IS NULL`)
+      expect(open).toEqual({ n: '1' })
+      const [loaded] = await dst.query(`SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE _del IS NULL) AS cur FROM big__k."public.big"`)
+      expect(loaded!.n).toBe(loaded!.cur)
+      expect(Number(loaded!.n)).toBeGreaterThan(0)
+    }
     const second = start(['-op', 'sql.Downloader', '--id', 'big', '-e', 'public.big'], env, t.dir)
     expect(await second.done).toBe(0)
     const rerunRows = rowsIn(`${t.dir}/ds/k/big/$commits`, committedBefore)
@@ -68,6 +78,7 @@ describe.each(['incremental', 'full'] as const)('sql.Downloader killed with SIGK
     expect(counts).toEqual({ n: String(ROWS), ids: String(ROWS), cur: String(ROWS) })
     const [diff] = await dst.query(`SELECT COUNT(*) AS n FROM big__k."public.big" WHERE a <> 'row ' || id OR f <> jsonb_build_object('g', id)`)
     expect(diff).toEqual({ n: '0' })
+    if (mode === 'full') expect(await dst.query(`SELECT COUNT(*) AS n FROM big__k._anchovies_snapshots WHERE completed_at IS NULL`)).toEqual([{ n: '0' }])
     // The rerun went on from the last commit instead of starting over.
     expect(committedBefore).toBeGreaterThanOrEqual(2)
     expect(committedBefore).toBeLessThan(8)
