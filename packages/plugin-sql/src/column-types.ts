@@ -117,9 +117,17 @@ export function naturalType(v: unknown): SqlType | null {
   }
 }
 
+/**
+ * A declared column type: a table's `columns` type, or `decimal` for a column its `exact_decimals` property names
+ * (sql.Downloader: a source DECIMAL/NUMERIC, written to the datastore as text so every digit survives).
+ */
+export type DeclaredType = ColumnType | 'decimal'
+
 /** The first SQL type a declared `columns` type starts with. */
-export function declaredType(t: ColumnType): SqlType {
+export function declaredType(t: DeclaredType): SqlType {
   switch (t) {
+    case 'decimal':
+      return 'decimal'
     case 'str':
       return 'str'
     case 'int':
@@ -145,11 +153,13 @@ export function declaredType(t: ColumnType): SqlType {
  * Converts a string value of a column declared with a non-string type (CSV files give strings only):
  * `''` becomes null; a value that does not parse is returned unchanged (the column then widens to text).
  */
-export function coerceDeclared(t: ColumnType, v: unknown): unknown {
+export function coerceDeclared(t: DeclaredType, v: unknown): unknown {
   if (typeof v !== 'string' || t === 'str') return v
   if (v === '') return null
   const s = v.trim()
   switch (t) {
+    case 'decimal':
+      return isDecimalText(s) ? new DecimalText(s) : v
     case 'int':
       if (!INT_RE.test(s)) return v
       {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { ColumnState } from './column-types.js'
 import { DEL, RESERVED, SEQ, sqlError, type Dialect, type Session } from './dialects/dialect.js'
-import type { LoadInput, LoadResult } from './table-loader.js'
+import type { LoadInput, LoadResult } from './load-input.js'
 
 /** Rejects column names the dialect cannot hold, reserved names and case-insensitive duplicates. */
 export function checkName(d: Dialect, name: string, cols: ReadonlyMap<string, ColumnState>, norm: (n: string) => string): void {
@@ -33,9 +33,8 @@ export async function evolveTarget(
   const changes = describeChanges(d, input, exists, targetCols, columns, keys, norm, now, result)
   const ddl = async (sql: string): Promise<void> => void (await session.query(sql))
   if (!exists) {
-    const seqType = d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT NOT NULL PRIMARY KEY'
     const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
-    await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${seqType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
+    await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${d.seqColumnType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
     input.logger.info({ table: table.name, target: qualified }, 'created table')
   } else {
     const byName = new Map(columns.map((c) => [c.name, c]))

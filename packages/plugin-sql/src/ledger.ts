@@ -16,21 +16,17 @@ export function fileKey(file: UpstreamFile): string {
   return createHash('sha1').update(file.id).digest('hex')
 }
 
-function longText(d: Dialect): string {
-  return d.name === 'mysql' ? 'LONGTEXT' : 'TEXT'
-}
-
 /** Creates the ledger and metadata tables of `t`'s schema when missing. */
 export async function ensureBookkeeping(d: Dialect, s: Session, t: Target): Promise<void> {
   const opts = d.tableOptions
   await s.query(
-    `CREATE TABLE IF NOT EXISTS ${d.sibling(t, LEDGER_TABLE)} (table_name VARCHAR(255) NOT NULL, file_key CHAR(40) NOT NULL, file_id ${longText(d)} NOT NULL, ` +
+    `CREATE TABLE IF NOT EXISTS ${d.sibling(t, LEDGER_TABLE)} (table_name VARCHAR(255) NOT NULL, file_key CHAR(40) NOT NULL, file_id ${d.longTextType} NOT NULL, ` +
       `row_count BIGINT NOT NULL, first_seq BIGINT NOT NULL, loaded_at ${d.timestampType} NOT NULL, uploader VARCHAR(255) NOT NULL, session_id VARCHAR(255) NOT NULL, ` +
       `PRIMARY KEY (table_name, file_key))${opts}`,
   )
   await s.query(
     `CREATE TABLE IF NOT EXISTS ${d.sibling(t, META_TABLE)} (table_name VARCHAR(255) NOT NULL PRIMARY KEY, next_seq BIGINT NOT NULL, ` +
-      `columns_json ${longText(d)} NOT NULL, changes_json ${longText(d)} NOT NULL, updated_at ${d.timestampType} NOT NULL)${opts}`,
+      `columns_json ${d.longTextType} NOT NULL, changes_json ${d.longTextType} NOT NULL, updated_at ${d.timestampType} NOT NULL)${opts}`,
   )
 }
 

@@ -119,6 +119,15 @@ export class SqlConnection extends Connection {
   private instance: Knex | undefined
   private dialectInstance: Dialect | undefined
 
+  /**
+   * Checks the URL and that its driver is installed as soon as the connection is configured, so that a bad address
+   * (`ANCH_ERR_SQL_URL`) or a missing driver (`ANCH_ERR_SQL_DRIVER`) stops the run at startup under its own code.
+   */
+  constructor(attrs: ConstructorParameters<typeof Connection>[0]) {
+    super(attrs)
+    if (typeof attrs.url === 'string' && attrs.url !== '') this.dialectInstance = knexConfig(attrs.url, attrs).dialect
+  }
+
   /** The knex instance (after connect). */
   get knex(): Knex {
     if (!this.instance) throw sqlError('ANCH_ERR_SQL_CONNECTION', 'the database connection is not open')
@@ -148,7 +157,7 @@ export class SqlConnection extends Connection {
     try {
       await this.knex.raw('SELECT 1')
     } catch (cause) {
-      throw sqlError('ANCH_ERR_SQL_CONNECTION', `cannot reach the database at ${describeUrl(String(this.attrs.url))}: ${(cause as Error).message}`, { cause })
+      throw sqlError('ANCH_ERR_SQL_CONNECTION', `database connection db (ACHVY_CNXN__DB__URL=${describeUrl(String(this.attrs.url))}) failed: ${(cause as Error).message}`, { cause })
     }
   }
 

@@ -2,7 +2,7 @@ import { Connection, Uploader, chunksOf, connection, qualifiedName, session, sin
 import { SQL_SETTINGS, schemaMap, sqlSettings, targetOf, type Target } from './config.js'
 import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
-import { FILE_INDEX, loadTable } from './table-loader.js'
+import { FILE_INDEX, loadTable, type SnapshotMark } from './table-loader.js'
 
 /**
  * Uploads what upstream anchovies committed into a SQL database, keeping history (`_seq`/`_del`).
@@ -20,6 +20,8 @@ export class SqlUploader extends Uploader {
 
   /** Per table (qualified name): the files this task reads, in order. */
   private readonly planned = new Map<string, UpstreamFile[]>()
+  /** Per table (qualified name): the full-mode snapshots (sql.Downloader) the task's commits carry. */
+  private readonly snapshots = new Map<string, SnapshotMark[]>()
 
   /** Where an upstream table lands. */
   targetOf(table: Table): Target {
@@ -48,6 +50,9 @@ export class SqlUploader extends Uploader {
     }
     ctx.task.data.files = files.length
     this.planned.set(qualifiedName(ctx.table), files)
+    const snap = await this.snapshotMarks(ctx, all, files)
+    this.snapshots.set(qualifiedName(ctx.table), snap.marks)
+    if (snap.marks.length) ctx.task.data.snapshots = snap.marks.map((m) => ({ id: m.id, complete: m.complete }))
     for (let i = 0; i < files.length; i++) {
       for await (const chunk of this.readUpstream(files[i]!, ctx.signal)) {
         for (const row of chunk) (row as Record<symbol, unknown>)[FILE_INDEX] = i
@@ -56,6 +61,43 @@ export class SqlUploader extends Uploader {
     }
     const last = all.at(-1)
     if (last) this.advance(ctx, last)
+    // Commits after the last file that only mark a snapshot (an empty source table) are consumed too.
+    if (snap.end > (last?.seq ?? 0) && snap.end > this.position(ctx).seq) {
+      this.advance(ctx, { anchovyId: ctx.table.namespace!, seq: snap.end, id: '', table: ctx.table.name, path: '', rows: 0, bytes: 0 })
+    }
+  }
+
+  /**
+   * The full-mode snapshots of sql.Downloader among the commits this task reads: a commit whose checkpoint of the
+   * table (`<table>`: `{mode: 'full', snapshot, complete}`) names a snapshot holds files of it; the commit that says
+   * `complete` ends it. Datastores without commit records (Python) have none. `end`: the last commit considered.
+   */
+  private async snapshotMarks(ctx: StreamContext, all: readonly UpstreamFile[], files: readonly UpstreamFile[]): Promise<{ marks: SnapshotMark[]; end: number }> {
+    const up = ctx.table.namespace
+    if (!up) return { marks: [], end: 0 }
+    const log = this.runtime.commitLog(up)
+    const pos = this.position(ctx).seq
+    if (all.some((f) => f.seq === 0) || !(await log.usesCommits())) return { marks: [], end: 0 }
+    const limit = Number(this.runtime.settings.upload_batch_size ?? 0)
+    const bytes = all.reduce((n, f) => n + f.bytes, 0)
+    const seqs = await log.sequences(pos)
+    // pendingFiles stops after the commit that reaches upload_batch_size; otherwise it looked at every commit.
+    const end = limit > 0 && bytes >= limit && all.length ? all.at(-1)!.seq : (seqs.at(-1) ?? pos)
+    const bySeq = new Map<number, string>()
+    const order: { id: string; complete: boolean; rows: number }[] = []
+    for (const seq of seqs) {
+      if (seq > end) break
+      const rec = await log.read(seq)
+      const v = Object.hasOwn(rec.checkpoints, ctx.table.name) ? rec.checkpoints[ctx.table.name] : undefined
+      if (!v || typeof v !== 'object' || Array.isArray(v) || v.mode !== 'full' || typeof v.snapshot !== 'string' || v.snapshot === '' || v.snapshot.length > 200) continue
+      bySeq.set(seq, v.snapshot)
+      let entry = order.find((o) => o.id === v.snapshot)
+      if (!entry) order.push((entry = { id: v.snapshot, complete: false, rows: 0 }))
+      if (v.complete === true) entry.complete = true
+      if (typeof v.rows === 'number') entry.rows = v.rows
+    }
+    const marks = order.map((o) => ({ ...o, firstFile: files.findIndex((f) => bySeq.get(f.seq) === o.id) }))
+    return { marks, end }
   }
 
   /** Stages, evolves and merges one table's rows; records what it did in the task log. */
@@ -64,6 +106,7 @@ export class SqlUploader extends Uploader {
     const key = qualifiedName(ctx.table)
     const target = this.targetOf(ctx.table)
     const planned = this.planned
+    const snapshots = this.snapshots
     // Wait for the first row before taking a connection: the source checks the ledger first, and SQLite has one.
     const it = chunksOf(rows)[Symbol.asyncIterator]()
     const first = await it.next()
@@ -89,6 +132,9 @@ export class SqlUploader extends Uploader {
         get files() {
           return planned.get(key) ?? []
         },
+        get snapshots() {
+          return snapshots.get(key) ?? []
+        },
         rows: all,
         settings: sqlSettings(this.runtime.settings),
         logger: ctx.logger,
@@ -99,6 +145,7 @@ export class SqlUploader extends Uploader {
       }),
     )
     this.planned.delete(key)
+    this.snapshots.delete(key)
     Object.assign(ctx.task.data, result)
   }
 

@@ -153,3 +153,76 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
     }
   })
 })
+
+function cli(cmd: string, args: string[], env: Record<string, string>, cwd: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, cmd, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, encoding: 'utf8' })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+describe('anchovy start -op sql.Downloader (CLI)', () => {
+  const t = tempDir()
+  afterAll(() => t.remove())
+
+  it('copies PostgreSQL tables into a SQLite file (the README example), and healthcheck --connections checks the database', async () => {
+    const pg = await postgresDb()
+    try {
+      await pg.query(`CREATE SCHEMA erp; CREATE TABLE erp.orders (id bigint PRIMARY KEY, customer text, amount numeric(12,2), updated_at timestamptz NOT NULL);
+        INSERT INTO erp.orders VALUES (1, 'Ada', 10.50, '2025-01-01 10:00:00+00'), (2, 'Grace', 7.25, '2025-01-01 11:00:00+00');
+        CREATE TABLE erp.customers (id int PRIMARY KEY, name text); INSERT INTO erp.customers VALUES (1, 'Ada'), (2, 'Grace')`)
+      const dir = nodePath.join(t.dir, 'pg2sqlite')
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(`${dir}/config.yaml`, 'tbls:\n  erp.orders:\n    cursor: updated_at\n')
+      const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'readme', ACHVY_LOG_LEVEL: 'warn' }
+      const extract = (): void => {
+        const dl = cli('start', ['-op', 'sql.Downloader', '--id', 'erp', '-e', 'erp.*'], { ...env, ACHVY_CNXN__DB__URL: pg.url }, dir)
+        expect(dl.status, dl.stderr + dl.stdout).toBe(0)
+        const up = cli('start', ['-op', 'sql.Uploader', '--id', 'erp_lite', '-U', 'erp'], { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///erp.db' }, dir)
+        expect(up.status, up.stderr + up.stdout).toBe(0)
+      }
+      extract()
+      await pg.query(`INSERT INTO erp.orders VALUES (3, 'Ada', 1.00, '2025-01-01 11:00:00+00'); UPDATE erp.orders SET amount = 11, updated_at = '2025-01-02 00:00:00+00' WHERE id = 1; DELETE FROM erp.customers WHERE id = 2`)
+      extract()
+      const db = new Database(`${dir}/erp.db`, { readonly: true })
+      expect(db.prepare('SELECT id, customer, amount FROM "erp__readme__erp.orders" WHERE _del IS NULL ORDER BY id').all()).toEqual([
+        { id: 1, customer: 'Ada', amount: '11.00' },
+        { id: 2, customer: 'Grace', amount: '7.25' },
+        { id: 3, customer: 'Ada', amount: '1.00' },
+      ])
+      expect(db.prepare('SELECT id, name FROM "erp__readme__erp.customers" WHERE _del IS NULL').all()).toEqual([{ id: 1, name: 'Ada' }])
+      db.close()
+      const hc = cli('healthcheck', ['--id', 'erp', '--connections', '-op', 'sql.Downloader'], { ...env, ACHVY_CNXN__DB__URL: pg.url }, dir)
+      expect(hc.status, hc.stderr + hc.stdout).toBe(0)
+    } finally {
+      await pg.close()
+    }
+  })
+
+  it('a missing driver stops the run at startup with ANCH_ERR_SQL_DRIVER naming the package to install', () => {
+    const dir = nodePath.join(t.dir, 'nodriver')
+    mkdirSync(dir, { recursive: true })
+    const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'nd', ACHVY_CNXN__DB__URL: 'mysql://root@127.0.0.1:3306/test', NODE_OPTIONS: `--require ${nodePath.join(import.meta.dirname, 'fixtures/hide-mysql2.cjs')}` }
+    for (const op of ['sql.Downloader', 'sql.Uploader']) {
+      const r = cli('start', ['-op', op, '--id', 'nd', '-e', 'test.*', ...(op === 'sql.Uploader' ? ['-U', 'nd'] : [])], env, dir)
+      expect(r.status, r.stdout + r.stderr).not.toBe(0)
+      expect(r.stdout + r.stderr).toContain('ANCH_ERR_SQL_DRIVER')
+      expect(r.stdout + r.stderr).toContain('npm install mysql2')
+      expect(r.stdout).toContain('"STARTUP"')
+    }
+  })
+
+  it('a wrong password fails at startup naming the connection, with no piece of the password anywhere', () => {
+    const password = 'Wr0ng-s3cret-pw'
+    const dir = nodePath.join(t.dir, 'wrongpw')
+    mkdirSync(dir, { recursive: true })
+    const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'sec', ACHVY_LOG_LEVEL: 'debug', ACHVY_CNXN__DB__URL: `mysql://root:${password}@127.0.0.1:3306/test` }
+    const r = cli('start', ['-op', 'sql.Downloader', '--id', 'wrong', '-e', 'test.*'], env, dir)
+    expect(r.status).not.toBe(0)
+    expect(r.stdout + r.stderr).toContain('database connection db (ACHVY_CNXN__DB__URL=mysql://root:***@127.0.0.1:3306/test)')
+    expect(r.stdout + r.stderr).toContain('Access denied')
+    expect(r.stdout).toContain('"STARTUP"')
+    const hc = cli('healthcheck', ['--id', 'wrong', '--connections', '-op', 'sql.Downloader'], env, dir)
+    expect(hc.status).not.toBe(0)
+    const texts = [r.stdout, r.stderr, hc.stdout, hc.stderr, ...allTexts(`${dir}/datastore`).map((x) => x.text)]
+    for (const text of texts) for (const piece of fragments(password).filter((p) => p.length >= 5)) expect(text).not.toContain(piece)
+  })
+})

@@ -7,7 +7,7 @@ import { createLogger, startAnchovy } from '@anchovies/core'
 export const FIXTURES = nodePath.join(nodePath.dirname(fileURLToPath(import.meta.url)), 'fixtures')
 export const FEED = `${FIXTURES}/operators.js:Feed`
 export const FAILING = `${FIXTURES}/operators.js:FailingUploader`
-export const PY_FIXTURE = '/work/shared/fixtures/py-anchovies-datastore/fixture'
+export const PY_FIXTURE = `${FIXTURES}/py-anchovies-datastore/fixture`
 
 declare global {
   // eslint-disable-next-line no-var
@@ -37,10 +37,12 @@ export async function run(opts: {
   upstream?: string[]
   config?: string
   user?: string
+  /** Tables to run (`-e`). */
+  enable?: string[]
 }): Promise<{ exitCode: number; results: Record<string, unknown> }> {
   return startAnchovy(
     {
-      flags: { operator_cls: opts.operator, id: opts.id, user: opts.user ?? 'test', datastore: opts.datastore, ...(opts.upstream ? { upstream: opts.upstream } : {}) },
+      flags: { operator_cls: opts.operator, id: opts.id, user: opts.user ?? 'test', datastore: opts.datastore, ...(opts.upstream ? { upstream: opts.upstream } : {}), ...(opts.enable ? { enabled: opts.enable } : {}) },
       env: { ...opts.env },
       configText: opts.config,
       cwd: opts.datastore,

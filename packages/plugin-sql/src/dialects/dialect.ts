@@ -61,6 +61,23 @@ export abstract class Dialect {
   abstract readonly timestampType: string
   /** `FOR UPDATE` where the dialect supports it. */
   readonly forUpdate: string = ' FOR UPDATE'
+  /** Column definition of `_seq` (the history primary key). */
+  readonly seqColumnType: string = 'BIGINT NOT NULL PRIMARY KEY'
+  /** Column type of long text in the bookkeeping tables (file ids, JSON). */
+  readonly longTextType: string = 'TEXT'
+  /** Drops a staging table (temporary; quoted here). */
+  dropStage(name: string): string {
+    return `DROP TABLE IF EXISTS ${this.quote(name)}`
+  }
+  /** Whether a database error is a deadlock or serialization failure (the transaction was rolled back; retry it). */
+  isDeadlock(err: unknown): boolean {
+    const code = (err as { code?: unknown }).code
+    return code === 'ER_LOCK_DEADLOCK' || code === '40P01' || code === '40001'
+  }
+  /** Whether a database error is a unique-key violation. */
+  isUniqueViolation(_err: unknown): boolean {
+    return false
+  }
 
   /** Why `name` cannot be an identifier here, or undefined. */
   protected abstract nameProblem(name: string): string | undefined
@@ -121,6 +138,16 @@ export abstract class Dialect {
   }
   /** `UPDATE target SET _del = <ts> WHERE _seq IN (<sub>)` in the dialect's join-update form. */
   abstract markDeleted(target: string, sub: string, ts: string): string
+  /**
+   * Supersedes current rows of `target` before `_seq` `start` whose key (quoted `keys`) no row from `start` on has;
+   * without keys every current row before `start` (a complete snapshot replaced them).
+   */
+  supersedeAbsent(target: string, keys: readonly string[], start: number, ts: string): string {
+    const where = `x.${this.quote(DEL)} IS NULL AND x.${this.quote(SEQ)} < ${start}`
+    if (keys.length === 0) return `UPDATE ${target} AS x SET ${this.quote(DEL)} = ${ts} WHERE ${where}`
+    const same = keys.map((k) => `n.${k} = x.${k}`).join(' AND ')
+    return `UPDATE ${target} AS x SET ${this.quote(DEL)} = ${ts} WHERE ${where} AND NOT EXISTS (SELECT 1 FROM ${target} AS n WHERE n.${this.quote(SEQ)} >= ${start} AND ${same})`
+  }
   /** Whether `t` exists. */
   abstract tableExists(session: Session, t: Target): Promise<boolean>
   /** The physical columns of `t` (lower-cased name for case-insensitive dialects → declared type). */

@@ -112,6 +112,15 @@ export class MysqlDialect extends Dialect {
   override readonly caseInsensitiveNames = true
   readonly timestampType = 'DATETIME(6)'
   override readonly tableOptions = ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin'
+  override readonly longTextType = 'LONGTEXT'
+
+  override dropStage(name: string): string {
+    return `DROP TEMPORARY TABLE IF EXISTS ${this.quote(name)}`
+  }
+
+  override isUniqueViolation(err: unknown): boolean {
+    return (err as { code?: unknown }).code === 'ER_DUP_ENTRY'
+  }
 
   /** DECIMAL(65,30): at most 35 digits before the point and 30 after (MySQL would round the rest away). */
   override decimalFits(v: unknown): boolean {
@@ -232,6 +241,14 @@ export class MysqlDialect extends Dialect {
 
   markDeleted(target: string, sub: string, ts: string): string {
     return `UPDATE ${target} AS t JOIN (${sub}) AS d ON t.\`_seq\` = d.\`_seq\` SET t.\`_del\` = ${ts}`
+  }
+
+  /** MySQL cannot read the table an UPDATE changes in a subquery: the keys from `start` on go through a derived table. */
+  override supersedeAbsent(target: string, keys: readonly string[], start: number, ts: string): string {
+    const where = `x.\`_del\` IS NULL AND x.\`_seq\` < ${start}`
+    if (keys.length === 0) return `UPDATE ${target} AS x SET x.\`_del\` = ${ts} WHERE ${where}`
+    const on = keys.map((k) => `n.${k} = x.${k}`).join(' AND ')
+    return `UPDATE ${target} AS x LEFT JOIN (SELECT DISTINCT ${keys.join(', ')} FROM ${target} WHERE \`_seq\` >= ${start}) AS n ON ${on} SET x.\`_del\` = ${ts} WHERE ${where} AND n.${keys[0]} IS NULL`
   }
 
   async tableExists(session: Session, t: Target): Promise<boolean> {

@@ -162,6 +162,10 @@ export class PostgresDialect extends Dialect {
   readonly supportsSchemas = true
   readonly timestampType = 'timestamptz'
 
+  override isUniqueViolation(err: unknown): boolean {
+    return (err as { code?: unknown }).code === '23505'
+  }
+
   protected nameProblem(name: string): string | undefined {
     const bytes = Buffer.byteLength(name)
     return bytes > 63 ? `it is ${bytes} bytes long and PostgreSQL identifiers hold at most 63 (longer names would be truncated)` : undefined

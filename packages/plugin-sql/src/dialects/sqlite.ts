@@ -56,6 +56,7 @@ export class SqliteDialect extends Dialect {
   override readonly caseInsensitiveNames = true
   readonly timestampType = 'TEXT'
   override readonly forUpdate = ''
+  override readonly seqColumnType = 'INTEGER PRIMARY KEY'
 
   protected nameProblem(): string | undefined {
     return undefined
