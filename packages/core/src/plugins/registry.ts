@@ -9,6 +9,7 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
   sftp: '@anchovies/plugin-sftp',
   sql: '@anchovies/plugin-sql',
   azblob: '@anchovies/plugin-azblob',
+  singer: '@anchovies/plugin-singer',
 }
 
 /** A class found by name, with the plugin it came from (if any). */
