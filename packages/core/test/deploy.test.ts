@@ -76,6 +76,31 @@ describe('deployment recipes', () => {
     }
   })
 
+  it('Kubernetes Indexed Job: workers numbered by JOB_COMPLETION_INDEX, as many as the completions, and a healthcheck over every worker', async () => {
+    const cron = YAML.parse(deploy('kubernetes-indexed-job.yaml')) as Record<string, any>
+    expect(cron.kind).toBe('CronJob')
+    const job = cron.spec.jobTemplate.spec
+    expect(job.completionMode).toBe('Indexed')
+    const container = job.template.spec.containers[0]
+    expect(await parses(container.args)).toBe('start')
+    const env = new Map((container.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]))
+    expect(Number(env.get('ACHVY_WORKERS'))).toBe(job.completions)
+    expect(job.parallelism).toBe(job.completions)
+    const [, , ...probe] = container.livenessProbe.exec.command as string[]
+    expect(await parses(probe)).toBe('healthcheck')
+    const ds = tempDir()
+    // The index Kubernetes gives each pod is taken as the worker number; one beyond the count is refused.
+    const bad = await runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'erp', '--datastore', ds], { env: { ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: '3' } })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr + bad.stdout).toContain('worker_num: 3 is not below workers (3)')
+    const runs = await Promise.all([0, 1, 2].map((i) => runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'erp', '--prod', '--datastore', ds], { env: { ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: String(i) } })))
+    for (const r of runs) expect(r.code, r.stderr).toBe(0)
+    const healthy = await runCli(probe, { env: { ACHVY_DATASTORE: ds } })
+    expect(healthy.stdout).toMatch(/^healthy/)
+    const missing = await runCli(probe.map((a, i) => (probe[i - 1] === '--workers' ? '4' : a)), { env: { ACHVY_DATASTORE: ds } })
+    expect(missing.stdout).toMatch(/^unhealthy: no run of prod\/erp worker 3 of 4/)
+  })
+
   it('EventBridge → ECS: the schedule and the container command parse', async () => {
     const schedule = JSON.parse(deploy('eventbridge-ecs.json')) as { ScheduleExpression: string; Target: { Input: string } }
     expect(schedule.ScheduleExpression).toMatch(/^(rate|cron)\(/)

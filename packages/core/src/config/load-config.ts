@@ -24,6 +24,11 @@ export type Settings = Record<string, unknown> & {
   disabled: string[]
   concurrency: number
   fail_fast: boolean
+  workers: number
+  worker_num: number
+  batch_max_rows: number
+  batch_max_bytes: number
+  commit_interval: number
   datastore: string
   log_level: string
   lock_ttl: number
@@ -200,6 +205,12 @@ export function resolveSettings(
   for (const up of (out.upstream as string[] | undefined) ?? []) {
     const p = nameProblem('upstream id', up)
     if (p) problems.push(`upstream: ${p}`)
+  }
+  const workers = Number(out.workers ?? 1)
+  const workerNum = Number(out.worker_num ?? 0)
+  if (workerNum >= workers) {
+    const from = ownValue(src.env, 'ACHVY_WORKER_NUM') === undefined && ownValue(src.env, 'JOB_COMPLETION_INDEX') !== undefined ? ' (from JOB_COMPLETION_INDEX: set ACHVY_WORKERS, --workers, to the Indexed Job\'s completions)' : ''
+    problems.push(`worker_num: ${workerNum} is not below workers (${workers}): workers are numbered 0 to workers-1${from}`)
   }
   if (out.datastore === undefined) {
     const achvyHome = ownValue(src.env, 'ACHVY_HOME')

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import { AnchoviesError } from '../errors.js'
+import { AnchoviesError, AnchovyLocked, isAnchoviesError } from '../errors.js'
+import { isStale } from './filesystem-datastore.js'
 import type { JsonValue, Table } from '../types.js'
-import { CommitLog, type CommitRecord } from './commit-log.js'
+import { CommitLog, type CommitRecord, type CommittedFile } from './commit-log.js'
 import type { WrittenFile } from './data-file.js'
 import type { Datastore, DatastoreLock, LockOwner } from './datastore.js'
 import { CommittedCheckpoints, Stage, type StageOwner } from './stage.js'
@@ -22,11 +23,25 @@ export interface CommitSummary {
   readonly rows: number
 }
 
-/** `$inflight.json` names the batch that may be writing data files; the tag is in every such file's name. */
+/**
+ * `$inflight.json` names the batch that may be writing data files; the tag is in every such file's name. A batch
+ * may commit several times (intermediate commits): `after_seq`, the newest commit when it began, bounds the records
+ * that can hold its files.
+ */
 interface Inflight {
   readonly tag: string
   readonly since: string
+  readonly after_seq?: number
 }
+
+/** One of N workers of an anchovy: each takes its own run lock and runs a disjoint share of the tables. */
+export interface WorkerSlot {
+  readonly num: number
+  readonly count: number
+}
+
+/** How long a committer waits for another worker's commit to finish before giving up (beyond the lock TTL). */
+const COMMIT_LOCK_POLL_MS = 20
 
 const TAG_RE = /^[0-9a-f]{8}-[0-9a-z]{1,12}$/
 
@@ -54,14 +69,38 @@ export class AnchovyState implements StageOwner {
   /** Deletions of discarded data files still running (awaited before the in-flight marker is removed). */
   private readonly deleting = new Set<Promise<void>>()
   private sessionStage: Stage | undefined
+  private ttlMs = 60_000
+  /** Commits of this process, one at a time (table chains commit on their own at commit points). */
+  private committing: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly ctx: StoreContext,
     private readonly stores: StateStores,
     private readonly logger: Logger,
+    /** Set when this run is one worker of several (`--workers`). */
+    private readonly worker?: WorkerSlot,
   ) {
     this.home = anchovyHome(ctx)
     this.log = new CommitLog(ctx.datastore, this.home)
+  }
+
+  /** Where this run's lock and in-flight marker live: the anchovy's home, or its worker's folder. */
+  private get runDir(): string {
+    return this.worker && this.worker.count > 1 ? `${this.home}/$workers/${this.worker.num}` : this.home
+  }
+
+  /**
+   * A run without workers and workers of the same anchovy never run at once (their shares would overlap): the
+   * other kind's live locks are refused, naming the holder. Stale locks (a dead holder) do not count.
+   */
+  private async refuseOtherKind(ttlMs: number): Promise<void> {
+    const others = this.runDir === this.home
+      ? (await this.datastore.list(`${this.home}/$workers`)).map((e) => e.path).filter((p) => /\/\$workers\/\d{1,6}\/\$lock$/.test(p))
+      : [`${this.home}/$lock`]
+    for (const path of others) {
+      const holder = await this.datastore.readLock(path)
+      if (holder && !isStale(holder, ttlMs)) throw new AnchovyLocked(holder, path.replace(/\/\$lock$/, ''))
+    }
   }
 
   private get datastore(): Datastore {
@@ -93,13 +132,20 @@ export class AnchovyState implements StageOwner {
    * The lock is released again if recovery fails.
    */
   async open(ttlMs: number, onLost: (err: Error) => void, replaced?: (key: string) => boolean, owner?: LockOwner): Promise<void> {
-    this.lock = await this.datastore.lock(`${this.home}/$lock`, ttlMs, owner)
+    this.ttlMs = ttlMs
+    this.lock = await this.datastore.lock(`${this.runDir}/$lock`, ttlMs, owner)
+    try {
+      await this.refuseOtherKind(ttlMs)
+    } catch (err) {
+      await this.release()
+      throw err
+    }
     this.heartbeat = setInterval(() => {
       this.lock?.renew().catch((err: unknown) => onLost(err as Error))
     }, Math.max(1000, ttlMs / 3))
     this.heartbeat.unref()
     try {
-      await this.recover(replaced)
+      await this.underCommitLock(() => this.recover(replaced))
     } catch (err) {
       await this.release()
       throw err
@@ -122,19 +168,54 @@ export class AnchovyState implements StageOwner {
    */
   private async recover(replaced?: (key: string) => boolean): Promise<void> {
     const latest = await this.log.latest()
-    if (latest) {
-      await this.stores.checkpoint.apply(latest.checkpoints, latest.deleted_checkpoints)
-      await this.stores.table.apply(latest.tables)
-      await this.log.repairHead()
-    }
+    if (latest) await this.reapply(latest, replaced)
     await this.removeOrphans(latest)
     await this.log.markFormat()
     this.committedValues = new CommittedCheckpoints(await readCheckpoints(this.stores.checkpoint, latest, this.home, replaced))
     for (const t of await this.stores.table.load()) this.tableRecords.set(t.name, JSON.stringify(this.stores.table.record(t)))
   }
 
+  /**
+   * Writes what the newest commit says wherever the files differ (its committer may have died between the record
+   * and the files). Only differing files: rewriting another worker's files would race with its next commit.
+   */
+  private async reapply(latest: CommitRecord, replaced?: (key: string) => boolean): Promise<void> {
+    const stored = await this.stores.checkpoint.load(replaced)
+    const set: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>
+    for (const [k, v] of Object.entries(latest.checkpoints)) if (!stored.has(k) || encodeCheckpoint(stored.get(k)!) !== encodeCheckpoint(v)) set[k] = v
+    await this.stores.checkpoint.apply(set, latest.deleted_checkpoints.filter((k) => stored.has(k)))
+    const current = new Map((await this.stores.table.load()).map((t) => [t.name, JSON.stringify(this.stores.table.record(t))]))
+    await this.stores.table.apply(latest.tables.filter((r) => current.get(String(r.name)) !== JSON.stringify(r)))
+    await this.log.repairHead()
+  }
+
   private inflightPath(): string {
-    return `${this.home}/$inflight.json`
+    return `${this.runDir}/$inflight.json`
+  }
+
+  /**
+   * Runs `fn` holding the anchovy's commit lock (`$commit.lock`): workers of one anchovy share its commit log, so
+   * catching up, appending a record and writing the checkpoint and table files it names happen one committer at a
+   * time, and only the newest record can ever be half applied (a committer that died holding the lock).
+   */
+  private async underCommitLock<T>(fn: () => Promise<T>): Promise<T> {
+    const path = `${this.home}/$commit.lock`
+    const giveUp = Date.now() + 2 * this.ttlMs
+    let lock: DatastoreLock | undefined
+    for (;;) {
+      try {
+        lock = await this.datastore.lock(path, this.ttlMs)
+        break
+      } catch (err) {
+        if (!isAnchoviesError(err, 'ANCH_ERR_LOCKED') || Date.now() > giveUp) throw err
+        await new Promise((r) => setTimeout(r, COMMIT_LOCK_POLL_MS + Math.random() * COMMIT_LOCK_POLL_MS))
+      }
+    }
+    try {
+      return await fn()
+    } finally {
+      await lock.release().catch((err: unknown) => this.logger.warn({ err }, 'could not release the commit lock (it expires)'))
+    }
   }
 
   /**
@@ -146,15 +227,20 @@ export class AnchovyState implements StageOwner {
     const raw = await this.datastore.read(this.inflightPath())
     if (!raw) return
     let tag: unknown
+    let afterSeq: unknown
     try {
-      tag = (JSON.parse(raw.toString('utf8')) as Partial<Inflight>).tag
+      ;({ tag, after_seq: afterSeq } = JSON.parse(raw.toString('utf8')) as Partial<Inflight>)
     } catch {
       tag = undefined
     }
     if (typeof tag !== 'string' || !TAG_RE.test(tag)) {
       throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${this.inflightPath()} is corrupt: it must name the batch in flight ({"tag": …}); the data files that batch left cannot be told apart. Remove the uncommitted files under ${this.home}/data by hand, then delete the marker`)
     }
+    // The batch's files may be in any commit since it began (intermediate commits); older markers name no start.
     const committed = new Set((latest?.files ?? []).map((f) => f.path))
+    if (latest && typeof afterSeq === 'number' && Number.isInteger(afterSeq) && afterSeq >= 0) {
+      for (let seq = afterSeq + 1; seq < latest.seq; seq++) for (const f of (await this.log.read(seq)).files) committed.add(f.path)
+    }
     const orphans = (await this.datastore.list(`${this.home}/data`)).filter((e) => e.path.includes(`.${tag}-`) && !committed.has(e.path))
     for (const e of orphans) await this.datastore.delete(e.path)
     const partial = (await this.datastore.sweep?.(`${this.home}/data`)) ?? 0
@@ -165,7 +251,7 @@ export class AnchovyState implements StageOwner {
   /** Starts a batch: records it as in flight (its data files carry its tag) and returns its stage. */
   async beginBatch(batchId: string): Promise<Stage> {
     this.batchId = batchId
-    const marker: Inflight = { tag: this.batchTag(), since: new Date().toISOString() }
+    const marker: Inflight = { tag: this.batchTag(), since: new Date().toISOString(), after_seq: this.log.known }
     await this.datastore.write(this.inflightPath(), JSON.stringify(marker))
     return this.session.child()
   }
@@ -213,52 +299,102 @@ export class AnchovyState implements StageOwner {
   /**
    * Makes a stage's files, checkpoints and the records of `tables` visible in one commit record, then writes the
    * checkpoint and table files and runs the afterCommit callbacks. Nothing to commit: only the callbacks run.
+   * `intermediate` commits what a table staged so far and keeps the stage (and its writers) going.
    */
-  async commit(stage: Stage, meta: { sessionId: string; batchId: string | null }, tables: readonly Table[] = []): Promise<CommitSummary | undefined> {
-    if (stage !== this.sessionStage && this.sessionStage && !this.sessionStage.empty) this.sessionStage.mergeInto(stage)
-    // A committed (or merged) session stage is spent: what is staged outside a batch from now on starts afresh.
-    if (stage === this.sessionStage || this.sessionStage?.empty) this.sessionStage = undefined
-    const { set, deleted } = stage.changes()
+  commit(stage: Stage, meta: { sessionId: string; batchId: string | null }, tables: readonly Table[] = [], intermediate = false): Promise<CommitSummary | undefined> {
+    const run = this.committing.then(() => this.commitNow(stage, meta, tables, intermediate))
+    this.committing = run.catch(() => undefined)
+    return run
+  }
+
+  private async commitNow(stage: Stage, meta: { sessionId: string; batchId: string | null }, tables: readonly Table[], intermediate: boolean): Promise<CommitSummary | undefined> {
+    if (!intermediate) {
+      if (stage !== this.sessionStage && this.sessionStage && !this.sessionStage.empty) this.sessionStage.mergeInto(stage)
+      // A committed (or merged) session stage is spent: what is staged outside a batch from now on starts afresh.
+      if (stage === this.sessionStage || this.sessionStage?.empty) this.sessionStage = undefined
+    }
+    // Taken out of the stage first: a stage discarded while this commit runs (an abandoned table) must not delete
+    // files a commit record is about to name.
+    const { set, deleted, files, callbacks } = stage.take()
+    if (!intermediate) stage.clear()
+    if (files.length === 0 && Object.keys(set).length === 0 && deleted.length === 0 && this.changedRecords(tables).length === 0) {
+      await this.runAfterCommit(callbacks)
+      return undefined
+    }
+    let appended = false
+    let committed: { rec: CommitRecord; records: Record<string, unknown>[] }
+    try {
+      committed = await this.underCommitLock(async () => {
+        for (;;) {
+          this.catchUp(await this.log.newer(), set, deleted, files)
+          // Fencing: a holder whose lock was taken over must not commit (renew throws when the lock is someone else's).
+          await this.lock?.renew()
+          const records = this.changedRecords(tables)
+          const after = new Map(this.committedValues.values)
+          for (const [k, v] of Object.entries(set)) after.set(k, v)
+          for (const k of deleted) after.delete(k)
+          const digests: Record<string, string> = Object.create(null) as Record<string, string>
+          for (const [k, v] of after) digests[k] = checkpointDigest(v)
+          const rec = await this.log.append({
+            anchovy_id: this.ctx.anchovyId,
+            anchovy_user: this.ctx.user,
+            session_id: meta.sessionId,
+            batch_id: meta.batchId,
+            committed_at: new Date().toISOString(),
+            ...(this.worker && this.worker.count > 1 ? { worker: `${this.worker.num}/${this.worker.count}` } : {}),
+            files,
+            checkpoints: set,
+            deleted_checkpoints: deleted,
+            tables: records,
+            checkpoint_digests: digests,
+          })
+          if (!rec) continue // a writer without the commit lock (an older version) took the number: catch up again
+          appended = true
+          this.committedValues.apply(set, deleted)
+          for (const r of records) this.tableRecords.set(String(r.name), JSON.stringify(r))
+          await this.stores.checkpoint.apply(set, deleted)
+          await this.stores.table.apply(records)
+          return { rec, records }
+        }
+      })
+    } catch (err) {
+      if (!appended && files.length) await this.deleteFiles(files.map((f) => f.path))
+      throw err
+    }
+    const { rec, records } = committed
+    await this.runAfterCommit(callbacks)
+    this.logger.info({ batch_id: meta.batchId, seq: rec.seq, files: files.length, checkpoints: Object.keys(set).length + deleted.length, tables: records.length, ...(intermediate ? { intermediate } : {}) }, 'committed')
+    return { seq: rec.seq, files: files.length, rows: files.reduce((n, f) => n + f.rows, 0) }
+  }
+
+  /** The `$tables` records of `tables` that differ from what is committed. */
+  private changedRecords(tables: readonly Table[]): Record<string, unknown>[] {
     const records: Record<string, unknown>[] = []
     for (const t of tables) {
       if (t.namespace) continue
       const rec = this.stores.table.record(t)
       if (this.tableRecords.get(t.name) !== JSON.stringify(rec)) records.push(rec)
     }
-    const callbacks = [...stage.afterCommit]
-    const files = [...stage.files]
-    if (files.length === 0 && Object.keys(set).length === 0 && deleted.length === 0 && records.length === 0) {
-      stage.clear()
-      await this.runAfterCommit(callbacks)
-      return undefined
+    return records
+  }
+
+  /**
+   * Takes in what other writers of this anchovy (workers, `anchovy checkpoint`) committed since this run last
+   * looked. A record that changed a checkpoint this commit sets or deletes, or committed data of a table this
+   * commit holds, means two runs moved the same table at once: this commit is refused rather than duplicate it.
+   */
+  private catchUp(records: readonly CommitRecord[], set: Readonly<Record<string, JsonValue>>, deleted: readonly string[], files: readonly CommittedFile[]): void {
+    const mine = new Set([...Object.keys(set), ...deleted])
+    const myTables = new Set(files.map((f) => f.table))
+    for (const r of records) {
+      const key = [...Object.keys(r.checkpoints), ...r.deleted_checkpoints].find((k) => mine.has(k))
+      const table = r.files.find((f) => myTables.has(f.table))?.table
+      if (key !== undefined || table !== undefined) {
+        throw new AnchoviesError('ANCH_ERR_LOCKED', `${table !== undefined ? `table ${table}` : `checkpoint ${key}`} was committed by another run of ${this.home} (commit ${r.seq}, session ${r.session_id}${r.worker ? `, worker ${r.worker}` : ''}) while this run held it: two runs (or workers with different --workers) moved the same table at once; this commit is refused so nothing is duplicated, and the table runs again next time`)
+      }
+      this.committedValues.apply(r.checkpoints, r.deleted_checkpoints)
+      for (const t of r.tables) if (t && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string') this.tableRecords.set((t as { name: string }).name, JSON.stringify(t))
     }
-    // Fencing: a holder whose lock was taken over must not commit (renew throws when the lock is someone else's).
-    await this.lock?.renew()
-    const after = new Map(this.committedValues.values)
-    for (const [k, v] of Object.entries(set)) after.set(k, v)
-    for (const k of deleted) after.delete(k)
-    const digests: Record<string, string> = Object.create(null) as Record<string, string>
-    for (const [k, v] of after) digests[k] = checkpointDigest(v)
-    const rec = await this.log.append({
-      anchovy_id: this.ctx.anchovyId,
-      anchovy_user: this.ctx.user,
-      session_id: meta.sessionId,
-      batch_id: meta.batchId,
-      committed_at: new Date().toISOString(),
-      files,
-      checkpoints: set,
-      deleted_checkpoints: deleted,
-      tables: records,
-      checkpoint_digests: digests,
-    })
-    this.committedValues.apply(set, deleted)
-    for (const r of records) this.tableRecords.set(String(r.name), JSON.stringify(r))
-    stage.clear()
-    await this.stores.checkpoint.apply(set, deleted)
-    await this.stores.table.apply(records)
-    await this.runAfterCommit(callbacks)
-    this.logger.info({ batch_id: meta.batchId, seq: rec.seq, files: files.length, checkpoints: Object.keys(set).length + deleted.length }, 'committed')
-    return { seq: rec.seq, files: files.length, rows: files.reduce((n, f) => n + f.rows, 0) }
   }
 
   private async runAfterCommit(callbacks: readonly (() => Promise<void> | void)[]): Promise<void> {

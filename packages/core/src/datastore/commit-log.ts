@@ -25,6 +25,8 @@ export interface CommitRecord {
   readonly deleted_checkpoints: readonly string[]
   /** `$tables` records of the tables the batch touched. */
   readonly tables: readonly Record<string, unknown>[]
+  /** The worker that committed (`<num>/<count>`), absent for an anchovy run without workers. */
+  readonly worker?: string
   /**
    * SHA-256 (base64url) of every committed checkpoint's file text after this commit, by key: what verifies the
    * checkpoint files when they are read back. Absent in records written before it existed.
@@ -167,14 +169,34 @@ export class CommitLog {
     if (this.last! > 0 && (await this.head()) !== this.last) await this.datastore.write(this.headPath(), String(this.last))
   }
 
-  /** Writes the next commit record; fails if another writer committed in between (the lock was lost). */
-  async append(record: Omit<CommitRecord, 'seq'>): Promise<CommitRecord> {
+  /**
+   * The records other writers appended after the newest one this log knows (workers of one anchovy share the log),
+   * in order; afterwards this log knows the newest record.
+   */
+  async newer(): Promise<CommitRecord[]> {
+    if (this.last === undefined) await this.latest()
+    const out: CommitRecord[] = []
+    while (await this.datastore.read(this.path(this.last! + 1))) {
+      out.push(await this.read(this.last! + 1))
+      this.last! += 1
+    }
+    return out
+  }
+
+  /** The newest sequence number this log knows (after latest(), newer() or append()). */
+  get known(): number {
+    return this.last ?? 0
+  }
+
+  /**
+   * Writes the next commit record; undefined when another writer took that sequence number first (the caller
+   * catches up with newer() and tries again). The record is the commit: never two with one number.
+   */
+  async append(record: Omit<CommitRecord, 'seq'>): Promise<CommitRecord | undefined> {
     if (this.last === undefined) await this.latest()
     const seq = this.last! + 1
     const full: CommitRecord = { seq, ...record }
-    if (!(await this.datastore.createExclusive(this.path(seq), JSON.stringify(full)))) {
-      throw new AnchoviesError('ANCH_ERR_LOCKED', `commit ${this.path(seq)} already exists: another run of this anchovy committed concurrently`)
-    }
+    if (!(await this.datastore.createExclusive(this.path(seq), JSON.stringify(full)))) return undefined
     this.last = seq
     // A hint only: if this write is lost, readers probe past it.
     await this.datastore.write(this.headPath(), String(seq)).catch(() => undefined)

@@ -203,6 +203,11 @@ export class DataFileWriter {
     return wait
   }
 
+  /** Uncompressed bytes written so far, in every file. */
+  get bytes(): number {
+    return this.files.reduce((n, f) => n + f.bytes, 0) + (this.current?.bytes ?? 0)
+  }
+
   /** Finishes the last file and returns every file written. */
   async close(): Promise<WrittenFile[]> {
     if (this.current) await this.finishFile()

@@ -29,6 +29,28 @@ export function anchovyHome(ctx: StoreContext, anchovyId = ctx.anchovyId): strin
 }
 
 /**
+ * Where one run of an anchovy keeps its run lock and in-flight marker: the anchovy's home, or with `--workers N`
+ * (N > 1) its worker's folder `$workers/<num>`, so that the workers of one anchovy never block each other.
+ */
+export function runDir(ctx: StoreContext): string {
+  const slot = workerSlot(ctx.settings)
+  return slot ? `${anchovyHome(ctx)}/$workers/${slot.num}` : anchovyHome(ctx)
+}
+
+/** This run's worker number and count when settings name more than one worker. */
+export function workerSlot(settings: Readonly<Record<string, unknown>>): { num: number; count: number } | undefined {
+  const count = Number(settings.workers ?? 1)
+  const num = Number(settings.worker_num ?? 0)
+  return Number.isInteger(count) && count > 1 && Number.isInteger(num) && num >= 0 && num < count ? { num, count } : undefined
+}
+
+/** The results file name of this run (`anchovy_run_results.json`; `.w<num>` before `.json` for a worker). */
+export function resultsFile(settings: Readonly<Record<string, unknown>>, base = 'anchovy_run_results'): string {
+  const slot = workerSlot(settings)
+  return slot ? `${base}.w${slot.num}.json` : `${base}.json`
+}
+
+/**
  * Encodes a checkpoint value as the file text: a plain string stays raw (as the Python implementation wrote it)
  * unless it is empty, parses as JSON or starts like JSON; everything else is JSON.
  */
@@ -188,13 +210,13 @@ export class TaskStore {
   /** Writes the run results (latest + one per session). */
   async writeResults(sessionId: string, text: string): Promise<void> {
     const dir = `${anchovyHome(this.ctx)}/$results`
-    await this.ctx.datastore.write(`${dir}/anchovy_run_results.json`, text)
+    await this.ctx.datastore.write(`${dir}/${resultsFile(this.ctx.settings)}`, text)
     await this.ctx.datastore.write(`${dir}/sessions/${sessionId}.json`, text)
   }
 
   /** Writes the service heartbeat (after every batch in service mode). */
   async writeHeartbeat(text: string): Promise<void> {
-    await this.ctx.datastore.write(`${anchovyHome(this.ctx)}/$results/heartbeat.json`, text)
+    await this.ctx.datastore.write(`${anchovyHome(this.ctx)}/$results/${resultsFile(this.ctx.settings, 'heartbeat')}`, text)
   }
 }
 
@@ -221,6 +243,8 @@ export interface TableWriter {
   close(): Promise<WrittenFile[]>
   /** Discards what was written (deletes every file this writer finished, too). */
   abort(err?: Error): Promise<void> | void
+  /** Uncompressed bytes written so far (optional: the batch size limit counts rows only without it). */
+  readonly bytes?: number
 }
 
 /** The data files of an anchovy: gzip JSON lines under `data/<table>/`. */

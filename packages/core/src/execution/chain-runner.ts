@@ -1,8 +1,8 @@
 import type { Logger } from 'pino'
 import { runWith, type RunState, type TaskInfo } from '../context/context.js'
 import type { Operator, StreamContext } from '../operators/operator.js'
-import type { Row } from '../types.js'
-import { fanOut } from './channel.js'
+import type { Row, Table } from '../types.js'
+import { fanOut, type FanOutState } from './channel.js'
 import { rowStream } from './row-stream.js'
 import type { Chain, Plan } from './plan.js'
 import type { Stage } from '../datastore/stage.js'
@@ -27,6 +27,19 @@ export interface ChainEnv {
   readonly queueSize: number
   readonly progressMs: number
   readonly tasks: ReadonlyMap<string, TableTask>
+  /** Epoch ms when the batch times out (-t), if it does. */
+  readonly deadline: number | undefined
+  /** When a commit point commits (0 = no limit of that kind). */
+  readonly limits: CommitLimits
+  /** Commits what the chain staged so far (an intermediate commit); undefined when the run cannot. */
+  readonly commit: ((tables: readonly Table[]) => Promise<boolean>) | undefined
+}
+
+/** The limits that make a source's commit point commit: rows or bytes since the last commit, or seconds. */
+export interface CommitLimits {
+  readonly rows: number
+  readonly bytes: number
+  readonly intervalMs: number
 }
 
 /**
@@ -95,7 +108,10 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
     const task = env.tasks.get(key)!
     return { ...env.base, task: task.info, signal, checkpoints: env.stage, logger: env.logger.child({ table: key }) }
   }
-  const ctxFor = (key: string, output?: string): StreamContext => {
+  const notRoot = async (): Promise<boolean> => {
+    throw new AnchoviesError('ANCH_ERR_CONTEXT', `commitPoint() and commit() are for the source of a chain's first table (${chain.root}), between its yields`)
+  }
+  const ctxFor = (key: string, output?: string, root = false): StreamContext => {
     const p = env.plan.tables.get(key)!
     const taskKey = output ?? key
     return {
@@ -105,7 +121,36 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
       signal,
       logger: env.logger.child({ table: taskKey }),
       stage: env.stage,
+      deadline: env.deadline,
+      timeLeft: () => (env.deadline === undefined ? Infinity : Math.max(0, env.deadline - Date.now())),
+      commitPoint: root ? () => commitPoint(false) : notRoot,
+      commit: root ? () => commitPoint(true) : notRoot,
     }
+  }
+
+  // Intermediate commits: what the root source yielded before a commit point, through every transform and sink.
+  const fanOuts: FanOutState[] = []
+  let lastCommitAt = Date.now()
+  let rowsAtCommit = 0
+  const commitPoint = async (force: boolean): Promise<boolean> => {
+    const data = env.tasks.get(chain.root)!.info.data
+    const rows = Number(data.rows ?? 0)
+    const { limits } = env
+    if (!env.commit) return false
+    if (!force) {
+      const due = (limits.rows > 0 && rows - rowsAtCommit >= limits.rows) || (limits.bytes > 0 && env.stage.bytes >= limits.bytes) || (limits.intervalMs > 0 && Date.now() - lastCommitAt >= limits.intervalMs)
+      if (!due) return false
+    }
+    if (signal.aborted) throw signal.reason
+    // The source is paused in this call: once every consumer asks for more, every earlier row is in a writer.
+    for (const f of fanOuts) await f.idle()
+    await env.stage.cut()
+    const tables = chain.tables.map((k) => env.plan.tables.get(k)!).filter((p) => p.selected).map((p) => p.table)
+    const committed = await env.commit(tables)
+    rowsAtCommit = rows
+    lastCommitAt = Date.now()
+    if (committed) data.commits = Number(data.commits ?? 0) + 1
+    return committed
   }
 
   const feed = async (key: string, rows: AsyncIterable<Row[]>): Promise<void> => {
@@ -115,7 +160,9 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
     }
     const task = env.tasks.get(key)!
     const source = counted(rows, task, signal, env.logger, env.progressMs)
-    const channels = fanOut(source, consumers.length, env.queueSize, signal)
+    const observed: { fanOut?: FanOutState } = {}
+    const channels = fanOut(source, consumers.length, env.queueSize, signal, observed)
+    if (observed.fanOut) fanOuts.push(observed.fanOut)
     const runs = consumers.map(async (c, i) => {
       const chan = channels[i]!
       try {
@@ -143,7 +190,7 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
   try {
     const root = env.plan.tables.get(chain.root)!
     const state = stateFor(chain.root)
-    const rows = runWith(state, () => root.source.fn.call(env.operator, ctxFor(chain.root)))
+    const rows = runWith(state, () => root.source.fn.call(env.operator, ctxFor(chain.root, undefined, true)))
     await feed(chain.root, sourceChunks(rows, state, `source ${root.source.name}`))
   } finally {
     env.signal.removeEventListener('abort', onOuterAbort)

@@ -3,13 +3,23 @@ import type { Row } from '../types.js'
 /** Chunks of rows for one consumer; `close()` tells the producer this consumer is done. */
 export type ClosableChunks = AsyncIterable<Row[]> & { close(): void }
 
+/** The consumers of one fan-out, as a commit point sees them. */
+export interface FanOutState {
+  /**
+   * Resolves once every open consumer has taken every chunk queued for it and asks for the next one (so it has
+   * handled all earlier rows) or has stopped.
+   */
+  idle(): Promise<void>
+}
+
 /**
  * Splits one async stream of row chunks into `n` consumers with a bounded buffer each (`capacity` rows): the
  * source is pulled only while every open consumer has room, so a slow sink slows the source and memory stays
  * bounded. A consumer that stops early is dropped; when all stop, the source is closed. An error in the source
  * reaches every consumer.
  */
-export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number, signal: AbortSignal): ClosableChunks[] {
+export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number, signal: AbortSignal, state?: { fanOut?: FanOutState }): ClosableChunks[] {
+  // One consumer pulls the source itself: while the source runs, that consumer is waiting, so it is always idle.
   if (n === 1) return [Object.assign(source, { close: () => undefined })]
   const queues: Row[][][] = Array.from({ length: n }, () => [])
   const sizes: number[] = Array(n).fill(0)
@@ -33,6 +43,16 @@ export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number
     w?.()
   }
   const hasRoom = (): boolean => sizes.every((size, i) => !open[i] || size < capacity)
+  const waiting: boolean[] = Array(n).fill(false)
+  let idleWaiters: (() => void)[] = []
+  const isIdle = (): boolean => queues.every((q, i) => !open[i] || (q.length === 0 && waiting[i]))
+  const checkIdle = (): void => {
+    if (!idleWaiters.length || !(isIdle() || ended)) return
+    const ws = idleWaiters
+    idleWaiters = []
+    for (const w of ws) w()
+  }
+  if (state) state.fanOut = { idle: () => (isIdle() || ended ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))) }
 
   const pump = async (): Promise<void> => {
     const it = source[Symbol.asyncIterator]()
@@ -59,6 +79,7 @@ export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number
     } finally {
       ended = true
       wakeConsumers()
+      checkIdle()
     }
   }
   const onAbort = (): void => wakeProducer()
@@ -69,6 +90,7 @@ export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number
     queues[i]!.length = 0
     sizes[i] = 0
     wakeProducer()
+    checkIdle()
   }
   return queues.map((queue, i) => ({
     close: () => close(i),
@@ -88,7 +110,10 @@ export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number
             }
             if (failure) throw failure.error
             if (ended) return { value: undefined, done: true }
+            waiting[i] = true
+            checkIdle()
             await new Promise<void>((resolve) => (consumerWaiters[i] = resolve))
+            waiting[i] = false
           }
         },
         async return(): Promise<IteratorResult<Row[]>> {

@@ -120,3 +120,30 @@ export function selectTables(tables: readonly Table[], enabled: readonly string[
   const matches = (patterns: readonly string[], t: Table): boolean => patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
   return tables.filter((t) => (enabled.length === 0 || matches(enabled, t)) && !matches(disabled, t))
 }
+
+/**
+ * The share of `selected` that one worker of several runs: the tables of every chain whose first table `owns`
+ * accepts (a table and the transforms it feeds stay together), and selected tables that cannot be planned whose
+ * own name it accepts (so exactly one worker reports each).
+ */
+export function workerShare(methods: readonly StreamMethod[], selected: readonly Table[], known: readonly Table[], owns: (key: string) => boolean): Table[] {
+  const plan = planBatch(methods, selected, known)
+  const mine = new Set<string>()
+  for (const c of plan.chains) if (owns(c.root)) for (const k of c.tables) mine.add(k)
+  for (const k of plan.failures.keys()) if (owns(k)) mine.add(k)
+  return selected.filter((t) => mine.has(qualifiedName(t)))
+}
+
+/**
+ * Whether worker `num` of `count` runs the chain whose first table is `key`: a hash of the name, so adding or
+ * removing a table never moves another one (FNV-1a: stable across processes, versions and platforms).
+ */
+export function ownedBy(key: string, num: number, count: number): boolean {
+  if (count <= 1) return true
+  let h = 0x811c9dc5
+  for (const byte of Buffer.from(key, 'utf8')) {
+    h ^= byte
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return h % count === num
+}

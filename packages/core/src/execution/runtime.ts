@@ -14,7 +14,7 @@ import { qualifiedName } from '../tables.js'
 import type { Table } from '../types.js'
 import { openConnections, type OpenConnection } from '../connections/manager.js'
 import { closeAll, Phases, type PhaseOutcome } from './phases.js'
-import { selectTables } from './plan.js'
+import { ownedBy, selectTables, workerShare } from './plan.js'
 import { listenForStop } from './stop-signals.js'
 import { runTables } from './table-pool.js'
 import { TaskLog } from './task-log.js'
@@ -29,7 +29,7 @@ export type { Prepared, RunOptions, RunResult } from './run-options.js'
  */
 export class AnchovyRun {
   private readonly s: Settings
-  private readonly log: Logger
+  private log: Logger
   private readonly storeCtx: StoreContext
   private readonly taskStore: TaskStore
   private readonly tableStore: TableStore
@@ -62,7 +62,9 @@ export class AnchovyRun {
     const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${randomBytes(4).toString('hex')}`
     this.session = { anchovyId: this.s.id, user: this.s.user, sessionId, operator: opts.operatorClass.name, startedAt: now, upstream: [...this.s.upstream], service: this.s.service }
     this.log = opts.logger.child({ anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: sessionId })
-    this.state = new AnchovyState(this.storeCtx, { checkpoint: new opts.stores.checkpoint(this.storeCtx), table: this.tableStore, dataBuffer: this.dataBuffer }, this.log)
+    const worker = this.s.workers > 1 ? { num: this.s.worker_num, count: this.s.workers } : undefined
+    if (worker) this.log = this.log.child({ worker: `${worker.num}/${worker.count}` })
+    this.state = new AnchovyState(this.storeCtx, { checkpoint: new opts.stores.checkpoint(this.storeCtx), table: this.tableStore, dataBuffer: this.dataBuffer }, this.log, worker)
     this.taskLog = new TaskLog(this.taskStore, this.session, this.log)
     this.phases = new Phases({
       log: this.log,
@@ -240,13 +242,16 @@ export class AnchovyRun {
     const batch: BatchInfo = { batchId, tables: selected, signal: controller.signal }
     const openedAt = new Date()
     let failed = false
+    const deadline = this.s.execution_timeout ? Date.now() + this.s.execution_timeout * 1000 : undefined
     await this.timed(controller, async () => {
       const stage = await this.state.beginBatch(batchId)
       let known: Table[] = []
       const opened = await this.phases.run('XOPEN', batch, async (task) => {
         await this.phases.hooks('xopen')
         known = await this.operator!.discoverTbls()
-        selected.push(...selectTables(known, this.s.enabled, this.s.disabled))
+        const chosen = selectTables(known, this.s.enabled, this.s.disabled)
+        const { workers, worker_num: num } = this.s
+        selected.push(...(workers > 1 ? workerShare(this.operator!.streamMethods(), chosen, known, (key) => ownedBy(key, num, workers)) : chosen))
         task.data.tbls = selected.map(qualifiedName)
       }, stage, controller.signal)
       failed = opened === 'failed'
@@ -256,6 +261,9 @@ export class AnchovyRun {
           operator: this.operator!, session: this.session, batch, known, stage, controller, logger: this.log.child({ batch_id: batchId }),
           taskLog: this.taskLog, phases: this.phases, concurrency: this.s.concurrency, queueSize: this.s.stream_queue_size,
           progressMs: this.s.progress_interval * 1000, abortGraceMs: this.s.abort_grace * 1000, failFast: this.s.fail_fast,
+          deadline,
+          limits: { rows: this.s.batch_max_rows, bytes: this.s.batch_max_bytes, intervalMs: this.s.commit_interval * 1000 },
+          commit: async (chainStage, tables) => (await this.state.commit(chainStage, { sessionId: this.session.sessionId, batchId }, tables, true)) !== undefined,
         })
         succeeded = tables.succeeded
         failed ||= tables.failed

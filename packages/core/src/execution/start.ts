@@ -128,6 +128,7 @@ function reportSession(watchdog: WatchdogReporter, run: AnchovyRun, s: Settings)
     startedAt: session.startedAt.toISOString(),
     datastore: s.datastore,
     lockTtl: s.lock_ttl,
+    settings: { workers: s.workers, worker_num: s.worker_num },
     timing: { timeout: s.execution_timeout ?? 0, grace: s.abort_grace, service: s.service, interval: s.interval },
   })
 }

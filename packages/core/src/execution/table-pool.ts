@@ -6,7 +6,7 @@ import { validateName } from '../names.js'
 import type { Operator } from '../operators/operator.js'
 import { qualifiedName } from '../tables.js'
 import type { Table } from '../types.js'
-import { runChain, type TableTask } from './chain-runner.js'
+import { runChain, type CommitLimits, type TableTask } from './chain-runner.js'
 import { withDeadline } from './deadline.js'
 import type { Phases } from './phases.js'
 import { planBatch } from './plan.js'
@@ -30,6 +30,11 @@ export interface TablePoolEnv {
   readonly progressMs: number
   readonly abortGraceMs: number
   readonly failFast: boolean
+  /** Epoch ms when the batch times out (-t), if it does. */
+  readonly deadline: number | undefined
+  readonly limits: CommitLimits
+  /** Commits a chain's stage so far (intermediate commit of the tables given). */
+  readonly commit: (stage: Stage, tables: readonly Table[]) => Promise<boolean>
 }
 
 /**
@@ -66,6 +71,9 @@ export async function runTables(env: TablePoolEnv): Promise<{ succeeded: Table[]
         queueSize: env.queueSize,
         progressMs: env.progressMs,
         tasks,
+        deadline: env.deadline,
+        limits: env.limits,
+        commit: (tables) => env.commit(stage, tables),
       })
       run.catch(() => undefined)
       try {

@@ -6,7 +6,7 @@ import { CORE_SETTINGS } from '../config/settings.js'
 import { registerConnectionSecrets } from '../connections/connection.js'
 import type { Datastore } from '../datastore/datastore.js'
 import { openDatastore } from '../datastore/open.js'
-import { anchovyHome, TaskStore } from '../datastore/stores.js'
+import { runDir, TaskStore } from '../datastore/stores.js'
 import { AnchoviesError, EXIT, type ErrorCode } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 
@@ -52,6 +52,8 @@ export interface WatchdogSession {
   readonly startedAt: string
   readonly datastore: string
   readonly lockTtl: number
+  /** `workers` and `worker_num` of a worker run (where its lock and results live). */
+  readonly settings?: { readonly workers: number; readonly worker_num: number }
   readonly timing: WatchdogTiming
 }
 
@@ -358,8 +360,8 @@ async function writeResults(w: Watch, s: WatchdogSession, results: Record<string
   let ds: Datastore | undefined
   try {
     ds = await openDatastore(s.datastore)
-    const ctx = { datastore: ds, user: s.user, anchovyId: s.anchovyId, settings: {} }
-    const lockPath = `${anchovyHome(ctx)}/$lock`
+    const ctx = { datastore: ds, user: s.user, anchovyId: s.anchovyId, settings: { ...s.settings } }
+    const lockPath = `${runDir(ctx)}/$lock`
     const holder = await ds.readLock(lockPath)
     if (!holder || holder.host !== hostname() || holder.pid !== w.child.pid) {
       return `results not written to the datastore: the run lock ${lockPath} is not held by the killed process (pid ${w.child.pid})`

@@ -26,6 +26,20 @@ export interface StreamContext {
    * afterCommit callbacks. Discarded, with the files written into it, when the task fails.
    */
   readonly stage: Stage
+  /** Epoch milliseconds when this batch's execution timeout (-t) expires; undefined without -t. */
+  readonly deadline: number | undefined
+  /** Milliseconds left before `deadline` (Infinity without -t): stop at a clean point before it. */
+  timeLeft(): number
+  /**
+   * A clean point of the source of a chain's first table: every row it yielded before this call and every
+   * checkpoint it set so far belong together. When a limit is reached (`batch_max_rows` rows, `batch_max_bytes`
+   * bytes since the table's last commit, or `commit_interval` seconds), waits until the sinks have written those
+   * rows and commits them with the checkpoints as one intermediate commit, then resolves true; otherwise resolves
+   * false at once. A table stopped later (failure, timeout, SIGTERM) keeps what its commit points committed.
+   */
+  commitPoint(): Promise<boolean>
+  /** Like commitPoint(), but commits now whatever the limits (false when nothing was staged). */
+  commit(): Promise<boolean>
 }
 
 /** What the runtime gives an operator (internal; plugins use it through Operator members). */

@@ -51,12 +51,14 @@ async function batchOf(state: AnchovyState, batchId: string, rows: number, last:
   await state.commit(stage, { sessionId: 's', batchId }, [bareTable('t')])
 }
 
-/** Makes the lock look like a holder that died long ago on another machine. */
+/** Makes the run and commit locks look like holders that died long ago on another machine. */
 function expireLock(root: string): void {
-  const lockPath = path.join(root, 'dev/dl/$lock')
-  if (!existsSync(lockPath)) return
-  const info = JSON.parse(readFileSync(lockPath, 'utf8')) as Record<string, unknown>
-  writeFileSync(lockPath, JSON.stringify({ ...info, host: 'elsewhere', heartbeat: new Date(0).toISOString() }))
+  for (const name of ['$lock', '$commit.lock']) {
+    const lockPath = path.join(root, 'dev/dl', name)
+    if (!existsSync(lockPath)) continue
+    const info = JSON.parse(readFileSync(lockPath, 'utf8')) as Record<string, unknown>
+    writeFileSync(lockPath, JSON.stringify({ ...info, host: 'elsewhere', heartbeat: new Date(0).toISOString() }))
+  }
 }
 
 function dataFiles(root: string): string[] {

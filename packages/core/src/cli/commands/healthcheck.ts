@@ -57,47 +57,56 @@ export function healthcheckCommand(): Command {
     if (maxAge !== undefined && !(maxAge > 0)) return fail(`--max-age must be a positive number of seconds (got ${opts.maxAge})`)
     const maxSkew = opts.maxSkew === undefined ? DEFAULT_MAX_SKEW_SECONDS : Number(opts.maxSkew)
     if (!(maxSkew >= 0 && Number.isFinite(maxSkew))) return fail(`--max-skew must be a number of seconds, 0 or more (got ${opts.maxSkew})`)
-    const found: Health[] = []
     let ds: Datastore
     try {
       ds = await openDatastore(s.datastore)
     } catch (err) {
       return fail(`datastore ${s.datastore} is not reachable: ${(err as Error).message}`)
     }
+    // With --workers N every worker must be healthy: each keeps its own results.
+    const workers = s.workers > 1 ? Array.from({ length: s.workers }, (_, num) => num) : [undefined]
+    let newest: { latest: Health; age: number } | undefined
     try {
-      const home = anchovyHome({ datastore: ds, user: s.user, anchovyId: s.id, settings: s })
-      for (const { file, what, timeField } of STATUS_FILES) {
-        const path = `${home}/$results/${file}`
-        let raw: Buffer | undefined
-        try {
-          raw = await readBounded(ds, path, MAX_STATUS_FILE_BYTES)
-        } catch (err) {
-          if (err instanceof CorruptStatusFile) return fail(`${what} file ${ds.url}/${path} is corrupt: ${err.message}`)
-          return fail(`datastore ${s.datastore} is not reachable: ${(err as Error).message}`)
+      for (const num of workers) {
+        const who = num === undefined ? '' : `worker ${num}: `
+        const found: Health[] = []
+        const home = anchovyHome({ datastore: ds, user: s.user, anchovyId: s.id, settings: s })
+        for (const { file, what, timeField } of STATUS_FILES) {
+          const name = num === undefined ? file : file.replace(/\.json$/, `.w${num}.json`)
+          const path = `${home}/$results/${name}`
+          let raw: Buffer | undefined
+          try {
+            raw = await readBounded(ds, path, MAX_STATUS_FILE_BYTES)
+          } catch (err) {
+            if (err instanceof CorruptStatusFile) return fail(`${what} file ${ds.url}/${path} is corrupt: ${err.message}`)
+            return fail(`datastore ${s.datastore} is not reachable: ${(err as Error).message}`)
+          }
+          if (!raw) continue
+          try {
+            found.push(parseStatusFile(raw, what, timeField))
+          } catch (err) {
+            if (!(err instanceof CorruptStatusFile)) throw err
+            return fail(`${what} file ${ds.url}/${path} is corrupt: ${err.message}`)
+          }
         }
-        if (!raw) continue
-        try {
-          found.push(parseStatusFile(raw, what, timeField))
-        } catch (err) {
-          if (!(err instanceof CorruptStatusFile)) throw err
-          return fail(`${what} file ${ds.url}/${path} is corrupt: ${err.message}`)
+        const now = Date.now()
+        for (const h of found) {
+          const ahead = (h.atMs - now) / 1000
+          if (ahead > maxSkew) {
+            return fail(`${who}${h.what} is dated ${h.at}, ${Math.round(ahead)}s in the future (more than --max-skew ${maxSkew}s): the clock of this host or of the anchovy's host is wrong`)
+          }
         }
+        const latest = found.reduce<Health | undefined>((a, b) => (a && a.atMs >= b.atMs ? a : b), undefined)
+        if (!latest) return fail(`no run of ${s.user}/${s.id}${num === undefined ? '' : ` worker ${num} of ${s.workers}`} is recorded in ${s.datastore}`)
+        if (latest.status !== 'OK') return fail(`${who}${latest.what} (${latest.at}) ended with status ${latest.status}`)
+        const age = Math.max(0, now - latest.atMs) / 1000
+        if (maxAge !== undefined && !(age <= maxAge)) return fail(`${who}${latest.what} was ${Math.round(age)}s ago (max ${maxAge}s)`)
+        if (!newest || age < newest.age) newest = { latest, age }
       }
     } finally {
       await ds.close().catch(() => undefined)
     }
-    const now = Date.now()
-    for (const h of found) {
-      const ahead = (h.atMs - now) / 1000
-      if (ahead > maxSkew) {
-        return fail(`${h.what} is dated ${h.at}, ${Math.round(ahead)}s in the future (more than --max-skew ${maxSkew}s): the clock of this host or of the anchovy's host is wrong`)
-      }
-    }
-    const latest = found.reduce<Health | undefined>((a, b) => (a && a.atMs >= b.atMs ? a : b), undefined)
-    if (!latest) return fail(`no run of ${s.user}/${s.id} is recorded in ${s.datastore}`)
-    if (latest.status !== 'OK') return fail(`${latest.what} (${latest.at}) ended with status ${latest.status}`)
-    const age = Math.max(0, now - latest.atMs) / 1000
-    if (maxAge !== undefined && !(age <= maxAge)) return fail(`${latest.what} was ${Math.round(age)}s ago (max ${maxAge}s)`)
+    const { latest, age } = newest!
     if (opts.connections) {
       try {
         const src = sourcesOf(cmd, CORE_SETTINGS)
