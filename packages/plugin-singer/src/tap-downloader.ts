@@ -428,7 +428,7 @@ export class TapDownloader extends Downloader {
           ctx.stage.set(STATE_KEY, msg.value as JsonValue)
           lastState = value
           rowsSinceState = 0
-          await commitNow(ctx)
+          await ctx.commit()
         } else if (type === 'SCHEMA') {
           if (chunk.length) yield take()
           await onSchema(msg)
@@ -469,11 +469,6 @@ export class TapDownloader extends Downloader {
     }
     for (const st of streams.values()) if (st?.writer) await st.writer.close()
   }
-}
-
-/** Commits what the tap table staged so far (its rows and state) as one intermediate commit. */
-async function commitNow(ctx: StreamContext): Promise<void> {
-  await (ctx as StreamContext & { commit?: () => Promise<boolean> }).commit?.()
 }
 
 /** The table settings config.yaml gave (the keys a user sets to override the tap's). */
