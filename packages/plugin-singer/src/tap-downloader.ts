@@ -305,7 +305,7 @@ export class TapDownloader extends Downloader {
     let rowsSinceState = 0
     let stale = 0
     let states = 0
-    const at = (stream?: string): string => `tap stdout line ${line}${stream !== undefined ? ` (stream ${JSON.stringify(stream)})` : ''}`
+    const at = (stream?: string): string => `${line === 0 ? 'tap stdout line 0 (it wrote nothing)' : `tap stdout line ${line}`}${stream !== undefined ? ` (stream ${JSON.stringify(stream)})` : ''}`
     const protocol = (message: string, stream?: string): SingerError => new SingerError('ANCH_ERR_SINGER_PROTOCOL', `${at(stream)}: ${message}`)
     const take = (): Row[] => {
       const c = chunk

@@ -174,12 +174,18 @@ export class TargetUploader extends Uploader {
     this.sent.set(key, table)
     let records = 0
     const prefix = `{"type":"RECORD","stream":${JSON.stringify(stream)},"record":`
+    // The datastore keeps integers beyond ±2^53 as digit strings: an integer column sends them as JSON integers.
+    const intColumns = Object.entries(table.columns).filter(([, t]) => t === 'int').map(([c]) => c)
     const bySeq = new Map<number, UpstreamFile[]>()
     for (const f of files) bySeq.set(f.seq, [...(bySeq.get(f.seq) ?? []), f])
     for (const [seq, group] of bySeq) {
       for (const file of group) {
         for await (const chunk of this.readUpstream(file, ctx.signal)) {
           for (const row of chunk) {
+            for (const c of intColumns) {
+              const v = row[c]
+              if (typeof v === 'string' && /^-?\d{16,}$/.test(v)) row[c] = BigInt(v)
+            }
             // Columns a later SCHEMA added are in the data even if an older table record lacks them: sent as they are.
             await target.send(prefix + stringifyMessage(row) + '}')
             records++
