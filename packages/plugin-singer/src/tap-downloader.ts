@@ -360,7 +360,9 @@ export class TapDownloader extends Downloader {
       ctx.logger.info({ stream, table: name }, 'a new stream: its table is recorded and its rows stored; later runs plan it as a table of its own')
     }
 
-    const onRecord = async (st: StreamState, record: unknown, reparse: () => unknown, version: unknown): Promise<Row[] | undefined> => {
+    // Synchronous on the common path (no promise per record); a direct writer's back-pressure is left in `waiting`.
+    let waiting: Promise<void> | undefined
+    const onRecord = (st: StreamState, record: unknown, reparse: () => unknown, version: unknown): Row[] | undefined => {
       if (!isObject(record)) throw protocol('a RECORD whose record is not a JSON object', st.stream)
       if (st.activeVersion !== undefined && typeof version === 'number' && version < st.activeVersion) {
         stale++
@@ -385,8 +387,7 @@ export class TapDownloader extends Downloader {
       st.rows++
       rowsSinceState++
       if (st.writer) {
-        const wait = st.writer.write(row)
-        if (wait) await wait
+        waiting = st.writer.write(row)
         return undefined
       }
       let out: Row[] | undefined
@@ -415,7 +416,11 @@ export class TapDownloader extends Downloader {
           const st = streams.get(stream)
           if (st === undefined) throw protocol('a RECORD arrives before its stream\'s SCHEMA', stream)
           if (st === null) continue
-          const out = await onRecord(st, msg.record, () => (parseLossless(text) as SingerMessage).record, msg.version)
+          const out = onRecord(st, msg.record, () => (parseLossless(text) as SingerMessage).record, msg.version)
+          if (waiting) {
+            await waiting
+            waiting = undefined
+          }
           if (out) yield out
           if (chunk.length >= CHUNK_ROWS) yield take()
         } else if (type === 'STATE') {
@@ -445,7 +450,11 @@ export class TapDownloader extends Downloader {
           if (st === undefined) throw protocol('a BATCH arrives before its stream\'s SCHEMA', stream)
           if (st === null) continue
           for await (const [record, recordText] of batchRecords(msg, (m) => protocol(m, stream))) {
-            const out = await onRecord(st, record, () => parseLossless(recordText), undefined)
+            const out = onRecord(st, record, () => parseLossless(recordText), undefined)
+            if (waiting) {
+              await waiting
+              waiting = undefined
+            }
             if (out) yield out
             if (chunk.length >= CHUNK_ROWS) yield take()
           }
