@@ -51,7 +51,7 @@ function comparable(v: unknown, schema: unknown): unknown {
 }
 
 describe('singer.TapDownloader over recorded Singer streams', () => {
-  it.each(VALID)('%s: the datastore, and PostgreSQL after sql.Uploader, hold exactly its records', async (file) => {
+  it.concurrent.each(VALID)('%s: the datastore, and PostgreSQL after sql.Uploader, hold exactly its records', async (file) => {
     const dir = tempDir('tap')
     const ds = nodePath.join(dir, 'ds')
     const id = `t${randomBytes(3).toString('hex')}`
