@@ -26,5 +26,5 @@ describe('anchovy checkpoint history and restore on a blob datastore', () => {
     expect((await anchovy(args('checkpoint', 'get', 'sales.last'), home)).stdout).toBe('3\n')
     const text = await anchovy(args('checkpoint', 'history', 'sales.last'), home)
     expect(text.stdout.trim().split('\n').map((l) => [l.split('\t')[0], l.split('\t')[3]])).toEqual([['1', '3'], ['2', '6'], ['3', '3']])
-  })
+  }, 180_000)
 })

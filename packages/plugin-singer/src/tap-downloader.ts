@@ -1,19 +1,20 @@
-import { createReadStream } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { createGunzip } from 'node:zlib'
 import {
-  Connection, Downloader, batch, chunksOf, connection, context, isSecretAttribute, redact, registerSecret, sink, source,
+  Connection, Downloader, batch, chunksOf, connection, context, redact, sink, source,
   type ColumnType, type JsonValue, type Row, type Rows, type SettingSpec, type StreamContext, type Table, type TableWriter,
 } from '@anchovies/core'
+import { batchRecords } from './batch-files.js'
 import { catalogStreams, isCatalog, selectStreams } from './catalog.js'
+import { readJsonAttribute, registerConfigSecrets } from './config-files.js'
 import { SingerError } from './errors.js'
 import { SchemaViolation, UnsafeInteger, convertRecord, streamShape, type StreamShape } from './json-schema.js'
 import { parseLossless, type SingerMessage } from './messages.js'
 import { SingerProcess, commandWords } from './singer-process.js'
+import { applySchema, newTable, ownTable, pick, tableName, type MutableTable } from './stream-tables.js'
+
+export { tableName } from './stream-tables.js'
 
 /** The table whose source runs the tap; every stream's table is fed from it. It holds no rows itself. */
 export const TAP_TABLE = '_singer_tap'
@@ -36,43 +37,11 @@ export class TapConnection extends Connection {
 const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v)
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
 
-/** A table name for a stream name: characters a datastore path cannot hold become `_`. */
-export function tableName(stream: string): string {
-  let name = stream.replace(/[^A-Za-z0-9_\-.]/g, '_').replace(/\.{2,}/g, '_').slice(0, 128)
-  if (!/^[A-Za-z0-9_]/.test(name)) name = `_${name.slice(0, 127)}`
-  return name
-}
-
+/** A -e/-d glob (`*`, `?`, `[…]`) as a regular expression over a whole name. */
 function globRe(pattern: string): RegExp {
   let re = ''
   for (const c of pattern) re += c === '*' ? '.*' : c === '?' ? '.' : /[\\^$.|+(){}]/.test(c) ? `\\${c}` : c
   return new RegExp(`^${re}$`)
-}
-
-/** Registers every secret-looking value of a tap or target config file, so its stderr and errors mask them. */
-export function registerConfigSecrets(config: unknown): void {
-  const walk = (v: unknown, key: string, depth: number): void => {
-    if (depth > 50) return
-    if ((typeof v === 'string' || typeof v === 'number') && isSecretAttribute(key) && String(v).length >= 4) registerSecret(String(v))
-    else if (Array.isArray(v)) for (const x of v) walk(x, key, depth + 1)
-    else if (isObject(v)) for (const [k, x] of Object.entries(v)) walk(x, k, depth + 1)
-  }
-  walk(config, '', 0)
-}
-
-/** Reads a JSON file named by a connection attribute; a missing or malformed one is a clear config error. */
-export async function readJsonAttribute(path: string, attr: string): Promise<unknown> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    throw new SingerError('ANCH_ERR_SINGER_CONFIG', `${attr}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err })
-  }
-  try {
-    return JSON.parse(text)
-  } catch (err) {
-    throw new SingerError('ANCH_ERR_SINGER_CONFIG', `${attr}: ${path} is not JSON (${(err as Error).message})`, { cause: err })
-  }
 }
 
 /** What the reader knows about one stream of the running tap. */
@@ -84,50 +53,6 @@ interface StreamState {
   writer?: TableWriter
   activeVersion?: number
   rows: number
-}
-
-/** A table whose column, key and property maps this plugin owns (it updates them on schema changes). */
-type MutableTable = Table & { columns: Record<string, ColumnType>; uniqueBy: string[]; properties: Record<string, unknown> }
-
-function newTable(name: string): MutableTable {
-  return {
-    name,
-    namespace: null,
-    columns: Object.create(null) as Record<string, ColumnType>,
-    uniqueBy: [],
-    setBy: [],
-    sortBy: [],
-    deletedTtl: null,
-    dataChangeTimestampField: null,
-    properties: Object.create(null) as Record<string, unknown>,
-  }
-}
-
-/** Copies a table into one this plugin may update (config settings stay as given). */
-function ownTable(t: Table): MutableTable {
-  return {
-    ...t,
-    columns: Object.assign(Object.create(null) as Record<string, ColumnType>, t.columns),
-    uniqueBy: [...t.uniqueBy],
-    properties: Object.assign(Object.create(null) as Record<string, unknown>, t.properties),
-  }
-}
-
-/**
- * Applies a stream's SCHEMA to its table: columns from the JSON Schema (earlier columns stay: rows with them
- * exist), `key_properties` as `unique_by` and `bookmark_properties`, unless config.yaml set them. True when the
- * table's record changed.
- */
-function applySchema(table: MutableTable, stream: string, shape: StreamShape, keys: readonly string[], bookmarks: readonly string[], config: Table | undefined): boolean {
-  const before = JSON.stringify([table.columns, table.uniqueBy, table.properties])
-  for (const [col, type] of Object.entries(shape.columns)) {
-    if (config && Object.hasOwn(config.columns, col)) continue
-    table.columns[col] = type
-  }
-  if (!config?.uniqueBy.length && keys.length) table.uniqueBy = [...keys]
-  table.properties.singer_stream = stream
-  if (bookmarks.length) table.properties.singer_bookmark_properties = [...bookmarks]
-  return JSON.stringify([table.columns, table.uniqueBy, table.properties]) !== before
 }
 
 /**
@@ -480,47 +405,3 @@ export class TapDownloader extends Downloader {
   }
 }
 
-/** The table settings config.yaml gave (the keys a user sets to override the tap's). */
-function pick(t: Table): Partial<Table> {
-  return {
-    ...(t.uniqueBy.length ? { uniqueBy: t.uniqueBy } : {}),
-    ...(t.setBy.length ? { setBy: t.setBy } : {}),
-    ...(t.sortBy.length ? { sortBy: t.sortBy } : {}),
-    ...(t.deletedTtl !== null ? { deletedTtl: t.deletedTtl } : {}),
-    ...(t.dataChangeTimestampField !== null ? { dataChangeTimestampField: t.dataChangeTimestampField } : {}),
-  }
-}
-
-/**
- * The records of a BATCH message (Singer SDK): JSON Lines files, gzip-compressed or not, named by `file://` URIs
- * in `manifest`. Other formats and remote storage are refused.
- */
-async function* batchRecords(msg: SingerMessage, fail: (message: string) => Error): AsyncGenerator<[unknown, string]> {
-  const enc = isObject(msg.encoding) ? msg.encoding : {}
-  if (enc.format !== 'jsonl') throw fail(`a BATCH in format ${JSON.stringify(enc.format)}: only jsonl is supported`)
-  const gzip = enc.compression === 'gzip'
-  if (!gzip && enc.compression !== undefined && enc.compression !== 'none' && enc.compression !== null) throw fail(`a BATCH with compression ${JSON.stringify(enc.compression)}: only gzip or none`)
-  for (const uri of strings(msg.manifest)) {
-    if (!uri.startsWith('file://')) throw fail(`a BATCH file ${JSON.stringify(uri.slice(0, 80))} that is not a file:// URI`)
-    const path = fileURLToPath(uri)
-    const input = createReadStream(path)
-    const lines = createInterface({ input: gzip ? input.pipe(createGunzip()) : input, crlfDelay: Infinity })
-    let n = 0
-    try {
-      for await (const text of lines) {
-        n++
-        if (!text.trim()) continue
-        let record: unknown
-        try {
-          record = JSON.parse(text)
-        } catch (err) {
-          throw fail(`BATCH file ${path} line ${n} is not JSON (${(err as Error).message})`)
-        }
-        yield [record, text]
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code) throw fail(`BATCH file ${path} cannot be read (${(err as NodeJS.ErrnoException).code})`)
-      throw err
-    }
-  }
-}

@@ -6,7 +6,7 @@ import { SingerError } from './errors.js'
 import { columnSchema } from './json-schema.js'
 import { stringifyMessage } from './messages.js'
 import { SingerProcess, commandWords } from './singer-process.js'
-import { readJsonAttribute, registerConfigSecrets } from './tap-downloader.js'
+import { readJsonAttribute, registerConfigSecrets } from './config-files.js'
 
 /** The `target` connection: `ACHVY_CNXN__TARGET__COMMAND`, `…__CONFIG`, optional `…__FLUSH_ON` (`state` or `exit`). */
 export class TargetConnection extends Connection {

@@ -189,4 +189,31 @@ describe('discovery and stream selection', () => {
     expect(record.cols).toBe('id int, a1 float, a2 str, a3 bool, a4 object, a5 object, a6 int')
     expect(record.unique_by).toBe('id')
   })
+
+  it('BATCH messages: gzip JSON Lines files named by file:// URIs are read as the stream\'s records', async () => {
+    const dir = tempDir('batch')
+    const ds = nodePath.join(dir, 'ds')
+    const { gzipSync } = await import('node:zlib')
+    const { writeFileSync } = await import('node:fs')
+    const { pathToFileURL } = await import('node:url')
+    const part = nodePath.join(dir, 'part-1.jsonl.gz')
+    writeFileSync(part, gzipSync('{"id":1,"name":"a"}\n{"id":2,"name":"b"}\n'))
+    const file = nodePath.join(dir, 'batch.singer')
+    writeFileSync(file, [
+      JSON.stringify({ type: 'SCHEMA', stream: 'users', key_properties: ['id'], schema: { type: 'object', properties: { id: { type: 'integer' }, name: { type: 'string' } } } }),
+      JSON.stringify({ type: 'BATCH', stream: 'users', encoding: { format: 'jsonl', compression: 'gzip' }, manifest: [pathToFileURL(part).href] }),
+      '{"type":"RECORD","stream":"users","record":{"id":3,"name":"c"}}',
+      JSON.stringify({ type: 'STATE', value: { users: 3 } }),
+    ].join('\n') + '\n')
+    const run = await runCli(['start', '-op', 'singer.TapDownloader', '--id', 'b'], tapEnv(dir, ds, { file }), dir)
+    expect(run.code, run.stdout + run.stderr).toBe(0)
+    expect((await committedRows(ds, 'b', 'users')).map((r) => [r.id, r.name])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']])
+    writeFileSync(file, [
+      JSON.stringify({ type: 'SCHEMA', stream: 'users', schema: { type: 'object', properties: { id: { type: 'integer' } } } }),
+      JSON.stringify({ type: 'BATCH', stream: 'users', encoding: { format: 'parquet' }, manifest: ['s3://bucket/x.parquet'] }),
+    ].join('\n') + '\n')
+    const bad = await runCli(['start', '-op', 'singer.TapDownloader', '--id', 'b2'], tapEnv(dir, ds, { file }), dir)
+    expect(bad.code).toBe(1)
+    expect(tableTask(bad.results, '_singer_tap')).toMatchObject({ err_code: 'ANCH_ERR_SINGER_PROTOCOL', err_msg: expect.stringContaining('tap stdout line 2 (stream "users"): a BATCH in format "parquet"') })
+  })
 })
