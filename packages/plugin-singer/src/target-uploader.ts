@@ -65,14 +65,15 @@ class Target {
   }
 
   /** Queues one message line; flushes when the buffer is full (awaiting the target's stdin). */
-  async send(line: string): Promise<void> {
+  async send(line: string, signal?: AbortSignal): Promise<void> {
     this.buffer.push(line)
     this.bytes += line.length + 1
-    if (this.bytes >= WRITE_BYTES) await this.flush()
+    if (this.bytes >= WRITE_BYTES) await this.flush(signal)
   }
 
-  async flush(): Promise<void> {
+  async flush(signal?: AbortSignal): Promise<void> {
     if (!this.buffer.length) return
+    if (signal?.aborted) throw signal.reason
     const text = `${this.buffer.join('\n')}\n`
     this.buffer = []
     this.bytes = 0
@@ -80,31 +81,44 @@ class Target {
     if (stdin.destroyed || this.proc.child.exitCode !== null) throw new SingerError('ANCH_ERR_SINGER_PROCESS', 'target: its stdin is closed (it exited early): see its log lines')
     if (!stdin.write(text)) {
       await new Promise<void>((resolve, reject) => {
-        const done = (): void => {
+        const off = (): void => {
           stdin.off('drain', done)
           stdin.off('close', closed)
+          signal?.removeEventListener('abort', aborted)
+        }
+        const done = (): void => {
+          off()
           resolve()
         }
         const closed = (): void => {
-          stdin.off('drain', done)
+          off()
           reject(new SingerError('ANCH_ERR_SINGER_PROCESS', 'target: its stdin closed while data was being written (it exited early): see its log lines'))
+        }
+        // A target that stops reading holds the upload here; a timeout or signal ends the wait.
+        const aborted = (): void => {
+          off()
+          reject(signal!.reason)
         }
         stdin.once('drain', done)
         stdin.once('close', closed)
+        signal?.addEventListener('abort', aborted, { once: true })
       })
     }
   }
 
-  /** Ends the input and waits for the target to finish. */
-  async finish(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  /** Ends the input and waits for the target to finish (a write that failed is reported, not thrown). */
+  async finish(): Promise<{ code: number | null; signal: NodeJS.Signals | null; writeError?: unknown }> {
+    let writeError: unknown
     try {
       await this.flush()
+    } catch (err) {
+      writeError = err
     } finally {
       this.proc.child.stdin?.end()
     }
     const exit = await this.proc.exited
     await this.reading
-    return exit
+    return writeError === undefined ? exit : { ...exit, writeError }
   }
 }
 
@@ -170,7 +184,7 @@ export class TargetUploader extends Uploader {
     const properties = Object.create(null) as Record<string, unknown>
     for (const [col, type] of Object.entries(table.columns)) properties[col] = columnSchema(type)
     const schema = { type: 'SCHEMA', stream, schema: { type: 'object', properties }, key_properties: [...table.uniqueBy], ...(Array.isArray(table.properties.singer_bookmark_properties) ? { bookmark_properties: table.properties.singer_bookmark_properties } : {}) }
-    await target.send(stringifyMessage(schema))
+    await target.send(stringifyMessage(schema), ctx.signal)
     this.sent.set(key, table)
     let records = 0
     const prefix = `{"type":"RECORD","stream":${JSON.stringify(stream)},"record":`
@@ -187,7 +201,7 @@ export class TargetUploader extends Uploader {
               if (typeof v === 'string' && /^-?\d{16,}$/.test(v)) row[c] = BigInt(v)
             }
             // Columns a later SCHEMA added are in the data even if an older table record lacks them: sent as they are.
-            await target.send(prefix + stringifyMessage(row) + '}')
+            await target.send(prefix + stringifyMessage(row) + '}', ctx.signal)
             records++
           }
         }
@@ -195,10 +209,10 @@ export class TargetUploader extends Uploader {
       // Python-written upstreams (seq 0) have no commit to name: their files are delivered, never positioned here.
       if (seq > 0) {
         this.state.bookmarks[key] = { seq }
-        await target.send(stringifyMessage({ type: 'STATE', value: this.state }))
+        await target.send(stringifyMessage({ type: 'STATE', value: this.state }), ctx.signal)
       }
     }
-    await target.flush()
+    await target.flush(ctx.signal)
     ctx.task.data.records_sent = records
     ctx.task.data.sent_through_seq = files.at(-1)!.seq
   }
@@ -218,12 +232,21 @@ export class TargetUploader extends Uploader {
     const target = this.target
     this.target = undefined
     if (!target) return
-    const exit = await target.finish()
+    const ctx = context()
+    // A target still running at the timeout (or a signal) is killed; what it echoed before still counts.
+    const onAbort = (): void => void target.proc.kill()
+    if (ctx.signal.aborted) onAbort()
+    else ctx.signal.addEventListener('abort', onAbort, { once: true })
+    let exit: { code: number | null; signal: NodeJS.Signals | null; writeError?: unknown }
+    try {
+      exit = await target.finish()
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort)
+    }
     const flushOn = this.flushOn()
-    const ok = exit.code === 0 && !target.readError
+    const ok = exit.code === 0 && !target.readError && exit.writeError === undefined
     const confirmed = new Map(target.confirmed)
     if (ok && flushOn === 'exit') for (const [k, m] of Object.entries(this.state.bookmarks)) confirmed.set(k, m.seq)
-    const ctx = context()
     for (const [key, table] of this.sent) {
       const seq = confirmed.get(key)
       const current = ctx.checkpoint<{ seq: number }>(positionKey(table)).get()

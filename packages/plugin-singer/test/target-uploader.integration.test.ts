@@ -144,4 +144,18 @@ describe('singer.TargetUploader', () => {
     expect(tableTask(run.results, `src.${tableName('test_carts')}`)).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SINGER_PROCESS', err_msg: expect.stringContaining('"target-nowhere" was not found') })
     expect(checkpoint(ds, 'tgt', '$upstream.src.test_carts')).toBeUndefined()
   })
+
+  it('a target that stops reading and hangs is killed at -t; positions stay at what it echoed', async () => {
+    const dir = tempDir('hang')
+    const ds = nodePath.join(dir, 'ds')
+    await download(dir, ds, 'src', ['multiple_state_messages.singer'])
+    const out = nodePath.join(dir, 'out.jsonl')
+    const started = Date.now()
+    const run = await runCli(['start', '-op', 'singer.TargetUploader', '--id', 'tgt', '-U', 'src', '-e', 'test_multiple_state_messages_b', '-t', '4', '--abort-grace', '1'], targetEnv(dir, ds, { out, hang_after_records: 3 }), dir)
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(run.code).toBe(124)
+    const echoed = received(out).filter((m) => m.type === 'STATE').at(-1)?.value?.bookmarks['src.test_multiple_state_messages_b']
+    expect(echoed?.seq).toBeGreaterThan(0)
+    expect(checkpoint(ds, 'tgt', '$upstream.src.test_multiple_state_messages_b')).toEqual(echoed)
+  })
 })
