@@ -62,11 +62,11 @@ function check(out: string, total: number, since = 0): Map<string, Set<string>> 
   return byTable
 }
 
-async function scenario(datastore: string, lockTtl: string): Promise<void> {
+async function scenario(datastore: string, lockTtl: string, batchRows: number): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'anchovies-workers-'))
   try {
     const out = path.join(work, 'out.jsonl')
-    const common = { ACHVY_DATASTORE: datastore, ACHVY_USER: 'dev', ACHVY_LOCK_TTL: lockTtl, TABLES: TABLES.join(','), PAGE: '20', PAGE_MS: '15', ACHVY_BATCH_MAX_ROWS: '20' }
+    const common = { ACHVY_DATASTORE: datastore, ACHVY_USER: 'dev', ACHVY_LOCK_TTL: lockTtl, TABLES: TABLES.join(','), PAGE: '20', PAGE_MS: '15', ACHVY_BATCH_MAX_ROWS: String(batchRows) }
     const dl = (n: number, i: number, total: number, extra: Record<string, string> = {}): Run =>
       anchovy(['start', '-i', 'src', ...PAGED], { ...common, TOTAL: String(total), ACHVY_WORKERS: String(n), ACHVY_WORKER_NUM: String(i), ...extra })
     const upload = async (): Promise<void> => {
@@ -117,7 +117,7 @@ describe('workers of one anchovy (--workers, --worker-num)', () => {
   it('split tables disjointly and stably on the filesystem; a SIGKILLed worker reruns; N from 3 to 2 loses and duplicates nothing', async () => {
     const ds = mkdtempSync(path.join(tmpdir(), 'anchovies-workers-ds-'))
     try {
-      await scenario(ds, '60')
+      await scenario(ds, '60', 20)
     } finally {
       rmSync(ds, { recursive: true, force: true })
     }
@@ -132,7 +132,7 @@ describe('workers of one anchovy (--workers, --worker-num)', () => {
       await azurite?.dispose()
     })
     it('split tables disjointly and stably; a SIGKILLed worker reruns; N from 3 to 2 loses and duplicates nothing', async () => {
-      await scenario(azurite!.url('workers', `w-${randomBytes(3).toString('hex')}`), '15')
-    }, 300_000)
+      await scenario(azurite!.url('workers', `w-${randomBytes(3).toString('hex')}`), '15', 100)
+    }, 600_000)
   })
 })

@@ -239,7 +239,8 @@ export class AnchovyState implements StageOwner {
     // The batch's files may be in any commit since it began (intermediate commits); older markers name no start.
     const committed = new Set((latest?.files ?? []).map((f) => f.path))
     if (latest && typeof afterSeq === 'number' && Number.isInteger(afterSeq) && afterSeq >= 0) {
-      for (let seq = afterSeq + 1; seq < latest.seq; seq++) for (const f of (await this.log.read(seq)).files) committed.add(f.path)
+      const from = Math.max(afterSeq + 1, await this.log.base())
+      for (let seq = from; seq < latest.seq; seq++) for (const f of (await this.log.read(seq)).files) committed.add(f.path)
     }
     const orphans = (await this.datastore.list(`${this.home}/data`)).filter((e) => e.path.includes(`.${tag}-`) && !committed.has(e.path))
     for (const e of orphans) await this.datastore.delete(e.path)
@@ -405,6 +406,43 @@ export class AnchovyState implements StageOwner {
         this.logger.warn({ err }, 'an afterCommit callback failed (the batch is committed)')
       }
     }
+  }
+
+  /**
+   * Commit retention: removes the commit records older than `days` that every registered reader
+   * (`$readers/<reader id>/<table>.json`, written by uploaders after each commit) has read, never the newest one.
+   * A reader file that cannot be read as `{"seq": n}` keeps everything (it is reported).
+   */
+  async pruneCommits(days: number): Promise<number> {
+    return this.underCommitLock(async () => {
+      let minRead = Infinity
+      for (const e of await this.datastore.list(`${this.home}/$readers`)) {
+        const raw = await this.datastore.read(e.path)
+        let seq: unknown
+        try {
+          seq = (JSON.parse(raw?.toString('utf8') ?? '') as { seq?: unknown }).seq
+        } catch {
+          seq = undefined
+        }
+        if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0) {
+          this.logger.warn({ path: e.path }, 'commit retention: a reader file is not {"seq": <commit>}; keeping every commit record (delete the file if that reader is gone)')
+          return 0
+        }
+        minRead = Math.min(minRead, seq)
+      }
+      const cutoff = Date.now() - days * 86_400_000
+      const base = await this.log.base()
+      const end = (await this.log.newer(), this.log.known)
+      let keepFrom = base
+      for (let seq = base; seq < end && seq <= minRead; seq++) {
+        const at = Date.parse((await this.log.read(seq)).committed_at)
+        if (!(at < cutoff)) break
+        keepFrom = seq + 1
+      }
+      const removed = await this.log.prune(keepFrom)
+      if (removed) this.logger.info({ removed, first_kept: keepFrom }, 'commit retention: removed commit records every reader has read')
+      return removed
+    })
   }
 
   /**

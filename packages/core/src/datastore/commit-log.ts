@@ -98,16 +98,56 @@ export class CommitLog {
       }
       end = listed
     }
-    return Array.from({ length: end - afterSeq }, (_, i) => afterSeq + 1 + i)
+    const base = await this.base()
+    if (afterSeq < base - 1) {
+      // A reader that never read this anchovy starts with what retention kept; one that read before cannot skip.
+      if (afterSeq > 0) {
+        throw corrupt(`${this.home}/$commits starts at commit ${base} (older ones were removed by commit_retention_days), but a reader's position is at commit ${afterSeq}: the commits in between are gone; reset the reader's position deliberately with anchovy checkpoint delete (it then reads from commit ${base})`)
+      }
+      afterSeq = base - 1
+    }
+    return Array.from({ length: Math.max(0, end - afterSeq) }, (_, i) => afterSeq + 1 + i)
   }
 
-  /** The newest sequence number from a listing, checking that every record from 1 up to it is there. */
-  private async verifiedEnd(): Promise<number> {
-    const seqs = await this.listSequences()
-    for (let i = 0; i < seqs.length; i++) {
-      if (seqs[i] !== i + 1) throw corrupt(`commit record ${this.path(i + 1)} is missing (records up to ${seqs.at(-1)} exist): restore it from a backup; anchovies never skips a commit`)
+  /**
+   * The first commit record kept (`$commits/BASE`, written by retention before it deletes older records; 1 when
+   * absent). Anything but a positive integer is corrupt.
+   */
+  async base(): Promise<number> {
+    const raw = await this.datastore.read(`${this.home}/$commits/BASE`)
+    if (!raw) return 1
+    const text = raw.toString('utf8').trim()
+    if (!DIGITS_RE.test(text) || Number(text) < 1) throw corrupt(`${this.home}/$commits/BASE is corrupt: it must hold the first kept commit number (got ${JSON.stringify(text.slice(0, 40))})`)
+    return Number(text)
+  }
+
+  /**
+   * Removes the commit records before `keepFrom` (never the newest): BASE is written first, so a crash half-way
+   * leaves records that readers no longer look at and the next pass removes. Returns how many were removed.
+   */
+  async prune(keepFrom: number): Promise<number> {
+    const end = await this.verifiedEnd()
+    const base = await this.base()
+    const upTo = Math.min(keepFrom, end)
+    if (upTo <= base) return 0
+    await this.datastore.write(`${this.home}/$commits/BASE`, String(upTo))
+    let removed = 0
+    for (const seq of await this.listSequences()) {
+      if (seq >= upTo) break
+      await this.datastore.delete(this.path(seq))
+      removed++
     }
-    return seqs.at(-1) ?? 0
+    return removed
+  }
+
+  /** The newest sequence number from a listing, checking that every record from BASE up to it is there. */
+  private async verifiedEnd(): Promise<number> {
+    const base = await this.base()
+    const seqs = (await this.listSequences()).filter((n) => n >= base)
+    for (let i = 0; i < seqs.length; i++) {
+      if (seqs[i] !== base + i) throw corrupt(`commit record ${this.path(base + i)} is missing (records up to ${seqs.at(-1)} exist): restore it from a backup; anchovies never skips a commit`)
+    }
+    return seqs.at(-1) ?? base - 1
   }
 
   private async listSequences(): Promise<number[]> {

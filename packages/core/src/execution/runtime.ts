@@ -117,6 +117,9 @@ export class AnchovyRun {
       this.count(ended)
       // Data files of abandoned tables (timeout, signal) may still be in flight: leave the marker for the next run.
       await this.state.finish(!this.timedOut && !this.stopRequested)
+      if (this.s.commit_retention_days > 0 && !this.timedOut && !this.stopRequested && !this.failed) {
+        await this.state.pruneCommits(this.s.commit_retention_days).catch((err: unknown) => this.log.warn({ err }, 'commit retention failed (the next run tries again)'))
+      }
     } finally {
       listen()
       await this.taskLog.flush()

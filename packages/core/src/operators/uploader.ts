@@ -91,5 +91,10 @@ export class Uploader extends Operator {
   advance(ctx: StreamContext, file: UpstreamFile): void {
     const pos: UpstreamPosition = file.seq === 0 ? { seq: 0, file: file.path.slice(file.path.lastIndexOf('/') + 1) } : { seq: file.seq }
     ctx.stage.set(positionKey(ctx.table), { ...pos })
+    if (file.seq > 0) {
+      // Registered with the upstream anchovy once committed: its commit retention keeps what readers have not read.
+      const path = `${this.runtime.user}/${file.anchovyId}/$readers/${this.runtime.anchovyId}/${ctx.table.name}.json`
+      ctx.stage.onCommit(() => this.runtime.datastore.write(path, JSON.stringify({ seq: file.seq, at: new Date().toISOString() })))
+    }
   }
 }

@@ -95,3 +95,22 @@ describe('intermediate commits', () => {
     expect(r.stdout + r.stderr).toContain("commitPoint() and commit() are for the source of a chain's first table")
   })
 })
+
+describe('workers and the rest of the CLI', () => {
+  it('a run without workers, and anchovy checkpoint set, are refused while a worker of the same anchovy runs', async () => {
+    const ds = tempDir()
+    const env = { TOTAL: '100000', PAGE: '10', PAGE_MS: '50', ACHVY_WORKERS: '2', ACHVY_WORKER_NUM: '1', TABLES: 'a,b,c,d' }
+    const worker = spawnCli([...base(ds, 'src'), ...PAGED], { env })
+    running.add(worker)
+    await waitFor(() => existsSync(path.join(ds, 'dev/src/$workers/1/$lock')), 30_000, 'the worker lock')
+    const plain = await runCli([...base(ds, 'src'), ...PAGED], { env: { TOTAL: '10' } })
+    expect(plain.code).toBe(75)
+    expect(plain.stdout + plain.stderr).toContain('dev/src/$workers/1 is already running')
+    const set = await runCli(['checkpoint', 'set', 'a.next', '5', '--datastore', ds, '-u', 'dev', '-i', 'src'])
+    expect(set.code).toBe(75)
+    // Another worker of the same anchovy is not blocked.
+    const other = await runCli([...base(ds, 'src'), ...PAGED], { env: { ...env, TOTAL: '20', ACHVY_WORKER_NUM: '0' } })
+    expect(other.code, other.stderr).toBe(0)
+    worker.kill('SIGKILL')
+  }, 120_000)
+})
