@@ -70,4 +70,22 @@ describe('anchovy checkpoint history and restore', () => {
     expect(none.code).toBe(0)
     expect(none.stderr).toBe('no commit changed nothing.here\n')
   })
+
+  it('after commit retention removed old records, history says so and restore refuses a removed commit', async () => {
+    const ds = tempDir()
+    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '2' }
+    const start = ['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl']
+    for (let i = 0; i < 2; i++) expect((await runCli(start, { env })).code).toBe(0)
+    await new Promise((r) => setTimeout(r, 200))
+    expect((await runCli(start, { env: { ...env, ACHVY_COMMIT_RETENTION_DAYS: '0.000001' } })).code).toBe(0)
+    const base = Number(readFileSync(path.join(ds, 'dev/dl/$commits/BASE'), 'utf8'))
+    expect(base).toBeGreaterThan(1)
+    const history = await runCli(['checkpoint', 'history', 'sales.last', '--id', 'dl', '--json'], { env })
+    expect(history.code).toBe(0)
+    expect(history.stderr).toContain(`commits before ${base} were removed by commit_retention_days`)
+    expect((JSON.parse(history.stdout) as Change[]).every((c) => c.seq >= base)).toBe(true)
+    const restore = await runCli(['checkpoint', 'restore', 'sales.last', '--at', '1', '--id', 'dl'], { env })
+    expect(restore.code).not.toBe(0)
+    expect(restore.stderr).toContain(`commits before ${base} were removed by commit_retention_days`)
+  })
 })

@@ -124,7 +124,9 @@ export function checkpointCommand(): Command {
     .option('--json', 'print a JSON array of {seq, committed_at, session_id, batch_id, value | deleted}')
     .action(async (key: string) => {
       const k = validateName('checkpoint key', key)
-      const changes = await withState(sourcesOf(history, STATE_SETTINGS), undefined, (state) => checkpointHistory(state.log, k))
+      const [changes, base] = await withState(sourcesOf(history, STATE_SETTINGS), undefined, async (state) => [await checkpointHistory(state.log, k), await state.log.base()] as const)
+      // Commit retention (commit_retention_days) removes old records, and with them the values they set.
+      if (base > 1) process.stderr.write(`commits before ${base} were removed by commit_retention_days: their values are not listed\n`)
       if (history.opts<{ json?: boolean }>().json) {
         process.stdout.write(`${JSON.stringify(changes)}\n`)
         return
@@ -147,6 +149,8 @@ export function checkpointCommand(): Command {
       const changes = await withState(src, undefined, async (state) => {
         const newest = (await state.log.sequences()).at(-1) ?? 0
         if (seq > newest) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: ${state.home} has ${newest} commit(s)`)
+        const base = await state.log.base()
+        if (seq < base) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: commits before ${base} were removed by commit_retention_days; the oldest value that can be restored is of commit ${base} or later`)
         return checkpointHistory(state.log, k)
       })
       const change = changeAt(changes, seq)
