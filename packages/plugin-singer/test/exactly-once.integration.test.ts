@@ -65,6 +65,7 @@ describe('exactly once across SIGKILLs', () => {
       if (i % 2 === 1) expect((await runCli(up, upEnv, dir)).code).toBe(0)
     }
     expect(kills).toBeGreaterThan(0)
+    console.info(`singer exactly-once: ${ROWS} records, ${kills} of ${KILLS} runs SIGKILLed, seed ${SEED}`)
     const last = await runCli(tap, env, dir, 120_000)
     expect(last.code, last.stdout + last.stderr).toBe(0)
     expect((await runCli(up, upEnv, dir)).code).toBe(0)
