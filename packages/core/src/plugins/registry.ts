@@ -10,6 +10,7 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
   sql: '@anchovies/plugin-sql',
   azblob: '@anchovies/plugin-azblob',
   lake: '@anchovies/plugin-lake',
+  singer: '@anchovies/plugin-singer',
 }
 
 /** A class found by name, with the plugin it came from (if any). */

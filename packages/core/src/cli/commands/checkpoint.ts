@@ -1,5 +1,7 @@
 import { Command } from 'commander'
 import { AnchovyState, readCheckpoints } from '../../datastore/anchovy-state.js'
+import { changeAt, checkpointHistory } from '../../datastore/checkpoint-history.js'
+import { AnchoviesError } from '../../errors.js'
 import { openDatastore } from '../../datastore/open.js'
 import { encodeCheckpoint, type StoreContext } from '../../datastore/stores.js'
 import type { ConfigSources } from '../../config/load-config.js'
@@ -51,7 +53,7 @@ function committed(src: ConfigSources, replaced?: (key: string) => boolean): Pro
 }
 
 /** Changes checkpoints the way a run does: under the run lock, in one commit record. */
-async function change(src: ConfigSources, set: Record<string, JsonValue>, deleted: string[]): Promise<void> {
+async function commitChanges(src: ConfigSources, set: Record<string, JsonValue>, deleted: string[]): Promise<void> {
   const replaced = new Set([...Object.keys(set), ...deleted])
   await withState(src, (key) => replaced.has(key), async (state) => {
     const stage = state.session
@@ -69,7 +71,7 @@ function parseValue(text: string): JsonValue {
   }
 }
 
-/** `anchovy checkpoint list|get|set|delete`. */
+/** `anchovy checkpoint list|get|set|delete|history|restore`. */
 export function checkpointCommand(): Command {
   const cmd = new Command('checkpoint').description("read and change an anchovy's committed checkpoints (changes take the run lock)")
   const list = stateCommand('list')
@@ -96,7 +98,7 @@ export function checkpointCommand(): Command {
     .argument('<key>')
     .argument('<value>')
     .action(async (key: string, value: string) => {
-      await change(sourcesOf(set, STATE_SETTINGS), { [validateName('checkpoint key', key)]: parseValue(value) }, [])
+      await commitChanges(sourcesOf(set, STATE_SETTINGS), { [validateName('checkpoint key', key)]: parseValue(value) }, [])
     })
   const del = stateCommand('delete')
     .description('delete checkpoints by key or glob (--all: every checkpoint, forcing a full re-pull)')
@@ -113,8 +115,52 @@ export function checkpointCommand(): Command {
         process.stderr.write('no matching checkpoints\n')
         return
       }
-      await change(src, {}, doomed)
+      await commitChanges(src, {}, doomed)
       process.stdout.write(`deleted ${doomed.length} checkpoint(s)\n`)
     })
-  return cmd.addCommand(list).addCommand(get).addCommand(set).addCommand(del)
+  const history = stateCommand('history')
+    .description('every value a checkpoint had, oldest first, from the commit records: "seq<TAB>committed_at<TAB>batch<TAB>value" (--json: a JSON array)')
+    .argument('<key>')
+    .option('--json', 'print a JSON array of {seq, committed_at, session_id, batch_id, value | deleted}')
+    .action(async (key: string) => {
+      const k = validateName('checkpoint key', key)
+      const [changes, base] = await withState(sourcesOf(history, STATE_SETTINGS), undefined, async (state) => [await checkpointHistory(state.log, k), await state.log.base()] as const)
+      // Commit retention (commit_retention_days) removes old records, and with them the values they set.
+      if (base > 1) process.stderr.write(`commits before ${base} were removed by commit_retention_days: their values are not listed\n`)
+      if (history.opts<{ json?: boolean }>().json) {
+        process.stdout.write(`${JSON.stringify(changes)}\n`)
+        return
+      }
+      for (const c of changes) {
+        process.stdout.write(`${c.seq}\t${c.committed_at}\t${c.batch_id ?? c.session_id}\t${c.deleted ? '(deleted)' : encodeCheckpoint(c.value!)}\n`)
+      }
+      if (!changes.length) process.stderr.write(`no commit changed ${k}\n`)
+    })
+  const restore = stateCommand('restore')
+    .description('set a checkpoint back to the value it had at commit <seq> (a new commit, under the run lock)')
+    .argument('<key>')
+    .requiredOption('--at <seq>', 'the commit sequence number whose value to restore (see checkpoint history)')
+    .action(async (key: string) => {
+      const k = validateName('checkpoint key', key)
+      const at = restore.opts<{ at: string }>().at
+      if (!/^[1-9]\d{0,14}$/.test(at)) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${JSON.stringify(at)}: give a commit sequence number (1, 2, …) from anchovy checkpoint history ${k}`)
+      const src = sourcesOf(restore, STATE_SETTINGS)
+      const seq = Number(at)
+      const changes = await withState(src, undefined, async (state) => {
+        const newest = (await state.log.sequences()).at(-1) ?? 0
+        if (seq > newest) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: ${state.home} has ${newest} commit(s)`)
+        const base = await state.log.base()
+        if (seq < base) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: commits before ${base} were removed by commit_retention_days; the oldest value that can be restored is of commit ${base} or later`)
+        return checkpointHistory(state.log, k)
+      })
+      const change = changeAt(changes, seq)
+      if (!change || change.deleted) {
+        process.stderr.write(`${k} had no value at commit ${seq}${change ? ` (commit ${change.seq} deleted it)` : ''}; nothing changed (anchovy checkpoint delete ${k} removes it)\n`)
+        process.exitCode = 1
+        return
+      }
+      await commitChanges(src, { [k]: change.value! }, [])
+      process.stdout.write(`restored ${k} to its value of commit ${change.seq}: ${encodeCheckpoint(change.value!)}\n`)
+    })
+  return cmd.addCommand(list).addCommand(get).addCommand(set).addCommand(del).addCommand(history).addCommand(restore)
 }
