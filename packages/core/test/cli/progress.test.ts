@@ -49,7 +49,8 @@ describe('intermediate commits', () => {
   it('a backlog longer than -t makes progress run after run, and the uploader gets every row exactly once', async () => {
     const ds = tempDir()
     const out = path.join(ds, 'out.jsonl')
-    const env = { TOTAL: '600', PAGE: '20', PAGE_MS: '60', ACHVY_BATCH_MAX_ROWS: '20' }
+    // 1200 rows at 20 per 60 ms take 3.6 s of paging: at least three runs of -t 1.5 even on an idle machine
+    const env = { TOTAL: '1200', PAGE: '20', PAGE_MS: '60', ACHVY_BATCH_MAX_ROWS: '20' }
     const progress: number[] = []
     for (let run = 0; run < 20; run++) {
       const r = await runCli([...base(ds, 'src'), ...PAGED, '-t', '1.5'], { env })
@@ -62,8 +63,8 @@ describe('intermediate commits', () => {
       expect(progress.at(-1)!, `run ${run} committed nothing new: ${progress.join(', ')}`).toBeGreaterThan(progress.at(-2) ?? 0)
     }
     expect(progress.length, `runs: ${progress.join(', ')}`).toBeGreaterThan(2)
-    expect(committedRows(ds, 'src')).toBe(600)
-    expect(uploaded(out).sort()).toEqual(expected('src', ['events'], 600))
+    expect(committedRows(ds, 'src')).toBe(1200)
+    expect(uploaded(out).sort()).toEqual(expected('src', ['events'], 1200))
   }, 240_000)
 
   it('SIGTERM in the middle of a table keeps what its commit points committed; the rerun goes on from there', async () => {
