@@ -1,4 +1,4 @@
-import { readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import * as nodePath from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { anchovy, spawnAnchovy } from './cli.js'
@@ -56,6 +56,10 @@ describe('SIGKILL during an export', () => {
         expect(seen!.n).toBe(seen!.ids)
       }
     }
+    // What a kill in the middle of a streamed write leaves, whichever moment the kills above hit.
+    const orphan = `${dataset}/_anchovies/staging/0000009999-0badc0de-000-0000`
+    mkdirSync(orphan, { recursive: true })
+    writeFileSync(`${orphan}/.00001.parquet.part.tmp-0123456789ab`, 'PAR1 cut short')
     // Rerun until caught up (each run takes about one upstream commit).
     for (let i = 0; i < COMMITS + 2; i++) {
       const r = await anchovy(up, t.dir, upEnv)
