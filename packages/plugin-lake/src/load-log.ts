@@ -228,8 +228,9 @@ export async function recoverDataset(ds: Datastore, base: string, table: Record<
   }
   // Staged files no committed load names: a run that died before its commit.
   for (const path of staged) if (!keep.has(path)) await ds.delete(path)
-  // A kill in the middle of a streamed write leaves its temporary object, which listings do not show.
-  await ds.sweep?.(stagingDir(base))
+  // A kill in the middle of a streamed write leaves its temporary object, which listings do not show: in staging
+  // (writing a part), or beside a published file when the kill hit a publish, which leaves its load pending.
+  await ds.sweep?.(pending.length ? base : stagingDir(base))
   if (pending.length) await writeManifest(ds, state, publishedThrough, table)
   return state
 }
