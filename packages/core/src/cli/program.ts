@@ -54,7 +54,7 @@ async function programFor(argv: readonly string[]): Promise<Command> {
 
 function assemble(commands: readonly Command[]): Command {
   const program = new Command('anchovy')
-    .description('anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 75 already running, 124 timeout.')
+    .description('anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 3 degraded (healthcheck), 75 already running, 124 timeout.')
     .version(version())
     .exitOverride()
     .showHelpAfterError()

@@ -31,6 +31,7 @@ export type Settings = Record<string, unknown> & {
   disabled: string[]
   concurrency: number
   fail_fast: boolean
+  allow_failures: boolean
   workers: number
   worker_num: number
   batch_max_rows: number

@@ -275,6 +275,8 @@ export class AnchovyRun {
     const openedAt = new Date()
     let failed = false
     const deadline = this.s.execution_timeout ? Date.now() + this.s.execution_timeout * 1000 : undefined
+    const succeededKeys: string[] = []
+    const failedKeys: string[] = []
     await this.noteUpstreamEnds()
     await this.timed(controller, async () => {
       const stage = await this.state.beginBatch(batchId)
@@ -294,12 +296,16 @@ export class AnchovyRun {
           operator: this.operator!, session: this.session, batch, known, stage, controller, logger: this.log.child({ batch_id: batchId }),
           taskLog: this.taskLog, phases: this.phases, concurrency: this.s.concurrency, queueSize: this.s.stream_queue_size,
           progressMs: this.s.progress_interval * 1000, abortGraceMs: this.s.abort_grace * 1000, failFast: this.s.fail_fast,
+          allowFailures: this.s.allow_failures,
           deadline,
           limits: { rows: this.s.batch_max_rows, bytes: this.s.batch_max_bytes, intervalMs: this.s.commit_interval * 1000 },
           commit: async (chainStage, tables) => (await this.state.commit(chainStage, { sessionId: this.session.sessionId, batchId }, tables, true)) !== undefined,
         })
         succeeded = tables.succeeded
         failed ||= tables.failed
+        succeededKeys.push(...succeeded.map(qualifiedName))
+        failedKeys.push(...tables.failures.map((f) => f.table))
+        this.taskLog.fail(batchId, tables.failures)
       }
       const closed = await this.phases.run('XCLOSE', batch, async (task) => {
         try {
@@ -312,7 +318,11 @@ export class AnchovyRun {
       failed ||= closed === 'failed'
     })
     this.failed ||= failed
-    const status = failed || this.timedOut ? 'ERR' : 'OK'
+    // Stopped by a signal before every selected table finished: not OK, even though nothing failed.
+    const done = new Set([...succeededKeys, ...failedKeys])
+    const unfinished = this.stopRequested ? selected.map(qualifiedName).filter((k) => !done.has(k)) : []
+    this.taskLog.stopped(batchId, unfinished)
+    const status = failed || this.timedOut ? 'ERR' : unfinished.length || failedKeys.length ? 'DEGRADED' : 'OK'
     this.taskLog.closeBatch({ batch_id: batchId, status, opened_at: openedAt.toISOString(), tbls: selected.map(qualifiedName).join(', ') })
     if (this.s.service) {
       const hb = { anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: this.session.sessionId, batch_id: batchId, status, at: new Date().toISOString(), pid: process.pid }
