@@ -14,7 +14,7 @@ import { qualifiedName } from '../tables.js'
 import type { Table } from '../types.js'
 import { openConnections, type OpenConnection } from '../connections/manager.js'
 import { closeAll, Phases, type PhaseOutcome } from './phases.js'
-import { ownedBy, selectTables, workerShare } from './plan.js'
+import { ownedBy, selectTables, unmatchedSelection, workerShare } from './plan.js'
 import { listenForStop } from './stop-signals.js'
 import { runTables } from './table-pool.js'
 import { TaskLog } from './task-log.js'
@@ -86,6 +86,10 @@ export class AnchovyRun {
 
   /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
   async run(): Promise<RunResult> {
+    if (this.s.id_defaulted) {
+      this.taskLog.warn({ code: 'ANCH_WARN_ID_DEFAULT', message: `no --id given: the anchovy id defaults to the host name "${this.s.id}", which changes when a pod or container is recreated and then starts from zero (no checkpoints, no progress); pass --id or set ACHVY_ID` })
+    }
+    await this.checkUpstreams()
     await this.state.open(this.s.lock_ttl * 1000, (err) => {
       this.lockLost = true
       this.log.error({ err }, 'lost the run lock; aborting')
@@ -138,6 +142,33 @@ export class AnchovyRun {
       await this.state.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
     }
     return { exitCode, results }
+  }
+
+  /** Warns about (with --strict: refuses) an upstream anchovy that has never committed: most likely a misspelt -U. */
+  private async checkUpstreams(): Promise<void> {
+    const problems: string[] = []
+    for (const id of this.s.upstream) {
+      if ((await this.commitLogOf(id).end()) > 0 || (await this.tableStore.load(id)).length > 0) continue
+      const message = `upstream anchovy ${this.s.user}/${id} (-U ${id}) has never committed: nothing to read (a misspelt id, another user, or it has not run yet)`
+      this.taskLog.warn({ code: 'ANCH_WARN_UPSTREAM_EMPTY', message })
+      problems.push(message)
+    }
+    if (this.s.strict && problems.length) throw strictError(problems)
+  }
+
+  /** Warns about (with --strict: refuses) `-e`/`-d` names and globs that match none of the known tables. */
+  private checkSelection(known: readonly Table[]): void {
+    const problems: string[] = []
+    for (const { flag, pattern } of unmatchedSelection(known, this.s.enabled, this.s.disabled)) {
+      const names = known.map(qualifiedName).sort()
+      const message = `${flag} ${pattern} matches no table (known: ${names.slice(0, 20).join(', ') || 'none'}${names.length > 20 ? ', …' : ''})`
+      this.taskLog.warn({ code: 'ANCH_WARN_NO_MATCH', message })
+      problems.push(message)
+    }
+    if (this.s.strict && problems.length) {
+      this.configError = true
+      throw strictError(problems)
+    }
   }
 
   private async batches(): Promise<void> {
@@ -284,6 +315,7 @@ export class AnchovyRun {
       const opened = await this.phases.run('XOPEN', batch, async (task) => {
         await this.phases.hooks('xopen')
         known = await this.operator!.discoverTbls()
+        this.checkSelection(known)
         const chosen = selectTables(known, this.s.enabled, this.s.disabled)
         const { workers, worker_num: num } = this.s
         selected.push(...(workers > 1 ? workerShare(this.operator!.streamMethods(), chosen, known, (key) => ownedBy(key, num, workers)) : chosen))
@@ -330,4 +362,9 @@ export class AnchovyRun {
     }
     this.currentBatch = undefined
   }
+}
+
+/** The configuration error `--strict` makes of warnings. */
+function strictError(problems: readonly string[]): AnchoviesError {
+  return new AnchoviesError('ANCH_ERR_CONFIG', `--strict: ${problems.join('; ')}`)
 }

@@ -119,8 +119,8 @@ export class TaskLog {
 
   /** Logs a warning and records it for the results (the same warning once per run). */
   warn(warning: RunWarning): void {
-    this.log.warn({ warning_code: warning.code }, warning.message)
     if (this.warnings.some((w) => w.code === warning.code && w.message === warning.message)) return
+    this.log.warn({ warning_code: warning.code }, warning.message)
     this.warnings.push(warning)
     this.warnings.splice(0, Math.max(0, this.warnings.length - MAX_RESULT_ENTRIES))
   }

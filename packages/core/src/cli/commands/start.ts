@@ -10,7 +10,7 @@ import { sourcesOf } from './common.js'
 export function startCommand(): Command {
   const cmd = new Command('start')
     .description('run an anchovy: startup → (xopen → tables → xclose) once, or in a loop with -S, → shutdown; prints the results JSON')
-    .option('--prod', 'use the user "prod" (production)')
+    .option('--prod', 'production: the user "prod", --strict, and --id required [env ACHVY_PROD]')
     .option('-c, --config <yaml>', 'inline YAML or JSON configuration document (tbls:, config:)')
     .option('--config-file <path>', 'configuration document (default ./config.yaml when present)')
   addSettingOptions(cmd, CORE_SETTINGS)
