@@ -59,5 +59,5 @@ export function isAnchoviesError(err: unknown, code?: ErrorCode): err is Anchovi
   return err instanceof AnchoviesError && (code === undefined || err.code === code)
 }
 
-/** Process exit codes of the `anchovy` CLI. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, LOCKED: 75, TIMEOUT: 124 } as const
+/** Process exit codes of the `anchovy` CLI (DEGRADED: `anchovy healthcheck` of a run that ended DEGRADED). */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, DEGRADED: 3, LOCKED: 75, TIMEOUT: 124 } as const

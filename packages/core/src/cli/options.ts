@@ -54,7 +54,7 @@ export function givenFlags(cmd: Command, specs: readonly SettingSpec[]): Record<
 }
 
 /** Settings of commands that address one anchovy (healthcheck, checkpoint). */
-export const ADDRESS_SETTINGS = CORE_SETTINGS.filter((s) => ['id', 'user', 'datastore', 'log_level', 'workers'].includes(s.key))
+export const ADDRESS_SETTINGS = CORE_SETTINGS.filter((s) => ['id', 'user', 'prod', 'datastore', 'log_level', 'workers'].includes(s.key))
 
 /** Adds --id/-u/--prod/--datastore/--log-level/-c/--config-file to a command. */
 export function addAddressOptions(cmd: Command): Command {

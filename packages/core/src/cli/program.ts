@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { EXIT, isAnchoviesError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
+import { formatError, isHumanOutput, requestedLogLevel } from './human-output.js'
 import { normalizeArgv } from './options.js'
 
 /** A command of the CLI: listed by name and summary, its module loaded only when it runs. */
@@ -54,7 +55,7 @@ async function programFor(argv: readonly string[]): Promise<Command> {
 
 function assemble(commands: readonly Command[]): Command {
   const program = new Command('anchovy')
-    .description('anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 75 already running, 124 timeout.')
+    .description('anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 3 degraded (healthcheck), 75 already running, 124 timeout.')
     .version(version())
     .exitOverride()
     .showHelpAfterError()
@@ -82,7 +83,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     const code = exitCodeFor(err)
     const e = err as Error
-    process.stderr.write(`anchovy: ${redact(isAnchoviesError(err) ? `${e.message} [${err.code}]` : (e.stack ?? String(err)))}\n`)
+    if (isHumanOutput(argv)) {
+      // A person at a terminal: code, message and causes on their own lines; stacks only when debugging.
+      const stacks = ['debug', 'trace'].includes(requestedLogLevel(argv, process.env))
+      process.stderr.write(`anchovy: ${redact(formatError(err, stacks))}\n`)
+    } else {
+      process.stderr.write(`anchovy: ${redact(isAnchoviesError(err) ? `${e.message} [${err.code}]` : (e.stack ?? String(err)))}\n`)
+    }
     return code
   }
 }

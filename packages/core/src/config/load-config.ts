@@ -31,6 +31,11 @@ export type Settings = Record<string, unknown> & {
   disabled: string[]
   concurrency: number
   fail_fast: boolean
+  allow_failures: boolean
+  strict: boolean
+  prod: boolean
+  /** True when no id was given and it defaulted to the host name. */
+  id_defaulted?: boolean
   workers: number
   worker_num: number
   batch_max_rows: number
@@ -203,9 +208,16 @@ export function resolveSettings(
   for (const k of Object.keys(doc.config)) {
     if (!knownKeys.has(k)) problems.push(`${doc.where}: unknown setting config.${printableKey(k)}`)
   }
-  if (src.prod) out.user = 'prod'
+  if (src.prod) out.prod = true
+  if (out.prod === true) {
+    out.user = 'prod'
+    out.strict = true
+  }
   out.user ??= osUserName(src.env).replace(/[^A-Za-z0-9_.-]/g, '_')
-  out.id ??= hostname().split('.')[0]?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'anchovy'
+  if (out.id === undefined) {
+    out.id = hostname().split('.')[0]?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'anchovy'
+    out.id_defaulted = true
+  }
   for (const [key, kind] of [['id', 'anchovy id'], ['user', 'user']] as const) {
     const p = nameProblem(kind, String(out[key]))
     if (p) problems.push(`${key}: ${p}`)

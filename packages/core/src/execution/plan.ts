@@ -121,6 +121,15 @@ export function selectTables(tables: readonly Table[], enabled: readonly string[
   return tables.filter((t) => (enabled.length === 0 || matches(enabled, t)) && !matches(disabled, t))
 }
 
+/** The `-e`/`-d` names and globs that match none of `tables` (each is a typo or a table that is gone). */
+export function unmatchedSelection(tables: readonly Table[], enabled: readonly string[], disabled: readonly string[]): { flag: '-e' | '-d'; pattern: string }[] {
+  const matchesAny = (p: string): boolean => tables.some((t) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
+  return [
+    ...enabled.filter((p) => !matchesAny(p)).map((pattern) => ({ flag: '-e' as const, pattern })),
+    ...disabled.filter((p) => !matchesAny(p)).map((pattern) => ({ flag: '-d' as const, pattern })),
+  ]
+}
+
 /**
  * The share of `selected` that one worker of several runs: the tables of every chain whose first table `owns`
  * accepts (a table and the transforms it feeds stay together), and selected tables that cannot be planned whose

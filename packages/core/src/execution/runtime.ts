@@ -14,7 +14,7 @@ import { qualifiedName } from '../tables.js'
 import type { Table } from '../types.js'
 import { openConnections, type OpenConnection } from '../connections/manager.js'
 import { closeAll, Phases, type PhaseOutcome } from './phases.js'
-import { ownedBy, selectTables, workerShare } from './plan.js'
+import { ownedBy, selectTables, unmatchedSelection, workerShare } from './plan.js'
 import { listenForStop } from './stop-signals.js'
 import { runTables } from './table-pool.js'
 import { TaskLog } from './task-log.js'
@@ -86,6 +86,10 @@ export class AnchovyRun {
 
   /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
   async run(): Promise<RunResult> {
+    if (this.s.id_defaulted) {
+      this.taskLog.warn({ code: 'ANCH_WARN_ID_DEFAULT', message: `no --id given: the anchovy id defaults to the host name "${this.s.id}", which changes when a pod or container is recreated and then starts from zero (no checkpoints, no progress); pass --id or set ACHVY_ID` })
+    }
+    await this.checkUpstreams()
     await this.state.open(this.s.lock_ttl * 1000, (err) => {
       this.lockLost = true
       this.log.error({ err }, 'lost the run lock; aborting')
@@ -138,6 +142,33 @@ export class AnchovyRun {
       await this.state.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
     }
     return { exitCode, results }
+  }
+
+  /** Warns about (with --strict: refuses) an upstream anchovy that has never committed: most likely a misspelt -U. */
+  private async checkUpstreams(): Promise<void> {
+    const problems: string[] = []
+    for (const id of this.s.upstream) {
+      if ((await this.commitLogOf(id).end()) > 0 || (await this.tableStore.load(id)).length > 0) continue
+      const message = `upstream anchovy ${this.s.user}/${id} (-U ${id}) has never committed: nothing to read (a misspelt id, another user, or it has not run yet)`
+      this.taskLog.warn({ code: 'ANCH_WARN_UPSTREAM_EMPTY', message })
+      problems.push(message)
+    }
+    if (this.s.strict && problems.length) throw strictError(problems)
+  }
+
+  /** Warns about (with --strict: refuses) `-e`/`-d` names and globs that match none of the known tables. */
+  private checkSelection(known: readonly Table[]): void {
+    const problems: string[] = []
+    for (const { flag, pattern } of unmatchedSelection(known, this.s.enabled, this.s.disabled)) {
+      const names = known.map(qualifiedName).sort()
+      const message = `${flag} ${pattern} matches no table (known: ${names.slice(0, 20).join(', ') || 'none'}${names.length > 20 ? ', …' : ''})`
+      this.taskLog.warn({ code: 'ANCH_WARN_NO_MATCH', message })
+      problems.push(message)
+    }
+    if (this.s.strict && problems.length) {
+      this.configError = true
+      throw strictError(problems)
+    }
   }
 
   private async batches(): Promise<void> {
@@ -275,6 +306,8 @@ export class AnchovyRun {
     const openedAt = new Date()
     let failed = false
     const deadline = this.s.execution_timeout ? Date.now() + this.s.execution_timeout * 1000 : undefined
+    const succeededKeys: string[] = []
+    const failedKeys: string[] = []
     await this.noteUpstreamEnds()
     await this.timed(controller, async () => {
       const stage = await this.state.beginBatch(batchId)
@@ -282,6 +315,7 @@ export class AnchovyRun {
       const opened = await this.phases.run('XOPEN', batch, async (task) => {
         await this.phases.hooks('xopen')
         known = await this.operator!.discoverTbls()
+        this.checkSelection(known)
         const chosen = selectTables(known, this.s.enabled, this.s.disabled)
         const { workers, worker_num: num } = this.s
         selected.push(...(workers > 1 ? workerShare(this.operator!.streamMethods(), chosen, known, (key) => ownedBy(key, num, workers)) : chosen))
@@ -294,12 +328,16 @@ export class AnchovyRun {
           operator: this.operator!, session: this.session, batch, known, stage, controller, logger: this.log.child({ batch_id: batchId }),
           taskLog: this.taskLog, phases: this.phases, concurrency: this.s.concurrency, queueSize: this.s.stream_queue_size,
           progressMs: this.s.progress_interval * 1000, abortGraceMs: this.s.abort_grace * 1000, failFast: this.s.fail_fast,
+          allowFailures: this.s.allow_failures,
           deadline,
           limits: { rows: this.s.batch_max_rows, bytes: this.s.batch_max_bytes, intervalMs: this.s.commit_interval * 1000 },
           commit: async (chainStage, tables) => (await this.state.commit(chainStage, { sessionId: this.session.sessionId, batchId }, tables, true)) !== undefined,
         })
         succeeded = tables.succeeded
         failed ||= tables.failed
+        succeededKeys.push(...succeeded.map(qualifiedName))
+        failedKeys.push(...tables.failures.map((f) => f.table))
+        this.taskLog.fail(batchId, tables.failures)
       }
       const closed = await this.phases.run('XCLOSE', batch, async (task) => {
         try {
@@ -312,7 +350,11 @@ export class AnchovyRun {
       failed ||= closed === 'failed'
     })
     this.failed ||= failed
-    const status = failed || this.timedOut ? 'ERR' : 'OK'
+    // Stopped by a signal before every selected table finished: not OK, even though nothing failed.
+    const done = new Set([...succeededKeys, ...failedKeys])
+    const unfinished = this.stopRequested ? selected.map(qualifiedName).filter((k) => !done.has(k)) : []
+    this.taskLog.stopped(batchId, unfinished)
+    const status = failed || this.timedOut ? 'ERR' : unfinished.length || failedKeys.length ? 'DEGRADED' : 'OK'
     this.taskLog.closeBatch({ batch_id: batchId, status, opened_at: openedAt.toISOString(), tbls: selected.map(qualifiedName).join(', ') })
     if (this.s.service) {
       const hb = { anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: this.session.sessionId, batch_id: batchId, status, at: new Date().toISOString(), pid: process.pid }
@@ -320,4 +362,9 @@ export class AnchovyRun {
     }
     this.currentBatch = undefined
   }
+}
+
+/** The configuration error `--strict` makes of warnings. */
+function strictError(problems: readonly string[]): AnchoviesError {
+  return new AnchoviesError('ANCH_ERR_CONFIG', `--strict: ${problems.join('; ')}`)
 }

@@ -63,6 +63,9 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true, gi
       problems.push(`${key}: ${(err as Error).message}`)
     }
   }
+  if (settings.prod && settings.id_defaulted) {
+    problems.push('--prod requires --id (or ACHVY_ID, config.id): without it the id defaults to the host name, which changes when a pod is recreated and resets the anchovy\'s progress')
+  }
   throwProblems(problems)
   return {
     settings,

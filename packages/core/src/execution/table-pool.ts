@@ -30,6 +30,8 @@ export interface TablePoolEnv {
   readonly progressMs: number
   readonly abortGraceMs: number
   readonly failFast: boolean
+  /** `--allow-failures`: every table's failure is allowed (else only tables with `allow_failure: true`). */
+  readonly allowFailures: boolean
   /** Epoch ms when the batch times out (-t), if it does. */
   readonly deadline: number | undefined
   readonly limits: CommitLimits
@@ -37,19 +39,52 @@ export interface TablePoolEnv {
   readonly commit: (stage: Stage, tables: readonly Table[]) => Promise<boolean>
 }
 
+/** A table that failed in a batch, as the run results list it. */
+export interface TableFailure {
+  readonly table: string
+  readonly code: string | null
+  readonly message: string
+  /** Allowed (`--allow-failures` or the table's `allow_failure: true`): the run exits 0 with status DEGRADED. */
+  readonly allowed: boolean
+}
+
+/** Whether a table's config says its failure is allowed (`allow_failure: true` under `tbls:`). */
+export function allowsFailure(table: Table): boolean {
+  const v = Object.hasOwn(table.properties, 'allow_failure') ? table.properties.allow_failure : undefined
+  return v === true || v === 'true'
+}
+
+/** What the table tasks of one batch came to. */
+export interface TablesOutcome {
+  readonly succeeded: Table[]
+  /** A table failed whose failure is not allowed. */
+  readonly failed: boolean
+  /** Every failed table, allowed or not. */
+  readonly failures: TableFailure[]
+}
+
 /**
- * Runs the batch's table chains on `concurrency` workers. Returns the selected tables that succeeded and whether
- * any table failed (a table stopped by a signal or --fail-fast has not failed on its own).
+ * Runs the batch's table chains on `concurrency` workers. Returns the selected tables that succeeded, whether any
+ * table failed without being allowed to, and every failure (a table stopped by a signal or --fail-fast has not
+ * failed on its own).
  */
-export async function runTables(env: TablePoolEnv): Promise<{ succeeded: Table[]; failed: boolean }> {
+export async function runTables(env: TablePoolEnv): Promise<TablesOutcome> {
   const { batch, controller, logger } = env
   const plan = planBatch(env.operator.streamMethods(), batch.tables, [...env.known])
   const succeeded: Table[] = []
+  const failures: TableFailure[] = []
   let failed = false
+  const note = (keys: readonly string[], tables: readonly Table[], err: unknown): boolean => {
+    const allowed = env.allowFailures || (tables.length > 0 && tables.every(allowsFailure))
+    const e = err as { code?: unknown; message?: unknown }
+    for (const table of keys) failures.push({ table, code: typeof e?.code === 'string' ? e.code : null, message: String(e?.message ?? err), allowed })
+    if (!allowed) failed = true
+    return allowed
+  }
   for (const [key, err] of plan.failures) {
     const table = batch.tables.find((t) => qualifiedName(t) === key)!
-    env.taskLog.record({ type: 'TABLE', table, data: {} }, batch.batchId, new Date(), err)
-    failed = true
+    const allowed = note([key], [table], err)
+    env.taskLog.record({ type: 'TABLE', table, data: allowed ? { allowed_failure: true } : {} }, batch.batchId, new Date(), err)
     await env.phases.error(err, batch, 'TABLE', key)
   }
   const queue = [...plan.chains]
@@ -90,20 +125,22 @@ export async function runTables(env: TablePoolEnv): Promise<{ succeeded: Table[]
       }
       // Stopped by a signal or --fail-fast: whatever the table threw on its way out is not its own failure.
       const isAbort = isAnchoviesError(error, 'ANCH_ERR_ABORTED') || (controller.signal.aborted && isAnchoviesError(controller.signal.reason, 'ANCH_ERR_ABORTED'))
-      for (const key of chain.tables) {
-        if (!plan.tables.get(key)!.selected) continue
+      const selectedKeys = chain.tables.filter((key) => plan.tables.get(key)!.selected)
+      const allowed = error !== undefined && !isAbort && note(selectedKeys, selectedKeys.map((key) => plan.tables.get(key)!.table), error)
+      for (const key of selectedKeys) {
         const task = tasks.get(key)!
+        if (allowed) task.info.data.allowed_failure = true
         env.taskLog.record(task.info, batch.batchId, startedAt, error)
         if (error === undefined) logger.info({ table: key, rows: task.info.data.rows, ms: Date.now() - startedAt.getTime() }, 'table done')
       }
       if (error !== undefined && !isAbort) {
-        failed = true
-        logger.error({ err: error, table: chain.root }, 'table failed')
+        if (allowed) logger.warn({ err: error, table: chain.root }, 'table failed (allowed: the run goes on and ends DEGRADED)')
+        else logger.error({ err: error, table: chain.root }, 'table failed')
         await env.phases.error(error, batch, 'TABLE', chain.root)
-        if (env.failFast) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', `--fail-fast: table ${chain.root} failed`))
+        if (env.failFast && !allowed) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', `--fail-fast: table ${chain.root} failed`))
       }
     }
   }
   await Promise.all(Array.from({ length: Math.min(env.concurrency, Math.max(1, plan.chains.length)) }, worker))
-  return { succeeded, failed }
+  return { succeeded, failed, failures }
 }

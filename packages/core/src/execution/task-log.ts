@@ -10,7 +10,8 @@ export type ResultTask = Omit<TaskRecord, 'anchovy_id' | 'anchovy_user' | 'sessi
 /** A batch as it appears in the run results. */
 export interface BatchResult {
   readonly batch_id: string
-  readonly status: 'OK' | 'ERR'
+  /** DEGRADED: no table failed that was not allowed to, but some failed (allowed) or were stopped unfinished. */
+  readonly status: 'OK' | 'ERR' | 'DEGRADED'
   readonly opened_at: string
   readonly closed_at: string
   readonly tbls: string
@@ -19,6 +20,24 @@ export interface BatchResult {
 
 /** Results keep the newest batches only, so a long-running service does not grow without bound. */
 const MAX_RESULT_BATCHES = 100
+
+/** Results keep the newest failures and warnings only (a service with a failing table adds one every batch). */
+const MAX_RESULT_ENTRIES = 1000
+
+/** A failed table in the run results. */
+export interface FailureResult {
+  readonly batch_id: string
+  readonly table: string
+  readonly code: string | null
+  readonly message: string
+  readonly allowed: boolean
+}
+
+/** A warning in the run results (a selection that matches nothing, an upstream that never committed, …). */
+export interface RunWarning {
+  readonly code: string
+  readonly message: string
+}
 
 /** `err_type`/`err_msg`/`err_code` for task data (messages are redacted when written). */
 export function errData(error: unknown): Record<string, unknown> {
@@ -39,6 +58,9 @@ export class TaskLog {
   private readonly batches: BatchResult[] = []
   private startup: ResultTask | undefined
   private shutdown: ResultTask | undefined
+  private readonly failures: FailureResult[] = []
+  private readonly warnings: RunWarning[] = []
+  private readonly unfinished: { batch_id: string; tbls: string[] }[] = []
 
   constructor(
     private readonly store: TaskStore,
@@ -83,6 +105,31 @@ export class TaskLog {
     if (this.batches.length > MAX_RESULT_BATCHES) this.batches.shift()
   }
 
+  /** Records the failed tables of a batch (allowed or not). */
+  fail(batchId: string, failures: readonly Omit<FailureResult, 'batch_id'>[]): void {
+    for (const f of failures) this.failures.push({ batch_id: batchId, ...f })
+    this.failures.splice(0, Math.max(0, this.failures.length - MAX_RESULT_ENTRIES))
+  }
+
+  /** Records selected tables a stop (SIGTERM/SIGINT) left unfinished: the run is DEGRADED, not OK. */
+  stopped(batchId: string, tables: readonly string[]): void {
+    if (tables.length) this.unfinished.push({ batch_id: batchId, tbls: [...tables] })
+    this.unfinished.splice(0, Math.max(0, this.unfinished.length - MAX_RESULT_BATCHES))
+  }
+
+  /** Logs a warning and records it for the results (the same warning once per run). */
+  warn(warning: RunWarning): void {
+    if (this.warnings.some((w) => w.code === warning.code && w.message === warning.message)) return
+    this.log.warn({ warning_code: warning.code }, warning.message)
+    this.warnings.push(warning)
+    this.warnings.splice(0, Math.max(0, this.warnings.length - MAX_RESULT_ENTRIES))
+  }
+
+  /** The warnings recorded so far. */
+  get warningList(): readonly RunWarning[] {
+    return this.warnings
+  }
+
   /** Runs a background write, logging (not throwing) its failure. */
   track(write: Promise<unknown>, failure: string): void {
     const p = write.catch((err: unknown) => this.log.error({ err }, failure)).finally(() => this.pending.delete(p))
@@ -96,7 +143,9 @@ export class TaskLog {
 
   /** The run results (`$results/anchovy_run_results.json`). */
   results(failed: boolean): Record<string, unknown> {
-    const status = failed || this.startup?.status === 'ERR' || this.shutdown?.status === 'ERR' || this.batches.some((b) => b.status === 'ERR') ? 'ERR' : 'OK'
+    const err = failed || this.startup?.status === 'ERR' || this.shutdown?.status === 'ERR' || this.batches.some((b) => b.status === 'ERR')
+    const degraded = this.failures.length > 0 || this.unfinished.length > 0 || this.batches.some((b) => b.status === 'DEGRADED')
+    const status = err ? 'ERR' : degraded ? 'DEGRADED' : 'OK'
     return {
       anchovy_id: this.session.anchovyId,
       anchovy_user: this.session.user,
@@ -107,6 +156,9 @@ export class TaskLog {
       shutdown_at: new Date().toISOString(),
       shutdown_task: this.shutdown ?? null,
       batches: this.batches,
+      failures: this.failures,
+      unfinished: this.unfinished,
+      warnings: this.warnings,
       status,
     }
   }

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { getCliArgv } from '../cli/argv.js'
+import { printResults } from '../cli/human-output.js'
 import { hostname } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { loadDocument, resolveSettings, type ConfigSources } from '../config/load-config.js'
@@ -305,7 +306,7 @@ async function postMortem(w: Watch, ended: Ended): Promise<number> {
   } else {
     note = 'results not written: the process ended before its run lock was taken'
   }
-  process.stdout.write(redact(JSON.stringify(results, null, 2)) + '\n')
+  printResults(results)
   process.stderr.write(`anchovy: ${redact(error.message)} [${code}]\n`)
   if (note) process.stderr.write(`anchovy: ${redact(note)}\n`)
   return exitCode

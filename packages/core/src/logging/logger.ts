@@ -7,15 +7,27 @@ const PRETTY_SKIP = new Set(['level', 'time', 'msg', 'pid', 'hostname'])
 /** The pino levels accepted by `--log-level`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 
-/** Formats one pino JSON line for a terminal: `12:00:01 INFO  message key=value`. */
-export function prettyLine(line: string): string {
+/** An error field for a terminal: `code: message`, with the stack on the following lines only when `stacks`. */
+function prettyError(v: unknown, stacks: boolean): string {
+  if (v === null || typeof v !== 'object') return typeof v === 'string' ? v : JSON.stringify(v)
+  const e = v as { code?: unknown; type?: unknown; message?: unknown; stack?: unknown }
+  const head = `${typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : 'Error'}: ${String(e.message ?? '')}`
+  const frames = stacks && typeof e.stack === 'string' ? e.stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => `\n    ${l.trim()}`).join('') : ''
+  return head + frames
+}
+
+/**
+ * Formats one pino JSON line for a terminal: `12:00:01 INFO  message key=value`; an `err` field reads
+ * `code: message` (its stack only with `stacks`, at debug level).
+ */
+export function prettyLine(line: string, stacks = false): string {
   try {
     const rec = JSON.parse(line) as Record<string, unknown>
     const time = new Date(Number(rec.time)).toISOString().slice(11, 19)
     const level = (LEVELS[Number(rec.level)] ?? String(rec.level)).padEnd(5)
     const extra = Object.entries(rec)
       .filter(([k]) => !PRETTY_SKIP.has(k))
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}=${k === 'err' ? prettyError(v, stacks) : typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ')
     return `${time} ${level} ${String(rec.msg ?? '')}${extra ? `  ${extra}` : ''}\n`
   } catch {
@@ -28,10 +40,11 @@ export function prettyLine(line: string): string {
  * secret masked before a byte is written.
  */
 export function createLogger(level: LevelWithSilent = 'info', pretty = process.stderr.isTTY === true): Logger {
+  const stacks = level === 'debug' || level === 'trace'
   const destination = {
     write(line: string): void {
       const safe = redact(line)
-      process.stderr.write(pretty ? prettyLine(safe) : safe)
+      process.stderr.write(pretty ? prettyLine(safe, stacks) : safe)
     },
   }
   return pino(

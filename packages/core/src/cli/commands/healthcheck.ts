@@ -38,7 +38,7 @@ const STATUS_WORD = /^[A-Za-z_]{1,32}$/
 /** `anchovy healthcheck`: exit 0 when the anchovy is healthy, else 1 with a one-line reason. */
 export function healthcheckCommand(): Command {
   const cmd = addAddressOptions(new Command('healthcheck'))
-    .description('exit 0 when the datastore is reachable and the last run (or service heartbeat) succeeded recently; else exit 1 with a reason')
+    .description('exit 0 when the datastore is reachable and the last run (or service heartbeat) succeeded recently; exit 3 when it ended DEGRADED (allowed failures, tables left unfinished by a stop); else exit 1 with a reason')
     .option('--max-age <seconds>', 'the last run or heartbeat must be younger than this')
     .option('--max-skew <seconds>', `a run or heartbeat dated further in the future than this is unhealthy (clock skew); default ${DEFAULT_MAX_SKEW_SECONDS}`)
     .option('--connections', 'also open every connection of the operator (-op) and run its check()')
@@ -63,6 +63,8 @@ export function healthcheckCommand(): Command {
     // With --workers N every worker must be healthy: each keeps its own results.
     const workers = s.workers > 1 ? Array.from({ length: s.workers }, (_, num) => num) : [undefined]
     let newest: { latest: Health; age: number } | undefined
+    // Degraded is reported after every worker was checked: an unhealthy worker wins.
+    let degraded: string | undefined
     try {
       for (const num of workers) {
         const who = num === undefined ? '' : `worker ${num}: `
@@ -95,9 +97,10 @@ export function healthcheckCommand(): Command {
         }
         const latest = found.reduce<Health | undefined>((a, b) => (a && a.atMs >= b.atMs ? a : b), undefined)
         if (!latest) return fail(`no run of ${s.user}/${s.id}${num === undefined ? '' : ` worker ${num} of ${s.workers}`} is recorded in ${s.datastore}`)
-        if (latest.status !== 'OK') return fail(`${who}${latest.what} (${latest.at}) ended with status ${latest.status}`)
+        if (latest.status !== 'OK' && latest.status !== 'DEGRADED') return fail(`${who}${latest.what} (${latest.at}) ended with status ${latest.status}`)
         const age = Math.max(0, now - latest.atMs) / 1000
         if (maxAge !== undefined && !(age <= maxAge)) return fail(`${who}${latest.what} was ${Math.round(age)}s ago (max ${maxAge}s)`)
+        if (latest.status === 'DEGRADED') degraded ??= `${who}${latest.what} (${latest.at}) ended DEGRADED: a table failed with its failure allowed, or a stop left tables unfinished (see failures and unfinished in its results)`
         if (!newest || age < newest.age) newest = { latest, age }
       }
     } finally {
@@ -123,6 +126,11 @@ export function healthcheckCommand(): Command {
       } catch (err) {
         return fail(`connection check failed: ${(err as Error).message}`)
       }
+    }
+    if (degraded) {
+      process.stdout.write(`degraded: ${redact(degraded)}\n`)
+      process.exitCode = EXIT.DEGRADED
+      return
     }
     process.stdout.write(`healthy: ${latest.what} OK ${Math.round(age)}s ago\n`)
   })
