@@ -59,17 +59,33 @@ export class CsvParser {
   private readonly d: number
   private readonly q: number
 
+  /**
+   * `startLine`: the physical line the text fed first starts on, when parsing resumes in the middle of a file at
+   * the start of a record (`skipRows` then does not apply: those lines were skipped before).
+   */
   constructor(
     private readonly syntax: CsvSyntax,
     private readonly handler: CsvHandler,
+    startLine?: number,
   ) {
-    this.toSkip = syntax.skipRows
+    this.toSkip = startLine === undefined ? syntax.skipRows : 0
+    if (startLine !== undefined) this.line = startLine
     this.dlen = syntax.delimiter.length
     this.qlen = syntax.quote?.length ?? 0
     this.elen = syntax.escape?.length ?? 0
     this.simple = this.dlen === 1 && this.qlen === 1 && (syntax.escape === null || syntax.escape === syntax.quote)
     this.d = syntax.delimiter.charCodeAt(0)
     this.q = syntax.quote?.charCodeAt(0) ?? -1
+  }
+
+  /**
+   * Where the next record starts, between two `feed` calls: the text fed but not consumed yet (the start of the
+   * next record, from its first character) and the physical line it starts on. Undefined while lines are being
+   * skipped or discarded (no record starts at a known place then).
+   */
+  pending(): { readonly text: string; readonly line: number } | undefined {
+    if (this.discarding || this.toSkip > 0) return undefined
+    return { text: this.buf, line: this.line }
   }
 
   /** Parses `text` (the next piece of the file); `final` marks the end of the file. */

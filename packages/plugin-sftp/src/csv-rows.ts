@@ -12,13 +12,46 @@ import type { RemoteFile } from './remote-fs.js'
 /** Called with every bad row; throws to fail the table (`on_bad_row: fail`). */
 export type BadRowHandler = (bad: BadRowError) => void
 
+/** A clean point in a file, where reading can go on later: just before a record. */
+export interface ReadPosition {
+  /** Bytes of the file's content before the record (decompressed bytes, for a gzip file). */
+  readonly offset: number
+  /** The physical line the record starts on (1-based), so that messages and `_line` stay right after a resume. */
+  readonly line: number
+  /** The column names in effect (from the header, `columns` or the first record). */
+  readonly columns: readonly string[]
+}
+
+/** Resuming a file, and reporting where reading got to. */
+export interface ReadOptions {
+  /**
+   * Go on from this position. For a plain file `bytes` must start at `resume.offset`; for a gzip file (no seeking
+   * into a deflate stream) at 0, and the first `resume.offset` decompressed bytes are dropped.
+   */
+  readonly resume?: ReadPosition | undefined
+  /**
+   * Set before each yield to the position right after the rows yielded so far (undefined when it is not known
+   * exactly: lines being skipped, no header yet, invalid UTF-8 in the unfinished record).
+   */
+  readonly progress?: { position: ReadPosition | undefined }
+}
+
+/** True when the file is read through gunzip (`.gz` with `compression: auto`, or `compression: gzip`). */
+export function isGzip(file: RemoteFile, s: CsvTableSettings): boolean {
+  return s.compression === 'gzip' || (s.compression === 'auto' && file.path.toLowerCase().endsWith('.gz'))
+}
+
 /**
  * Turns a file's bytes into rows, as they arrive: gunzip (`.gz` or `compression: gzip`), decode (BOM removed),
  * parse, check the field count, convert the values of typed columns. Yields the rows of each chunk as an array,
  * so memory stays bounded by the chunk size and the longest record, whatever the file size.
  */
-export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, s: CsvTableSettings, onBad: BadRowHandler): AsyncGenerator<Row[]> {
-  const gz = s.compression === 'gzip' || (s.compression === 'auto' && file.path.toLowerCase().endsWith('.gz'))
+export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, s: CsvTableSettings, onBad: BadRowHandler, options: ReadOptions = {}): AsyncGenerator<Row[]> {
+  const gz = isGzip(file, s)
+  const { resume, progress } = options
+  /** Content bytes received so far (from the start of the file), and decompressed bytes still to drop. */
+  let received = resume && !gz ? resume.offset : 0
+  let toDrop = resume && gz ? resume.offset : 0
   let source: AsyncIterable<Buffer> = bytes
   let gunzip: ReturnType<typeof createGunzip> | undefined
   if (gz) {
@@ -48,24 +81,45 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
       )
     }
   }
-  const decoder = decoderFor(s)
+  const decoder = decoderFor(s, resume !== undefined)
   const rows: Row[] = []
-  const builder = new RowBuilder(file, s, rows, onBad)
-  const parser = new CsvParser(s, builder)
+  const builder = new RowBuilder(file, s, rows, onBad, resume)
+  const parser = new CsvParser(s, builder, resume?.line)
+  /** The position after the records parsed so far: what was received, less what waits in the decoder and parser. */
+  const track = (): void => {
+    if (!progress) return
+    const pending = parser.pending()
+    const columns = builder.columns
+    const waiting = pending && columns ? decoder.byteLength(pending.text) : undefined
+    progress.position = pending && columns && waiting !== undefined ? { offset: received - decoder.pendingBytes() - waiting, line: pending.line, columns } : undefined
+  }
   try {
-    for await (const chunk of source) {
+    for await (let chunk of source) {
       if (gz) checkInflated(chunk.length)
+      if (toDrop > 0) {
+        const dropped = Math.min(toDrop, chunk.length)
+        toDrop -= dropped
+        received += dropped
+        if (dropped === chunk.length) continue
+        chunk = chunk.subarray(dropped)
+      }
+      received += chunk.length
       const text = decoder.decode(chunk)
       if (decoder.invalid) builder.suspect = true
       parser.feed(text)
       if (rows.length) {
+        track()
         yield rows.splice(0, rows.length)
       }
     }
+    if (toDrop > 0) throw new SftpError('ANCH_ERR_SFTP_FILE_CHANGED', `/${file.path}: decompresses to fewer bytes than the ${resume!.offset} already read`)
     const rest = decoder.end()
     if (decoder.invalid) builder.suspect = true
     parser.feed(rest, true)
-    if (rows.length) yield rows.splice(0, rows.length)
+    if (rows.length) {
+      track()
+      yield rows.splice(0, rows.length)
+    }
   } catch (err) {
     if (gz && (err as { code?: string }).code?.startsWith('Z_')) {
       throw new SftpError('ANCH_ERR_CSV_PARSE', `/${file.path}: not a valid gzip file (${(err as { code: string }).code})`, { cause: err })
@@ -87,6 +141,10 @@ interface TextDecoding {
   end(): string
   /** True once invalid bytes were met. */
   readonly invalid: boolean
+  /** Bytes received but not decoded yet (a character cut by the end of a chunk). */
+  pendingBytes(): number
+  /** How many bytes of the file `text` (decoded by this) came from; undefined when that is not exact. */
+  byteLength(text: string): number | undefined
 }
 
 /** What an invalid byte sequence decodes to: a lone surrogate, which valid UTF-8 or UTF-16 never gives. */
@@ -101,20 +159,32 @@ function toWellFormed(text: string): string {
   return (text as unknown as { toWellFormed(): string }).toWellFormed()
 }
 
-function decoderFor(s: CsvTableSettings): TextDecoding {
-  if (s.encoding === 'utf8') return new Utf8Decoding()
-  if (s.encoding === 'utf16le') return new Utf16Decoding()
-  if (s.encoding === 'latin1') return { decode: (chunk) => chunk.toString('latin1'), end: () => '', invalid: false }
-  // windows-1252 maps every byte: nothing is invalid.
+/** `resumed`: decoding starts in the middle of the file, where a U+FEFF is data, not a byte order mark. */
+function decoderFor(s: CsvTableSettings, resumed: boolean): TextDecoding {
+  if (s.encoding === 'utf8') return new Utf8Decoding(resumed)
+  if (s.encoding === 'utf16le') return new Utf16Decoding(resumed)
+  // latin1 and windows-1252 map every byte to one UTF-16 unit: nothing is invalid, nothing waits.
+  const oneByte = { invalid: false, pendingBytes: () => 0, byteLength: (text: string) => text.length }
+  if (s.encoding === 'latin1') return { ...oneByte, decode: (chunk) => chunk.toString('latin1'), end: () => '' }
   const decoder = new TextDecoder(ENCODINGS[s.encoding])
-  return { decode: (chunk) => decoder.decode(chunk, { stream: true }), end: () => decoder.decode(), invalid: false }
+  return { ...oneByte, decode: (chunk) => decoder.decode(chunk, { stream: true }), end: () => decoder.decode() }
 }
 
 /** UTF-8, BOM removed: a native validity check per chunk (simdutf), a byte walk only for chunks that fail it. */
 class Utf8Decoding implements TextDecoding {
   invalid = false
   private tail: Buffer | undefined
-  private started = false
+
+  constructor(private started = false) {}
+
+  pendingBytes(): number {
+    return this.tail?.length ?? 0
+  }
+
+  /** Exact for well-formed text; text holding invalid bytes (one U+DFFF mark per byte) is not measured. */
+  byteLength(text: string): number | undefined {
+    return isWellFormed(text) ? Buffer.byteLength(text, 'utf8') : undefined
+  }
 
   decode(chunk: Buffer): string {
     let buf = this.tail ? Buffer.concat([this.tail, chunk]) : chunk
@@ -188,7 +258,17 @@ function decodeMarkingInvalid(buf: Buffer): string {
 class Utf16Decoding implements TextDecoding {
   invalid = false
   private tail: Buffer | undefined
-  private started = false
+
+  constructor(private started = false) {}
+
+  pendingBytes(): number {
+    return this.tail?.length ?? 0
+  }
+
+  /** Two bytes per UTF-16 unit, lone surrogates included (they pass through as they are). */
+  byteLength(text: string): number {
+    return text.length * 2
+  }
 
   decode(chunk: Buffer): string {
     let buf = this.tail ? Buffer.concat([this.tail, chunk]) : chunk
@@ -229,13 +309,21 @@ class RowBuilder {
   private build: (fields: string[], line: number) => Row = () => ({})
   private readonly declared: string[]
 
+  /** `resume`: the columns were found before (header or first record), in an earlier run. */
   constructor(
     private readonly file: RemoteFile,
     private readonly s: CsvTableSettings,
     private readonly out: Row[],
     private readonly onBad: BadRowHandler,
+    resume?: ReadPosition,
   ) {
     this.declared = Object.keys(s.columns)
+    if (resume) this.setColumns([...resume.columns], resume.line)
+  }
+
+  /** The column names, once known. */
+  get columns(): readonly string[] | undefined {
+    return this.names
   }
 
   record(fields: string[], line: number): void {
