@@ -18,6 +18,7 @@ import { ownedBy, selectTables, workerShare } from './plan.js'
 import { listenForStop } from './stop-signals.js'
 import { runTables } from './table-pool.js'
 import { TaskLog } from './task-log.js'
+import { writeSummary, type SummaryRun } from '../school/summary.js'
 import type { RunOptions, RunResult } from './run-options.js'
 
 export type { Prepared, RunOptions, RunResult } from './run-options.js'
@@ -91,6 +92,7 @@ export class AnchovyRun {
       this.log.error({ err }, 'lost the run lock; aborting')
       this.requestStop(err)
     }, undefined, { ...(this.opts.supervisorPid ? { supervisorPid: this.opts.supervisorPid } : {}) })
+    await this.writeSummary()
     const listen = this.listen()
     let exitCode: number = EXIT.OK
     let results: Record<string, unknown> = {}
@@ -135,9 +137,26 @@ export class AnchovyRun {
       } catch (err) {
         this.log.error({ err }, 'could not write the run results')
       }
+      await this.writeSummary(results)
       await this.state.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
     }
     return { exitCode, results }
+  }
+
+  /** The school's summary of this anchovy (`$school/<user>/<id>.json`): best effort, a failure only logs. */
+  private async writeSummary(results?: Record<string, unknown>): Promise<void> {
+    const run: SummaryRun = {
+      user: this.s.user,
+      anchovyId: this.s.id,
+      operator: this.session.operator,
+      upstream: this.session.upstream,
+      service: this.s.service,
+      taskStore: typeof this.s.task_store_cls === 'string' ? this.s.task_store_cls : 'default',
+      lockTtlS: this.s.lock_ttl,
+      sessionId: this.session.sessionId,
+      startedAt: this.session.startedAt,
+    }
+    await writeSummary(this.opts.datastore, run, results).catch((err: unknown) => this.log.warn({ err }, 'could not write the school summary'))
   }
 
   private async batches(): Promise<void> {
