@@ -6,6 +6,11 @@ import { openDatastore } from '../../datastore/open.js'
 import { AnchoviesError } from '../../errors.js'
 import { Catalog, DEFAULT_STALE_AFTER_S, type AnchovyEntry } from '../../school/catalog.js'
 import { buildGraph, GRAPH_FORMATS, renderGraph, type GraphFormat } from '../../school/graph.js'
+import { readFileSync } from 'node:fs'
+import { basename, extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { EXIT } from '../../errors.js'
+import { redact } from '../../logging/secrets.js'
 import { addSettingOptions } from '../options.js'
 import { sourcesOf } from './common.js'
 
@@ -122,7 +127,59 @@ export function schoolCommand(): Command {
     }),
   )
 
+  const run = addSchoolOptions(new Command('run'))
+    .description('run a plan of anchovy commands in upstream order, independent ones in parallel; one result per command in $plans/ of the datastore; exit 1 when a step failed')
+    .requiredOption('-p, --plan <file>', 'the plan (YAML): steps of "start …" commands, see docs/school.md')
+    .option('-j, --concurrency <n>', 'steps running at once', '4')
+    .option('--continue-on-error', 'after a failure, still run the steps that do not depend on the failed one')
+    .option('--json', 'print the plan results as JSON instead of a table')
+  run.action(async () => {
+    const o = run.opts<{ plan: string; concurrency: string; continueOnError?: boolean; json?: boolean }>()
+    const concurrency = Number(o.concurrency)
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new AnchoviesError('ANCH_ERR_USAGE', `--concurrency must be a whole number from 1 to 256 (got ${JSON.stringify(o.concurrency)})`)
+    const { parsePlan } = await import('../../school/plan.js')
+    const { runPlan } = await import('../../school/plan-runner.js')
+    let text: string
+    try {
+      text = readFileSync(o.plan, 'utf8')
+    } catch (err) {
+      throw new AnchoviesError('ANCH_ERR_CONFIG', `cannot read the plan ${JSON.stringify(o.plan)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+    }
+    const plan = parsePlan(text, basename(o.plan, extname(o.plan)).replace(/[^A-Za-z0-9_\-.]/g, '_').replace(/^[.-]+/, '') || 'plan')
+    const s = schoolAddress(run)
+    const ds = await openDatastore(s.datastore)
+    const stop = new AbortController()
+    const onSignal = (): void => stop.abort()
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+    try {
+      const result = await runPlan(plan, {
+        concurrency,
+        continueOnError: o.continueOnError === true,
+        datastore: ds,
+        datastoreLocation: s.datastore,
+        env: { ...process.env, ACHVY_USER: s.user },
+        bin: fileURLToPath(new URL('../bin.js', import.meta.url)),
+        signal: stop.signal,
+        onEvent: (event, step, r) => {
+          if (!o.json) process.stderr.write(`${event === 'start' ? 'start' : r!.status.padEnd(5)} ${step.name}${r?.duration_ms != null ? ` (${(r.duration_ms / 1000).toFixed(1)}s)` : ''}\n`)
+        },
+      })
+      if (o.json) process.stdout.write(`${redact(JSON.stringify(result, null, 2))}\n`)
+      else {
+        const rows = result.steps.map((r) => [r.step, r.status, r.exit_code === null ? '-' : String(r.exit_code), r.duration_ms === null ? '-' : `${(r.duration_ms / 1000).toFixed(1)}s`, String(r.rows), r.error ?? ''])
+        process.stdout.write(`${formatTable([['STEP', 'STATUS', 'EXIT', 'TIME', 'ROWS', 'ERROR'], ...rows])}\nplan ${result.plan} run ${result.run_id}: ${result.status} (results in ${ds.url.replace(/\/$/, '')}/$plans/${result.plan}/${result.run_id}/)\n`)
+      }
+      process.exitCode = result.status === 'OK' ? EXIT.OK : EXIT.FAILED
+    } finally {
+      process.off('SIGTERM', onSignal)
+      process.off('SIGINT', onSignal)
+      await ds.close()
+    }
+  })
+
   cmd.addCommand(ls)
   cmd.addCommand(graph)
+  cmd.addCommand(run)
   return cmd
 }
