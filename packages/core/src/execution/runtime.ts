@@ -92,8 +92,8 @@ export class AnchovyRun {
       this.log.error({ err }, 'lost the run lock; aborting')
       this.requestStop(err)
     }, undefined, { ...(this.opts.supervisorPid ? { supervisorPid: this.opts.supervisorPid } : {}) })
-    await this.writeSummary()
     const listen = this.listen()
+    await this.writeSummary()
     let exitCode: number = EXIT.OK
     let results: Record<string, unknown> = {}
     try {

@@ -85,7 +85,7 @@ describe('anchovy school run --plan', () => {
     const planFile = path.join(ds, 'svc.yaml')
     writeFileSync(planFile, `steps:\n  - start -op ${m}:Ticker --id tick -S --interval 0.2\n  - start -op ${m}:Relay --id after -U tick\n`)
     const child = spawnCli(['school', 'run', '--plan', planFile], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
-    await waitFor(() => existsSync(path.join(ds, 'dev/tick/$lock')), 30_000, 'the service step to start')
+    await waitFor(() => existsSync(path.join(ds, '$school/dev/tick.json')), 30_000, 'the service step to start')
     child.kill('SIGTERM')
     const r = await child.result
     expect(r.code).toBe(1)
