@@ -21,6 +21,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'healthcheck', summary: 'exit 0 when the last run or heartbeat succeeded recently', load: async () => (await import('./commands/healthcheck.js')).healthcheckCommand() },
   { name: 'checkpoint', summary: "read and change an anchovy's committed checkpoints", load: async () => (await import('./commands/checkpoint.js')).checkpointCommand() },
   { name: 'plugin', summary: 'inspect plugins', load: async () => (await import('./commands/plugin.js')).pluginCommand() },
+  { name: 'school', summary: 'see, run and watch every anchovy of a datastore', load: async () => (await import('./commands/school.js')).schoolCommand() },
   { name: 'init', summary: 'write a starter config.yaml into the current folder', load: async () => (await import('./commands/init.js')).initCommand() },
 ]
 

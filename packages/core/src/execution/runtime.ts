@@ -18,6 +18,7 @@ import { ownedBy, selectTables, unmatchedSelection, workerShare } from './plan.j
 import { listenForStop } from './stop-signals.js'
 import { runTables } from './table-pool.js'
 import { TaskLog } from './task-log.js'
+import { writeSummary, type SummaryRun } from '../school/summary.js'
 import type { RunOptions, RunResult } from './run-options.js'
 
 export type { Prepared, RunOptions, RunResult } from './run-options.js'
@@ -96,6 +97,7 @@ export class AnchovyRun {
       this.requestStop(err)
     }, undefined, { ...(this.opts.supervisorPid ? { supervisorPid: this.opts.supervisorPid } : {}) })
     const listen = this.listen()
+    await this.writeSummary()
     let exitCode: number = EXIT.OK
     let results: Record<string, unknown> = {}
     try {
@@ -139,6 +141,7 @@ export class AnchovyRun {
       } catch (err) {
         this.log.error({ err }, 'could not write the run results')
       }
+      await this.writeSummary(results)
       await this.state.release().catch((err: unknown) => this.log.warn({ err }, 'could not release the run lock'))
     }
     return { exitCode, results }
@@ -169,6 +172,22 @@ export class AnchovyRun {
       this.configError = true
       throw strictError(problems)
     }
+  }
+
+  /** The school's summary of this anchovy (`$school/<user>/<id>.json`): best effort, a failure only logs. */
+  private async writeSummary(results?: Record<string, unknown>): Promise<void> {
+    const run: SummaryRun = {
+      user: this.s.user,
+      anchovyId: this.s.id,
+      operator: this.session.operator,
+      upstream: this.session.upstream,
+      service: this.s.service,
+      taskStore: typeof this.s.task_store_cls === 'string' ? this.s.task_store_cls : 'default',
+      lockTtlS: this.s.lock_ttl,
+      sessionId: this.session.sessionId,
+      startedAt: this.session.startedAt,
+    }
+    await writeSummary(this.opts.datastore, run, results).catch((err: unknown) => this.log.warn({ err }, 'could not write the school summary'))
   }
 
   private async batches(): Promise<void> {

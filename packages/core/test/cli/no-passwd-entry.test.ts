@@ -53,7 +53,7 @@ describe('a uid with no passwd entry', () => {
     const r = await runAs(['start', ...op, '--id', 'dl'], { HOME: home }, home)
     expect(r.stderr).not.toMatch(NO_CRASH)
     expect(r.code, r.stderr).toBe(0)
-    expect(readdirSync(path.join(home, '.anchovies'))).toEqual([String(uid)])
+    expect(readdirSync(path.join(home, '.anchovies')).sort()).toEqual(['$school', String(uid)])
     expect(existsSync(path.join(home, '.anchovies', String(uid), 'dl/$commits/000000000001.json'))).toBe(true)
   })
 
@@ -75,7 +75,7 @@ describe('a uid with no passwd entry', () => {
     const home = ownedDir()
     expect((await runAs(['start', ...op, '--id', 'dl'], { HOME: home, USER: 'alice', LOGNAME: 'bob' }, home)).code).toBe(0)
     expect((await runAs(['start', ...op, '--id', 'dl'], { HOME: home, LOGNAME: 'bob' }, home)).code).toBe(0)
-    expect(readdirSync(path.join(home, '.anchovies')).sort()).toEqual(['alice', 'bob'])
+    expect(readdirSync(path.join(home, '.anchovies')).sort()).toEqual(['$school', 'alice', 'bob'])
     const list = await runAs(['checkpoint', 'list', '--id', 'dl'], { HOME: home, LOGNAME: 'bob' }, home)
     expect(list.stdout).toBe('contacts.last\t3\nsales.last\t3\n')
   })
