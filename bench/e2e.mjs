@@ -233,7 +233,7 @@ async function main() {
   const served = path.join(work, 'served')
   mkdirSync(path.join(served, 'bench'), { recursive: true })
   const csv = path.join(served, 'bench', 'orders.csv')
-  let t = Date.now()
+  const t = Date.now()
   await generate(csv, opts.rows)
   const bytes = statSync(csv).size
   say(`generated ${csv} (${(bytes / 2 ** 20).toFixed(1)} MiB) in ${((Date.now() - t) / 1000).toFixed(1)} s`)

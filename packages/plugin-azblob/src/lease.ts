@@ -88,7 +88,7 @@ export async function readLeaseLock(ds: BlobDatastore, path: string): Promise<Lo
   const client = ds.blob(path)
   return ds.call(`reading the lock ${path}`, async (abortSignal) => {
     const got = await downloadWhole(client, abortSignal)
-    if (!got || got.leaseState !== 'leased') return undefined
+    if (got?.leaseState !== 'leased') return undefined
     const text = got.body.toString('utf8')
     try {
       const parsed = JSON.parse(text) as LockInfo
@@ -106,7 +106,7 @@ async function readHolder(ds: BlobDatastore, path: string): Promise<LockInfo | u
   let info: LockInfo | undefined
   for (let i = 0; i < 10; i++) {
     info = await readLeaseLock(ds, path)
-    if (!info || info.pid !== 0) return info
+    if (info?.pid !== 0) return info
     await new Promise((r) => setTimeout(r, 100))
   }
   return info

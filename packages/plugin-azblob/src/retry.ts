@@ -52,7 +52,7 @@ const NETWORK = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|EPIPE|ENOTFOU
 /** True for throttling (429, 503 ServerBusy), server errors and network failures; never for 4xx answers that will not change. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof AnchoviesError) return false
-  const { status, code } = failureOf(err)
+  const { status } = failureOf(err)
   if (status !== undefined && status !== 0) return TRANSIENT_STATUS.has(status)
   return isNetwork(err)
 }

@@ -7,7 +7,7 @@ import { BlobServiceClient, ContainerSASPermissions, StorageSharedKeyCredential,
 import { BlobDatastore } from '../src/blob-datastore.js'
 import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../src/location.js'
 import { Azurite } from './azurite.js'
-import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy, waitForFile } from './cli.js'
+import { BASIC, SLEEPY, anchovy, machine, spawnAnchovy } from './cli.js'
 
 // A second account with a random key: a real secret that must never appear in any output.
 const SECRET_ACCOUNT = 'anchovies'

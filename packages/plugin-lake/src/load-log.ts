@@ -171,7 +171,7 @@ export async function recoverDataset(ds: Datastore, base: string, table: Record<
     } catch {
       throw corrupt(mpath, 'not JSON')
     }
-    if (!m || m.format !== 1 || !Number.isSafeInteger(m.published_through) || !Array.isArray(m.files) || !Array.isArray(m.upstream_files) || !Array.isArray(m.columns)) {
+    if (m?.format !== 1 || !Number.isSafeInteger(m.published_through) || !Array.isArray(m.files) || !Array.isArray(m.upstream_files) || !Array.isArray(m.columns)) {
       throw corrupt(mpath, 'not a manifest of format 1')
     }
     // The manifest folds the records it covers; it is checked like them.

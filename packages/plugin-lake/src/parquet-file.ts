@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { finished } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
-import { AnchoviesError, DateTime, LocalDate, type Datastore } from '@anchovies/core'
+import { AnchoviesError, type DateTime, type LocalDate, type Datastore } from '@anchovies/core'
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer'
 import { asDecimal, epochDays, epochMicros, jsonText, textOf, timeMicros, type ColumnState } from './column-types.js'
 import { compressors, type Compression } from './compression.js'

@@ -213,7 +213,7 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
   it('fails clearly on a wrong host key, naming the fingerprint the server presented', async () => {
     const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__URI: uri(), ACHVY_CNXN__HOST_KEY: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' })
     expect(r.code).toBe(1)
-    const data = (r.results?.startup_task as { data: Record<string, string> }).data
+    const data = (r.results!.startup_task as { data: Record<string, string> }).data
     expect(data.err_code).toBe('ANCH_ERR_SFTP_HOST_KEY')
     expect(data.err_msg).toContain(sshd.hostFingerprint)
     expect(r.stderr).not.toContain('retrying')

@@ -20,7 +20,7 @@ const MAX_LOG_LINE = 8192
  */
 export function commandWords(command: string, what: string): string[] {
   const text = command.trim()
-  let words: unknown = undefined
+  let words: unknown
   if (text.startsWith('[')) {
     try {
       words = JSON.parse(text)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DateTime, LocalDate } from '@anchovies/core'
+import { type DateTime, LocalDate } from '@anchovies/core'
 import { CopyTextParser, unescapeCopy } from '../src/extract/copy-text.js'
 import { converter, isoTimestamp, rawJson } from '../src/extract/source-values.js'
 

@@ -64,7 +64,7 @@ export function encodeRow(row: Row, floats?: ReadonlySet<string>): string {
     const v = row[key]
     let text: string | undefined
     if (typeof v === 'string') text = JSON.stringify(v)
-    else if (typeof v === 'number') text = !Number.isFinite(v) ? 'null' : floats !== undefined && floats.has(key) ? floatText(v) : String(v)
+    else if (typeof v === 'number') text = !Number.isFinite(v) ? 'null' : floats?.has(key) ? floatText(v) : String(v)
     else if (typeof v === 'object') {
       if (v === null) text = 'null'
       else if (v instanceof DateTime) {

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { FIXTURE_OPS, cleanupTempDirs, commitRecords, readTree, runCli, spawnCli, tempDir, waitFor } from '../helpers.js'
 
