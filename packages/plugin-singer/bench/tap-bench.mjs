@@ -1,5 +1,6 @@
 // Benchmark: a tap replaying ROWS records of 8 fields through singer.TapDownloader into a local datastore, against
-// `cat` of the same stream into /dev/null and a plain JSON.parse loop over it, in the same run. Prints the median of
+// `cat` of the same stream into /dev/null, a plain JSON.parse loop over it, and the floor the datastore format sets
+// (parse + stringify + gzip, bench/json-floor.mjs), in the same run. Prints the median of
 // REPEAT runs, the spread, rows/s, peak RSS and the ratios. ROWS (default 1000000), REPEAT (default 3).
 import { spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs'
@@ -62,10 +63,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 await generate()
 const bytes = statSync(stream).size
-const runs = { cat: [], parse: [], tap: [] }
+const runs = { cat: [], parse: [], floor: [], tap: [] }
 for (let r = 0; r < REPEAT; r++) {
   runs.cat.push(await measure('cat', [stream], { stdout: openSync('/dev/null', 'w') }))
   runs.parse.push(await measure(process.execPath, [join(here, 'json-parse-loop.mjs')], { stdin: openSync(stream, 'r') }))
+  runs.floor.push(await measure(process.execPath, [join(here, 'json-floor.mjs')], { stdin: openSync(stream, 'r') }))
   const ds = join(dir, `ds-${r}`)
   runs.tap.push(await measure(process.execPath, [BIN, 'start', '-op', 'singer.TapDownloader', '--id', 'bench', '--log-level', 'warn'], {
     env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'bench', ACHVY_CNXN__TAP__COMMAND: JSON.stringify(['cat', stream]) },
@@ -83,7 +85,10 @@ const row = (name, list) => {
 }
 const cat = row('cat > /dev/null', runs.cat)
 const parse = row('JSON.parse loop (node)', runs.parse)
+const floor = row('floor: parse + stringify + gzip -1', runs.floor)
 const tap = row('singer.TapDownloader -> datastore', runs.tap)
 console.log(`stream: ${ROWS.toLocaleString('en')} records of 8 fields, ${(bytes / 1e6).toFixed(1)} MB, a STATE every ${STATE_EVERY.toLocaleString('en')}; node ${process.version}; median of ${REPEAT} runs (range), peak RSS the highest`)
-for (const r of [cat, parse, tap]) console.log(r.text)
+for (const r of [cat, parse, floor, tap]) console.log(r.text)
 console.log(`ratio TapDownloader / JSON.parse loop: ${(tap.ms / parse.ms).toFixed(2)} (goal <= 2.0); TapDownloader / cat: ${(tap.ms / cat.ms).toFixed(1)}`)
+// What the datastore format alone costs: no TapDownloader can beat the floor, so floor / parse bounds the goal.
+console.log(`ratio floor / JSON.parse loop: ${(floor.ms / parse.ms).toFixed(2)}; TapDownloader / floor: ${(tap.ms / floor.ms).toFixed(2)}`)
