@@ -6,7 +6,7 @@ import { AnchovyState } from '../datastore/anchovy-state.js'
 import { CommitLog } from '../datastore/commit-log.js'
 import type { Stage } from '../datastore/stage.js'
 import { anchovyHome, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
-import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isAnchoviesError } from '../errors.js'
+import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isConfigError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
 import type { Operator, OperatorRuntime } from '../operators/operator.js'
@@ -103,11 +103,14 @@ export class AnchovyRun {
       const started = await this.timed(this.stopping, () => this.phases.run('STARTUP', null, async () => {
         this.operator = new this.opts.operatorClass()
         this.operator.runtime = this.operatorRuntime()
-        this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log).catch((err: unknown) => {
-          this.configError = isAnchoviesError(err, 'ANCH_ERR_CONNECTION_MISSING')
+        try {
+          this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log)
+          await this.phases.hooks('startup')
+        } catch (err) {
+          // A missing connection, driver or plugin setting: fix the configuration (exit 2), nothing ran.
+          this.configError = isConfigError(err)
           throw err
-        })
-        await this.phases.hooks('startup')
+        }
       }, this.state.session, this.stopping.signal))
       this.count(started)
       if (started === 'ok') await this.batches()
