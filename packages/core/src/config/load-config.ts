@@ -42,6 +42,7 @@ export type Settings = Record<string, unknown> & {
   batch_max_bytes: number
   commit_interval: number
   commit_retention_days: number
+  log_retention_days: number
   datastore: string
   log_level: string
   lock_ttl: number

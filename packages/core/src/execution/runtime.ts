@@ -131,6 +131,13 @@ export class AnchovyRun {
       if (this.s.commit_retention_days > 0 && !this.timedOut && !this.stopRequested && !this.failed) {
         await this.state.pruneCommits(this.s.commit_retention_days).catch((err: unknown) => this.log.warn({ err }, 'commit retention failed (the next run tries again)'))
       }
+      if (this.s.log_retention_days > 0 && !this.timedOut && !this.stopRequested) {
+        const cutoff = new Date(Date.now() - this.s.log_retention_days * 86_400_000)
+        await this.taskStore.prune(cutoff, this.session.sessionId).then(
+          (removed) => removed && this.log.info({ removed, days: this.s.log_retention_days }, 'log retention: removed old task logs and session results'),
+          (err: unknown) => this.log.warn({ err }, 'log retention failed (the next run tries again)'),
+        )
+      }
     } finally {
       listen()
       await this.taskLog.flush()
