@@ -5,6 +5,7 @@ export const ERROR_CODES = {
   ANCH_ERR_NAME: ['An id, user, table name or checkpoint key is not allowed (path separators, `..`, control characters).', 'Use letters, digits, `_`, `-` and (for keys) `.`.'],
   ANCH_ERR_PLUGIN_LOAD: ['A plugin or module named by `-op`/`--*-cls` could not be loaded.', 'Install the package, or check the module path and the exported class name.'],
   ANCH_ERR_CONNECTION_MISSING: ['A connection the operator needs is not configured.', 'Set the `ACHVY_CNXN__<ID>__<ATTR>` variables named in the message.'],
+  ANCH_ERR_CONNECTION_CLASS: ["`@connection('id')` names a connection whose class cannot be found: the operator's module has no `definePlugin` default export providing it (a CommonJS build loses it), and the decorator names no class.", "Pass the class, `@connection('id', MyConnection)`, or default-export `definePlugin({ name, operators, connections: { id: MyConnection } })` from the operator's ES module."],
   ANCH_ERR_CONNECTION: ['Opening, checking or closing a connection failed.', 'Check the connection settings and that the system is reachable.'],
   ANCH_ERR_LOCKED: ['Another run of the same anchovy (user + id) holds the lock.', 'Wait for it to finish; a dead holder is taken over once its heartbeat is stale.'],
   ANCH_ERR_TIMEOUT: ['The batch ran longer than the execution timeout (`-t`, `ACHVY_EXECUTION_TIMEOUT`).', 'Raise the timeout or make batches smaller.'],
@@ -52,6 +53,17 @@ export class AnchovyLocked extends AnchoviesError {
     const run = holder.supervisor_pid ? `; run process ${holder.pid}` : ''
     super('ANCH_ERR_LOCKED', `${where} is already running on host ${holder.host} (pid ${holder.supervisor_pid ?? holder.pid}, since ${holder.since}${run})`)
   }
+}
+
+/** Core codes that mean "fix the configuration or installation": nothing ran, the CLI exits 2. */
+const CONFIG_CODES: ReadonlySet<string> = new Set(['ANCH_ERR_CONFIG', 'ANCH_ERR_USAGE', 'ANCH_ERR_NAME', 'ANCH_ERR_PLUGIN_LOAD', 'ANCH_ERR_CONNECTION_MISSING', 'ANCH_ERR_CONNECTION_CLASS'])
+
+/**
+ * True for a configuration error (exit 2): a core code above, or a plugin's `ANCH_ERR_<PLUGIN>_CONFIG`,
+ * `…_URL` (a connection URL) or `…_DRIVER` (a driver package that is not installed).
+ */
+export function isConfigError(err: unknown): boolean {
+  return err instanceof AnchoviesError && (CONFIG_CODES.has(err.code) || /^ANCH_ERR_[A-Z0-9]+_(?:CONFIG|URL|DRIVER)$/.test(err.code))
 }
 
 /** True when `err` is an AnchoviesError, optionally with the given code. */

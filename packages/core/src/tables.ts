@@ -1,5 +1,6 @@
 import { COLUMN_TYPES, type ColumnType, type SortKey, type Table } from './types.js'
 import { nameProblem } from './names.js'
+import { addProblem } from './config/problems.js'
 
 const KNOWN_KEYS = new Set(['name', 'namespace', 'columns', 'cols', 'unique_by', 'set_by', 'sort_by', 'deleted_ttl', 'data_change_timestamp_field'])
 
@@ -13,7 +14,7 @@ export function parseTable(
 ): Table {
   const at = `${where}: tbls.${name}`
   const p = nameProblem('table name', name)
-  if (p) problems.push(`${at}: ${p}`)
+  if (p) addProblem(problems, `${at}: ${p}`, 'ANCH_ERR_NAME')
   const obj: Record<string, unknown> = raw == null ? {} : typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {}
   if (raw != null && obj !== raw) problems.push(`${at}: must be a map of settings`)
   const setting = (key: string): unknown => (Object.hasOwn(obj, key) ? obj[key] : undefined)

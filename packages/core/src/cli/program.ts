@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { EXIT, isAnchoviesError } from '../errors.js'
+import { EXIT, isAnchoviesError, isConfigError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { formatError, isHumanOutput, requestedLogLevel } from './human-output.js'
 import { normalizeArgv } from './options.js'
@@ -25,12 +25,10 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'init', summary: 'write a starter config.yaml into the current folder', load: async () => (await import('./commands/init.js')).initCommand() },
 ]
 
-const CONFIG_ERRORS = new Set(['ANCH_ERR_CONFIG', 'ANCH_ERR_USAGE', 'ANCH_ERR_NAME', 'ANCH_ERR_PLUGIN_LOAD', 'ANCH_ERR_CONNECTION_MISSING'])
-
 /** The exit code for an error that escaped a command. */
 export function exitCodeFor(err: unknown): number {
   if (isAnchoviesError(err, 'ANCH_ERR_LOCKED')) return EXIT.LOCKED
-  if (isAnchoviesError(err) && CONFIG_ERRORS.has(err.code)) return EXIT.USAGE
+  if (isConfigError(err)) return EXIT.USAGE
   return EXIT.FAILED
 }
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import * as nodePath from 'node:path'
 import { createRequire } from 'node:module'
-import { AnchoviesError } from '../errors.js'
+import { addProblem } from './problems.js'
 import { nameProblem } from '../names.js'
 import { parseTable } from '../tables.js'
 import type { Table } from '../types.js'
@@ -42,6 +42,7 @@ export type Settings = Record<string, unknown> & {
   batch_max_bytes: number
   commit_interval: number
   commit_retention_days: number
+  log_retention_days: number
   datastore: string
   log_level: string
   lock_ttl: number
@@ -220,11 +221,11 @@ export function resolveSettings(
   }
   for (const [key, kind] of [['id', 'anchovy id'], ['user', 'user']] as const) {
     const p = nameProblem(kind, String(out[key]))
-    if (p) problems.push(`${key}: ${p}`)
+    if (p) addProblem(problems, `${key}: ${p}`, 'ANCH_ERR_NAME')
   }
   for (const up of (out.upstream as string[] | undefined) ?? []) {
     const p = nameProblem('upstream id', up)
-    if (p) problems.push(`upstream: ${p}`)
+    if (p) addProblem(problems, `upstream: ${p}`, 'ANCH_ERR_NAME')
   }
   const workers = Number(out.workers ?? 1)
   const workerNum = Number(out.worker_num ?? 0)
@@ -288,9 +289,4 @@ function convert(spec: SettingSpec, raw: unknown, where: string, problems: strin
   }
 }
 
-/** Throws one configuration error listing every problem. */
-export function throwProblems(problems: string[]): void {
-  if (problems.length) {
-    throw new AnchoviesError('ANCH_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`)
-  }
-}
+export { throwProblems } from './problems.js'

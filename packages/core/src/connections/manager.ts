@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { META, readMembers, type ConnectionMeta } from '../decorators/metadata.js'
 import { AnchoviesError } from '../errors.js'
-import { Connection, connectionEnvPrefix, readConnectionAttributes } from './connection.js'
+import { type Connection, connectionEnvPrefix, readConnectionAttributes } from './connection.js'
 
 /** An opened connection the runtime closes at shutdown. */
 export interface OpenConnection {
@@ -31,9 +31,15 @@ export async function openConnections(
 ): Promise<OpenConnection[]> {
   const metas = [...readMembers<ConnectionMeta>(META.connections, operator, false).values()]
   const problems: string[] = []
+  const classProblems: string[] = []
   const built: { meta: ConnectionMeta; instance: unknown }[] = []
   for (const meta of metas) {
-    const cls = (meta.cls ?? classes[meta.id] ?? (meta.id === '' ? classes.default : undefined) ?? Connection) as ConnectionClass
+    const cls = (meta.cls ?? own(classes, meta.id) ?? (meta.id === '' ? own(classes, 'default') : undefined)) as ConnectionClass | undefined
+    if (!cls) {
+      // Never a do-nothing base Connection: the operator's code would run against a connection that cannot connect.
+      classProblems.push(`@connection('${meta.id}') on ${operator.constructor.name}.${meta.property}: no class provides connection '${meta.id}' (the operator's module has no definePlugin default export with connections: { ${meta.id || 'default'}: … }, e.g. a CommonJS build)`)
+      continue
+    }
     let attrs: Record<string, unknown> | undefined
     try {
       attrs = readConnectionAttributes(env, meta.id)
@@ -54,6 +60,9 @@ export async function openConnections(
     }
     built.push({ meta, instance: new cls(attrs) })
   }
+  if (classProblems.length) {
+    throw new AnchoviesError('ANCH_ERR_CONNECTION_CLASS', `${classProblems.join('; ')}; fix: pass the class, @connection('id', MyConnection), or default-export definePlugin({ name, operators, connections }) from the operator's ES module`)
+  }
   if (problems.length) {
     throw new AnchoviesError('ANCH_ERR_CONNECTION_MISSING', `connections are not configured:\n  - ${problems.join('\n  - ')}`)
   }
@@ -68,7 +77,14 @@ export async function openConnections(
     }
   } catch (err) {
     for (const c of opened.reverse()) await c.close().catch(() => undefined)
+    // A coded error (a missing driver, a bad URL) keeps its code: it says what to fix.
+    if (err instanceof AnchoviesError) throw err
     throw new AnchoviesError('ANCH_ERR_CONNECTION', `opening connection failed: ${(err as Error).message}`, { cause: err })
   }
   return opened
+}
+
+/** An own entry of the connections map (ids come from decorators; `constructor` must not find Object's). */
+function own(classes: Readonly<Record<string, ConnectionClass>>, id: string): ConnectionClass | undefined {
+  return Object.hasOwn(classes, id) ? classes[id] : undefined
 }

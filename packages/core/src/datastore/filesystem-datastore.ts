@@ -67,7 +67,8 @@ export class FilesystemDatastore implements Datastore {
       if (isCode(err, 'EEXIST')) return false
       throw wrap(err, `creating ${path}`)
     } finally {
-      await fs.rm(tmp, { force: true })
+      // Never mask the error above: when the folder cannot be made (ENOTDIR), removing the temp file fails too.
+      await fs.rm(tmp, { force: true }).catch(() => undefined)
     }
   }
 

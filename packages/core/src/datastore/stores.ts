@@ -218,6 +218,46 @@ export class TaskStore {
   async writeHeartbeat(text: string): Promise<void> {
     await this.ctx.datastore.write(`${anchovyHome(this.ctx)}/$results/${resultsFile(this.ctx.settings, 'heartbeat')}`, text)
   }
+
+  /** The folder holding this anchovy's task logs (and nothing of another anchovy's). */
+  protected logRoot(): string {
+    return `${anchovyHome(this.ctx)}/$task_logs`
+  }
+
+  /**
+   * Log retention: deletes task logs and per-session results last written before `cutoff`, except those of
+   * `keepSession` (the run that prunes) and of every session a `$results/anchovy_run_results*.json` names (each
+   * worker's latest run, which the healthcheck and readers of the results go by). A run still writing has fresh
+   * files, so it is never touched. Returns how many files went.
+   */
+  async prune(cutoff: Date, keepSession: string): Promise<number> {
+    const ds = this.ctx.datastore
+    const results = `${anchovyHome(this.ctx)}/$results`
+    const keep = new Set([keepSession])
+    for (const e of await ds.list(results)) {
+      const name = e.path.slice(results.length + 1)
+      if (!/^anchovy_run_results(?:\.w\d+)?\.json$/.test(name)) continue
+      try {
+        const id = (JSON.parse((await ds.read(e.path))?.toString('utf8') ?? '') as { session_id?: unknown }).session_id
+        if (typeof id === 'string') keep.add(id)
+      } catch {
+        // an unreadable latest results file names no session; the healthcheck reports it
+      }
+    }
+    const sessionOf = (path: string): string => {
+      const base = path.slice(path.lastIndexOf('/') + 1)
+      return base.slice(0, base.search(/[-]|\.json$/) >>> 0)
+    }
+    let removed = 0
+    for (const [dir, isFile] of [[this.logRoot(), (p: string) => p.endsWith('.json')], [`${results}/sessions`, (p: string) => p.endsWith('.json')]] as const) {
+      for (const e of await ds.list(dir)) {
+        if (!isFile(e.path) || !(e.mtime.getTime() < cutoff.getTime()) || keep.has(sessionOf(e.path))) continue
+        await ds.delete(e.path)
+        removed++
+      }
+    }
+    return removed
+  }
 }
 
 /**
@@ -225,6 +265,10 @@ export class TaskStore {
  * `$task_logs/anchovy_user=<user>/anchovy_id=<id>/date=<yyyy-mm-dd>/<session>-<batch>.<NNNN>.json` at the root.
  */
 export class HiveTaskStore extends TaskStore {
+  protected override logRoot(): string {
+    return joinPath('$task_logs', `anchovy_user=${validateName('user', this.ctx.user)}`, `anchovy_id=${validateName('anchovy id', this.ctx.anchovyId)}`)
+  }
+
   protected override taskPath(record: TaskRecord, counter: number): string {
     return joinPath(
       '$task_logs',

@@ -6,7 +6,7 @@ import { AnchovyState } from '../datastore/anchovy-state.js'
 import { CommitLog } from '../datastore/commit-log.js'
 import type { Stage } from '../datastore/stage.js'
 import { anchovyHome, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
-import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isAnchoviesError } from '../errors.js'
+import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isConfigError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
 import type { Operator, OperatorRuntime } from '../operators/operator.js'
@@ -105,11 +105,14 @@ export class AnchovyRun {
       const started = await this.timed(this.stopping, () => this.phases.run('STARTUP', null, async () => {
         this.operator = new this.opts.operatorClass()
         this.operator.runtime = this.operatorRuntime()
-        this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log).catch((err: unknown) => {
-          this.configError = isAnchoviesError(err, 'ANCH_ERR_CONNECTION_MISSING')
+        try {
+          this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log)
+          await this.phases.hooks('startup')
+        } catch (err) {
+          // A missing connection, driver or plugin setting: fix the configuration (exit 2), nothing ran.
+          this.configError = isConfigError(err)
           throw err
-        })
-        await this.phases.hooks('startup')
+        }
       }, this.state.session, this.stopping.signal))
       this.count(started)
       if (started === 'ok') await this.batches()
@@ -129,6 +132,13 @@ export class AnchovyRun {
       await this.state.finish(!this.timedOut && !this.stopRequested)
       if (this.s.commit_retention_days > 0 && !this.timedOut && !this.stopRequested && !this.failed) {
         await this.state.pruneCommits(this.s.commit_retention_days).catch((err: unknown) => this.log.warn({ err }, 'commit retention failed (the next run tries again)'))
+      }
+      if (this.s.log_retention_days > 0 && !this.timedOut && !this.stopRequested) {
+        const cutoff = new Date(Date.now() - this.s.log_retention_days * 86_400_000)
+        await this.taskStore.prune(cutoff, this.session.sessionId).then(
+          (removed) => removed && this.log.info({ removed, days: this.s.log_retention_days }, 'log retention: removed old task logs and session results'),
+          (err: unknown) => this.log.warn({ err }, 'log retention failed (the next run tries again)'),
+        )
       }
     } finally {
       listen()

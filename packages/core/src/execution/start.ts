@@ -1,7 +1,9 @@
 import type { Logger } from 'pino'
 import { loadDocument, parseExtraFlags, resolveSettings, throwProblems, type ConfigSources, type Settings } from '../config/load-config.js'
 import { CORE_SETTINGS } from '../config/settings.js'
+import { addProblem } from '../config/problems.js'
 import { registerConnectionSecrets } from '../connections/connection.js'
+import { isAnchoviesError } from '../errors.js'
 import { openDatastore } from '../datastore/open.js'
 import { CheckpointStore, DataBuffer, HiveTaskStore, TableStore, TaskStore } from '../datastore/stores.js'
 import { createLogger } from '../logging/logger.js'
@@ -42,7 +44,7 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true, gi
         connectionClasses = r.plugin?.connections ?? {}
       }
     } catch (err) {
-      problems.push((err as Error).message)
+      addProblem(problems, (err as Error).message, isAnchoviesError(err) ? err.code : 'ANCH_ERR_PLUGIN_LOAD')
     }
   } else if (operatorRequired) {
     problems.push('no operator: pass -op <plugin.Class> (e.g. -op sftp.CsvDownloader) or set ACHVY_OPERATOR_CLS')
@@ -60,7 +62,7 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true, gi
     try {
       stores[key] = (await resolveClass(ref, 'components', src.cwd)).value
     } catch (err) {
-      problems.push(`${key}: ${(err as Error).message}`)
+      addProblem(problems, `${key}: ${(err as Error).message}`, isAnchoviesError(err) ? err.code : 'ANCH_ERR_PLUGIN_LOAD')
     }
   }
   if (settings.prod && settings.id_defaulted) {

@@ -36,6 +36,20 @@ export function prettyLine(line: string, stacks = false): string {
 }
 
 /**
+ * The line with every key once. pino writes a child's bindings and the call's fields side by side, so
+ * `logger.child({ table }).info({ table }, …)` (the runtime binds the qualified table name; a plugin logs its own)
+ * would repeat a key, which many log stores reject or resolve differently. As `JSON.parse` does, the last value
+ * (the call's, the innermost child's) wins, in the first one's place.
+ */
+export function uniqueKeys(line: string): string {
+  try {
+    return `${JSON.stringify(JSON.parse(line))}\n`
+  } catch {
+    return line
+  }
+}
+
+/**
  * Creates the root logger: pino JSON lines to stderr (pretty when stderr is a terminal), with every registered
  * secret masked before a byte is written.
  */
@@ -43,7 +57,7 @@ export function createLogger(level: LevelWithSilent = 'info', pretty = process.s
   const stacks = level === 'debug' || level === 'trace'
   const destination = {
     write(line: string): void {
-      const safe = redact(line)
+      const safe = redact(uniqueKeys(line))
       process.stderr.write(pretty ? prettyLine(safe, stacks) : safe)
     },
   }
