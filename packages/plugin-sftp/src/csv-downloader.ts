@@ -1,21 +1,27 @@
 import * as posix from 'node:path/posix'
-import { Downloader, connection, context, onTask, readConnectionAttributes, source, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
+import { Downloader, connection, context, onTask, readConnectionAttributes, source, type JsonValue, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
 import type { Logger } from 'pino'
 import { readTableSettings, TABLE_KEYS, tableKeys, type AfterAction, type CsvTableSettings } from './config.js'
-import { readRows } from './csv-rows.js'
+import { isGzip, readRows, type ReadPosition } from './csv-rows.js'
 import { SftpError, type BadRowError } from './errors.js'
 import { compileGlob, listMatches } from './glob.js'
 import { manifestKey, prune, readManifest, selectFiles, type Manifest } from './manifest.js'
 import { Quarantine } from './quarantine.js'
+import { readResume, resumeKey, resumeValue, type ResumePoint } from './resume.js'
 import type { RemoteFile } from './remote-fs.js'
 import { SftpConnection } from './sftp-connection.js'
 
 const MAX_LOGGED_BAD_ROWS = 10
+/** The manifest (which may be large) is staged for a commit point at most this often. */
+const MANIFEST_STAGE_MS = 1000
 
 /**
  * Downloads delimited files (CSV, TSV, …) from an SFTP server or a local folder into the datastore. Each table
  * names a glob (`path`); every new or changed file is streamed, parsed and converted row by row, and a manifest
- * checkpoint (committed with the data) makes sure each file version is taken exactly once.
+ * checkpoint (committed with the data) makes sure each file version is taken exactly once. After each parsed
+ * chunk it offers the core a commit point, with a resume checkpoint (file version, byte offset and line of the
+ * next record): a run stopped mid-file (timeout, SIGTERM, SIGKILL) keeps what was committed, and the next run
+ * reads the same file version on from there.
  */
 export class CsvDownloader extends Downloader {
   static override settings: readonly SettingSpec[] = [
@@ -88,6 +94,8 @@ export class CsvDownloader extends Downloader {
     const data = ctx.task.data
     const checkpoint = context().checkpoint<Manifest>(manifestKey(ctx.table.name))
     const manifest = readManifest(checkpoint.get())
+    const resumeCheckpoint = context().checkpoint<JsonValue>(resumeKey(ctx.table.name))
+    let resume = readResume(resumeCheckpoint.get(), ctx.table.name)
     const exclude = s.after.kind === 'move' ? s.after.dir : undefined
     const skipped = new Map<string, string>()
     const listing = await server.withRetry(
@@ -110,6 +118,31 @@ export class CsvDownloader extends Downloader {
     }
     const next = prune(manifest, listing)
     if (Object.keys(next).length !== Object.keys(manifest).length) checkpoint.set(next)
+    if (resume) resume = this.checkResume(resume, listing, s, log, () => resumeCheckpoint.delete())
+
+    // Commit points: the manifest staged must always include every file whose rows were yielded in full.
+    let manifestDirty = false
+    let manifestStagedAt = 0
+    const margin = ctx.deadline === undefined ? 0 : Math.min(30_000, Math.max(2000, ctx.timeLeft() * 0.2))
+    let deadlineCommitted = false
+    let resumeStaged = false
+    /** Offers the core a clean point: the rows yielded so far belong with the checkpoints staged so far. */
+    const offerCommit = async (): Promise<void> => {
+      // Bad rows are quarantined into one file made visible at the table's end: commit only then once there are any.
+      if (quarantine && quarantine.count > 0) return
+      const nearDeadline = !deadlineCommitted && ctx.deadline !== undefined && ctx.timeLeft() < margin
+      if (manifestDirty) {
+        if (!nearDeadline && Date.now() - manifestStagedAt < MANIFEST_STAGE_MS) return
+        checkpoint.set(next)
+        manifestDirty = false
+        manifestStagedAt = Date.now()
+      }
+      if (nearDeadline) {
+        deadlineCommitted = true
+        log.info({ time_left_ms: ctx.timeLeft() }, 'sftp: the execution timeout is near; committing what was read so far')
+        await ctx.commit()
+      } else await ctx.commitPoint()
+    }
 
     const quarantine = s.onBadRow === 'quarantine' ? new Quarantine(this.runtime.datastore, `${this.runtime.user}/${this.runtime.anchovyId}`, ctx.table.name, this.runtime.uniqueFileTag()) : undefined
     let badRows = 0
@@ -127,24 +160,45 @@ export class CsvDownloader extends Downloader {
     try {
       for (const file of selection.take) {
         const started = Date.now()
-        let rows = 0
-        for await (const batch of readRows(server.read(file, ctx.signal), file, s, onBad)) {
+        const from = resume?.path === file.path ? resume : undefined
+        // A gzip file cannot be entered in the middle, so it commits whole (no commit point inside it): a run stopped
+        // in it reads it again from the start, and nothing of it was committed. (Its decompression guard also sees
+        // the whole file before any of its rows are kept.) A resume point for one is honoured by dropping the bytes
+        // before it.
+        const gz = isGzip(file, s)
+        const start = from && !gz ? from.offset : 0
+        if (from) {
+          data.files_resumed = ((data.files_resumed as number | undefined) ?? 0) + 1
+          if (gz) log.info({ file: file.path, line: from.line, skip_bytes: from.offset }, `sftp: resuming /${file.path} at line ${from.line}: a gzip file cannot seek, so it is read again from the start and its first ${from.offset} decompressed bytes (committed before) are dropped`)
+          else log.info({ file: file.path, offset: from.offset, line: from.line, size: file.size }, `sftp: resuming /${file.path} at byte ${from.offset} of ${file.size} (line ${from.line}), where the last commit left it`)
+        }
+        let rows = from?.rows ?? 0
+        const progress: { position: ReadPosition | undefined } = { position: undefined }
+        for await (const batch of readRows(server.read(file, ctx.signal, start), file, s, onBad, { resume: from, progress })) {
           rows += batch.length
           // One array per parsed block: the core passes it on as one chunk (much faster than row by row).
           yield batch
           if (quarantine) await quarantine.drained()
+          if (progress.position && !gz) {
+            resumeCheckpoint.set(resumeValue(file, progress.position, rows))
+            resumeStaged = true
+            await offerCommit()
+          }
         }
         next[file.path] = { size: file.size, mtime: file.mtime, rows, taken_at: new Date().toISOString() }
+        manifestDirty = true
+        if (resumeStaged || from) resumeCheckpoint.delete()
+        resumeStaged = false
         data.files_taken = (data.files_taken as number) + 1
-        data.bytes_read = ((data.bytes_read as number | undefined) ?? 0) + file.size
-        log.info({ file: file.path, bytes: file.size, rows, ms: Date.now() - started }, 'sftp: file taken')
+        data.bytes_read = ((data.bytes_read as number | undefined) ?? 0) + file.size - start
+        log.info({ file: file.path, bytes: file.size, bytes_read: file.size - start, rows, ms: Date.now() - started, ...(from ? { resumed_at: from.offset } : {}) }, 'sftp: file taken')
         if (s.after.kind !== 'keep') {
           const after = s.after
           context().afterCommit(() => this.applyAfter(server, file, after, s, log))
         }
+        await offerCommit()
       }
-      // Staged once: a table that fails part-way commits nothing anyway, and the manifest may be large.
-      if (selection.take.length) checkpoint.set(next)
+      if (manifestDirty) checkpoint.set(next)
       if (quarantine) {
         const path = await quarantine.finish()
         if (path) Object.assign(data, { quarantined: quarantine.count, quarantine: path })
@@ -155,6 +209,31 @@ export class CsvDownloader extends Downloader {
       // Failed, aborted, or stopped by a failing sink: its rows are not committed, so neither are its bad rows.
       if (!completed) quarantine?.discard()
     }
+  }
+
+  /**
+   * The resume point if its file version is still listed; otherwise it is dropped (`drop`), saying why: a file
+   * that changed is read again from the start, as a new version.
+   */
+  private checkResume(resume: ResumePoint, listing: readonly RemoteFile[], s: CsvTableSettings, log: Logger, drop: () => void): ResumePoint | undefined {
+    const listed = listing.find((f) => f.path === resume.path)
+    if (!listed) {
+      log.info({ file: resume.path }, `sftp: /${resume.path}, partly read before, is no longer listed; its resume point is dropped`)
+      drop()
+      return undefined
+    }
+    if (listed.size !== resume.size || listed.mtime !== resume.mtime) {
+      log.warn(
+        { file: resume.path, was: { size: resume.size, mtime: resume.mtime }, now: { size: listed.size, mtime: listed.mtime }, committed_rows: resume.rows },
+        `sftp: /${resume.path} changed since it was partly read (size or mtime differs): reading it again from the start, as a new version (the ${resume.rows} rows committed from the earlier version stay)`,
+      )
+      drop()
+      return undefined
+    }
+    if (!isGzip(listed, s) && resume.offset > listed.size) {
+      throw new SftpError('ANCH_ERR_SFTP_RESUME', `checkpoint ${resumeKey(s.table)}: offset ${resume.offset} is past the end of /${resume.path} (${listed.size} bytes); inspect or delete the checkpoint`)
+    }
+    return resume
   }
 
   /** `after: delete|move:<dir>`, run once the batch holding the file's rows has committed. */

@@ -230,14 +230,14 @@ export class SftpConnection extends Connection {
   }
 
   /**
-   * Streams a file's bytes. A dropped session is reopened and the transfer resumes at the byte where it stopped,
+   * Streams a file's bytes from byte `start` (a file resumed where an earlier run's last commit left it). A dropped session is reopened and the transfer resumes at the byte where it stopped,
    * after checking the file is unchanged; a file that changes (size or mtime) while being read fails with
    * ANCH_ERR_SFTP_FILE_CHANGED, so no half-written file is ever taken.
    */
-  async *read(file: RemoteFile, signal: AbortSignal): AsyncGenerator<Buffer> {
+  async *read(file: RemoteFile, signal: AbortSignal, start = 0): AsyncGenerator<Buffer> {
     const { retries } = this.settings
     const idleMs = this.settings.target?.timeoutMs ?? 30_000
-    let offset = 0
+    let offset = start
     let attempt = 0
     const changed = (why: string): SftpError =>
       new SftpError('ANCH_ERR_SFTP_FILE_CHANGED', `${this.settings.display}: /${file.path} changed while it was being read (${why}); it is read again next run — set min_age if files are still being uploaded`)
