@@ -125,10 +125,15 @@
 
   const seg = (v) => encodeURIComponent(v)
 
+  let generation = 0
+
   async function select(user, id, session) {
     selected = { user, id }
+    const mine = ++generation
+    delete $('detail').dataset.loaded
     for (const tr of $('anchovies').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.user === user && tr.dataset.id === id)
     const { runs } = await api(`/api/anchovies/${seg(user)}/${seg(id)}/runs?limit=20`)
+    if (mine !== generation) return
     $('detail').hidden = false
     $('detail-name').textContent = `${user}/${id}`
     const pick = $('runs')
@@ -137,19 +142,23 @@
       $('run-meta').textContent = 'no finished run yet'
       $('timeline').replaceChildren()
       $('errors').replaceChildren()
+      $('detail').dataset.loaded = `${user}/${id}`
       return
     }
     selectedSession = session && runs.some((r) => r.session_id === session) ? session : runs[0].session_id
     pick.value = selectedSession
-    await drawRun(user, id, selectedSession)
+    await drawRun(user, id, selectedSession, mine)
   }
 
-  async function drawRun(user, id, session) {
+  async function drawRun(user, id, session, mine = ++generation) {
     const [{ tasks }, run] = await Promise.all([
       api(`/api/anchovies/${seg(user)}/${seg(id)}/runs/${seg(session)}/tasks`),
       api(`/api/anchovies/${seg(user)}/${seg(id)}/runs/${seg(session)}`),
     ])
-    const t0 = Date.parse(run.startup_at)
+    // A newer selection was made while these answers travelled: drawing them would show the wrong anchovy.
+    if (mine !== generation) return
+    const starts = tasks.map((t) => Date.parse(t.started_at)).filter(Number.isFinite)
+    const t0 = starts.length ? Math.min(...starts) : Date.parse(run.startup_at)
     const t1 = Math.max(Date.parse(run.shutdown_at), ...tasks.map((t) => Date.parse(t.completed_at)))
     const span = Math.max(1, t1 - t0)
     $('run-meta').textContent = `${run.status} · exit ${run.exit_code ?? '-'} · ${((t1 - t0) / 1000).toFixed(2)}s · started ${run.startup_at}`
@@ -166,6 +175,7 @@
     $('errors').replaceChildren(
       ...errors.map((t) => el('pre', { class: 'error' }, `${t.tbl ? `table ${t.tbl}` : t.task_type}: ${t.data.err_type || 'Error'}: ${t.data.err_msg || ''}${t.data.err_code ? ` [${t.data.err_code}]` : ''}`)),
     )
+    $('detail').dataset.loaded = `${user}/${id}`
   }
 
   async function refresh() {
