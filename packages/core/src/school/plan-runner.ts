@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Datastore } from '../datastore/datastore.js'
-import { redact, registerUrlSecrets } from '../logging/secrets.js'
+import { isSecretAttribute, redact, registerSecret, registerUrlSecrets } from '../logging/secrets.js'
 import type { Plan, PlanStep } from './plan.js'
 import { digestResults, oneLine, type TableSummary } from './summary.js'
 
@@ -69,7 +69,12 @@ export interface PlanRunOptions {
 /** Runs a plan's steps in dependency order, independent ones in parallel, and writes one result per step. */
 export async function runPlan(plan: Plan, opts: PlanRunOptions): Promise<PlanResult> {
   for (const s of plan.steps) for (const w of s.args) registerUrlSecrets(w)
-  for (const s of plan.steps) for (const v of s.env.values()) registerUrlSecrets(v)
+  for (const s of plan.steps) {
+    for (const [k, v] of s.env) {
+      registerUrlSecrets(v)
+      if (isSecretAttribute(k)) registerSecret(v)
+    }
+  }
   const started = new Date()
   const runId = `${started.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${randomBytes(4).toString('hex')}`
   const results = new Map<string, StepResult>()

@@ -178,8 +178,33 @@ export function schoolCommand(): Command {
     }
   })
 
+  const serve = addSchoolOptions(new Command('serve'))
+    .description('a read-only HTTP JSON API, /metrics (Prometheus) and a web page over the datastore; loopback only unless --host says otherwise')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', '8080')
+    .option('--token <token>', 'require Authorization: Bearer <token> on every request but /healthz [env ACHVY_SCHOOL_TOKEN]')
+  serve.action(async () => {
+    const o = serve.opts<SchoolOptions & { host: string; port: string; token?: string }>()
+    const port = Number(o.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new AnchoviesError('ANCH_ERR_USAGE', `--port must be a port number (got ${JSON.stringify(o.port)})`)
+    const token = o.token ?? (process.env.ACHVY_SCHOOL_TOKEN || undefined)
+    const s = schoolAddress(serve)
+    const { buildServer } = await import('../../school/server.js')
+    const ds = await openDatastore(s.datastore)
+    const app = await buildServer({ datastore: ds, token, user: o.allUsers ? undefined : s.user, staleAfterS: staleAfter(o), env: process.env })
+    const address = await app.listen({ host: o.host, port })
+    process.stderr.write(`anchovy school: serving ${redact(ds.url)} on ${address}${token ? ' (token required)' : ''}\n`)
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve())
+      process.once('SIGINT', () => resolve())
+    })
+    await app.close()
+    await ds.close()
+  })
+
   cmd.addCommand(ls)
   cmd.addCommand(graph)
   cmd.addCommand(run)
+  cmd.addCommand(serve)
   return cmd
 }
