@@ -4,6 +4,7 @@ import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock
 import { BlobServiceClient, type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from '@azure/storage-blob'
 import { BlockBlobWriter, contentHeaders } from './block-blob-writer.js'
 import { resolveCredential, type CredentialKind } from './credentials.js'
+import { downloadWhole } from './download-whole.js'
 import { acquireLeaseLock, readLeaseLock } from './lease.js'
 import { parseBlobLocation, type BlobLocation } from './location.js'
 import { failureOf, retryOptionsFromEnv, withRetry, type CallOptions, type RetryOptions } from './retry.js'
@@ -326,21 +327,4 @@ function positive(raw: string | undefined, fallback: number, name: string): numb
   const n = Number(raw)
   if (!Number.isInteger(n) || n < 1) throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a positive integer`)
   return n
-}
-
-/** A whole blob with its ETag and lease state, or undefined when it does not exist (for small objects only). */
-export async function downloadWhole(
-  client: { download(offset: number, count: undefined, options: { abortSignal: AbortSignal }): Promise<{ readableStreamBody?: NodeJS.ReadableStream; etag?: string; leaseState?: string; lastModified?: Date }> },
-  abortSignal: AbortSignal,
-): Promise<{ body: Buffer; etag: string | undefined; leaseState: string | undefined; lastModified: Date | undefined } | undefined> {
-  let res
-  try {
-    res = await client.download(0, undefined, { abortSignal })
-  } catch (err) {
-    if (failureOf(err).status === 404) return undefined
-    throw err
-  }
-  const chunks: Buffer[] = []
-  for await (const chunk of res.readableStreamBody as AsyncIterable<Buffer>) chunks.push(chunk)
-  return { body: Buffer.concat(chunks), etag: res.etag, leaseState: res.leaseState, lastModified: res.lastModified }
 }

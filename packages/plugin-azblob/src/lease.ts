@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AnchoviesError, AnchovyLocked, lockOwner, type DatastoreLock, type LockInfo, type LockOwner } from '@anchovies/core'
-import { downloadWhole, type BlobDatastore } from './blob-datastore.js'
+import type { BlobDatastore } from './blob-datastore.js'
+import { downloadWhole } from './download-whole.js'
 import { failureOf, type CallOptions } from './retry.js'
 
 /** Azure lease durations are 15–60 s (or infinite, which a dead holder would keep forever). */
