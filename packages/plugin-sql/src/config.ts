@@ -9,6 +9,7 @@ export const SQL_SETTINGS: readonly SettingSpec[] = [
   { key: 'sql_no_schema_name', env: ['ACHVY_SQL_NO_SCHEMA_NAME'], type: 'bool', default: false, description: 'sql: put every table in the connection\'s default schema, named like its upstream table' },
   { key: 'sql_schema_prefix', env: ['ACHVY_SQL_SCHEMA_PREFIX'], type: 'bool', default: false, description: 'sql: do not create schemas; prefix table names with <schema>__ instead (always on for SQLite)' },
   { key: 'sql_mysql_local_infile', env: ['ACHVY_SQL_MYSQL_LOCAL_INFILE'], type: 'bool', default: true, description: 'sql: stage MySQL/MariaDB rows with LOAD DATA LOCAL INFILE when the server allows it (false: multi-row INSERTs)' },
+  { key: 'sql_fast_path', env: ['ACHVY_SQL_FAST_PATH'], type: 'string', default: 'off', choices: ['auto', 'on', 'off'], description: 'sql: PostgreSQL byte fast path (data-file members converted to COPY text in worker threads, no row objects): off = never (the general path; the default until the chaos suite has run with it), auto = tables with at least 4 MiB to load, on = always' },
   { key: 'sql_prod_user', env: ['ACHVY_SQL_PROD_USER'], type: 'string', default: 'prod', description: 'sql: the user whose schemas have no __<user> suffix' },
 ]
 
@@ -22,6 +23,7 @@ export interface SqlSettings {
   readonly schemaPrefix: boolean
   readonly prodUser: string
   readonly mysqlLocalInfile: boolean
+  readonly fastPath: 'auto' | 'on' | 'off'
 }
 
 /** Reads the sql settings from the resolved run settings. */
@@ -36,6 +38,7 @@ export function sqlSettings(s: Readonly<Record<string, unknown>>): SqlSettings {
     schemaPrefix: Boolean(s.sql_schema_prefix),
     prodUser: String(s.sql_prod_user ?? 'prod'),
     mysqlLocalInfile: s.sql_mysql_local_infile !== false,
+    fastPath: s.sql_fast_path === 'on' || s.sql_fast_path === 'auto' ? s.sql_fast_path : 'off',
   }
 }
 

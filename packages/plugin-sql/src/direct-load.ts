@@ -4,6 +4,7 @@ import { describeChanges, evolveTarget } from './evolve.js'
 import { ensureMetaRow, loadedFileIds, recordFiles, writeMeta } from './ledger.js'
 import { ANALYZE_ROWS, fileFirstSeqs, finish, nextSeqOf, retryOnce, sortKeys, timer, type LoadJob, type LoadResult, type TargetState } from './load-input.js'
 import { mergeStatements } from './merge.js'
+import { loadFiles } from './fast-path/byte-files.js'
 import { RowIntake } from './row-intake.js'
 import { applySnapshots } from './snapshots.js'
 
@@ -58,10 +59,12 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
       widensForLength: () => true,
     })
     await intake.begin()
-    await intake.consume(input.rows)
+    if (input.byteFiles) await loadFiles(intake, input.files, input.byteFiles.open, input.byteFiles.pool, input.signal)
+    else await intake.consume(input.rows)
     result.stage_ms = Date.now() - started
     const ord = intake.ord
     result.rows = ord
+    if (input.byteFiles) result.fast_rows = intake.fastRows
 
     const mergeStarted = Date.now()
     if (ord === 0 && (input.files.length === 0 || cols.size === 0) && !(initial.exists && input.snapshots?.some((m) => m.complete))) {

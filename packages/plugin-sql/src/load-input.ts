@@ -4,6 +4,8 @@ import type { ColumnState, DeclaredType } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'
 import type { TableMeta } from './ledger.js'
 import { SEQ, type Dialect, type Session } from './dialects/dialect.js'
+import type { OpenFile } from './fast-path/byte-files.js'
+import type { MemberPool } from './fast-path/worker-pool.js'
 
 /** The row property (a symbol, so never a column) holding the index of the upstream file a row came from. */
 export const FILE_INDEX = Symbol.for('anchovies.sql.fileIndex')
@@ -40,6 +42,11 @@ export interface LoadInput {
   readonly sessionId: string
   /** Full-mode snapshots the files belong to, in commit order. */
   readonly snapshots?: readonly SnapshotMark[] | undefined
+  /**
+   * Byte fast path: the sink reads `files` itself (the source yielded no rows), converting their members to COPY
+   * text in worker threads; only direct PostgreSQL loads take it.
+   */
+  readonly byteFiles?: { readonly open: OpenFile; readonly pool: MemberPool } | undefined
   /** Test hook: called inside the merge transaction after the rows are inserted. */
   readonly afterInsert?: (() => Promise<void> | void) | undefined
 }
@@ -60,6 +67,8 @@ export interface LoadResult {
   /** Time spent reading and staging the rows, and in the merge transaction. */
   stage_ms: number
   merge_ms: number
+  /** Byte fast path: rows that went to the database as COPY text converted by a worker (the rest took the general path). */
+  fast_rows?: number
   /** Current rows a complete full-mode snapshot no longer contained (superseded with `_del`). */
   snapshot_removed?: number
 }

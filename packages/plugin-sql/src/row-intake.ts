@@ -4,6 +4,7 @@ import { sqlError, type Stager } from './dialects/dialect.js'
 import { checkName } from './evolve.js'
 import { FILE_INDEX, type LoadInput } from './load-input.js'
 import { ownValue, readExpression } from './row-access.js'
+import type { FastColumn } from './fast-path/copy-converter.js'
 
 /** What changed in the column layout since the last `relayout`: columns added, and widened ones as they were. */
 export interface LayoutChange {
@@ -50,8 +51,14 @@ export class RowIntake {
     for (const c of cols.values()) this.byKey.set(c.name, c)
   }
 
+  /** Rows the byte fast path staged as COPY text. */
+  fastRows = 0
+  /** Bumped by every layout the stager begins (byte fast path: members converted for an older one are re-read). */
+  layoutVersion = 0
+
   /** Starts the stager with the current layout. */
   async begin(): Promise<void> {
+    this.layoutVersion++
     await this.strategy.stager.begin([...this.cols.values()])
     this.fast = compileRowCheck(this.input.dialect.sizesStrings, [...this.cols.values()], this.keyColumns, this.declared, (v) => this.input.dialect.decimalFits(v))
   }
@@ -64,6 +71,43 @@ export class RowIntake {
         if (wait) await wait
       }
     }
+    await this.strategy.stager.finish()
+  }
+
+  /**
+   * The layout the byte fast path converts members for, or undefined while it cannot (the stager takes no COPY text,
+   * the table is still to be created, no columns are known yet).
+   */
+  fastLayout(): { version: number; columns: FastColumn[] } | undefined {
+    if (!this.strategy.stager.addCopy || this.strategy.forceLayout() || this.cols.size === 0) return undefined
+    const keys = new Set(this.keyColumns)
+    const columns = [...this.cols.values()].map((c) => ({ name: c.name, type: c.type, declared: this.declared.get(c.name), key: keys.has(c.name) }))
+    return { version: this.layoutVersion, columns }
+  }
+
+  /** Stages rows a worker converted to COPY text for layout `version` (the caller checked it is current). */
+  async addCopy(copy: Buffer, starts: Uint32Array, fi: number): Promise<void> {
+    this.input.signal.throwIfAborted()
+    const rows = starts.length
+    await this.strategy.stager.addCopy!(copy, starts, this.ord)
+    this.ord += rows
+    this.fastRows += rows
+    this.fileRows[fi] = (this.fileRows[fi] ?? 0) + rows
+  }
+
+  /** Checks, types and stages one row of upstream file `fi` (the byte fast path's general rows). */
+  add(row: Row, fi: number): Promise<void> | undefined {
+    ;(row as Record<symbol, unknown>)[FILE_INDEX] = fi
+    return this.handle(row)
+  }
+
+  /** Abandons what the stager is sending (after an error). */
+  abort(): void {
+    this.strategy.stager.abort?.()
+  }
+
+  /** Waits until the stager has every row. */
+  async end(): Promise<void> {
     await this.strategy.stager.finish()
   }
 

@@ -2,7 +2,12 @@ import { Connection, Uploader, chunksOf, connection, qualifiedName, session, sin
 import { SQL_SETTINGS, schemaMap, sqlSettings, targetOf, type Target } from './config.js'
 import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
-import { FILE_INDEX, loadTable, type SnapshotMark } from './table-loader.js'
+import type { OpenFile } from './fast-path/byte-files.js'
+import { MemberPool } from './fast-path/worker-pool.js'
+import { FILE_INDEX, canLoadDirect, loadTable, type SnapshotMark } from './table-loader.js'
+
+/** `sql_fast_path: auto` takes the byte fast path from this many uncompressed bytes to load (worker start-up pays off). */
+const FAST_PATH_BYTES = 4 * 1024 * 1024
 
 /**
  * Uploads what upstream anchovies committed into a SQL database, keeping history (`_seq`/`_del`).
@@ -18,6 +23,8 @@ export class SqlUploader extends Uploader {
   /** Optional schema names per upstream anchovy id (`ACHVY_CNXN__SCHEMAS__<ID>=<schema>`). */
   @connection('schemas', Connection, { optional: true }) schemas: Connection | undefined
 
+  /** Tables (qualified names) whose source left the files to the sink's byte fast path. */
+  private readonly byteTables = new Set<string>()
   /** Per table (qualified name): the files this task reads, in order. */
   private readonly planned = new Map<string, UpstreamFile[]>()
   /** Per table (qualified name): the full-mode snapshots (sql.Downloader) the task's commits carry. */
@@ -53,7 +60,11 @@ export class SqlUploader extends Uploader {
     const snap = await this.snapshotMarks(ctx, all, files)
     this.snapshots.set(qualifiedName(ctx.table), snap.marks)
     if (snap.marks.length) ctx.task.data.snapshots = snap.marks.map((m) => ({ id: m.id, complete: m.complete }))
-    for (let i = 0; i < files.length; i++) {
+    if (this.useFastPath(ctx.table, files)) {
+      // The sink reads the files as bytes; no row object is made, so no user code could have seen one.
+      this.byteTables.add(qualifiedName(ctx.table))
+      ctx.task.data.fast_path = true
+    } else for (let i = 0; i < files.length; i++) {
       for await (const chunk of this.readUpstream(files[i]!, ctx.signal)) {
         for (const row of chunk) (row as Record<symbol, unknown>)[FILE_INDEX] = i
         yield chunk
@@ -65,6 +76,20 @@ export class SqlUploader extends Uploader {
     if (snap.end > (last?.seq ?? 0) && snap.end > this.position(ctx).seq) {
       this.advance(ctx, { anchovyId: ctx.table.namespace!, seq: snap.end, id: '', table: ctx.table.name, path: '', rows: 0, bytes: 0 })
     }
+  }
+
+  /**
+   * Whether the byte fast path loads this table: it is on (`sql_fast_path`; `auto`: at least FAST_PATH_BYTES to
+   * load), the load is a direct PostgreSQL one, and no user code would see the rows: the operator's stream methods
+   * are exactly this class's default source and sink (a subclass adding a source, sink or transform falls back).
+   */
+  private useFastPath(table: Table, files: readonly UpstreamFile[]): boolean {
+    const mode = sqlSettings(this.runtime.settings).fastPath
+    if (mode === 'off' || files.length === 0 || !canLoadDirect(this.db.dialect, table.setBy)) return false
+    if (mode === 'auto' && files.reduce((n, f) => n + f.bytes, 0) < FAST_PATH_BYTES) return false
+    const methods = this.streamMethods()
+    const own = SqlUploader.prototype
+    return methods.length === 2 && methods.every((m) => (m.name === 'defaultSource' && m.fn === own.defaultSource) || (m.name === 'upload' && m.fn === own.upload))
   }
 
   /**
@@ -123,8 +148,10 @@ export class SqlUploader extends Uploader {
         }
       },
     }
+    const byteFiles = this.byteTables.delete(key) ? await this.byteReader() : undefined
     const result = await this.db.withSession((s, raw) =>
       loadTable(s, raw, {
+        byteFiles,
         dialect: this.db.dialect,
         target,
         table: ctx.table,
@@ -143,10 +170,16 @@ export class SqlUploader extends Uploader {
         sessionId: session().sessionId,
         afterInsert: () => this.afterInsert(ctx.table),
       }),
-    )
+    ).finally(() => byteFiles?.pool.close())
     this.planned.delete(key)
     this.snapshots.delete(key)
     Object.assign(ctx.task.data, result)
+  }
+
+  /** The byte fast path's file access and worker threads (one pool per table load). */
+  private async byteReader(): Promise<{ open: OpenFile; pool: MemberPool }> {
+    const datastore = this.runtime.datastore
+    return { open: (path) => datastore.readStream(path), pool: new MemberPool() }
   }
 
   /** Called inside the merge transaction after the insert (a seam for fault-injection tests). */

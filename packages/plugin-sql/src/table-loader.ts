@@ -68,8 +68,14 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       return cols
     },
   }
-  const direct = d.directStager !== undefined && table.setBy.length === 0
+  const direct = canLoadDirect(d, table.setBy)
+  if (input.byteFiles && !direct) throw new TypeError('the byte fast path needs a direct load')
   return direct ? loadDirect(job) : loadStaged(job)
+}
+
+/** Whether a table is copied straight into its target (PostgreSQL, no set_by); the byte fast path needs that. */
+export function canLoadDirect(d: { directStager?: unknown }, setBy: readonly string[]): boolean {
+  return d.directStager !== undefined && setBy.length === 0
 }
 
 /** The `exact_decimals` table property (sql.Downloader: source DECIMAL/NUMERIC columns) as a list of names. */

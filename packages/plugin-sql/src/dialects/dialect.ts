@@ -33,6 +33,13 @@ export interface Stager {
   flush(): Promise<void>
   /** Waits until everything added is in the staging table. */
   finish(): Promise<void>
+  /**
+   * Byte fast path (direct PostgreSQL loads): sends COPY text whose rows start at `starts`, each with a 16-digit
+   * `_seq` placeholder that gets seqBase + `ord` + the row's index. Rows buffered by `add` are sent first.
+   */
+  addCopy?(copy: Buffer, starts: Uint32Array, ord: number): Promise<void>
+  /** Abandons a bulk load in progress after an error, so the session can roll back. */
+  abort?(): void
 }
 
 /** Name of the staging columns that carry arrival order and file index. */

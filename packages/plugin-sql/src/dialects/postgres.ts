@@ -361,6 +361,13 @@ class PgCopyStager implements Stager {
 
   async flush(): Promise<void> {
     if (this.out.pos === 0) return
+    const chunk = this.out.take()
+    this.rows = 0
+    await this.send(chunk)
+  }
+
+  /** Writes one chunk of COPY text (opening the COPY first); waits only for the previous chunk to drain. */
+  private async send(chunk: Buffer): Promise<void> {
     if (this.drain) {
       await this.drain
       this.drain = undefined
@@ -372,9 +379,34 @@ class PgCopyStager implements Stager {
       this.done = finished(this.stream)
       this.done.catch(() => undefined)
     }
-    const chunk = this.out.take()
-    this.rows = 0
-    if (!this.stream.write(chunk)) this.drain = Promise.race([once(this.stream, 'drain'), this.done])
+    if (!this.stream.write(chunk)) {
+      this.drain = Promise.race([once(this.stream, 'drain'), this.done])
+      // A failed COPY is reported by `done` (finish); a drain nobody waits for any more must not be unhandled.
+      this.drain.catch(() => undefined)
+    }
+  }
+
+  /** Abandons the COPY in progress (pg-copy-streams sends CopyFail), so the session can roll back. */
+  abort(): void {
+    this.stream?.destroy(new Error('load abandoned'))
+    this.stream = undefined
+  }
+
+  async addCopy(copy: Buffer, starts: Uint32Array, ord: number): Promise<void> {
+    if (this.seqBase === undefined) throw new TypeError('COPY text is only taken by direct loads')
+    await this.flush()
+    // Writes each row's _seq into its zero-filled placeholder, right-aligned (digits only: it is never negative).
+    const base = this.seqBase + ord
+    for (let r = 0; r < starts.length; r++) {
+      let v = base + r
+      let p = starts[r]! + 16
+      do {
+        const q = Math.floor(v / 10)
+        copy[--p] = 48 + (v - q * 10)
+        v = q
+      } while (v > 0)
+    }
+    await this.send(copy)
   }
 
   async finish(): Promise<void> {
