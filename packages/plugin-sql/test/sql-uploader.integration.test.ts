@@ -218,6 +218,22 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(changes).toContainEqual(expect.objectContaining({ change: 'widened', column: 'w', from: 'int', to: 'decimal' }))
   })
 
+  it.runIf(dialect === 'postgres')('a COPY the server rejects after its first chunk reports the server error, not a TypeError from the closed stream', async () => {
+    const dl = id('rejected')
+    // 150,000 rows fill a dozen 1 MiB COPY chunks; a lone surrogate in a JSON value (which PostgreSQL's json
+    // refuses) in the first chunk makes the server fail the COPY while the uploader is still writing the others.
+    const rows: Row[] = Array.from({ length: 150_000 }, (_, i) => ({ id: i, note: `row ${i} ${'x'.repeat(40)}`, doc: { n: i } }))
+    rows[100]!.doc = { s: 'lone \ud800 surrogate' }
+    feed('rejected', rows)
+    const r = await pipeline(dl, 'tbls:\n  rejected:\n    unique_by: id\n')
+    expect(r.exitCode).toBe(1)
+    const text = JSON.stringify(r.results)
+    expect(text).not.toMatch(/Cannot read properties of null/)
+    expect(text).toMatch(/json|surrogate|Unicode/i)
+    // nothing of the failed load is visible
+    expect(await db.rows(`${dl}__test`, 'rejected').catch(() => [])).toEqual([])
+  })
+
   it('stores hostile column names and schema names safely and rejects names the dialect cannot hold', async () => {
     const dl = id('hostile')
     const hostile = { 'a"b': 1, 'x; DROP TABLE y; --': 'boom', 'back`tick': 2, "it's": 3, 'with space': 4, '[br]': 5, [`c${'x'.repeat(62)}`]: 'max' }

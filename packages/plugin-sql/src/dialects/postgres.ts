@@ -328,6 +328,8 @@ class PgCopyStager implements Stager {
   private encode: (row: Record<string, unknown>, w: CopyBuffer) => void = () => undefined
   private readonly out = new CopyBuffer(CHUNK_BYTES + (CHUNK_BYTES >> 3))
   private rows = 0
+  /** Why the COPY in progress failed (the server's error), once it has. */
+  private failed: unknown
 
   constructor(
     private readonly client: PgClient,
@@ -377,8 +379,13 @@ class PgCopyStager implements Stager {
       const names = [...lead, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')
       this.stream = this.client.query(loadCopyFrom()(`COPY ${this.table} (${names}) FROM STDIN${this.freeze ? ' WITH (FREEZE)' : ''}`))
       this.done = finished(this.stream)
-      this.done.catch(() => undefined)
+      // pg-copy-streams drops its connection when the server rejects the COPY: a write after that fails with a
+      // TypeError that would hide the server's error, so the error is kept and rethrown instead of writing.
+      this.done.catch((err: unknown) => {
+        this.failed ??= err
+      })
     }
+    if (this.failed) throw this.failed
     if (!this.stream.write(chunk)) {
       this.drain = Promise.race([once(this.stream, 'drain'), this.done])
       // A failed COPY is reported by `done` (finish); a drain nobody waits for any more must not be unhandled.
@@ -417,6 +424,7 @@ class PgCopyStager implements Stager {
     this.stream = undefined
     this.done = undefined
     this.drain = undefined
+    if (this.failed) throw this.failed
     s.end()
     await done
   }
