@@ -202,7 +202,7 @@ tbls:
 
   it('checks every table at startup: all problems in one error, and a warning for unknown keys', async () => {
     const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    delimeter: ";"\n  bad:\n    after: archive\n    on_bad_row: ignore\n')
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2) // a configuration error (docs/errors.md)
     const startup = r.results?.startup_task as { data: Record<string, string> }
     expect(startup.data.err_code).toBe('ANCH_ERR_SFTP_CONFIG')
     expect(startup.data.err_msg).toContain('tbls.bad.path: is required')

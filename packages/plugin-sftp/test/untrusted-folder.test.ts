@@ -172,7 +172,7 @@ describe('local folder: after: move: into the folder the glob lists', () => {
     put('sales/a.csv', 'n\n1\n')
     for (const [path, move] of [['/sales/*.csv', 'move:/sales'], ['/sales/*.csv', 'move:sales/'], ['/in/sales/*.csv', 'move:/in'], ['/sales/a.csv', 'move:/sales']]) {
       const r = await run(`tbls:\n  sales:\n    path: ${path}\n    after: ${move}\n`)
-      expect(r.code, `${path} ${move}`).toBe(1)
+      expect(r.code, `${path} ${move}`).toBe(2)
       const startup = r.results?.startup_task as { data: Record<string, string> }
       expect(startup.data.err_code).toBe('ANCH_ERR_SFTP_CONFIG')
       expect(startup.data.err_msg).toContain('tbls.sales.after: move:')
