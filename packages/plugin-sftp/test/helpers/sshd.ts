@@ -277,3 +277,82 @@ export async function startCutProxy(target: number): Promise<CutProxy> {
     },
   }
 }
+
+/** A TCP proxy in front of sshd that counts the bytes sent to the client and can slow them down or hold them. */
+export interface MeterProxy {
+  readonly port: number
+  /** Bytes sent server → client so far (SSH framing included: a little more than the file bytes carried). */
+  readonly bytesDown: number
+  /** Past `bytes` sent to the client, send at most `bytesPerSecond` (0 holds everything from then on). */
+  slowAfter(bytes: number, bytesPerSecond: number): void
+  close(): Promise<void>
+}
+
+/** Starts a metering proxy to `127.0.0.1:target`. */
+export async function startMeterProxy(target: number): Promise<MeterProxy> {
+  const sockets = new Set<net.Socket>()
+  const pumps = new Set<() => void>()
+  let down = 0
+  let limitAt = Infinity
+  let rate = 0
+  let credit = 0
+  const tick = setInterval(() => {
+    if (down < limitAt || rate === 0) return
+    credit = Math.min(credit + rate / 10, rate)
+    for (const pump of pumps) pump()
+  }, 100)
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target, '127.0.0.1')
+    sockets.add(client)
+    sockets.add(upstream)
+    const queue: Buffer[] = []
+    const pump = (): void => {
+      while (queue.length) {
+        const allowance = down < limitAt ? limitAt - down : Math.floor(credit)
+        if (allowance <= 0) {
+          upstream.pause()
+          return
+        }
+        const head = queue[0]!
+        const n = Math.min(head.length, allowance)
+        if (down >= limitAt) credit -= n
+        client.write(head.subarray(0, n))
+        down += n
+        if (n === head.length) queue.shift()
+        else queue[0] = head.subarray(n)
+      }
+      upstream.resume()
+    }
+    pumps.add(pump)
+    const drop = (): void => {
+      pumps.delete(pump)
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('error', drop).on('close', drop)
+    upstream.on('error', drop).on('close', drop)
+    client.pipe(upstream)
+    upstream.on('data', (d: Buffer) => {
+      queue.push(d)
+      pump()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get bytesDown() {
+      return down
+    },
+    slowAfter(bytes, bytesPerSecond) {
+      limitAt = bytes
+      rate = bytesPerSecond
+    },
+    close() {
+      clearInterval(tick)
+      for (const s of sockets) s.destroy()
+      return new Promise((resolve) => server.close(() => resolve()))
+    },
+  }
+}
