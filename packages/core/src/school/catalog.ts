@@ -20,7 +20,7 @@ export const isSession = (v: unknown): v is string => typeof v === 'string' && S
 export const isTable = (v: unknown): v is string => typeof v === 'string' && TABLE.test(v) && !v.includes('..')
 
 /** How many datastore reads the catalog runs at once (blob stores answer each in tens of milliseconds). */
-const READ_CONCURRENCY = 32
+const READ_CONCURRENCY = 64
 /** The most of any datastore object the school reads into memory. */
 const MAX_OBJECT_BYTES = 4 * 1024 * 1024
 /** The most task logs one run's answer holds. */
@@ -128,13 +128,14 @@ export class Catalog {
   }
 
   private async entry(user: string, id: string, now: number, staleAfterS: number, size?: number): Promise<AnchovyEntry | undefined> {
-    const [raw, lock] = await Promise.all([
-      size !== undefined && size > MAX_OBJECT_BYTES ? undefined : this.datastore.read(`${SCHOOL_DIR}/${user}/${id}.json`),
-      this.datastore.readLock(`${user}/${id}/$lock`).catch(() => undefined),
-    ])
+    const raw = size !== undefined && size > MAX_OBJECT_BYTES ? undefined : await this.datastore.read(`${SCHOOL_DIR}/${user}/${id}.json`)
     const s = parseSummary(raw)
     // A summary that names another anchovy than its path is not trusted.
     if (!s || s.anchovy_user !== user || s.anchovy_id !== id) return undefined
+    // Every run marks itself running in the summary right after taking the lock and clears the mark at its end, so
+    // only a marked anchovy can have a live holder: the lock is read for those only (half the requests on a blob
+    // store). A run killed hard leaves the mark; its lock then shows whether the holder is still alive.
+    const lock = s.running ? await this.datastore.readLock(`${user}/${id}/$lock`).catch(() => undefined) : undefined
     const holder = holderOf(lock, s.lock_ttl_s, now)
     const okAt = s.last_ok_at ? Date.parse(s.last_ok_at) : NaN
     const stale = !Number.isFinite(okAt) || now - okAt > staleAfterS * 1000
