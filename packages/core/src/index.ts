@@ -1,4 +1,5 @@
 import 'reflect-metadata'
+import './core-copies.js'
 
 export { source, sink, onTask, connection } from './decorators/index.js'
 export type { ConnectionOptions } from './decorators/index.js'
@@ -18,6 +19,7 @@ export type { ErrorCode } from './errors.js'
 export { DateTime, LocalDate, formatDate } from './values.js'
 export { registerSecret, redact, isSecretAttribute } from './logging/secrets.js'
 export { createLogger } from './logging/logger.js'
+export type { Logger } from 'pino'
 export { validateName } from './names.js'
 export { bareTable, parseTable, qualifiedName, tableRecord } from './tables.js'
 export { FilesystemDatastore, isStale } from './datastore/filesystem-datastore.js'
