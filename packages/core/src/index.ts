@@ -13,7 +13,7 @@ export type { Context, SessionInfo, BatchInfo, TaskInfo, Checkpoint } from './co
 export { Connection, maskAttributes, readConnectionAttributes } from './connections/connection.js'
 export type { ConnectionAttributes } from './connections/connection.js'
 export { definePlugin, isPlugin } from './plugins/define-plugin.js'
-export type { Plugin, PluginDefinition } from './plugins/define-plugin.js'
+export type { Plugin, PluginDefinition, PluginErrorDoc } from './plugins/define-plugin.js'
 export { AnchoviesError, AnchovyExecutionTimeout, AnchovyLocked, isAnchoviesError, ERROR_CODES, EXIT } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { DateTime, LocalDate, formatDate } from './values.js'
