@@ -1,5 +1,6 @@
 import { CORE_SETTINGS, type SettingSpec } from './config/settings.js'
 import { ERROR_CODES } from './errors.js'
+import type { PluginDefinition } from './plugins/define-plugin.js'
 
 /** The settings table of docs/configuration.md, rendered from the declarations. */
 export function settingsTable(specs: readonly SettingSpec[] = CORE_SETTINGS): string {
@@ -26,4 +27,16 @@ export function replaceSection(doc: string, name: string, body: string): string 
   const j = doc.indexOf(end)
   if (i < 0 || j < i) throw new Error(`missing ${start} … ${end}`)
   return `${doc.slice(0, i + start.length)}\n${body}\n${doc.slice(j)}`
+}
+
+/** The plugin error table of docs/errors.md, rendered from each plugin's `definePlugin({ errors })`. */
+export function pluginErrorsTable(plugins: readonly PluginDefinition[]): string {
+  const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ')
+  const rows = plugins.flatMap((plugin) =>
+    Object.entries(plugin.errors ?? {}).map(([code, doc]) => {
+      const [meaning, fix] = typeof doc === 'string' ? [doc, `see the ${plugin.name} plugin's README`] : doc
+      return `| \`${code}\` | ${plugin.name} | ${cell(meaning)} | ${cell(fix)} |`
+    }),
+  )
+  return ['| code | plugin | meaning | how to fix |', '|---|---|---|---|', ...rows].join('\n')
 }

@@ -4,6 +4,7 @@ export const ERROR_CODES = {
   ANCH_ERR_USAGE: ['The command line could not be understood.', 'Check the flags with `anchovy <command> --help`.'],
   ANCH_ERR_NAME: ['An id, user, table name or checkpoint key is not allowed (path separators, `..`, control characters).', 'Use letters, digits, `_`, `-` and (for keys) `.`.'],
   ANCH_ERR_PLUGIN_LOAD: ['A plugin or module named by `-op`/`--*-cls` could not be loaded.', 'Install the package, or check the module path and the exported class name.'],
+  ANCH_ERR_CORE_COPIES: ['Two copies of `@anchovies/core` from different folders were loaded in one process (a plugin brought its own); the message names both.', 'Install one copy: align the `@anchovies/core` versions the plugins ask for (a peer dependency) and run `npm dedupe`; `npm ls @anchovies/core` shows where the second came from.'],
   ANCH_ERR_CONNECTION_MISSING: ['A connection the operator needs is not configured.', 'Set the `ACHVY_CNXN__<ID>__<ATTR>` variables named in the message.'],
   ANCH_ERR_CONNECTION_CLASS: ["`@connection('id')` names a connection whose class cannot be found: the operator's module has no `definePlugin` default export providing it (a CommonJS build loses it), and the decorator names no class.", "Pass the class, `@connection('id', MyConnection)`, or default-export `definePlugin({ name, operators, connections: { id: MyConnection } })` from the operator's ES module."],
   ANCH_ERR_CONNECTION: ['Opening, checking or closing a connection failed.', 'Check the connection settings and that the system is reachable.'],

@@ -29,4 +29,5 @@ export const blobDatastoreFactory: DatastoreFactory = {
 }
 
 /** The azblob plugin: Azure Blob Storage as the datastore (`--datastore az://<container>/<prefix>`). */
-export default definePlugin({ name: 'azblob', operators: {}, connections: {}, datastores: [blobDatastoreFactory] })
+// No error codes of its own: it raises core's ANCH_ERR_DATASTORE, ANCH_ERR_LOCKED and ANCH_ERR_CONFIG.
+export default definePlugin({ name: 'azblob', operators: {}, connections: {}, datastores: [blobDatastoreFactory], errors: {} })

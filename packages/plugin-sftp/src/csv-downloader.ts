@@ -1,6 +1,6 @@
 import * as posix from 'node:path/posix'
 import { Downloader, connection, context, onTask, readConnectionAttributes, source, type JsonValue, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
-import type { Logger } from 'pino'
+import type { Logger } from '@anchovies/core'
 import { readTableSettings, TABLE_KEYS, tableKeys, type AfterAction, type CsvTableSettings } from './config.js'
 import { isGzip, readRows, type ReadPosition } from './csv-rows.js'
 import { SftpError, type BadRowError } from './errors.js'

@@ -1,5 +1,6 @@
 import { definePlugin } from '@anchovies/core'
 import { CsvDownloader } from './csv-downloader.js'
+import { SFTP_ERROR_CODES } from './errors.js'
 import { SftpConnection } from './sftp-connection.js'
 
 export { CsvDownloader } from './csv-downloader.js'
@@ -23,4 +24,5 @@ export default definePlugin({
   name: 'sftp',
   operators: { CsvDownloader },
   connections: { sftp: SftpConnection, default: SftpConnection },
+  errors: SFTP_ERROR_CODES,
 })

@@ -1,6 +1,6 @@
 import * as posix from 'node:path/posix'
 import { Readable } from 'node:stream'
-import type { Logger } from 'pino'
+import type { Logger } from '@anchovies/core'
 import type { SFTPWrapper } from 'ssh2'
 import SftpClient from 'ssh2-sftp-client'
 import { SftpError } from './errors.js'

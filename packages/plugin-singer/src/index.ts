@@ -1,4 +1,5 @@
 import { definePlugin } from '@anchovies/core'
+import { SINGER_ERROR_CODES } from './errors.js'
 import { TapConnection, TapDownloader } from './tap-downloader.js'
 import { TargetConnection, TargetUploader } from './target-uploader.js'
 
@@ -15,4 +16,5 @@ export default definePlugin({
   name: 'singer',
   operators: { TapDownloader, TargetUploader },
   connections: { tap: TapConnection, target: TargetConnection },
+  errors: SINGER_ERROR_CODES,
 })

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { StringDecoder } from 'node:string_decoder'
-import type { Logger } from 'pino'
+import type { Logger } from '@anchovies/core'
 import { redact } from '@anchovies/core'
 import { SingerError } from './errors.js'
 

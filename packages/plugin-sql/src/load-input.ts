@@ -1,4 +1,4 @@
-import type { Logger } from 'pino'
+import type { Logger } from '@anchovies/core'
 import type { Row, Table, UpstreamFile } from '@anchovies/core'
 import type { ColumnState, DeclaredType } from './column-types.js'
 import type { SqlSettings, Target } from './config.js'

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import '../core-copies.js'
 import { setCliArgv } from './argv.js'
 import { main } from './program.js'
 

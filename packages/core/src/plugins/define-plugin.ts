@@ -12,7 +12,12 @@ export interface PluginDefinition {
   readonly datastores?: readonly DatastoreFactory[]
   /** Store classes for `--checkpoint-cls`, `--task-store-cls`, `--tbl-store-cls`, `--data-buffer-cls`. */
   readonly components?: Readonly<Record<string, new (...args: never[]) => unknown>>
+  /** The plugin's own error codes (`ANCH_ERR_<AREA>_<WHAT>`): a description, or `[meaning, how to fix]`; rendered into docs/errors.md. */
+  readonly errors?: Readonly<Record<`ANCH_ERR_${string}`, PluginErrorDoc>>
 }
+
+/** What docs/errors.md says about a plugin's error code: a description, or its meaning and how to fix it. */
+export type PluginErrorDoc = string | readonly [meaning: string, fix: string]
 
 /** A loaded plugin. */
 export type Plugin = PluginDefinition & { readonly __anchoviesPlugin: true }
