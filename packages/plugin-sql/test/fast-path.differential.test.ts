@@ -65,7 +65,7 @@ function generated(i: number, variant: number): Record<string, unknown> {
   return {
     id: i,
     s: i % 997 === 0 ? null : `${s}${variant}`,
-    f: [0.1, -0, 2, 1e300, -1.5e-300, Number.NaN, Infinity, 123456789.125, 9007199254740993][i % 9]! + variant,
+    f: [0.1, -0, 2, 1e300, -1.5e-300, Number.NaN, Infinity, 123456789.125, 2 ** 53 + 2][i % 9]! + variant,
     n: i % 3 === 0 ? null : i * 1_000_003,
     big: i % 5 === 0 ? 2n ** 62n + BigInt(i) : i,
     b: i % 2 === 0,

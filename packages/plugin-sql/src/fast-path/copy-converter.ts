@@ -48,6 +48,7 @@ const CLOSE = 0x7d
 const NL = 0x0a
 const TAB = 0x09
 
+// biome-ignore lint/suspicious/noConstEnum: tsc inlines the kinds into the per-byte loop; no bundler or isolatedModules here
 const enum Kind {
   None = 0,
   Str,
@@ -181,10 +182,6 @@ class Out {
     const e = ESC_RE.test(s) ? s.replace(ESC_ALL, (m) => ESC_MAP[m]!) : s
     this.ensure(e.length * 3)
     this.pos += this.buf.write(e, this.pos)
-  }
-  private pair(c: number): void {
-    this.buf[this.pos++] = BACKSLASH
-    this.buf[this.pos++] = c
   }
 }
 
