@@ -111,14 +111,29 @@ export class CsvDownloader extends Downloader {
     )
     for (const [path, reason] of skipped) log.warn({ path, reason }, `sftp: /${path} is ${reason}`)
     const selection = selectFiles(listing, manifest, Date.now(), s.minAge, s.maxFiles)
+    if (resume) resume = this.checkResume(resume, listing, s, log, () => resumeCheckpoint.delete())
+    let deferred = selection.deferred
+    if (resume) {
+      // The partly read file goes first: reading another one would stage (and commit) that one's resume point in
+      // place of its own, and the rows committed from it would then be read again.
+      const path = resume.path
+      const at = selection.take.findIndex((f) => f.path === path)
+      const file = at >= 0 ? selection.take.splice(at, 1)[0] : listing.find((f) => f.path === path)
+      if (file) selection.take.unshift(file)
+      // Not taken: it was deferred by max_files (or is younger than a raised min_age).
+      if (at < 0 && file && !selection.young.includes(file)) deferred--
+      if (at < 0 && s.maxFiles > 0 && selection.take.length > s.maxFiles) {
+        selection.take.pop()
+        deferred++
+      }
+    }
     Object.assign(data, { files_listed: listing.length, files_taken: 0, files_unchanged: selection.unchanged, files_young: selection.young.length })
-    if (selection.deferred) data.files_deferred = selection.deferred
+    if (deferred) data.files_deferred = deferred
     if (selection.young.length) {
       log.info({ files: selection.young.slice(0, 10).map((f) => f.path), count: selection.young.length, min_age: s.minAge }, 'sftp: files younger than min_age are left for a later run')
     }
     const next = prune(manifest, listing)
     if (Object.keys(next).length !== Object.keys(manifest).length) checkpoint.set(next)
-    if (resume) resume = this.checkResume(resume, listing, s, log, () => resumeCheckpoint.delete())
 
     // Commit points: the manifest staged must always include every file whose rows were yielded in full.
     let manifestDirty = false

@@ -162,6 +162,38 @@ tbls:
     expect(checkpoint(ds, 'sales_sftp', 'sftp.sales.resume')).toBeUndefined()
   })
 
+  it('reads a partly read file first, from its resume point, even when an older file appeared since (max_files: 1)', async () => {
+    const big = put('sales/big.csv', 'id\n' + Array.from({ length: 100 }, (_, i) => `${i}\n`).join(''))
+    put('sales/older.csv', 'id\n1000\n1001\n', HOUR_AGO - 600)
+    // As a run stopped after committing ids 0…59 leaves it: the next record (id 60) starts at line 62.
+    const offset = Buffer.byteLength('id\n' + Array.from({ length: 60 }, (_, i) => `${i}\n`).join(''))
+    const mtime = Math.floor(HOUR_AGO) * 1000
+    utimesSync(big, mtime / 1000, mtime / 1000)
+    const resume = { path: 'sales/big.csv', size: readFileSync(big).length, mtime, offset, line: 62, columns: ['id'], rows: 60 }
+    const set = await runCli(['checkpoint', 'set', '--id', 'sales_sftp', '--datastore', ds, 'sftp.sales.resume', JSON.stringify(resume)], {}, dir)
+    expect(set.code, set.stderr).toBe(0)
+    const cfg = 'tbls:\n  sales:\n    path: /sales/*.csv\n    max_files: 1\n    lineage: true\n    columns: { id: int }\n'
+    const first = await run(cfg)
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stderr).toContain(`resuming /sales/big.csv at byte ${offset} of ${resume.size} (line 62)`)
+    expect(tableTask(first.results, 'sales')).toMatchObject({ files_taken: 1, files_resumed: 1, files_deferred: 1, rows: 40 })
+    const second = await run(cfg)
+    expect(tableTask(second.results, 'sales')).toMatchObject({ files_taken: 1, rows: 2 })
+    const rows = await committedRows(ds, 'sales_sftp', 'sales')
+    expect(rows.map((r) => r.id)).toEqual([...Array.from({ length: 40 }, (_, i) => i + 60), 1000, 1001])
+    expect(rows[0]).toMatchObject({ _file: 'sales/big.csv', _line: 62 })
+    expect(checkpoint(ds, 'sales_sftp', 'sftp.sales.resume')).toBeUndefined()
+  })
+
+  it('fails with ANCH_ERR_SFTP_RESUME on a resume checkpoint that is not a position, instead of restarting silently', async () => {
+    put('sales/a.csv', 'id\n1\n')
+    const set = await runCli(['checkpoint', 'set', '--id', 'sales_sftp', '--datastore', ds, 'sftp.sales.resume', '{"path":"sales/a.csv","offset":-4}'], {}, dir)
+    expect(set.code, set.stderr).toBe(0)
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n')
+    expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_RESUME' })
+    expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([])
+  })
+
   it('fails a file that grows while it is read (still uploading) and commits nothing of it', async () => {
     const lines = ['id,at']
     for (let i = 0; i < 300_000; i++) lines.push(`${i},2025-01-01 00:00:${String(i % 60).padStart(2, '0')}`)
