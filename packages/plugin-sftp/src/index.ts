@@ -7,10 +7,7 @@ export { CsvDownloader } from './csv-downloader.js'
 export { SftpConnection, readSftpSettings, isTransient } from './sftp-connection.js'
 export type { SftpSettings } from './sftp-connection.js'
 export { SftpError, BadRowError, SFTP_ERROR_CODES } from './errors.js'
-/**
- * The plugin's error codes (code → [meaning, how to fix]), for docs/errors.md. Exported here because core's
- * definePlugin does not take an `errors` map yet; once it does, the plugin passes SFTP_ERROR_CODES there too.
- */
+/** The plugin's error codes (code → [meaning, how to fix]); also given to definePlugin, which renders them in docs/errors.md. */
 export { SFTP_ERROR_CODES as ERROR_CODES } from './errors.js'
 export type { SftpErrorCode } from './errors.js'
 export { TABLE_KEYS } from './config.js'
