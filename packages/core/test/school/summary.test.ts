@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest'
+import { existsSync } from 'node:fs'
 import * as path from 'node:path'
 import { parseSummary } from '../../src/school/summary.js'
-import { REPO, cleanupTempDirs, runCli, tempDir } from '../helpers.js'
+import { FIXTURE_OPS, REPO, cleanupTempDirs, runCli, spawnCli, tempDir, waitFor } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -18,6 +19,21 @@ describe('the per-anchovy summary', () => {
     expect(entry).toMatchObject({ id: 'cpu', state: 'failed', upstream: ['src'], lock: null })
     expect(entry!.last_run.exit_code).toBe(124)
     expect(entry!.last_run.error).toMatch(/was still running .* \[ANCH_ERR_TIMEOUT_KILLED\]$/)
+  })
+
+  it('shows a run of one worker (--workers N) as running, with the worker lock holder', async () => {
+    const ds = tempDir('anchovies-school-summary-')
+    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }
+    const worker = spawnCli(['start', '-op', `${FIXTURE_OPS}:Ticker`, '--id', 'w', '-S', '--interval', '0.2', '--workers', '2', '--worker-num', '1'], { env })
+    try {
+      await waitFor(() => existsSync(path.join(ds, '$school/dev/w.json')), 30_000, 'the worker to start')
+      const ls = await runCli(['school', 'ls', '--json'], { env })
+      const [entry] = JSON.parse(ls.stdout) as { state: string; lock: { pid: number } | null }[]
+      expect(entry).toMatchObject({ state: 'running', lock: { pid: worker.pid } })
+    } finally {
+      worker.kill('SIGTERM')
+      await worker.result
+    }
   })
 
   it('is read back field by field: wrong types, hostile names and prototype keys never get through', () => {
