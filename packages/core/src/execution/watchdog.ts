@@ -11,6 +11,7 @@ import { openDatastore } from '../datastore/open.js'
 import { runDir, TaskStore } from '../datastore/stores.js'
 import { AnchoviesError, EXIT, type ErrorCode } from '../errors.js'
 import { redact } from '../logging/secrets.js'
+import { finishSummary } from '../school/summary.js'
 
 /*
  * The execution timeout (`-t`) is enforced by timers on the event loop; code that never yields the loop (a busy
@@ -365,6 +366,7 @@ async function writeResults(w: Watch, s: WatchdogSession, results: Record<string
     const lock = await ds.lock(lockPath, s.lockTtl * 1000)
     try {
       await new TaskStore(ctx).writeResults(s.sessionId, redact(JSON.stringify(results, null, 2)))
+      await finishSummary(ds, { user: s.user, anchovyId: s.anchovyId, operator: s.operator, sessionId: s.sessionId, startedAt: new Date(s.startedAt) }, results).catch(() => undefined)
     } finally {
       await lock.release()
     }

@@ -136,7 +136,7 @@ export class Catalog {
     // only a marked anchovy can have a live holder: the lock is read for those only (half the requests on a blob
     // store). A run killed hard leaves the mark; its lock then shows whether the holder is still alive.
     const lock = s.running ? await this.datastore.readLock(`${user}/${id}/$lock`).catch(() => undefined) : undefined
-    const holder = holderOf(lock, s.lock_ttl_s, now)
+    const holder = holderOf(lock, s.lock_ttl_s, now) ?? (s.running ? await this.workerHolder(user, id, s.lock_ttl_s, now) : null)
     const okAt = s.last_ok_at ? Date.parse(s.last_ok_at) : NaN
     const stale = !Number.isFinite(okAt) || now - okAt > staleAfterS * 1000
     const endedAt = s.last_run?.ended_at ? Date.parse(s.last_run.ended_at) : NaN
@@ -157,6 +157,17 @@ export class Catalog {
       running: holder ? s.running : null,
       history: s.history,
     }
+  }
+
+  /** The first live holder of a worker lock (`$workers/<n>/$lock`, runs with `--workers N`). */
+  private async workerHolder(user: string, id: string, ttlS: number, now: number): Promise<Holder | null> {
+    const dir = `${user}/${id}/$workers/`
+    const locks = (await this.datastore.list(dir).catch(() => [])).filter((e) => /^\d{1,6}\/\$lock$/.test(e.path.slice(dir.length))).slice(0, 256)
+    for (const e of locks) {
+      const holder = holderOf(await this.datastore.readLock(e.path).catch(() => undefined), ttlS, now)
+      if (holder) return holder
+    }
+    return null
   }
 
   /** The sessions of an anchovy's runs with their results (newest first, at most `limit`). */

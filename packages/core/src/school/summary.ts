@@ -101,6 +101,10 @@ export function digestResults(results: Record<string, unknown>): { tables: Table
     const prev = tables.get(t.tbl)
     tables.set(t.tbl, { rows: (prev?.rows ?? 0) + n, status: failed || prev?.status === 'ERR' ? 'ERR' : 'OK' })
   }
+  // Results a supervisor wrote for a run it killed carry the reason at the top level.
+  if (error === null && isObject(results.error) && typeof results.error.err_msg === 'string') {
+    error = oneLine(`${results.error.err_msg}${typeof results.error.err_code === 'string' ? ` [${results.error.err_code}]` : ''}`)
+  }
   return { tables: [...tables].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name)), rows, error }
 }
 
@@ -167,6 +171,22 @@ export async function writeSummary(datastore: Datastore, run: SummaryRun, result
     }
   }
   await datastore.write(path, redact(JSON.stringify(summary)))
+}
+
+/**
+ * Ends the summary of a run that could not end it itself (the `-t` supervisor killed it or saw it die): how the
+ * anchovy was started comes from the summary the run wrote at its start.
+ */
+export async function finishSummary(datastore: Datastore, who: Pick<SummaryRun, 'user' | 'anchovyId' | 'operator' | 'sessionId' | 'startedAt'>, results: Record<string, unknown>): Promise<void> {
+  const previous = parseSummary(await datastore.read(summaryPath(who.user, who.anchovyId)).catch(() => undefined))
+  const run: SummaryRun = {
+    ...who,
+    upstream: previous?.upstream ?? [],
+    service: previous?.service ?? false,
+    taskStore: previous?.task_store ?? 'default',
+    lockTtlS: previous?.lock_ttl_s ?? 60,
+  }
+  await writeSummary(datastore, run, results)
 }
 
 function fields(run: SummaryRun, _previous: AnchovySummary | undefined): Pick<AnchovySummary, 'format' | 'anchovy_id' | 'anchovy_user' | 'operator' | 'upstream' | 'service' | 'task_store' | 'lock_ttl_s'> {

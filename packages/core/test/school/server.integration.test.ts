@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { cleanupTempDirs } from '../helpers.js'
-import { buildSchool, SECRET, type School } from './school-fixture.js'
+import { cleanupTempDirs, runCli } from '../helpers.js'
+import { buildSchool, op, SECRET, type School } from './school-fixture.js'
 import { get, serve, type Served } from './serve-helpers.js'
 
 let school: School
@@ -20,6 +20,9 @@ beforeAll(async () => {
   const first = readdirSync(logs).sort()[0]!
   writeFileSync(path.join(logs, first.replace(/\.json$/, '.9999.json')), JSON.stringify({ anchovy_id: 'web', session_id: first.split('-')[0], status: 'ERR', started_at: '2025-01-01T00:00:00Z', data: { err_msg: `leaked ${SECRET}` } }))
   mkdirSync(path.join(school.ds, '$school/dev'), { recursive: true })
+  // an anchovy whose task logs go to the school-wide hive layout at the root
+  const hive = await runCli(['start', ...op('TwoTables'), '--id', 'hive', '--task-store-cls', 'hive'], { env: school.env })
+  expect(hive.code, hive.stderr).toBe(0)
   ;[open, locked] = await Promise.all([serve(school.env), serve(school.env, ['--token', TOKEN])])
 })
 
@@ -44,7 +47,7 @@ async function json<T>(p: string, served = open, token?: string): Promise<T> {
 describe('school serve: the API', () => {
   it('lists the anchovies with the states the runs left, and the graph of their upstreams', async () => {
     const { anchovies } = await json<{ anchovies: Entry[] }>('/api/anchovies')
-    expect(Object.fromEntries(anchovies.map((a) => [a.id, a.state]))).toEqual({ dl: 'ok', old: 'stale', relay: 'ok', tick: 'running', up: 'failed', web: 'failed' })
+    expect(Object.fromEntries(anchovies.map((a) => [a.id, a.state]))).toEqual({ dl: 'ok', hive: 'ok', old: 'stale', relay: 'ok', tick: 'running', up: 'failed', web: 'failed' })
     const graph = await json<{ nodes: { id: string; level: number }[]; edges: { from: string; to: string }[] }>('/api/graph')
     expect(graph.edges).toEqual(expect.arrayContaining([{ from: 'dev/dl', to: 'dev/up' }, { from: 'dev/dl', to: 'dev/relay' }]))
     expect(graph.nodes.find((n) => n.id === 'up')!.level).toBe(1)
@@ -67,11 +70,18 @@ describe('school serve: the API', () => {
     expect(checkpoints).toEqual([{ key: 'contacts.last', value: 3 }, { key: 'sales.last', value: 3 }])
   })
 
+  it('reads the task logs of a run from the hive layout too (--task-store-cls hive)', async () => {
+    const hive = await json<Entry>('/api/anchovies/dev/hive')
+    const { tasks } = await json<{ tasks: { task_type: string; tbl: string | null; data: { rows?: number } }[] }>(`/api/anchovies/dev/hive/runs/${hive.last_run!.session_id}/tasks`)
+    expect(tasks.filter((t) => t.task_type === 'TABLE').map((t) => [t.tbl, t.data.rows]).sort()).toEqual([['contacts', 3], ['sales', 3]])
+    expect(readdirSync(path.join(school.ds, '$task_logs'))).toEqual(['anchovy_user=dev'])
+  })
+
   it('exposes Prometheus metrics per anchovy', async () => {
     const r = await get(open.url, '/metrics')
     expect(r.status).toBe(200)
     expect(r.type).toMatch(/^text\/plain/)
-    expect(r.body).toContain('anchovy_school_anchovies 6')
+    expect(r.body).toContain('anchovy_school_anchovies 7')
     expect(r.body).toMatch(/^anchovy_last_run_ok\{user="dev",id="up",operator="FileUploader"\} 0$/m)
     expect(r.body).toMatch(/^anchovy_last_run_ok\{user="dev",id="dl",operator="TwoTables"\} 1$/m)
     expect(r.body).toMatch(/^anchovy_running\{user="dev",id="tick",operator="Ticker"\} 1$/m)
