@@ -7,7 +7,7 @@ import { Azurite } from './azurite.js'
 import { BASIC, anchovy, machine } from './cli.js'
 
 /** A datastore written by the Python implementation (shared with the core's compatibility test). */
-const PY_FIXTURE = resolve(import.meta.dirname, '../../../../shared/fixtures/py-anchovies-datastore/fixture')
+const PY_FIXTURE = resolve(import.meta.dirname, '../../../test/fixtures/py-anchovies-datastore/fixture')
 
 let azurite: Azurite
 beforeAll(async () => {

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FIXTURES, duck, readLake, run, tempDir } from './helpers.js'
 
 type Row = Record<string, unknown>
-const PY = `${FIXTURES}/py-anchovies-datastore`
+// Shared with core, plugin-sql and plugin-azblob: test/fixtures/py-anchovies-datastore at the repository root.
+const PY = `${FIXTURES}/../../../../test/fixtures/py-anchovies-datastore`
 const EXPECTED = JSON.parse(readFileSync(`${PY}/EXPECTED.json`, 'utf8')) as { tables: Record<string, { rows: Row[] }> }
 
 describe('the Python-written datastore exported to a lake', () => {

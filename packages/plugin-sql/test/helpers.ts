@@ -7,7 +7,7 @@ import { createLogger, startAnchovy } from '@anchovies/core'
 export const FIXTURES = nodePath.join(nodePath.dirname(fileURLToPath(import.meta.url)), 'fixtures')
 export const FEED = `${FIXTURES}/operators.js:Feed`
 export const FAILING = `${FIXTURES}/operators.js:FailingUploader`
-export const PY_FIXTURE = `${FIXTURES}/py-anchovies-datastore/fixture`
+export const PY_FIXTURE = nodePath.resolve(FIXTURES, '../../../../test/fixtures/py-anchovies-datastore/fixture')
 
 declare global {
   // eslint-disable-next-line no-var

@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import { DateTime, FilesystemDatastore, LocalDate, TableStore, CheckpointStore, Uploader, sink, type Row, type StreamContext } from '../../src/index.js'
 import { REPO, cleanupTempDirs, runOperator, tempDir } from '../helpers.js'
 
-const FIXTURE = path.resolve(REPO, '../shared/fixtures/py-anchovies-datastore')
+const FIXTURE = path.join(REPO, 'test/fixtures/py-anchovies-datastore')
 const EXPECTED = JSON.parse(readFileSync(path.join(FIXTURE, 'EXPECTED.json'), 'utf8')) as {
   checkpoints: Record<string, string>
   tables: Record<string, { tbl_json: Record<string, unknown>; row_count: number; rows: Record<string, unknown>[]; row_types: Record<string, string>[] }>
