@@ -213,7 +213,7 @@ const text = (v: unknown, max: number): string => (typeof v === 'string' ? v.sli
 function parseRun(v: unknown): RunSummary | null {
   if (!isObject(v)) return null
   const started = isoOrNull(v.started_at)
-  const session = typeof v.session_id === 'string' && /^[A-Za-z0-9_.\-]{1,64}$/.test(v.session_id) ? v.session_id : null
+  const session = typeof v.session_id === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(v.session_id) ? v.session_id : null
   if (!started || !session) return null
   const status = v.status === 'OK' || v.status === 'ERR' || v.status === 'RUNNING' ? v.status : 'ERR'
   return {

@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (the callbacks given to page.$eval and waitForFunction run in the browser)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { existsSync, mkdirSync } from 'node:fs'
 import * as path from 'node:path'

@@ -1,7 +1,6 @@
 // The school page: reads the same JSON API the CLI's --json prints. No framework, no build step; every value from
 // the datastore is put into the page with textContent or attributes, never as HTML.
-'use strict'
-;(() => {
+(() => {
   const SVG = 'http://www.w3.org/2000/svg'
   const $ = (id) => document.getElementById(id)
   let token = sessionStorage.getItem('anchovy-school-token') || ''
