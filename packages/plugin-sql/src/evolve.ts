@@ -35,6 +35,7 @@ export async function evolveTarget(
   if (!exists) {
     const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
     await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${d.seqColumnType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
+    for (const sql of d.seqIndexes(target, indexName(target, [SEQ]))) await ddl(sql)
     input.logger.info({ table: table.name, target: qualified }, 'created table')
   } else {
     const byName = new Map(columns.map((c) => [c.name, c]))
@@ -57,10 +58,15 @@ export async function evolveTarget(
   // The key index once every key column exists (a load may create the table before its first row arrives).
   if (keys.size && [...keys].every((k) => columns.some((c) => norm(c.name) === norm(k)))) {
     const cols = [...keys]
-    const name = `anch_key_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${cols.join(',')})`).digest('hex').slice(0, 16)}`
-    await ddl(d.createKeyIndex(target, name, cols))
+    await ddl(d.createKeyIndex(target, indexName(target, cols), cols))
   }
   return changes
+}
+
+/** The name of the uploader's index on `columns` of `target` (a hash: the same for every load, always short enough). */
+function indexName(target: LoadInput['target'], columns: readonly string[]): string {
+  const prefix = columns.length === 1 && columns[0] === SEQ ? 'anch_seq' : 'anch_key'
+  return `${prefix}_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${columns.join(',')})`).digest('hex').slice(0, 16)}`
 }
 
 /**

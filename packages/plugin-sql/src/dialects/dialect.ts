@@ -68,8 +68,12 @@ export abstract class Dialect {
   abstract readonly timestampType: string
   /** `FOR UPDATE` where the dialect supports it. */
   readonly forUpdate: string = ' FOR UPDATE'
-  /** Column definition of `_seq` (the history primary key). */
+  /** Column definition of `_seq` in tables the uploader creates (the history key). */
   readonly seqColumnType: string = 'BIGINT NOT NULL PRIMARY KEY'
+  /** Indexes on `_seq` created right after a new table (`indexName` unquoted), where `seqColumnType` makes none. */
+  seqIndexes(_t: Target, _indexName: string): string[] {
+    return []
+  }
   /** Column type of long text in the bookkeeping tables (file ids, JSON). */
   readonly longTextType: string = 'TEXT'
   /** Drops a staging table (temporary; quoted here). */
