@@ -106,6 +106,14 @@ const TRIGGERS: Record<string, Trigger> = {
     unit: 'core never raises it: a failed table keeps the code of what it threw (err_code in the task log); the code stays for plugins (plugin-sql raises it when a dialect cannot rebuild a table)',
     check: () => undefined,
   },
+  ANCH_ERR_CORE_COPIES: {
+    unit: 'raised at import when a second copy of the package from another folder loads; no CLI run of one installation can reach it (core-copies.test.ts builds the second copy)',
+    check: async () => {
+      const { registerCoreCopy } = await import('../../src/core-copies.js')
+      registerCoreCopy(path.join(REPO, 'packages/core'))
+      expect(() => registerCoreCopy(path.join(REPO, 'elsewhere/core'))).toThrow(expect.objectContaining({ code: 'ANCH_ERR_CORE_COPIES' }))
+    },
+  },
   ANCH_ERR_PHASE: {
     unit: 'core never raises it: a failed @onTask hook keeps the code of what it threw; the code stays for operator code that reports a phase of its own',
     check: () => undefined,
