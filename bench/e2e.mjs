@@ -12,7 +12,16 @@
 // Needs: /usr/sbin/sshd and sftp (openssh-server/-client), psql and a PostgreSQL server at 127.0.0.1:5432 with
 // trust auth for user postgres (PGHOST/PGPORT/PGUSER override), /usr/bin/time (package time), and a built repo.
 import { execFileSync, spawn } from 'node:child_process'
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { cpus, hostname, tmpdir, totalmem, userInfo } from 'node:os'
 import * as net from 'node:net'
 import * as path from 'node:path'
@@ -35,7 +44,9 @@ function parseArgs(argv) {
     else if (a === '--batch') out.batch = Number(String(argv[++i]).replace(/[_,]/g, ''))
     else if (a === '--keep') out.keep = true
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/e2e.mjs [--rows N] [--repeat N] [--pipelined [--batch ROWS]] [--profile DIR] [--json] [--keep]')
+      console.log(
+        'usage: node bench/e2e.mjs [--rows N] [--repeat N] [--pipelined [--batch ROWS]] [--profile DIR] [--json] [--keep]',
+      )
       process.exit(0)
     } else {
       console.error(`unknown argument ${a}`)
@@ -54,10 +65,17 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2))
-const PG = { host: process.env.PGHOST ?? '127.0.0.1', port: process.env.PGPORT ?? '5432', user: process.env.PGUSER ?? 'postgres' }
+const PG = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: process.env.PGPORT ?? '5432',
+  user: process.env.PGUSER ?? 'postgres',
+}
 const say = (msg) => opts.json || console.error(msg)
 
-for (const [file, pkg] of [['/usr/sbin/sshd', 'openssh-server'], ['/usr/bin/time', 'time']]) {
+for (const [file, pkg] of [
+  ['/usr/sbin/sshd', 'openssh-server'],
+  ['/usr/bin/time', 'time'],
+]) {
   if (!existsSync(file)) {
     console.error(`${file} is missing: apt-get install -y ${pkg}`)
     process.exit(2)
@@ -93,8 +111,16 @@ async function cleanup() {
 }
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
 
-
-const CUSTOMERS = ['Anchovy Ltd', 'Sardine & Sons', 'Herring, Mackerel and Co', 'Ünïcödé Fisch GmbH', 'say "cheese"', 'Trout', 'Pike Partners', 'Smelt']
+const CUSTOMERS = [
+  'Anchovy Ltd',
+  'Sardine & Sons',
+  'Herring, Mackerel and Co',
+  'Ünïcödé Fisch GmbH',
+  'say "cheese"',
+  'Trout',
+  'Pike Partners',
+  'Smelt',
+]
 const HEADER = 'id,order_ref,customer,qty,price,created_at,active,note'
 
 /** Writes the CSV: 8 columns (int, str, str with quoting, int, float, datetime, bool, nullable str). */
@@ -180,7 +206,10 @@ async function startSshd(dir) {
     await new Promise((r) => setTimeout(r, 50))
   }
   const knownHosts = path.join(dir, 'known_hosts')
-  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${readFileSync(path.join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`)
+  writeFileSync(
+    knownHosts,
+    `[127.0.0.1]:${port} ${readFileSync(path.join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`,
+  )
   return { port, user, key: path.join(dir, 'client_key'), knownHosts }
 }
 
@@ -189,7 +218,11 @@ function timed(cmd, args, { env, cwd, input } = {}) {
   const rssFile = path.join(work, `rss-${Math.random().toString(36).slice(2)}`)
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], { env: env ?? process.env, cwd: cwd ?? work, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], {
+      env: env ?? process.env,
+      cwd: cwd ?? work,
+      stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -206,10 +239,14 @@ function timed(cmd, args, { env, cwd, input } = {}) {
 }
 
 function psql(db, sql) {
-  return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', PG.host, '-p', PG.port, '-U', PG.user, '-d', db, '-At', '-c', sql], {
-    encoding: 'utf8',
-    env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' },
-  }).trim()
+  return execFileSync(
+    'psql',
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', PG.host, '-p', PG.port, '-U', PG.user, '-d', db, '-At', '-c', sql],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' },
+    },
+  ).trim()
 }
 
 const median = (xs) => {
@@ -229,7 +266,9 @@ async function until(probe, since, limitMs, what) {
 }
 
 async function main() {
-  say(`anchovies end-to-end benchmark: ${opts.rows.toLocaleString('en-US')} rows × ${opts.repeat} repeats${opts.pipelined ? ' (+ pipelined)' : ''} on ${hostname()} (${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version})`)
+  say(
+    `anchovies end-to-end benchmark: ${opts.rows.toLocaleString('en-US')} rows × ${opts.repeat} repeats${opts.pipelined ? ' (+ pipelined)' : ''} on ${hostname()} (${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version})`,
+  )
   const served = path.join(work, 'served')
   mkdirSync(path.join(served, 'bench'), { recursive: true })
   const csv = path.join(served, 'bench', 'orders.csv')
@@ -265,7 +304,8 @@ async function main() {
     ACHVY_CNXN__KNOWN_HOSTS: sshd.knownHosts,
     ACHVY_CNXN__DB__URL: `postgres://${PG.user}@${PG.host}:${PG.port}/${db}`,
   })
-  const node = (name) => (opts.profile ? ['--cpu-prof', '--cpu-prof-dir', opts.profile, '--cpu-prof-name', `${name}.cpuprofile`] : [])
+  const node = (name) =>
+    opts.profile ? ['--cpu-prof', '--cpu-prof-dir', opts.profile, '--cpu-prof-name', `${name}.cpuprofile`] : []
   if (opts.profile) mkdirSync(opts.profile, { recursive: true })
   const m = { dl: [], up: [], get: [], copy: [], dlRss: [], upRss: [], pipe: [], pipeRss: [], dsBytes: 0 }
 
@@ -273,11 +313,32 @@ async function main() {
     // --- ours: downloader then uploader, each its own process, each repeat from an empty datastore and target
     const datastore = path.join(work, `datastore-${r}`)
     const env = envFor(datastore)
-    psql(db, 'DROP SCHEMA IF EXISTS bench_dl__bench CASCADE; DROP SCHEMA IF EXISTS bench_pl__bench CASCADE; DROP TABLE IF EXISTS baseline')
+    psql(
+      db,
+      'DROP SCHEMA IF EXISTS bench_dl__bench CASCADE; DROP SCHEMA IF EXISTS bench_pl__bench CASCADE; DROP TABLE IF EXISTS baseline',
+    )
     say(`[${r}/${opts.repeat}] sftp.CsvDownloader …`)
-    const dl = await timed(process.execPath, [...node(`downloader-${r}`), bin, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench_dl', '--config-file', config], { env })
+    const dl = await timed(
+      process.execPath,
+      [
+        ...node(`downloader-${r}`),
+        bin,
+        'start',
+        '-op',
+        'sftp.CsvDownloader',
+        '--id',
+        'bench_dl',
+        '--config-file',
+        config,
+      ],
+      { env },
+    )
     say(`[${r}/${opts.repeat}] sql.Uploader …`)
-    const up = await timed(process.execPath, [...node(`uploader-${r}`), bin, 'start', '-op', 'sql.Uploader', '--id', 'bench_up', '-U', 'bench_dl'], { env })
+    const up = await timed(
+      process.execPath,
+      [...node(`uploader-${r}`), bin, 'start', '-op', 'sql.Uploader', '--id', 'bench_up', '-U', 'bench_dl'],
+      { env },
+    )
     const loaded = Number(psql(db, 'SELECT count(*) FROM bench_dl__bench.orders WHERE _del IS NULL'))
     if (loaded !== opts.rows) throw new Error(`the uploader loaded ${loaded} rows, expected ${opts.rows}`)
     m.dsBytes = Number(execFileSync('du', ['-sb', datastore], { encoding: 'utf8' }).split(/\s/)[0])
@@ -287,13 +348,48 @@ async function main() {
     // --- baseline: sftp get, then psql \copy into an equivalent table
     const local = path.join(work, 'baseline.csv')
     say(`[${r}/${opts.repeat}] baseline sftp get …`)
-    const get = await timed('sftp', ['-q', '-i', sshd.key, '-P', String(sshd.port), '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'BatchMode=yes', '-b', '-', `${sshd.user}@127.0.0.1`], {
-      input: `get ${csv} ${local}\n`,
-    })
+    const get = await timed(
+      'sftp',
+      [
+        '-q',
+        '-i',
+        sshd.key,
+        '-P',
+        String(sshd.port),
+        '-o',
+        `UserKnownHostsFile=${sshd.knownHosts}`,
+        '-o',
+        'BatchMode=yes',
+        '-b',
+        '-',
+        `${sshd.user}@127.0.0.1`,
+      ],
+      {
+        input: `get ${csv} ${local}\n`,
+      },
+    )
     if (statSync(local).size !== bytes) throw new Error('sftp get fetched a different size')
-    psql(db, 'CREATE TABLE baseline (id bigint, order_ref text, customer text, qty bigint, price double precision, created_at timestamptz, active boolean, note text)')
+    psql(
+      db,
+      'CREATE TABLE baseline (id bigint, order_ref text, customer text, qty bigint, price double precision, created_at timestamptz, active boolean, note text)',
+    )
     say(`[${r}/${opts.repeat}] baseline psql \\copy …`)
-    const copy = await timed('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', PG.host, '-p', PG.port, '-U', PG.user, '-d', db, '-c', `\\copy baseline FROM '${local}' WITH (FORMAT csv, HEADER true)`])
+    const copy = await timed('psql', [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      PG.host,
+      '-p',
+      PG.port,
+      '-U',
+      PG.user,
+      '-d',
+      db,
+      '-c',
+      `\\copy baseline FROM '${local}' WITH (FORMAT csv, HEADER true)`,
+    ])
     const copied = Number(psql(db, 'SELECT count(*) FROM baseline'))
     if (copied !== opts.rows) throw new Error(`\\copy loaded ${copied} rows, expected ${opts.rows}`)
     rmSync(local, { force: true })
@@ -313,11 +409,32 @@ async function main() {
       const since = process.hrtime.bigint()
       // Spawned directly (not under /usr/bin/time, which would not pass SIGTERM on): its peak RSS is read from
       // /proc before it is stopped.
-      const svc = spawn(process.execPath, [bin, 'start', '-op', 'sql.Uploader', '--id', 'bench_pl', '-U', 'bench_dl', '-S', '--follow', '--interval', '60'], { env: penv, cwd: work, stdio: ['ignore', 'ignore', 'pipe'] })
+      const svc = spawn(
+        process.execPath,
+        [
+          bin,
+          'start',
+          '-op',
+          'sql.Uploader',
+          '--id',
+          'bench_pl',
+          '-U',
+          'bench_dl',
+          '-S',
+          '--follow',
+          '--interval',
+          '60',
+        ],
+        { env: penv, cwd: work, stdio: ['ignore', 'ignore', 'pipe'] },
+      )
       let svcErr = ''
       svc.stderr.on('data', (d) => (svcErr = (svcErr + d).slice(-4000)))
       const svcExit = new Promise((resolve) => svc.on('close', resolve))
-      const pdl = await timed(process.execPath, [bin, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench_dl', '--config-file', config], { env: penv })
+      const pdl = await timed(
+        process.execPath,
+        [bin, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench_dl', '--config-file', config],
+        { env: penv },
+      )
       const count = () => {
         try {
           return Number(psql(db, 'SELECT count(*) FROM bench_dl__bench.orders WHERE _del IS NULL'))
@@ -325,7 +442,15 @@ async function main() {
           return 0 // the uploader has not created the table yet
         }
       }
-      const ms = await until(() => svc.exitCode === null ? count() === opts.rows : Promise.reject(new Error(`the pipelined uploader exited: ${svcErr}`)), since, 30 * 60_000, 'the pipelined uploader')
+      const ms = await until(
+        () =>
+          svc.exitCode === null
+            ? count() === opts.rows
+            : Promise.reject(new Error(`the pipelined uploader exited: ${svcErr}`)),
+        since,
+        30 * 60_000,
+        'the pipelined uploader',
+      )
       const upKb = Number(/VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${svc.pid}/status`, 'utf8'))?.[1] ?? 0)
       svc.kill('SIGTERM')
       await svcExit
@@ -336,7 +461,11 @@ async function main() {
     }
   }
 
-  const S = Object.fromEntries(Object.entries(m).filter(([, v]) => Array.isArray(v) && v.length).map(([k, v]) => [k, stat(v)]))
+  const S = Object.fromEntries(
+    Object.entries(m)
+      .filter(([, v]) => Array.isArray(v) && v.length)
+      .map(([k, v]) => [k, stat(v)]),
+  )
   const ours = median(m.dl.map((d, i) => d + m.up[i]))
   const base = median(m.get.map((g, i) => g + m.copy[i]))
   const rate = (ms) => Math.round(opts.rows / (ms / 1000))
@@ -347,10 +476,28 @@ async function main() {
     repeat: opts.repeat,
     csv_mib: +(bytes / 2 ** 20).toFixed(1),
     datastore_mib: +(m.dsBytes / 2 ** 20).toFixed(1),
-    downloader: { s: sec(S.dl.median), spread_s: spread(S.dl), rows_per_s: rate(S.dl.median), peak_rss_mb: Math.round(S.dlRss.max) },
-    uploader: { s: sec(S.up.median), spread_s: spread(S.up), rows_per_s: rate(S.up.median), peak_rss_mb: Math.round(S.upRss.max) },
+    downloader: {
+      s: sec(S.dl.median),
+      spread_s: spread(S.dl),
+      rows_per_s: rate(S.dl.median),
+      peak_rss_mb: Math.round(S.dlRss.max),
+    },
+    uploader: {
+      s: sec(S.up.median),
+      spread_s: spread(S.up),
+      rows_per_s: rate(S.up.median),
+      peak_rss_mb: Math.round(S.upRss.max),
+    },
     end_to_end: { s: sec(ours), rows_per_s: rate(ours) },
-    pipelined: S.pipe ? { s: sec(S.pipe.median), spread_s: spread(S.pipe), rows_per_s: rate(S.pipe.median), peak_rss_mb: Math.round(S.pipeRss.max), batch_rows: opts.batch } : undefined,
+    pipelined: S.pipe
+      ? {
+          s: sec(S.pipe.median),
+          spread_s: spread(S.pipe),
+          rows_per_s: rate(S.pipe.median),
+          peak_rss_mb: Math.round(S.pipeRss.max),
+          batch_rows: opts.batch,
+        }
+      : undefined,
     baseline_sftp_get: { s: sec(S.get.median), spread_s: spread(S.get) },
     baseline_psql_copy: { s: sec(S.copy.median), spread_s: spread(S.copy) },
     baseline: { s: sec(base), rows_per_s: rate(base) },
@@ -361,34 +508,111 @@ async function main() {
       end_to_end: +(ours / base).toFixed(2),
       pipelined: S.pipe ? +(S.pipe.median / base).toFixed(2) : undefined,
     },
-    machine: { host: hostname(), cpus: cpus().length, cpu: cpus()[0]?.model.trim(), mem_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      host: hostname(),
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model.trim(),
+      mem_gib: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
   }
   if (opts.json) {
     console.log(JSON.stringify(result))
     return
   }
-  const row = (stage, s, sp, r, rss, ratio) => `| ${stage.padEnd(28)} | ${s.padStart(8)} | ${sp.padStart(13)} | ${r.padStart(10)} | ${rss.padStart(13)} | ${ratio.padStart(14)} |`
+  const row = (stage, s, sp, r, rss, ratio) =>
+    `| ${stage.padEnd(28)} | ${s.padStart(8)} | ${sp.padStart(13)} | ${r.padStart(10)} | ${rss.padStart(13)} | ${ratio.padStart(14)} |`
   const f = (n) => n.toLocaleString('en-US')
-  console.log(`\n${f(opts.rows)} rows, ${result.csv_mib} MiB CSV (datastore: ${result.datastore_mib} MiB gzip JSON lines); medians of ${opts.repeat} runs\n`)
+  console.log(
+    `\n${f(opts.rows)} rows, ${result.csv_mib} MiB CSV (datastore: ${result.datastore_mib} MiB gzip JSON lines); medians of ${opts.repeat} runs\n`,
+  )
   console.log(row('stage', 'median s', 'spread s', 'rows/s', 'peak RSS (MB)', 'ours/baseline'))
   console.log(row('-'.repeat(28), '-------:', '------------:', '---------:', '------------:', '-------------:'))
-  console.log(row('sftp.CsvDownloader', result.downloader.s.toFixed(2), result.downloader.spread_s, f(result.downloader.rows_per_s), String(result.downloader.peak_rss_mb), result.ratio.download.toFixed(2)))
-  console.log(row('sql.Uploader (PostgreSQL)', result.uploader.s.toFixed(2), result.uploader.spread_s, f(result.uploader.rows_per_s), String(result.uploader.peak_rss_mb), result.ratio.upload.toFixed(2)))
-  console.log(row('anchovies, one after other', result.end_to_end.s.toFixed(2), '', f(result.end_to_end.rows_per_s), String(Math.max(result.downloader.peak_rss_mb, result.uploader.peak_rss_mb)), result.ratio.end_to_end.toFixed(2)))
-  if (result.pipelined) console.log(row(`anchovies, pipelined`, result.pipelined.s.toFixed(2), result.pipelined.spread_s, f(result.pipelined.rows_per_s), String(result.pipelined.peak_rss_mb), result.ratio.pipelined.toFixed(2)))
-  console.log(row('baseline sftp get', result.baseline_sftp_get.s.toFixed(2), result.baseline_sftp_get.spread_s, f(rate(S.get.median)), '', ''))
-  console.log(row('baseline psql \\copy', result.baseline_psql_copy.s.toFixed(2), result.baseline_psql_copy.spread_s, f(rate(S.copy.median)), '', ''))
+  console.log(
+    row(
+      'sftp.CsvDownloader',
+      result.downloader.s.toFixed(2),
+      result.downloader.spread_s,
+      f(result.downloader.rows_per_s),
+      String(result.downloader.peak_rss_mb),
+      result.ratio.download.toFixed(2),
+    ),
+  )
+  console.log(
+    row(
+      'sql.Uploader (PostgreSQL)',
+      result.uploader.s.toFixed(2),
+      result.uploader.spread_s,
+      f(result.uploader.rows_per_s),
+      String(result.uploader.peak_rss_mb),
+      result.ratio.upload.toFixed(2),
+    ),
+  )
+  console.log(
+    row(
+      'anchovies, one after other',
+      result.end_to_end.s.toFixed(2),
+      '',
+      f(result.end_to_end.rows_per_s),
+      String(Math.max(result.downloader.peak_rss_mb, result.uploader.peak_rss_mb)),
+      result.ratio.end_to_end.toFixed(2),
+    ),
+  )
+  if (result.pipelined)
+    console.log(
+      row(
+        `anchovies, pipelined`,
+        result.pipelined.s.toFixed(2),
+        result.pipelined.spread_s,
+        f(result.pipelined.rows_per_s),
+        String(result.pipelined.peak_rss_mb),
+        result.ratio.pipelined.toFixed(2),
+      ),
+    )
+  console.log(
+    row(
+      'baseline sftp get',
+      result.baseline_sftp_get.s.toFixed(2),
+      result.baseline_sftp_get.spread_s,
+      f(rate(S.get.median)),
+      '',
+      '',
+    ),
+  )
+  console.log(
+    row(
+      'baseline psql \\copy',
+      result.baseline_psql_copy.s.toFixed(2),
+      result.baseline_psql_copy.spread_s,
+      f(rate(S.copy.median)),
+      '',
+      '',
+    ),
+  )
   console.log(row('baseline end to end', result.baseline.s.toFixed(2), '', f(result.baseline.rows_per_s), '', ''))
   const goals = [
     ['download ≤ 2.5× sftp get', result.ratio.download <= 2.5],
     ['upload ≤ 1.5× psql \\copy', result.ratio.upload <= 1.5],
     ['end to end ≤ 2.5×', result.ratio.end_to_end <= 2.5],
-    ...(result.pipelined ? [['pipelined ≤ 1.7×', result.ratio.pipelined <= 1.7], ['≥ 300,000 rows/s pipelined', result.pipelined.rows_per_s >= 300_000]] : []),
-    ['peak RSS < 200 MB', Math.max(result.downloader.peak_rss_mb, result.uploader.peak_rss_mb, result.pipelined?.peak_rss_mb ?? 0) < 200],
+    ...(result.pipelined
+      ? [
+          ['pipelined ≤ 1.7×', result.ratio.pipelined <= 1.7],
+          ['≥ 300,000 rows/s pipelined', result.pipelined.rows_per_s >= 300_000],
+        ]
+      : []),
+    [
+      'peak RSS < 200 MB',
+      Math.max(result.downloader.peak_rss_mb, result.uploader.peak_rss_mb, result.pipelined?.peak_rss_mb ?? 0) < 200,
+    ],
   ]
   console.log(`\ngoals: ${goals.map(([g, ok]) => `${ok ? 'met' : 'MISSED'}: ${g}`).join('; ')}`)
-  console.log(`machine: ${result.machine.cpus} × ${result.machine.cpu}, ${result.machine.mem_gib} GiB, Node ${result.machine.node}`)
-  if (opts.profile) console.log(`CPU profiles: ${opts.profile}/downloader-N.cpuprofile, uploader-N.cpuprofile (open in Chrome DevTools)`)
+  console.log(
+    `machine: ${result.machine.cpus} × ${result.machine.cpu}, ${result.machine.mem_gib} GiB, Node ${result.machine.node}`,
+  )
+  if (opts.profile)
+    console.log(
+      `CPU profiles: ${opts.profile}/downloader-N.cpuprofile, uploader-N.cpuprofile (open in Chrome DevTools)`,
+    )
 }
 
 try {

@@ -12,7 +12,8 @@ const profile = JSON.parse(readFileSync(file, 'utf8'))
 const byId = new Map(profile.nodes.map((n) => [n.id, n]))
 const self = new Map()
 const dt = profile.timeDeltas
-for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + (dt[i] ?? 0))
+for (let i = 0; i < profile.samples.length; i++)
+  self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + (dt[i] ?? 0))
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 
 function area(url) {
@@ -38,6 +39,7 @@ for (const [id, us] of self) {
 }
 const pct = (us) => `${((100 * us) / total).toFixed(1).padStart(5)}%`
 console.log(`${file}: ${(total / 1e6).toFixed(2)} s sampled\n\nself time by area:`)
-for (const [a, us] of [...byArea].sort((x, y) => y[1] - x[1]).slice(0, 15)) console.log(`  ${pct(us)}  ${(us / 1e6).toFixed(2).padStart(6)} s  ${a}`)
+for (const [a, us] of [...byArea].sort((x, y) => y[1] - x[1]).slice(0, 15))
+  console.log(`  ${pct(us)}  ${(us / 1e6).toFixed(2).padStart(6)} s  ${a}`)
 console.log(`\ntop ${top} functions by self time:`)
 for (const [f, us] of [...byFn].sort((x, y) => y[1] - x[1]).slice(0, top)) console.log(`  ${pct(us)}  ${f}`)

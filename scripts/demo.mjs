@@ -17,7 +17,13 @@ function anchovy(args, env) {
   console.log(`\n$ anchovy ${args.join(' ')}`)
   const r = spawnSync(process.execPath, [bin, ...args], {
     cwd: repo,
-    env: { ...process.env, ACHVY_DATASTORE: datastore, ACHVY_USER: 'demo', ACHVY_LOG_LEVEL: process.env.ACHVY_LOG_LEVEL ?? 'warn', ...env },
+    env: {
+      ...process.env,
+      ACHVY_DATASTORE: datastore,
+      ACHVY_USER: 'demo',
+      ACHVY_LOG_LEVEL: process.env.ACHVY_LOG_LEVEL ?? 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',
   })
@@ -28,19 +34,25 @@ function anchovy(args, env) {
   }
   const results = JSON.parse(r.stdout)
   for (const b of results.batches) {
-    for (const t of b.done_tasks.filter((t) => t.task_type === 'TABLE')) console.log(`  ${t.tbl}: ${t.status}, ${t.data.rows ?? 0} rows`)
+    for (const t of b.done_tasks.filter((t) => t.task_type === 'TABLE'))
+      console.log(`  ${t.tbl}: ${t.status}, ${t.data.rows ?? 0} rows`)
   }
 }
 
 anchovy(['start', '-op', 'sftp.CsvDownloader', '--id', 'demo_sftp', '--config-file', 'examples/demo/config.yaml'], {
   ACHVY_CNXN__URI: pathToFileURL(path.join(repo, 'examples/demo/files')).href,
 })
-anchovy(['start', '-op', 'sql.Uploader', '--id', 'demo_db', '-U', 'demo_sftp'], { ACHVY_CNXN__DB__URL: `sqlite:///${dbFile}` })
+anchovy(['start', '-op', 'sql.Uploader', '--id', 'demo_db', '-U', 'demo_sftp'], {
+  ACHVY_CNXN__DB__URL: `sqlite:///${dbFile}`,
+})
 
 const require = createRequire(path.join(repo, 'packages/plugin-sql/package.json'))
 const Database = require('better-sqlite3')
 const db = new Database(dbFile, { readonly: true })
-const tables = db.prepare("select name from sqlite_master where type = 'table' and name not like '\\_%' escape '\\' order by name").all().map((r) => r.name)
+const tables = db
+  .prepare("select name from sqlite_master where type = 'table' and name not like '\\_%' escape '\\' order by name")
+  .all()
+  .map((r) => r.name)
 console.log(`\nDatastore: ${datastore}/demo/{demo_sftp,demo_db}`)
 console.log(`SQLite:    ${dbFile}`)
 for (const t of tables) {

@@ -47,7 +47,10 @@ try {
 
   step(`npm install the tarballs into ${project}`)
   cpSync(path.join(repo, 'examples/demo'), project, { recursive: true })
-  writeFileSync(path.join(project, 'package.json'), `${JSON.stringify({ name: 'anchovies-user', private: true, type: 'module' }, null, 2)}\n`)
+  writeFileSync(
+    path.join(project, 'package.json'),
+    `${JSON.stringify({ name: 'anchovies-user', private: true, type: 'module' }, null, 2)}\n`,
+  )
   run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packed.map((f) => path.join(tarballs, f))], {
     cwd: project,
   })
@@ -63,9 +66,12 @@ try {
   const env = { ACHVY_DATASTORE: path.join(project, 'datastore'), ACHVY_USER: 'demo', ACHVY_LOG_LEVEL: 'warn' }
   const anchovy = (args, extra) => {
     console.log(`$ npx anchovy ${args.join(' ')}`)
-    const results = JSON.parse(run('npx', ['--no-install', 'anchovy', ...args], { cwd: project, env: { ...env, ...extra } }))
+    const results = JSON.parse(
+      run('npx', ['--no-install', 'anchovy', ...args], { cwd: project, env: { ...env, ...extra } }),
+    )
     const rows = {}
-    for (const b of results.batches) for (const t of b.done_tasks) if (t.task_type === 'TABLE') rows[t.tbl] = [t.status, t.data.rows ?? 0]
+    for (const b of results.batches)
+      for (const t of b.done_tasks) if (t.task_type === 'TABLE') rows[t.tbl] = [t.status, t.data.rows ?? 0]
     console.log(rows)
     return rows
   }
@@ -75,10 +81,14 @@ try {
   expect(down.sales?.[0] === 'OK' && down.sales[1] === 2656, 'the downloader did not read 2656 sales rows')
   expect(down.contacts?.[0] === 'OK' && down.contacts[1] === 800, 'the downloader did not read 800 contacts')
   const dbFile = path.join(project, 'demo.db')
-  anchovy(['start', '-op', 'sql.Uploader', '--id', 'demo_db', '-U', 'demo_sftp'], { ACHVY_CNXN__DB__URL: `sqlite:///${dbFile}` })
+  anchovy(['start', '-op', 'sql.Uploader', '--id', 'demo_db', '-U', 'demo_sftp'], {
+    ACHVY_CNXN__DB__URL: `sqlite:///${dbFile}`,
+  })
 
   // Read the result with the better-sqlite3 that plugin-sql brought into the user's project.
-  const Database = createRequire(path.join(project, 'node_modules/@anchovies/plugin-sql/package.json'))('better-sqlite3')
+  const Database = createRequire(path.join(project, 'node_modules/@anchovies/plugin-sql/package.json'))(
+    'better-sqlite3',
+  )
   const db = new Database(dbFile, { readonly: true })
   const tables = db
     .prepare("select name from sqlite_master where type = 'table' and name not like '\\_%' escape '\\'")

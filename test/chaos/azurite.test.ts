@@ -15,9 +15,13 @@ afterAll(async () => {
 })
 
 describe('crash anywhere, datastore on Azure Blob Storage (Azurite)', () => {
-  it(`converges to the latest source rows after ${size.iterations} iterations of random SIGKILL/SIGTERM`, async () => {
-    const location = azurite!.url('chaos', `run-${randomBytes(3).toString('hex')}`)
-    // --lock-ttl 15: the shortest lease, so that a killed holder's lock expires as soon as Azure allows
-    await crashAnywhere({ name: 'azurite', location, flags: ['--lock-ttl', '15'], leaseOutlivesHolder: true }, size)
-  }, 120_000 + size.iterations * 30_000)
+  it(
+    `converges to the latest source rows after ${size.iterations} iterations of random SIGKILL/SIGTERM`,
+    async () => {
+      const location = azurite!.url('chaos', `run-${randomBytes(3).toString('hex')}`)
+      // --lock-ttl 15: the shortest lease, so that a killed holder's lock expires as soon as Azure allows
+      await crashAnywhere({ name: 'azurite', location, flags: ['--lock-ttl', '15'], leaseOutlivesHolder: true }, size)
+    },
+    120_000 + size.iterations * 30_000,
+  )
 })

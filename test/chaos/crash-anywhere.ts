@@ -8,7 +8,19 @@
 import { expect } from 'vitest'
 import { startSshd, type Sshd } from '../../packages/plugin-sftp/test/helpers/sshd.js'
 import { ChangingSource, downloaderConfig, rng } from './source.js'
-import { checkPipeline, createDatabase, envInt, killAll, outcomeText, spawnAnchovy, tempDir, writeConfig, type Outcome, type PgDatabase, type Running } from './harness.js'
+import {
+  checkPipeline,
+  createDatabase,
+  envInt,
+  killAll,
+  outcomeText,
+  spawnAnchovy,
+  tempDir,
+  writeConfig,
+  type Outcome,
+  type PgDatabase,
+  type Running,
+} from './harness.js'
 
 /** The size of one crash-anywhere run: CI defaults, `CHAOS_ITERATIONS`/`CHAOS_ROWS`/`CHAOS_SEED` for a full or replayed run. */
 export interface ChaosSize {
@@ -74,13 +86,23 @@ const USER = 'chaos'
  */
 export async function crashAnywhere(store: DatastoreUnderTest, size: ChaosSize): Promise<void> {
   const random = rng(size.seed)
-  const log: string[] = [`crash-anywhere on ${store.name}: seed ${size.seed} (replay: CHAOS_SEED=${size.seed} CHAOS_ITERATIONS=${size.iterations} CHAOS_ROWS=${size.rows})`]
+  const log: string[] = [
+    `crash-anywhere on ${store.name}: seed ${size.seed} (replay: CHAOS_SEED=${size.seed} CHAOS_ITERATIONS=${size.iterations} CHAOS_ROWS=${size.rows})`,
+  ]
   const started = Date.now()
   let sshd: Sshd | undefined
   let db: PgDatabase | undefined
   const work = tempDir('anch-chaos-')
   const killed = new Set<number>()
-  const stats = { sigkill: 0, sigterm: 0, locked75: 0, staleLease75: 0, strandedTakeover75: 0, sequentialTwins: 0, runs: 0 }
+  const stats = {
+    sigkill: 0,
+    sigterm: 0,
+    locked75: 0,
+    staleLease75: 0,
+    strandedTakeover75: 0,
+    sequentialTwins: 0,
+    runs: 0,
+  }
   try {
     sshd = await startSshd()
     db = await createDatabase('chaos')
@@ -115,7 +137,9 @@ export async function crashAnywhere(store: DatastoreUnderTest, size: ChaosSize):
         // lock blob: the message then names that one, so in lease mode any earlier kill explains a 75.
         if (store.leaseOutlivesHolder && killed.size > 0) return void stats.staleLease75++
         if (holder && killed.has(Number(holder)) && store.strandedTakeover?.(`${USER}/${id}`)) {
-          log.push(`   WARNING: ${what} exited 75 behind the dead pid ${holder}: a killed taker left $lock.takeover (core bug, expires after the lock TTL)`)
+          log.push(
+            `   WARNING: ${what} exited 75 behind the dead pid ${holder}: a killed taker left $lock.takeover (core bug, expires after the lock TTL)`,
+          )
           return void stats.strandedTakeover75++
         }
       }
@@ -150,7 +174,9 @@ export async function crashAnywhere(store: DatastoreUnderTest, size: ChaosSize):
       const bothBlocked = stats.staleLease75 + stats.strandedTakeover75 - blocked === 2
       if (codes.length === 2 && codes.every((c) => c === 0) && sequential(oa, ob)) stats.sequentialTwins++
       else if (codes.length === 2 && codes.filter((c) => c === 0).length !== 1 && !bothBlocked) {
-        throw new Error(`iteration ${i}: two downloaders of one id exited ${codes.join(' and ')}; exactly one must work`)
+        throw new Error(
+          `iteration ${i}: two downloaders of one id exited ${codes.join(' and ')}; exactly one must work`,
+        )
       }
       learn('dl', oa.code === 0 ? oa : ob)
 
@@ -180,7 +206,14 @@ export async function crashAnywhere(store: DatastoreUnderTest, size: ChaosSize):
     await clean(dlArgs, 'downloader (again)', DOWNLOADER)
     await clean(upArgs, 'uploader (again)', UPLOADER)
 
-    const problems = await checkPipeline({ source, db, datastore: store.location, user: USER, downloader: DOWNLOADER, uploader: UPLOADER })
+    const problems = await checkPipeline({
+      source,
+      db,
+      datastore: store.location,
+      user: USER,
+      downloader: DOWNLOADER,
+      uploader: UPLOADER,
+    })
     const secs = ((Date.now() - started) / 1000).toFixed(0)
     log.push(
       `${size.iterations} iterations, ${source.rowCount} source rows, ${stats.runs} runs (${stats.sigkill} SIGKILL, ${stats.sigterm} SIGTERM plans, ` +

@@ -41,11 +41,20 @@ export interface Running {
 const live = new Set<ChildProcess>()
 
 /** Starts `anchovy <args>` with a clean environment plus `env`. */
-export function spawnAnchovy(args: string[], env: Record<string, string>, cwd: string, wrapper: string[] = []): Running {
+export function spawnAnchovy(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  wrapper: string[] = [],
+): Running {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ACHVY_|ANCHY_|AZURE_)/.test(k)))
   const cmd = wrapper.length ? wrapper[0]! : process.execPath
   const argv = wrapper.length ? [...wrapper.slice(1), process.execPath, BIN, ...args] : [BIN, ...args]
-  const child = spawn(cmd, argv, { cwd, env: { ...base, ACHVY_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(cmd, argv, {
+    cwd,
+    env: { ...base, ACHVY_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   live.add(child)
   const started = Date.now()
   let stdout = ''
@@ -56,7 +65,15 @@ export function spawnAnchovy(args: string[], env: Record<string, string>, cwd: s
   const done = new Promise<Outcome>((resolve) =>
     child.on('close', (code, signal) => {
       live.delete(child)
-      resolve({ code, signal, stdout, stderr, pid: child.pid ?? 0, ms: Date.now() - started, ...(sent ? { sent } : {}) })
+      resolve({
+        code,
+        signal,
+        stdout,
+        stderr,
+        pid: child.pid ?? 0,
+        ms: Date.now() - started,
+        ...(sent ? { sent } : {}),
+      })
     }),
   )
   return {
@@ -195,7 +212,8 @@ export async function checkPipeline(opts: {
     for (const [id, row] of want) {
       const g = got.get(id)
       if (g === undefined) show(`row ${id} is missing from the target`)
-      else if (g !== row) show(`row ${id} differs:\n    want ${row.replace(/\u0001/g, ' | ')}\n    got  ${g.replace(/\u0001/g, ' | ')}`)
+      else if (g !== row)
+        show(`row ${id} differs:\n    want ${row.replace(/\u0001/g, ' | ')}\n    got  ${g.replace(/\u0001/g, ' | ')}`)
     }
     for (const id of got.keys()) if (!want.has(id)) show(`row ${id} is in the target but in no source file`)
     if (got.size !== want.size) problems.push(`${table}: ${got.size} current rows, expected ${want.size}`)
@@ -203,8 +221,13 @@ export async function checkPipeline(opts: {
     // 2. the uploader loaded every committed upstream row exactly once, in commit order
     const commits = upstream.get(table) ?? []
     const upRows = commits.flat().map(canonicalRow)
-    const history = (await db.query(`SELECT * FROM "${schema}"."${table}" ORDER BY _seq`).catch(() => [])).map(canonicalRow)
-    if (history.length !== upRows.length) problems.push(`${table}: the target holds ${history.length} rows in all, the downloader committed ${upRows.length}`)
+    const history = (await db.query(`SELECT * FROM "${schema}"."${table}" ORDER BY _seq`).catch(() => [])).map(
+      canonicalRow,
+    )
+    if (history.length !== upRows.length)
+      problems.push(
+        `${table}: the target holds ${history.length} rows in all, the downloader committed ${upRows.length}`,
+      )
     else {
       const at = history.findIndex((h, i) => h !== upRows[i])
       if (at >= 0) problems.push(`${table}: target row _seq order #${at} differs from upstream row #${at}`)
@@ -226,15 +249,19 @@ export async function checkPipeline(opts: {
         const version = source.versions.get(key)?.get(rev)
         if (!version) problems.push(`${key}: committed rows of a version (rev ${rev}) that never existed`)
         else if (version.rows !== list.length || version.hash !== hashOf(list)) {
-          problems.push(`${key}: version rev ${rev} committed with ${list.length} rows (of ${version.rows}) or other content: partial or mixed file`)
+          problems.push(
+            `${key}: version rev ${rev} committed with ${list.length} rows (of ${version.rows}) or other content: partial or mixed file`,
+          )
         }
         const before = seen.get(key)
-        if (before !== undefined && rev <= before) problems.push(`${key}: version rev ${rev} committed after rev ${before} (taken twice or went back)`)
+        if (before !== undefined && rev <= before)
+          problems.push(`${key}: version rev ${rev} committed after rev ${before} (taken twice or went back)`)
         seen.set(key, rev)
       }
     }
     for (const [key, rev] of latest) {
-      if (key.startsWith(`${table}/`) && seen.get(key) !== rev) problems.push(`${key}: latest version rev ${rev} was never committed (last: ${seen.get(key)})`)
+      if (key.startsWith(`${table}/`) && seen.get(key) !== rev)
+        problems.push(`${key}: latest version rev ${rev} was never committed (last: ${seen.get(key)})`)
     }
   }
   return problems

@@ -5,7 +5,16 @@ import * as path from 'node:path'
 export { rng } from '../support/rng.mjs'
 
 /** The generated columns and the types the downloader declares for them. */
-export const COLUMNS = { id: 'str', rev: 'int', qty: 'int', amount: 'float', name: 'str', ts: 'datetime', ok: 'bool', note: 'str' } as const
+export const COLUMNS = {
+  id: 'str',
+  rev: 'int',
+  qty: 'int',
+  amount: 'float',
+  name: 'str',
+  ts: 'datetime',
+  ok: 'bool',
+  note: 'str',
+} as const
 export type ColumnName = keyof typeof COLUMNS
 const NAMES = Object.keys(COLUMNS) as ColumnName[]
 
@@ -39,7 +48,20 @@ export function downloaderConfig(): string {
 
 const TRUE = new Set(['true', 't', 'yes', 'y', '1', 'on'])
 const FALSE = new Set(['false', 'f', 'no', 'n', '0', 'off'])
-const TEXTS = ['plain', 'Anchovy, Inc.', 'say "hi"', 'Ünïcödé 漢字 🐟', '  padded  ', 'two\nlines', "it's", 'back\\slash', '', 'x'.repeat(70), '#not a comment', 'a;b|c']
+const TEXTS = [
+  'plain',
+  'Anchovy, Inc.',
+  'say "hi"',
+  'Ünïcödé 漢字 🐟',
+  '  padded  ',
+  'two\nlines',
+  "it's",
+  'back\\slash',
+  '',
+  'x'.repeat(70),
+  '#not a comment',
+  'a;b|c',
+]
 
 /** Canonical text of one value of a column, whatever side it comes from (file text, datastore row, database row). */
 export function canonical(column: string, v: unknown): string {
@@ -55,7 +77,12 @@ export function canonical(column: string, v: unknown): string {
       if (v === false || FALSE.has(String(v).toLowerCase())) return 'false'
       return `?${String(v)}`
     case 'datetime': {
-      const d = v instanceof Date ? v : typeof (v as { toDate?: unknown }).toDate === 'function' ? (v as { toDate(): Date }).toDate() : new Date(String(v))
+      const d =
+        v instanceof Date
+          ? v
+          : typeof (v as { toDate?: unknown }).toDate === 'function'
+            ? (v as { toDate(): Date }).toDate()
+            : new Date(String(v))
       return String(d.getTime())
     }
     default:
@@ -94,7 +121,9 @@ function hashRows(lines: Iterable<string>): string {
 }
 
 function quote(text: string, delimiter: string): string {
-  return /["\r\n]/.test(text) || text.includes(delimiter) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text
+  return /["\r\n]/.test(text) || text.includes(delimiter) || text !== text.trim()
+    ? `"${text.replace(/"/g, '""')}"`
+    : text
 }
 
 /**
@@ -127,7 +156,17 @@ export class ChangingSource {
 
   private row(stem: string, n: number): SourceRow {
     const r = this.random
-    const ts = new Date(Date.UTC(2024, this.int(12), 1 + this.int(28), this.int(24), this.int(60), this.int(60), r() < 0.3 ? this.int(1000) : 0))
+    const ts = new Date(
+      Date.UTC(
+        2024,
+        this.int(12),
+        1 + this.int(28),
+        this.int(24),
+        this.int(60),
+        this.int(60),
+        r() < 0.3 ? this.int(1000) : 0,
+      ),
+    )
     return {
       id: `${stem}-${String(n).padStart(6, '0')}`,
       rev: String(this.rev),

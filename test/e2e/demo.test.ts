@@ -12,7 +12,11 @@ describe('npm run demo', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'anchovies-demo-'))
     try {
       const run = (): string => {
-        const r = spawnSync(process.execPath, [path.join(repo, 'scripts/demo.mjs')], { cwd: repo, env: { ...process.env, DEMO_DIR: dir }, encoding: 'utf8' })
+        const r = spawnSync(process.execPath, [path.join(repo, 'scripts/demo.mjs')], {
+          cwd: repo,
+          env: { ...process.env, DEMO_DIR: dir },
+          encoding: 'utf8',
+        })
         expect(r.status, r.stderr).toBe(0)
         return r.stdout
       }

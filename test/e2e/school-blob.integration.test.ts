@@ -17,20 +17,33 @@ beforeAll(async () => {
   azurite = await Azurite.start()
   ds = azurite.url('school', `s-${randomBytes(3).toString('hex')}`)
   const home = tempDir('anchovies-school-blob-')
-  env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', OUT_FILE: path.join(home, 'out.jsonl'), ACHVY_CNXN__WEB__URL: `https://u:${SECRET}@api.example.com/` }
+  env = {
+    ACHVY_DATASTORE: ds,
+    ACHVY_USER: 'dev',
+    OUT_FILE: path.join(home, 'out.jsonl'),
+    ACHVY_CNXN__WEB__URL: `https://u:${SECRET}@api.example.com/`,
+  }
   // the runs come from a plan: dl, then up (fails on sales) and relay in parallel, and web (fails)
   const plan = path.join(home, 'blob.yaml')
-  writeFileSync(plan, [
-    'steps:',
-    `  - start -op ${FIXTURE_OPS}:TwoTables --id dl`,
-    `  - { run: "start -op ${FIXTURE_OPS}:FileUploader --id up -U dl", env: { FAIL_UPLOAD: sales } }`,
-    `  - start -op ${FIXTURE_OPS}:Relay --id relay -U dl`,
-    `  - { run: "start -op ${FIXTURE_OPS}:NeedsWeb --id web", env: { FAIL_PAGES: "1" } }`,
-  ].join('\n'))
+  writeFileSync(
+    plan,
+    [
+      'steps:',
+      `  - start -op ${FIXTURE_OPS}:TwoTables --id dl`,
+      `  - { run: "start -op ${FIXTURE_OPS}:FileUploader --id up -U dl", env: { FAIL_UPLOAD: sales } }`,
+      `  - start -op ${FIXTURE_OPS}:Relay --id relay -U dl`,
+      `  - { run: "start -op ${FIXTURE_OPS}:NeedsWeb --id web", env: { FAIL_PAGES: "1" } }`,
+    ].join('\n'),
+  )
   const r = await runCli(['school', 'run', '--plan', plan, '--continue-on-error', '--json'], { env })
   expect(r.code, r.stderr).toBe(1)
   const res = JSON.parse(r.stdout) as { steps: { step: string; status: string }[] }
-  expect(Object.fromEntries(res.steps.map((s) => [s.step, s.status]))).toEqual({ dl: 'OK', up: 'ERR', relay: 'OK', web: 'ERR' })
+  expect(Object.fromEntries(res.steps.map((s) => [s.step, s.status]))).toEqual({
+    dl: 'OK',
+    up: 'ERR',
+    relay: 'OK',
+    web: 'ERR',
+  })
 }, 120_000)
 
 afterAll(async () => {
@@ -47,10 +60,19 @@ describe('the school on a blob datastore (Azurite)', () => {
         const r = await runCli(['school', 'ls', '--json'], { env })
         expect(r.code, r.stderr).toBe(0)
         entries = JSON.parse(r.stdout) as typeof entries
-        if (!entries.some((e) => e.id === 'tick' && e.state === 'running')) await new Promise((res) => setTimeout(res, 250))
+        if (!entries.some((e) => e.id === 'tick' && e.state === 'running'))
+          await new Promise((res) => setTimeout(res, 250))
       }
-      expect(Object.fromEntries(entries.map((e) => [e.id, e.state]))).toEqual({ dl: 'ok', relay: 'ok', tick: 'running', up: 'failed', web: 'failed' })
-      expect(entries.find((e) => e.id === 'up')!.last_run!.error).toBe('table dl.sales: upload of sales failed on purpose')
+      expect(Object.fromEntries(entries.map((e) => [e.id, e.state]))).toEqual({
+        dl: 'ok',
+        relay: 'ok',
+        tick: 'running',
+        up: 'failed',
+        web: 'failed',
+      })
+      expect(entries.find((e) => e.id === 'up')!.last_run!.error).toBe(
+        'table dl.sales: upload of sales failed on purpose',
+      )
       const graph = await runCli(['school', 'graph', '-f', 'mermaid'], { env })
       expect(graph.stdout.match(/-->/g)).toHaveLength(2)
       const served = await serve(env)
@@ -58,7 +80,13 @@ describe('the school on a blob datastore (Azurite)', () => {
         const list = await get(served.url, '/api/anchovies')
         expect(list.status).toBe(200)
         expect((JSON.parse(list.body) as { anchovies: unknown[] }).anchovies).toHaveLength(5)
-        for (const p of ['/api/anchovies/dev/web', '/api/anchovies/dev/web/runs', '/metrics', '/api/plans', '/api/anchovies/dev/dl/tables/sales/rows']) {
+        for (const p of [
+          '/api/anchovies/dev/web',
+          '/api/anchovies/dev/web/runs',
+          '/metrics',
+          '/api/plans',
+          '/api/anchovies/dev/dl/tables/sales/rows',
+        ]) {
           const r = await get(served.url, p)
           expect(r.status, p).toBe(200)
           expect(r.body).not.toContain(SECRET)

@@ -22,7 +22,10 @@ interface Run {
 }
 
 function anchovy(args: string[], env: Record<string, string>): Run {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const run = { code: null, stdout: '', stderr: '', child } as unknown as Run
   child.stdout!.on('data', (d: Buffer) => (run.stdout += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (run.stderr += d.toString()))
@@ -42,7 +45,10 @@ async function untilNotLocked(args: string[], env: Record<string, string>): Prom
 /** Rows the test uploader wrote: `{table, id, worker}` per line. */
 function uploaded(out: string): { table: string; id: number; worker: string }[] {
   if (!existsSync(out)) return []
-  return readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { table: string; id: number; worker: string })
+  return readFileSync(out, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { table: string; id: number; worker: string })
 }
 
 /** Checks every table holds ids 0…total-1 exactly once; returns the worker that produced each table's rows from `since`. */
@@ -66,20 +72,44 @@ async function scenario(datastore: string, lockTtl: string, batchRows: number): 
   const work = mkdtempSync(path.join(tmpdir(), 'anchovies-workers-'))
   try {
     const out = path.join(work, 'out.jsonl')
-    const common = { ACHVY_DATASTORE: datastore, ACHVY_USER: 'dev', ACHVY_LOCK_TTL: lockTtl, TABLES: TABLES.join(','), PAGE: '20', PAGE_MS: '15', ACHVY_BATCH_MAX_ROWS: String(batchRows) }
+    const common = {
+      ACHVY_DATASTORE: datastore,
+      ACHVY_USER: 'dev',
+      ACHVY_LOCK_TTL: lockTtl,
+      TABLES: TABLES.join(','),
+      PAGE: '20',
+      PAGE_MS: '15',
+      ACHVY_BATCH_MAX_ROWS: String(batchRows),
+    }
     const dl = (n: number, i: number, total: number, extra: Record<string, string> = {}): Run =>
-      anchovy(['start', '-i', 'src', ...PAGED], { ...common, TOTAL: String(total), ACHVY_WORKERS: String(n), ACHVY_WORKER_NUM: String(i), ...extra })
+      anchovy(['start', '-i', 'src', ...PAGED], {
+        ...common,
+        TOTAL: String(total),
+        ACHVY_WORKERS: String(n),
+        ACHVY_WORKER_NUM: String(i),
+        ...extra,
+      })
     const upload = async (): Promise<void> => {
       const r = await untilNotLocked(['start', '-i', 'dst', '-U', 'src', ...UPLOAD], { ...common, OUT_FILE: out })
       expect(r.code, r.stderr).toBe(0)
     }
 
     // Three workers at once (the third numbered by a Kubernetes Indexed Job's JOB_COMPLETION_INDEX).
-    const first = [dl(3, 0, 200), dl(3, 1, 200), anchovy(['start', '-i', 'src', ...PAGED], { ...common, TOTAL: '200', ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: '2' })]
+    const first = [
+      dl(3, 0, 200),
+      dl(3, 1, 200),
+      anchovy(['start', '-i', 'src', ...PAGED], {
+        ...common,
+        TOTAL: '200',
+        ACHVY_WORKERS: '3',
+        JOB_COMPLETION_INDEX: '2',
+      }),
+    ]
     for (const r of await Promise.all(first.map((r) => r.done))) expect(r.code, r.stderr).toBe(0)
     await upload()
     const owners = check(out, 200)
-    for (const [table, workers] of owners) expect(workers.size, `${table} was committed by workers ${[...workers].join(', ')}`).toBe(1)
+    for (const [table, workers] of owners)
+      expect(workers.size, `${table} was committed by workers ${[...workers].join(', ')}`).toBe(1)
     const perWorker = new Set([...owners.values()].map((w) => [...w][0]))
     expect(perWorker.size, 'every worker got a share').toBe(3)
 
@@ -96,7 +126,12 @@ async function scenario(datastore: string, lockTtl: string, batchRows: number): 
     })
     victim.child.kill('SIGKILL')
     for (const r of await Promise.all([second[0]!.done, second[2]!.done])) expect(r.code, r.stderr).toBe(0)
-    const rerun = await untilNotLocked(['start', '-i', 'src', ...PAGED], { ...common, TOTAL: '400', ACHVY_WORKERS: '3', ACHVY_WORKER_NUM: '1' })
+    const rerun = await untilNotLocked(['start', '-i', 'src', ...PAGED], {
+      ...common,
+      TOTAL: '400',
+      ACHVY_WORKERS: '3',
+      ACHVY_WORKER_NUM: '1',
+    })
     expect(rerun.code, rerun.stderr).toBe(0)
     await upload()
     const again = check(out, 400, 200)

@@ -12,7 +12,8 @@ afterEach(async () => {
 
 /** Runs a process with its wall clock shifted (`-2d`, `+3h`, …) by libfaketime; timers keep the real monotonic clock. */
 function shifted(offset: string): { wrapper: string[]; env: Record<string, string> } {
-  if (!existsSync(FAKETIME)) throw new Error(`${FAKETIME} is missing: apt-get install -y faketime (.ci/run must install it)`)
+  if (!existsSync(FAKETIME))
+    throw new Error(`${FAKETIME} is missing: apt-get install -y faketime (.ci/run must install it)`)
   return { wrapper: [FAKETIME, '-f', offset], env: { FAKETIME_DONT_FAKE_MONOTONIC: '1' } }
 }
 
@@ -62,7 +63,11 @@ describe('clock jumps', () => {
     p.source.addFile(150_000)
     const before = commitCount(p.datastore)
     const a = p.downloader()
-    await until(() => existsSync(path.join(p.datastore, USER, DOWNLOADER, '$lock')), 20_000, 'the first run to take the lock')
+    await until(
+      () => existsSync(path.join(p.datastore, USER, DOWNLOADER, '$lock')),
+      20_000,
+      'the first run to take the lock',
+    )
     // The live holder's heartbeat looks an hour old to this run: core takes the lock over (see the issue 6 report);
     // the exclusive commit sequence must still keep the two runs from both committing.
     const b = p.downloader(shifted('+1h'))

@@ -15,7 +15,10 @@ function records(ds: string, id: string): { file: string; record: CommitRecord }
   return readdirSync(dir)
     .filter((n) => /^\d{12}\.json$/.test(n))
     .sort()
-    .map((n) => ({ file: path.join(dir, n), record: JSON.parse(readFileSync(path.join(dir, n), 'utf8')) as CommitRecord }))
+    .map((n) => ({
+      file: path.join(dir, n),
+      record: JSON.parse(readFileSync(path.join(dir, n), 'utf8')) as CommitRecord,
+    }))
 }
 
 /** Both tables loaded once, then a batch that only touches stock: the newest commit does not carry the orders manifest. */
@@ -33,7 +36,9 @@ async function setup(seed: number): Promise<{ p: Pipeline; ds: string }> {
 }
 
 async function currentRows(p: Pipeline): Promise<number> {
-  const r = await p.db.query<{ n: string }>(`SELECT (SELECT count(*) FROM "${DOWNLOADER}__${USER}".orders) + (SELECT count(*) FROM "${DOWNLOADER}__${USER}".stock) AS n`)
+  const r = await p.db.query<{ n: string }>(
+    `SELECT (SELECT count(*) FROM "${DOWNLOADER}__${USER}".orders) + (SELECT count(*) FROM "${DOWNLOADER}__${USER}".stock) AS n`,
+  )
   return Number(r[0]!.n)
 }
 
@@ -51,13 +56,35 @@ describe('a corrupted datastore file, end to end', () => {
     expect(o.stderr).toMatch(/ANCH_ERR_DATASTORE_CORRUPT/)
     expect(o.stderr).toContain(key)
     // nothing of orders was committed: in particular not every orders file again, as if from zero
-    expect(records(ds, DOWNLOADER).slice(before).flatMap((r) => r.record.files).filter((f) => f.table === 'orders')).toEqual([])
+    expect(
+      records(ds, DOWNLOADER)
+        .slice(before)
+        .flatMap((r) => r.record.files)
+        .filter((f) => f.table === 'orders'),
+    ).toEqual([])
     const up = await p.outcome('uploader', p.uploader())
     expect(up.code, up.stderr).toBe(0)
 
     // the operator restores the value from the last commit record that set it
-    const last = records(ds, DOWNLOADER).filter((r) => key in r.record.checkpoints).at(-1)!
-    const set = await spawnAnchovy(['checkpoint', 'set', key, JSON.stringify(last.record.checkpoints[key]), '--id', DOWNLOADER, '-u', USER, '--datastore', ds], {}, ds).done
+    const last = records(ds, DOWNLOADER)
+      .filter((r) => key in r.record.checkpoints)
+      .at(-1)!
+    const set = await spawnAnchovy(
+      [
+        'checkpoint',
+        'set',
+        key,
+        JSON.stringify(last.record.checkpoints[key]),
+        '--id',
+        DOWNLOADER,
+        '-u',
+        USER,
+        '--datastore',
+        ds,
+      ],
+      {},
+      ds,
+    ).done
     expect(set.code, set.stderr).toBe(0)
     await p.expectConverged()
   }, 120_000)

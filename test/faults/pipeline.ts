@@ -1,6 +1,17 @@
 import { expect } from 'vitest'
 import { startSshd, type Sshd } from '../../packages/plugin-sftp/test/helpers/sshd.js'
-import { checkPipeline, createDatabase, killAll, outcomeText, spawnAnchovy, tempDir, writeConfig, type Outcome, type PgDatabase, type Running } from '../chaos/harness.js'
+import {
+  checkPipeline,
+  createDatabase,
+  killAll,
+  outcomeText,
+  spawnAnchovy,
+  tempDir,
+  writeConfig,
+  type Outcome,
+  type PgDatabase,
+  type Running,
+} from '../chaos/harness.js'
 import { ChangingSource, downloaderConfig, rng } from '../chaos/source.js'
 
 export const USER = 'fault'
@@ -54,12 +65,22 @@ export class Pipeline {
 
   /** Starts the downloader. */
   downloader(opts: { env?: Record<string, string>; wrapper?: string[]; args?: string[] } = {}): Running {
-    return spawnAnchovy(['start', '-op', 'sftp.CsvDownloader', '--id', DOWNLOADER, '--config-file', this.config, ...(opts.args ?? [])], this.env(opts.env), this.work.dir, opts.wrapper)
+    return spawnAnchovy(
+      ['start', '-op', 'sftp.CsvDownloader', '--id', DOWNLOADER, '--config-file', this.config, ...(opts.args ?? [])],
+      this.env(opts.env),
+      this.work.dir,
+      opts.wrapper,
+    )
   }
 
   /** Starts the uploader. */
   uploader(opts: { env?: Record<string, string>; wrapper?: string[]; args?: string[] } = {}): Running {
-    return spawnAnchovy(['start', '-op', 'sql.Uploader', '--id', UPLOADER, '-U', DOWNLOADER, ...(opts.args ?? [])], this.env(opts.env), this.work.dir, opts.wrapper)
+    return spawnAnchovy(
+      ['start', '-op', 'sql.Uploader', '--id', UPLOADER, '-U', DOWNLOADER, ...(opts.args ?? [])],
+      this.env(opts.env),
+      this.work.dir,
+      opts.wrapper,
+    )
   }
 
   /** Waits for a run and records it in the log. */
@@ -81,7 +102,14 @@ export class Pipeline {
   async expectConverged(): Promise<void> {
     await this.cleanRound()
     await this.cleanRound()
-    const problems = await checkPipeline({ source: this.source, db: this.db, datastore: this.datastore, user: USER, downloader: DOWNLOADER, uploader: UPLOADER })
+    const problems = await checkPipeline({
+      source: this.source,
+      db: this.db,
+      datastore: this.datastore,
+      user: USER,
+      downloader: DOWNLOADER,
+      uploader: UPLOADER,
+    })
     expect(problems, this.log.join('\n')).toEqual([])
   }
 

@@ -15,7 +15,10 @@ async function activeStatement(port: number, db: string, pattern: RegExp): Promi
   const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres` })
   try {
     await c.connect()
-    const r = await c.query<{ query: string }>("SELECT query FROM pg_stat_activity WHERE datname = $1 AND state = 'active'", [db])
+    const r = await c.query<{ query: string }>(
+      "SELECT query FROM pg_stat_activity WHERE datname = $1 AND state = 'active'",
+      [db],
+    )
     return r.rows.some((x) => pattern.test(x.query))
   } catch {
     return false
@@ -43,7 +46,11 @@ describe('PostgreSQL crashed and restarted in the middle of an upload', () => {
         const up = p.uploader()
         let exited = false
         void up.done.then(() => (exited = true))
-        await until(async () => exited || (await activeStatement(server!.port, p.db.name, pattern)), 60_000, `the uploader to run ${pattern}`)
+        await until(
+          async () => exited || (await activeStatement(server!.port, p.db.name, pattern)),
+          60_000,
+          `the uploader to run ${pattern}`,
+        )
         expect(exited, 'the uploader finished before the restart').toBe(false)
         server!.crashRestart()
         const o = await p.outcome('uploader across the crash', up)

@@ -33,11 +33,26 @@ export class PrivatePostgres {
 
   private as(args: string[]): string {
     const [cmd, ...rest] = args
-    return execFileSync('runuser', ['-u', 'postgres', '--', path.join(BIN, cmd!), ...rest], { stdio: 'pipe', timeout: 60_000 }).toString()
+    return execFileSync('runuser', ['-u', 'postgres', '--', path.join(BIN, cmd!), ...rest], {
+      stdio: 'pipe',
+      timeout: 60_000,
+    }).toString()
   }
 
   private startServer(): void {
-    this.as(['pg_ctl', '-D', this.data, '-l', path.join(this.dir, 'log'), '-w', '-t', '30', '-o', `-p ${this.port} -c listen_addresses=127.0.0.1 -k ${this.dir}`, 'start'])
+    this.as([
+      'pg_ctl',
+      '-D',
+      this.data,
+      '-l',
+      path.join(this.dir, 'log'),
+      '-w',
+      '-t',
+      '30',
+      '-o',
+      `-p ${this.port} -c listen_addresses=127.0.0.1 -k ${this.dir}`,
+      'start',
+    ])
   }
 
   /** Crashes the server (`-m immediate`: no clean shutdown, recovery from WAL at start) and starts it again. */

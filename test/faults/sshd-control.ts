@@ -30,7 +30,9 @@ export class SshdControl {
 
   /** Starts sshd again on the same port. */
   async start(): Promise<void> {
-    const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(this.sshd.dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(this.sshd.dir, 'sshd_config')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     this.restarted = child
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))

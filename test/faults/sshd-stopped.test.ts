@@ -40,14 +40,19 @@ describe('sshd stopped mid-transfer', () => {
   it('fails the run without committing a partial file; once sshd is back the rerun converges', async () => {
     const { p, ds, control } = await setup(11)
     const before = commits(ds)
-    const dl = p.downloader({ env: { ACHVY_CNXN__RETRIES: '2', ACHVY_CNXN__RETRY_DELAY: '0.2', ACHVY_CNXN__TIMEOUT: '3' } })
+    const dl = p.downloader({
+      env: { ACHVY_CNXN__RETRIES: '2', ACHVY_CNXN__RETRY_DELAY: '0.2', ACHVY_CNXN__TIMEOUT: '3' },
+    })
     await until(() => writingData(ds), 30_000, 'rows to stream')
     await control.stop()
     const o = await p.outcome('downloader while sshd is down', dl)
     expect(o.code, o.stderr).toBe(1)
     expect(o.stderr).toMatch(/ANCH_ERR_SFTP/)
     expect(commits(ds)).toBe(before)
-    const again = await p.outcome('downloader while sshd is still down', p.downloader({ env: { ACHVY_CNXN__RETRIES: '0' } }))
+    const again = await p.outcome(
+      'downloader while sshd is still down',
+      p.downloader({ env: { ACHVY_CNXN__RETRIES: '0' } }),
+    )
     expect(again.code).toBe(1)
     expect(commits(ds)).toBe(before)
     await control.start()

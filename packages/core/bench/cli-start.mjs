@@ -30,5 +30,7 @@ const base = median(times.get('node -e 0'))
 console.log(`CLI start-up, ${repeat} runs each (median, min–max, ratio to node -e 0)`)
 for (const [name, xs] of times) {
   const m = median(xs)
-  console.log(`  ${name.padEnd(20)} ${m.toFixed(0).padStart(5)} ms  (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})  ${(m / base).toFixed(2)}x  +${(m - base).toFixed(0)} ms`)
+  console.log(
+    `  ${name.padEnd(20)} ${m.toFixed(0).padStart(5)} ms  (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})  ${(m / base).toFixed(2)}x  +${(m - base).toFixed(0)} ms`,
+  )
 }

@@ -32,19 +32,50 @@ async function generate(location, n, r) {
     const failed = i % 17 === 0
     const history = Array.from({ length: 20 }, (_, k) => {
       const end = new Date(now - k * 3600_000 - (i % 60) * 1000)
-      return { session_id: `20250101${String(k).padStart(6, '0')}.${i.toString(16).padStart(8, '0')}`, started_at: new Date(end - 5000).toISOString(), ended_at: end.toISOString(), status: failed && k === 0 ? 'ERR' : 'OK', exit_code: failed && k === 0 ? 1 : 0, host: 'bench', pid: 1, duration_ms: 5000, rows: 1000, error: failed && k === 0 ? 'table t1: connection reset' : null }
+      return {
+        session_id: `20250101${String(k).padStart(6, '0')}.${i.toString(16).padStart(8, '0')}`,
+        started_at: new Date(end - 5000).toISOString(),
+        ended_at: end.toISOString(),
+        status: failed && k === 0 ? 'ERR' : 'OK',
+        exit_code: failed && k === 0 ? 1 : 0,
+        host: 'bench',
+        pid: 1,
+        duration_ms: 5000,
+        rows: 1000,
+        error: failed && k === 0 ? 'table t1: connection reset' : null,
+      }
     })
     const summary = {
-      format: 1, anchovy_id: id, anchovy_user: 'bench', operator: i % 5 ? 'Uploader' : 'Downloader', upstream: i % 5 ? [`a${String(i - 1).padStart(5, '0')}`] : [], service: false, task_store: 'default', lock_ttl_s: 60,
-      tables: Array.from({ length: 5 }, (_, t) => ({ name: `t${t}`, rows: 200, status: 'OK' })), running: null, last_run: history[0], last_ok_at: history[failed ? 1 : 0].ended_at, history, updated_at: new Date(now).toISOString(),
+      format: 1,
+      anchovy_id: id,
+      anchovy_user: 'bench',
+      operator: i % 5 ? 'Uploader' : 'Downloader',
+      upstream: i % 5 ? [`a${String(i - 1).padStart(5, '0')}`] : [],
+      service: false,
+      task_store: 'default',
+      lock_ttl_s: 60,
+      tables: Array.from({ length: 5 }, (_, t) => ({ name: `t${t}`, rows: 200, status: 'OK' })),
+      running: null,
+      last_run: history[0],
+      last_ok_at: history[failed ? 1 : 0].ended_at,
+      history,
+      updated_at: new Date(now).toISOString(),
     }
     jobs.push(() => ds.write(`$school/bench/${id}.json`, JSON.stringify(summary)))
-    for (let k = 0; k < r; k++) jobs.push(() => ds.write(`bench/${id}/$results/sessions/20250101${String(k).padStart(6, '0')}.${i.toString(16).padStart(8, '0')}.json`, JSON.stringify({ anchovy_id: id, anchovy_user: 'bench', status: 'OK', batches: [] })))
+    for (let k = 0; k < r; k++)
+      jobs.push(() =>
+        ds.write(
+          `bench/${id}/$results/sessions/20250101${String(k).padStart(6, '0')}.${i.toString(16).padStart(8, '0')}.json`,
+          JSON.stringify({ anchovy_id: id, anchovy_user: 'bench', status: 'OK', batches: [] }),
+        ),
+      )
   }
   let next = 0
-  await Promise.all(Array.from({ length: 64 }, async () => {
-    while (next < jobs.length) await jobs[next++]()
-  }))
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < jobs.length) await jobs[next++]()
+    }),
+  )
   await ds.close()
 }
 
@@ -76,13 +107,18 @@ function getJson(url) {
       let n = 0
       res.on('data', (d) => (n += d.length))
       res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`HTTP ${res.statusCode}`))))
-    }).on('error', reject).end()
+    })
+      .on('error', reject)
+      .end()
   })
 }
 
 /** Starts `school serve`, times GET /api/anchovies `repeat` times, reads the server's peak RSS. */
 async function measureApi(env) {
-  const child = spawn(process.execPath, [bin, 'school', 'serve', '--port', '0', '-a'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [bin, 'school', 'serve', '--port', '0', '-a'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let err = ''
   child.stderr.on('data', (d) => (err += d))
   const start = Date.now()
@@ -111,7 +147,9 @@ const fmt = (label, { times, rss }) =>
 async function bench(name, location, r) {
   const t = performance.now()
   await generate(location, anchovies, r)
-  console.log(`${name}: ${anchovies} anchovies × ${r} runs (generated in ${((performance.now() - t) / 1000).toFixed(1)} s), ${repeat} runs each`)
+  console.log(
+    `${name}: ${anchovies} anchovies × ${r} runs (generated in ${((performance.now() - t) / 1000).toFixed(1)} s), ${repeat} runs each`,
+  )
   const env = { ACHVY_DATASTORE: location, ACHVY_USER: 'bench', ACHVY_LOG_LEVEL: 'warn' }
   console.log(fmt('anchovy school ls --json', await measureCli([bin, 'school', 'ls', '--json'], env)))
   console.log(fmt('GET /api/anchovies (warm server)', await measureApi(env)))
@@ -132,11 +170,30 @@ if (!process.argv.includes('--no-azurite') && existsSync(azuriteHelper)) {
   const main = path.join(here, '../../../node_modules/azurite/dist/src/blob/main.js')
   const loc = mkdtempSync(path.join(tmpdir(), 'anchovies-school-bench-az-'))
   const port = 20000 + Math.floor(Math.random() * 20000)
-  const az = spawn(process.execPath, [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', loc, '--silent', '--skipApiVersionCheck', '--disableTelemetry'], { stdio: 'ignore' })
+  const az = spawn(
+    process.execPath,
+    [
+      main,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(port),
+      '--location',
+      loc,
+      '--silent',
+      '--skipApiVersionCheck',
+      '--disableTelemetry',
+    ],
+    { stdio: 'ignore' },
+  )
   try {
     const until = Date.now() + 20_000
     for (;;) {
-      const up = await new Promise((res) => request(`http://127.0.0.1:${port}/devstoreaccount1?comp=list`, (r) => (r.resume(), res(true))).on('error', () => res(false)).end())
+      const up = await new Promise((res) =>
+        request(`http://127.0.0.1:${port}/devstoreaccount1?comp=list`, (r) => (r.resume(), res(true)))
+          .on('error', () => res(false))
+          .end(),
+      )
       if (up) break
       if (Date.now() > until || az.exitCode !== null) throw new Error('azurite did not start')
       await new Promise((r) => setTimeout(r, 100))

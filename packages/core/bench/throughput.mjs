@@ -13,8 +13,16 @@ import { fileURLToPath } from 'node:url'
 const self = fileURLToPath(import.meta.url)
 
 function row(i) {
-  return { id: i, name: `customer ${i % 1000}`, amount: (i % 10000) / 100, qty: i % 17, active: i % 3 === 0,
-    at: new Date(Date.UTC(2025, 0, 1) + i * 1000), note: i % 5 ? null : 'free text, with "quotes"', code: `C${(i * 7919) % 100000}` }
+  return {
+    id: i,
+    name: `customer ${i % 1000}`,
+    amount: (i % 10000) / 100,
+    qty: i % 17,
+    active: i % 3 === 0,
+    at: new Date(Date.UTC(2025, 0, 1) + i * 1000),
+    note: i % 5 ? null : 'free text, with "quotes"',
+    code: `C${(i * 7919) % 100000}`,
+  }
 }
 
 async function stage(name, rows, dir) {
@@ -39,7 +47,7 @@ async function stage(name, rows, dir) {
     for await (const chunk of createReadStream(path.join(dir, 'baseline.json.gz')).pipe(createGunzip())) {
       const lines = (rest + chunk).split('\n')
       rest = lines.pop()
-      for (const l of lines) if (l) (JSON.parse(l), n++)
+      for (const l of lines) if (l) JSON.parse(l), n++
     }
     if (n !== rows) throw new Error(`baseline read ${n} rows`)
   } else {
@@ -61,7 +69,16 @@ async function stage(name, rows, dir) {
     sink('*')(BenchUploader.prototype, 'drop')
     const op = name === 'download' ? BenchDownloader : BenchUploader
     const r = await startAnchovy(
-      { flags: { id: name === 'download' ? 'dl' : 'up', user: 'bench', datastore: dir, upstream: name === 'download' ? [] : ['dl'] }, env: {}, cwd: dir },
+      {
+        flags: {
+          id: name === 'download' ? 'dl' : 'up',
+          user: 'bench',
+          datastore: dir,
+          upstream: name === 'download' ? [] : ['dl'],
+        },
+        env: {},
+        cwd: dir,
+      },
       { operator: { operator: op }, logger: createLogger('warn', false) },
     )
     if (r.exitCode !== 0) throw new Error(`${name} exited ${r.exitCode}`)
@@ -93,8 +110,13 @@ if (args[0] === '--stage') {
       const br = run('baseline-read', rows, dir)
       const dl = run('download', rows, dir)
       const up = run('upload', rows, dir)
-      for (const [label, s, b] of [['download', dl, bw], ['upload', up, br]]) {
-        console.log(`${String(rows).padEnd(10)} ${label.padEnd(14)} ${s.ms.toFixed(0).padStart(7)} ${String(Math.round(rows / (s.ms / 1000))).padStart(10)} ${mb(s.rss).padStart(10)} ${b.ms.toFixed(0).padStart(12)} ${(s.ms / b.ms).toFixed(2).padStart(6)}`)
+      for (const [label, s, b] of [
+        ['download', dl, bw],
+        ['upload', up, br],
+      ]) {
+        console.log(
+          `${String(rows).padEnd(10)} ${label.padEnd(14)} ${s.ms.toFixed(0).padStart(7)} ${String(Math.round(rows / (s.ms / 1000))).padStart(10)} ${mb(s.rss).padStart(10)} ${b.ms.toFixed(0).padStart(12)} ${(s.ms / b.ms).toFixed(2).padStart(6)}`,
+        )
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })

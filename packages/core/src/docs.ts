@@ -6,9 +6,25 @@ import type { PluginDefinition } from './plugins/define-plugin.js'
 export function settingsTable(specs: readonly SettingSpec[] = CORE_SETTINGS): string {
   const rows = specs.map((s) => {
     const env = [...s.env, ...(s.invertedEnv ?? []).map((e) => `${e} (inverted)`)].join(', ') || '-'
-    const keys = [s.key, ...(s.invertedKeys ?? []).map((k) => `${k} (inverted)`)].map((k) => `\`config.${k.replace(/ \(inverted\)$/, '')}\`${k.endsWith('(inverted)') ? ' (inverted)' : ''}`).join(', ')
-    const def = s.default === undefined ? '' : Array.isArray(s.default) ? (s.default.length ? s.default.join(',') : '') : String(s.default)
-    return `| ${s.flags ? `\`${s.flags}\`` : '-'} | ${env === '-' ? '-' : env.split(', ').map((e) => (e.includes('(') ? `\`${e.split(' ')[0]}\` (inverted)` : `\`${e}\``)).join(', ')} | ${keys} | ${def ? `\`${def}\`` : ''} | ${s.description} |`
+    const keys = [s.key, ...(s.invertedKeys ?? []).map((k) => `${k} (inverted)`)]
+      .map((k) => `\`config.${k.replace(/ \(inverted\)$/, '')}\`${k.endsWith('(inverted)') ? ' (inverted)' : ''}`)
+      .join(', ')
+    const def =
+      s.default === undefined
+        ? ''
+        : Array.isArray(s.default)
+          ? s.default.length
+            ? s.default.join(',')
+            : ''
+          : String(s.default)
+    return `| ${s.flags ? `\`${s.flags}\`` : '-'} | ${
+      env === '-'
+        ? '-'
+        : env
+            .split(', ')
+            .map((e) => (e.includes('(') ? `\`${e.split(' ')[0]}\` (inverted)` : `\`${e}\``))
+            .join(', ')
+    } | ${keys} | ${def ? `\`${def}\`` : ''} | ${s.description} |`
   })
   return ['| flag | env | config.yaml | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n')
 }

@@ -14,7 +14,14 @@ export { Connection, maskAttributes, readConnectionAttributes } from './connecti
 export type { ConnectionAttributes } from './connections/connection.js'
 export { definePlugin, isPlugin } from './plugins/define-plugin.js'
 export type { Plugin, PluginDefinition, PluginErrorDoc } from './plugins/define-plugin.js'
-export { AnchoviesError, AnchovyExecutionTimeout, AnchovyLocked, isAnchoviesError, ERROR_CODES, EXIT } from './errors.js'
+export {
+  AnchoviesError,
+  AnchovyExecutionTimeout,
+  AnchovyLocked,
+  isAnchoviesError,
+  ERROR_CODES,
+  EXIT,
+} from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { DateTime, LocalDate, formatDate } from './values.js'
 export { registerSecret, redact, isSecretAttribute } from './logging/secrets.js'
@@ -24,7 +31,14 @@ export { validateName } from './names.js'
 export { bareTable, parseTable, qualifiedName, tableRecord } from './tables.js'
 export { FilesystemDatastore, isStale } from './datastore/filesystem-datastore.js'
 export { lockOwner } from './datastore/datastore.js'
-export type { Datastore, DatastoreEntry, DatastoreFactory, DatastoreLock, LockInfo, LockOwner } from './datastore/datastore.js'
+export type {
+  Datastore,
+  DatastoreEntry,
+  DatastoreFactory,
+  DatastoreLock,
+  LockInfo,
+  LockOwner,
+} from './datastore/datastore.js'
 export { openDatastore, registerDatastore } from './datastore/open.js'
 export { CommitLog } from './datastore/commit-log.js'
 export { AnchovyState, readCheckpoints } from './datastore/anchovy-state.js'
@@ -33,7 +47,15 @@ export { checkpointHistory, changeAt } from './datastore/checkpoint-history.js'
 export type { CheckpointChange } from './datastore/checkpoint-history.js'
 export type { Stage } from './datastore/stage.js'
 export type { CommitRecord, CommittedFile } from './datastore/commit-log.js'
-export { CheckpointStore, TableStore, TaskStore, HiveTaskStore, DataBuffer, encodeCheckpoint, decodeCheckpoint } from './datastore/stores.js'
+export {
+  CheckpointStore,
+  TableStore,
+  TaskStore,
+  HiveTaskStore,
+  DataBuffer,
+  encodeCheckpoint,
+  decodeCheckpoint,
+} from './datastore/stores.js'
 export type { StoreContext, TaskRecord, TableWriter } from './datastore/stores.js'
 export { encodeRow, decodeRow, readDataFile, readDataFileChunks, DataFileWriter } from './datastore/data-file.js'
 export { chunksOf, isRowStream, rowStream } from './execution/row-stream.js'

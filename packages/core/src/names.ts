@@ -37,7 +37,7 @@ export function joinPath(...segments: string[]): string {
   const parts: string[] = []
   for (const seg of segments) {
     for (const part of seg.split('/')) {
-      if (part === '' ) continue
+      if (part === '') continue
       if (part === '.' || part === '..' || /[\u0000-\u001f\\]/.test(part)) {
         throw new AnchoviesError('ANCH_ERR_NAME', `refusing datastore path segment ${JSON.stringify(part)}`)
       }

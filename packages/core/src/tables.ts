@@ -2,7 +2,17 @@ import { COLUMN_TYPES, type ColumnType, type SortKey, type Table } from './types
 import { nameProblem } from './names.js'
 import { addProblem } from './config/problems.js'
 
-const KNOWN_KEYS = new Set(['name', 'namespace', 'columns', 'cols', 'unique_by', 'set_by', 'sort_by', 'deleted_ttl', 'data_change_timestamp_field'])
+const KNOWN_KEYS = new Set([
+  'name',
+  'namespace',
+  'columns',
+  'cols',
+  'unique_by',
+  'set_by',
+  'sort_by',
+  'deleted_ttl',
+  'data_change_timestamp_field',
+])
 
 /** Builds a table from a `tbls.<name>` map (or a `$tables/<name>.json` record); problems are pushed to `problems`. */
 export function parseTable(
@@ -15,7 +25,8 @@ export function parseTable(
   const at = `${where}: tbls.${name}`
   const p = nameProblem('table name', name)
   if (p) addProblem(problems, `${at}: ${p}`, 'ANCH_ERR_NAME')
-  const obj: Record<string, unknown> = raw == null ? {} : typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {}
+  const obj: Record<string, unknown> =
+    raw == null ? {} : typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {}
   if (raw != null && obj !== raw) problems.push(`${at}: must be a map of settings`)
   const setting = (key: string): unknown => (Object.hasOwn(obj, key) ? obj[key] : undefined)
 
@@ -35,9 +46,18 @@ export function parseTable(
     problems.push(`${at}.columns: must be a map of column name to type`)
   }
   function addColumn(col: string, type: string): void {
-    const t = type === 'decimal' || type === 'bigint' ? (type === 'bigint' ? 'int' : 'float') : type === 'json' ? 'object' : type
+    const t =
+      type === 'decimal' || type === 'bigint'
+        ? type === 'bigint'
+          ? 'int'
+          : 'float'
+        : type === 'json'
+          ? 'object'
+          : type
     if (!(COLUMN_TYPES as readonly string[]).includes(t)) {
-      problems.push(`${at}.columns.${col}: unknown type ${JSON.stringify(type)} (use one of ${COLUMN_TYPES.join(', ')})`)
+      problems.push(
+        `${at}.columns.${col}: unknown type ${JSON.stringify(type)} (use one of ${COLUMN_TYPES.join(', ')})`,
+      )
       return
     }
     columns[col] = t as ColumnType
@@ -67,7 +87,8 @@ export function parseTable(
   const dctf = setting('data_change_timestamp_field')
   const properties: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   for (const [k, v] of Object.entries(obj)) if (!KNOWN_KEYS.has(k)) properties[k] = v
-  const ns = typeof setting('namespace') === 'string' && setting('namespace') ? (setting('namespace') as string) : namespace
+  const ns =
+    typeof setting('namespace') === 'string' && setting('namespace') ? (setting('namespace') as string) : namespace
   return {
     name,
     namespace: ns,
@@ -105,7 +126,9 @@ export function tableRecord(table: Table): Record<string, unknown> {
   return {
     name: table.name,
     namespace: table.namespace,
-    cols: cols.every(([c]) => listable(c) && !c.includes(' ')) ? cols.map(([c, t]) => `${c} ${t}`).join(', ') : Object.fromEntries(cols),
+    cols: cols.every(([c]) => listable(c) && !c.includes(' '))
+      ? cols.map(([c, t]) => `${c} ${t}`).join(', ')
+      : Object.fromEntries(cols),
     unique_by: names(table.uniqueBy),
     set_by: names(table.setBy),
     sort_by: table.sortBy.every((s) => listable(s.column)) ? sortBy.join(', ') : sortBy,
@@ -132,9 +155,22 @@ export function mergeTables(base: Table, over: Table): Table {
 
 /** A table with only a name (for sources that name their table and have no config). */
 export function bareTable(name: string, namespace: string | null = null): Table {
-  return { name, namespace, columns: Object.create(null) as Record<string, ColumnType>, uniqueBy: [], setBy: [], sortBy: [], deletedTtl: null, dataChangeTimestampField: null, properties: Object.create(null) as Record<string, unknown> }
+  return {
+    name,
+    namespace,
+    columns: Object.create(null) as Record<string, ColumnType>,
+    uniqueBy: [],
+    setBy: [],
+    sortBy: [],
+    deletedTtl: null,
+    dataChangeTimestampField: null,
+    properties: Object.create(null) as Record<string, unknown>,
+  }
 }
 
 function splitList(s: string): string[] {
-  return s.split(',').map((x) => x.trim()).filter(Boolean)
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
 }

@@ -20,7 +20,8 @@ export class LocalDate {
       if ((year | month | day) >= 0) return new LocalDate(year, month, day)
     }
     const m = DATE_RE.exec(text)
-    if (!m) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not a date (YYYY-MM-DD): ${JSON.stringify(text.slice(0, 40))}`)
+    if (!m)
+      throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not a date (YYYY-MM-DD): ${JSON.stringify(text.slice(0, 40))}`)
     return new LocalDate(Number(m[1]), Number(m[2]), Number(m[3]))
   }
 
@@ -64,7 +65,8 @@ export class DateTime {
     const quick = isoOffset(text)
     if (quick !== undefined) return new DateTime(text, quick)
     const m = DATETIME_RE.exec(text)
-    if (!m) throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not an ISO datetime: ${JSON.stringify(text.slice(0, 40))}`)
+    if (!m)
+      throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `not an ISO datetime: ${JSON.stringify(text.slice(0, 40))}`)
     const tz = m[8]
     let offset: number | null = null
     if (tz !== undefined) {
@@ -82,7 +84,8 @@ export class DateTime {
     if (this.micros === undefined) {
       const [, y, mo, d, h, mi, s = '0', frac = ''] = DATETIME_RE.exec(this.iso)!
       const wallMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
-      this.micros = BigInt(wallMs - (this.offsetMinutes ?? 0) * 60_000) * 1000n + BigInt(Number((frac + '000000').slice(0, 6)))
+      this.micros =
+        BigInt(wallMs - (this.offsetMinutes ?? 0) * 60_000) * 1000n + BigInt(Number((frac + '000000').slice(0, 6)))
     }
     return this.micros
   }
@@ -137,7 +140,11 @@ function isoOffset(t: string): number | null | undefined {
   const n = t.length
   if (n < 16 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58) return undefined
   const sep = t.charCodeAt(10)
-  if ((sep !== 84 && sep !== 32) || (digitsAt(t, 0, 4) | digitsAt(t, 5, 2) | digitsAt(t, 8, 2) | digitsAt(t, 11, 2) | digitsAt(t, 14, 2)) < 0) return undefined
+  if (
+    (sep !== 84 && sep !== 32) ||
+    (digitsAt(t, 0, 4) | digitsAt(t, 5, 2) | digitsAt(t, 8, 2) | digitsAt(t, 11, 2) | digitsAt(t, 14, 2)) < 0
+  )
+    return undefined
   let i = 16
   if (i < n && t.charCodeAt(i) === 58) {
     if (digitsAt(t, i + 1, 2) < 0) return undefined

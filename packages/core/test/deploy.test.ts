@@ -70,7 +70,10 @@ describe('deployment recipes', () => {
       expect(node).toBe('node')
       expect(bin).toBe('/app/packages/core/dist/cli/bin.js')
       expect(await parses(args)).toBe('healthcheck')
-      const r = await runCli(args.filter((a, i, all) => a !== '--connections' && all[i - 1] !== '-o' && a !== '-o'), { env: { ACHVY_DATASTORE: ds } })
+      const r = await runCli(
+        args.filter((a, i, all) => a !== '--connections' && all[i - 1] !== '-o' && a !== '-o'),
+        { env: { ACHVY_DATASTORE: ds } },
+      )
       expect(r.code).toBe(1)
       expect(r.stdout).toMatch(/^unhealthy: no run of prod\/sales_db is recorded/)
     }
@@ -90,26 +93,53 @@ describe('deployment recipes', () => {
     expect(await parses(probe)).toBe('healthcheck')
     const ds = tempDir()
     // The index Kubernetes gives each pod is taken as the worker number; one beyond the count is refused.
-    const bad = await runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'erp', '--datastore', ds], { env: { ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: '3' } })
+    const bad = await runCli(
+      ['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'erp', '--datastore', ds],
+      { env: { ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: '3' } },
+    )
     expect(bad.code).toBe(2)
     expect(bad.stderr + bad.stdout).toContain('worker_num: 3 is not below workers (3)')
-    const runs = await Promise.all([0, 1, 2].map((i) => runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'erp', '--prod', '--datastore', ds], { env: { ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: String(i) } })))
+    const runs = await Promise.all(
+      [0, 1, 2].map((i) =>
+        runCli(
+          [
+            'start',
+            '-op',
+            `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`,
+            '--id',
+            'erp',
+            '--prod',
+            '--datastore',
+            ds,
+          ],
+          { env: { ACHVY_WORKERS: '3', JOB_COMPLETION_INDEX: String(i) } },
+        ),
+      ),
+    )
     for (const r of runs) expect(r.code, r.stderr).toBe(0)
     const healthy = await runCli(probe, { env: { ACHVY_DATASTORE: ds } })
     expect(healthy.stdout).toMatch(/^healthy/)
-    const missing = await runCli(probe.map((a, i) => (probe[i - 1] === '--workers' ? '4' : a)), { env: { ACHVY_DATASTORE: ds } })
+    const missing = await runCli(
+      probe.map((a, i) => (probe[i - 1] === '--workers' ? '4' : a)),
+      { env: { ACHVY_DATASTORE: ds } },
+    )
     expect(missing.stdout).toMatch(/^unhealthy: no run of prod\/erp worker 3 of 4/)
   })
 
   it('EventBridge → ECS: the schedule and the container command parse', async () => {
-    const schedule = JSON.parse(deploy('eventbridge-ecs.json')) as { ScheduleExpression: string; Target: { Input: string } }
+    const schedule = JSON.parse(deploy('eventbridge-ecs.json')) as {
+      ScheduleExpression: string
+      Target: { Input: string }
+    }
     expect(schedule.ScheduleExpression).toMatch(/^(rate|cron)\(/)
     const input = JSON.parse(schedule.Target.Input) as { containerOverrides: { command: string[] }[] }
     expect(await parses(input.containerOverrides[0]!.command)).toBe('start')
   })
 
   it('crontab: five schedule fields and anchovy command lines that parse', async () => {
-    const lines = deploy('crontab').split('\n').filter((l) => l.trim() && !l.startsWith('#'))
+    const lines = deploy('crontab')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#'))
     expect(lines.length).toBeGreaterThan(0)
     for (const line of lines) {
       const fields = line.trim().split(/\s+/)

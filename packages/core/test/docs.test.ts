@@ -22,7 +22,10 @@ describe('docs', () => {
   })
 
   it('config.example.yaml is valid', () => {
-    const doc = YAML.parse(read('config.example.yaml')) as { config: Record<string, unknown>; tbls: Record<string, unknown> }
+    const doc = YAML.parse(read('config.example.yaml')) as {
+      config: Record<string, unknown>
+      tbls: Record<string, unknown>
+    }
     const problems: string[] = []
     for (const [name, raw] of Object.entries(doc.tbls)) parseTable(name, raw, 'config.example.yaml', problems)
     expect(problems).toEqual([])

@@ -53,7 +53,15 @@ export function memoryLogger(): { logger: pino.Logger; lines: string[] } {
 /** Runs an operator class in-process like `anchovy start` would. */
 export async function runOperator(
   operator: new () => Operator,
-  opts: { datastore: string; id?: string; user?: string; flags?: Record<string, unknown>; env?: Record<string, string>; config?: string; cwd?: string },
+  opts: {
+    datastore: string
+    id?: string
+    user?: string
+    flags?: Record<string, unknown>
+    env?: Record<string, string>
+    config?: string
+    cwd?: string
+  },
 ): Promise<RunResult & { lines: string[] }> {
   const { logger, lines } = memoryLogger()
   const result = await startAnchovy(
@@ -77,7 +85,10 @@ export interface CliResult {
 }
 
 /** Starts the `anchovy` CLI as a child process. */
-export function spawnCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): ChildProcess & { result: Promise<CliResult> } {
+export function spawnCli(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): ChildProcess & { result: Promise<CliResult> } {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? tmpdir(),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ACHVY_LOG_LEVEL: 'info', ...opts.env },
@@ -87,12 +98,17 @@ export function spawnCli(args: string[], opts: { env?: Record<string, string | u
   let stderr = ''
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const result = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
+  const result = new Promise<CliResult>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  )
   return Object.assign(child, { result })
 }
 
 /** Runs the `anchovy` CLI to completion. */
-export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<CliResult> {
   return spawnCli(args, opts).result
 }
 
@@ -107,5 +123,9 @@ export async function waitFor(check: () => boolean, timeoutMs = 20_000, what = '
 
 /** The commit record files (`<seq>.json`) in a `$commits` folder, sorted. */
 export function commitRecords(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{12}\.json$/.test(f)).sort() : []
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /^\d{12}\.json$/.test(f))
+        .sort()
+    : []
 }

@@ -29,7 +29,17 @@ describe('table metadata and _types with any column name', () => {
     const columns = Object.create(null) as Record<string, ColumnType>
     names.forEach((n, i) => (columns[n] = TYPES[i % TYPES.length]!))
     const problems: string[] = []
-    const table: Table = parseTable('t', { columns, unique_by: names.slice(0, 20), set_by: names.slice(20, 25), sort_by: names.slice(25, 40).map((n, i) => (i % 2 ? `-${n}` : `+${n}`)) }, 'test', problems)
+    const table: Table = parseTable(
+      't',
+      {
+        columns,
+        unique_by: names.slice(0, 20),
+        set_by: names.slice(20, 25),
+        sort_by: names.slice(25, 40).map((n, i) => (i % 2 ? `-${n}` : `+${n}`)),
+      },
+      'test',
+      problems,
+    )
     expect(problems).toEqual([])
     const back = parseTable('t', JSON.parse(JSON.stringify(tableRecord(table))), 'test', problems)
     expect(problems).toEqual([])
@@ -42,10 +52,24 @@ describe('table metadata and _types with any column name', () => {
 
   it('plain names keep the Python string forms byte for byte, and Python strings with spaces in names read', () => {
     const problems: string[] = []
-    const t = parseTable('sales', { cols: 'id int, Order Date datetime, amount float', unique_by: 'id', sort_by: '-amount, id' }, 'x', problems)
+    const t = parseTable(
+      'sales',
+      { cols: 'id int, Order Date datetime, amount float', unique_by: 'id', sort_by: '-amount, id' },
+      'x',
+      problems,
+    )
     expect(problems).toEqual([])
-    expect(Object.entries(t.columns)).toEqual([['id', 'int'], ['Order Date', 'datetime'], ['amount', 'float']])
-    const simple = parseTable('sales', { cols: 'id int, amount float', unique_by: 'id', sort_by: '-amount, id' }, 'x', problems)
+    expect(Object.entries(t.columns)).toEqual([
+      ['id', 'int'],
+      ['Order Date', 'datetime'],
+      ['amount', 'float'],
+    ])
+    const simple = parseTable(
+      'sales',
+      { cols: 'id int, amount float', unique_by: 'id', sort_by: '-amount, id' },
+      'x',
+      problems,
+    )
     const rec = tableRecord(simple)
     expect(rec.cols).toBe('id int, amount float')
     expect(rec.unique_by).toBe('id')
@@ -54,7 +78,9 @@ describe('table metadata and _types with any column name', () => {
 
   it('a __proto__ key in columns or table settings is an ordinary name, never a prototype', () => {
     const problems: string[] = []
-    const raw = JSON.parse('{"columns": {"__proto__": "int", "constructor": "str"}, "__proto__": {"path": "/x"}}') as Record<string, unknown>
+    const raw = JSON.parse(
+      '{"columns": {"__proto__": "int", "constructor": "str"}, "__proto__": {"path": "/x"}}',
+    ) as Record<string, unknown>
     const t = parseTable('sales', raw, 'x', problems)
     expect(problems).toEqual([])
     expect(Object.hasOwn(t.columns, '__proto__')).toBe(true)
@@ -67,7 +93,13 @@ describe('table metadata and _types with any column name', () => {
     const names = hostileNames(200, 11)
     const row = Object.create(null) as Row
     names.forEach((n, i) => {
-      const v = [DateTime.parse('2025-01-02T03:04:05+00:00'), new LocalDate(2025, 1, 2), Buffer.from([i % 256]), '2025-01-02', i][i % 5]
+      const v = [
+        DateTime.parse('2025-01-02T03:04:05+00:00'),
+        new LocalDate(2025, 1, 2),
+        Buffer.from([i % 256]),
+        '2025-01-02',
+        i,
+      ][i % 5]
       Object.defineProperty(row, n, { value: v, enumerable: true, writable: true, configurable: true })
     })
     const back = decodeRow(JSON.parse(encodeRow(row)) as Row)
@@ -75,14 +107,27 @@ describe('table metadata and _types with any column name', () => {
     names.forEach((n, i) => {
       const v = Object.getOwnPropertyDescriptor(back, n)!.value as unknown
       const want = ['DateTime', 'LocalDate', 'Buffer', 'String', 'Number'][i % 5]
-      expect(v === null ? 'null' : typeof v === 'object' ? (v as object).constructor.name : typeof v === 'string' ? 'String' : 'Number', n).toBe(want)
+      expect(
+        v === null
+          ? 'null'
+          : typeof v === 'object'
+            ? (v as object).constructor.name
+            : typeof v === 'string'
+              ? 'String'
+              : 'Number',
+        n,
+      ).toBe(want)
     })
   })
 
   it('names that fit the Python annotation string keep it; others use the object form', () => {
     expect(encodeRow({ d: new LocalDate(2025, 1, 2) })).toBe('{"d":"2025-01-02","_types":"d@D"}')
-    expect(encodeRow({ d: new LocalDate(2025, 1, 2), 'Flight Date': new LocalDate(2025, 1, 3) })).toBe('{"d":"2025-01-02","Flight Date":"2025-01-03","_types":{"d":"D","Flight Date":"D"}}')
-    const back = decodeRow(JSON.parse('{"Flight Date":"2025-01-03","Date":"2025-01-04","_types":{"Flight Date":"D"}}') as Row)
+    expect(encodeRow({ d: new LocalDate(2025, 1, 2), 'Flight Date': new LocalDate(2025, 1, 3) })).toBe(
+      '{"d":"2025-01-02","Flight Date":"2025-01-03","_types":{"d":"D","Flight Date":"D"}}',
+    )
+    const back = decodeRow(
+      JSON.parse('{"Flight Date":"2025-01-03","Date":"2025-01-04","_types":{"Flight Date":"D"}}') as Row,
+    )
     expect(back['Flight Date']).toBeInstanceOf(LocalDate)
     expect(back.Date).toBe('2025-01-04')
   })

@@ -1,7 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
-import { AnchoviesError, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo, type LockOwner } from '@anchovies/core'
-import { BlobServiceClient, type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from '@azure/storage-blob'
+import {
+  AnchoviesError,
+  type Datastore,
+  type DatastoreEntry,
+  type DatastoreLock,
+  type LockInfo,
+  type LockOwner,
+} from '@anchovies/core'
+import {
+  BlobServiceClient,
+  type BlockBlobClient,
+  type ContainerClient,
+  type ContainerListBlobFlatSegmentResponse,
+} from '@azure/storage-blob'
 import { BlockBlobWriter, contentHeaders } from './block-blob-writer.js'
 import { resolveCredential, type CredentialKind } from './credentials.js'
 import { downloadWhole } from './download-whole.js'
@@ -55,13 +67,26 @@ export class BlobDatastore implements Datastore {
     const loc = parseBlobLocation(locationUrl, env)
     const cred = await resolveCredential(loc, env)
     const retry = { ...retryOptionsFromEnv(env), ...options.retry }
-    const client = new BlobServiceClient(cred.sas ? `${cred.accountUrl}?${cred.sas}` : cred.accountUrl, cred.credential, {
-      retryOptions: { maxTries: 1 }, // withRetry does it (429, Retry-After, per-try timeouts)
-      userAgentOptions: { userAgentPrefix: 'anchovies' },
-    })
-    const blockSize = options.blockSize ?? positive(env.ACHVY_AZBLOB_BLOCK_SIZE, 4 * 1024 * 1024, 'ACHVY_AZBLOB_BLOCK_SIZE')
-    const concurrency = options.blockConcurrency ?? positive(env.ACHVY_AZBLOB_BLOCK_CONCURRENCY, 4, 'ACHVY_AZBLOB_BLOCK_CONCURRENCY')
-    const ds = new BlobDatastore(loc, client.getContainerClient(loc.container), cred.kind, retry, blockSize, concurrency)
+    const client = new BlobServiceClient(
+      cred.sas ? `${cred.accountUrl}?${cred.sas}` : cred.accountUrl,
+      cred.credential,
+      {
+        retryOptions: { maxTries: 1 }, // withRetry does it (429, Retry-After, per-try timeouts)
+        userAgentOptions: { userAgentPrefix: 'anchovies' },
+      },
+    )
+    const blockSize =
+      options.blockSize ?? positive(env.ACHVY_AZBLOB_BLOCK_SIZE, 4 * 1024 * 1024, 'ACHVY_AZBLOB_BLOCK_SIZE')
+    const concurrency =
+      options.blockConcurrency ?? positive(env.ACHVY_AZBLOB_BLOCK_CONCURRENCY, 4, 'ACHVY_AZBLOB_BLOCK_CONCURRENCY')
+    const ds = new BlobDatastore(
+      loc,
+      client.getContainerClient(loc.container),
+      cred.kind,
+      retry,
+      blockSize,
+      concurrency,
+    )
     const create = options.createContainer ?? !/^(0|false|no|off)$/i.test(env.ACHVY_AZBLOB_CREATE_CONTAINER ?? '')
     await ds.ensureContainer(create)
     return ds
@@ -85,7 +110,9 @@ export class BlobDatastore implements Datastore {
         `container ${this.location.accountUrl}/${this.location.container} does not exist: create it, or allow anchovies to (unset ACHVY_AZBLOB_CREATE_CONTAINER=false)`,
       )
     }
-    await this.call(`creating container ${this.location.container}`, (abortSignal) => this.container.createIfNotExists({ abortSignal }))
+    await this.call(`creating container ${this.location.container}`, (abortSignal) =>
+      this.container.createIfNotExists({ abortSignal }),
+    )
   }
 
   /** The blob name of a datastore path (the prefix plus the validated path). */
@@ -145,11 +172,15 @@ export class BlobDatastore implements Datastore {
       const onAbort = (): void => head.abort(signal.reason)
       signal.addEventListener('abort', onAbort, { once: true })
       try {
-        const res = await client.download(0, undefined, { abortSignal: head.signal, maxRetryRequests: this.retry.maxTries })
+        const res = await client.download(0, undefined, {
+          abortSignal: head.signal,
+          maxRetryRequests: this.retry.maxTries,
+        })
         this.rememberEtag(name, res.etag)
         return res.readableStreamBody as Readable
       } catch (err) {
-        if (failureOf(err).status === 404) throw new AnchoviesError('ANCH_ERR_DATASTORE', `reading ${path} failed: no such object in ${this.url}`)
+        if (failureOf(err).status === 404)
+          throw new AnchoviesError('ANCH_ERR_DATASTORE', `reading ${path} failed: no such object in ${this.url}`)
         throw err
       } finally {
         signal.removeEventListener('abort', onAbort)
@@ -167,7 +198,12 @@ export class BlobDatastore implements Datastore {
     const name = this.blobName(path)
     const client = this.container.getBlockBlobClient(name)
     await this.replaceConditionally(path, name, (conditions, metadata, abortSignal) =>
-      client.upload(body, body.byteLength, { conditions, metadata, abortSignal, blobHTTPHeaders: contentHeaders(path) }),
+      client.upload(body, body.byteLength, {
+        conditions,
+        metadata,
+        abortSignal,
+        blobHTTPHeaders: contentHeaders(path),
+      }),
     )
   }
 
@@ -178,26 +214,37 @@ export class BlobDatastore implements Datastore {
   async replaceConditionally(
     path: string,
     name: string,
-    put: (conditions: { ifMatch?: string }, metadata: Record<string, string>, signal: AbortSignal) => Promise<{ etag?: string }>,
+    put: (
+      conditions: { ifMatch?: string },
+      metadata: Record<string, string>,
+      signal: AbortSignal,
+    ) => Promise<{ etag?: string }>,
     options?: CallOptions,
   ): Promise<void> {
     const token = randomUUID()
     const ifMatch = this.seenEtag(name)
-    await this.call(`writing ${path}`, async (signal) => {
-      try {
-        const res = await put(ifMatch ? { ifMatch } : {}, { [WRITE_TOKEN]: token }, signal)
-        this.rememberEtag(name, res.etag)
-      } catch (err) {
-        if (!ifMatch || failureOf(err).status !== 412) throw err
-        const props = await this.container.getBlockBlobClient(name).getProperties({ abortSignal: signal }).catch(notFoundAsUndefined)
-        if (props?.metadata?.[WRITE_TOKEN] === token) return this.rememberEtag(name, props.etag)
-        // the stale ETag stays: every later write of this blob by this process fails too, until it reads it again
-        throw new AnchoviesError(
-          'ANCH_ERR_LOCKED',
-          `refusing to overwrite ${path}: another writer changed it since this process last saw it (a concurrent run, or this run lost its lock); read it again or retry`,
-        )
-      }
-    }, options)
+    await this.call(
+      `writing ${path}`,
+      async (signal) => {
+        try {
+          const res = await put(ifMatch ? { ifMatch } : {}, { [WRITE_TOKEN]: token }, signal)
+          this.rememberEtag(name, res.etag)
+        } catch (err) {
+          if (!ifMatch || failureOf(err).status !== 412) throw err
+          const props = await this.container
+            .getBlockBlobClient(name)
+            .getProperties({ abortSignal: signal })
+            .catch(notFoundAsUndefined)
+          if (props?.metadata?.[WRITE_TOKEN] === token) return this.rememberEtag(name, props.etag)
+          // the stale ETag stays: every later write of this blob by this process fails too, until it reads it again
+          throw new AnchoviesError(
+            'ANCH_ERR_LOCKED',
+            `refusing to overwrite ${path}: another writer changed it since this process last saw it (a concurrent run, or this run lost its lock); read it again or retry`,
+          )
+        }
+      },
+      options,
+    )
   }
 
   writeStream(path: string): Writable {
@@ -211,7 +258,12 @@ export class BlobDatastore implements Datastore {
     const token = randomUUID()
     return this.call(`creating ${path}`, async (abortSignal) => {
       try {
-        const res = await client.upload(body, body.byteLength, { conditions: { ifNoneMatch: '*' }, metadata: { [WRITE_TOKEN]: token }, abortSignal, blobHTTPHeaders: contentHeaders(path) })
+        const res = await client.upload(body, body.byteLength, {
+          conditions: { ifNoneMatch: '*' },
+          metadata: { [WRITE_TOKEN]: token },
+          abortSignal,
+          blobHTTPHeaders: contentHeaders(path),
+        })
         this.rememberEtag(name, res.etag)
         return true
       } catch (err) {
@@ -235,12 +287,18 @@ export class BlobDatastore implements Datastore {
     let continuationToken: string | undefined
     do {
       const page = await this.call(`listing ${prefix || '/'}`, async (abortSignal) => {
-        const pages = this.container.listBlobsFlat({ prefix: folder, includeMetadata: true, abortSignal }).byPage({ maxPageSize: 5000, ...(continuationToken ? { continuationToken } : {}) })
+        const pages = this.container
+          .listBlobsFlat({ prefix: folder, includeMetadata: true, abortSignal })
+          .byPage({ maxPageSize: 5000, ...(continuationToken ? { continuationToken } : {}) })
         return (await pages.next()).value as ContainerListBlobFlatSegmentResponse | undefined
       })
       for (const item of page?.segment.blobItems ?? []) {
         if (item.metadata?.hdi_isfolder === 'true') continue // directory markers of hierarchical-namespace accounts
-        out.push({ path: item.name.slice(this.root.length), size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified })
+        out.push({
+          path: item.name.slice(this.root.length),
+          size: item.properties.contentLength ?? 0,
+          mtime: item.properties.lastModified,
+        })
       }
       continuationToken = page?.continuationToken || undefined
     } while (continuationToken)
@@ -260,7 +318,9 @@ export class BlobDatastore implements Datastore {
     let continuationToken: string | undefined
     do {
       const page = await this.call(`sweeping ${prefix || '/'}`, async (abortSignal) => {
-        const pages = this.container.listBlobsFlat({ prefix: folder, includeUncommitedBlobs: true, abortSignal }).byPage({ maxPageSize: 5000, ...(continuationToken ? { continuationToken } : {}) })
+        const pages = this.container
+          .listBlobsFlat({ prefix: folder, includeUncommitedBlobs: true, abortSignal })
+          .byPage({ maxPageSize: 5000, ...(continuationToken ? { continuationToken } : {}) })
         return (await pages.next()).value as ContainerListBlobFlatSegmentResponse | undefined
       })
       for (const item of page?.segment.blobItems ?? []) if (!committed.has(item.name)) partial.push(item.name)
@@ -272,7 +332,11 @@ export class BlobDatastore implements Datastore {
       const token = randomUUID()
       const dropped = await this.call(`sweeping ${name.slice(this.root.length)}`, async (abortSignal) => {
         try {
-          await client.commitBlockList([], { conditions: { ifNoneMatch: '*' }, metadata: { [WRITE_TOKEN]: token }, abortSignal })
+          await client.commitBlockList([], {
+            conditions: { ifNoneMatch: '*' },
+            metadata: { [WRITE_TOKEN]: token },
+            abortSignal,
+          })
         } catch (err) {
           if (failureOf(err).status !== 409 && failureOf(err).status !== 412) throw err
           // committed meanwhile (a real object: keep it), unless it is our empty commit whose answer was lost
@@ -297,7 +361,10 @@ export class BlobDatastore implements Datastore {
         const { status } = failureOf(err)
         if (status === 404) return
         if (status === 412 && ifMatch) {
-          throw new AnchoviesError('ANCH_ERR_LOCKED', `refusing to delete ${path}: another writer changed it since this process last saw it (a concurrent run, or this run lost its lock); read it again or retry`)
+          throw new AnchoviesError(
+            'ANCH_ERR_LOCKED',
+            `refusing to delete ${path}: another writer changed it since this process last saw it (a concurrent run, or this run lost its lock); read it again or retry`,
+          )
         }
         throw err
       }
@@ -325,6 +392,7 @@ function notFoundAsUndefined(err: unknown): undefined {
 function positive(raw: string | undefined, fallback: number, name: string): number {
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)
-  if (!Number.isInteger(n) || n < 1) throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a positive integer`)
+  if (!Number.isInteger(n) || n < 1)
+    throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a positive integer`)
   return n
 }

@@ -58,7 +58,13 @@ export class BlockBlobWriter extends Writable {
     await this.ds.replaceConditionally(
       this.path,
       this.name,
-      (conditions, metadata, abortSignal) => client.commitBlockList(this.blockIds, { conditions, metadata, abortSignal, blobHTTPHeaders: contentHeaders(this.path) }),
+      (conditions, metadata, abortSignal) =>
+        client.commitBlockList(this.blockIds, {
+          conditions,
+          metadata,
+          abortSignal,
+          blobHTTPHeaders: contentHeaders(this.path),
+        }),
       { signal: this.aborter.signal },
     )
   }
@@ -73,7 +79,10 @@ export class BlockBlobWriter extends Writable {
     this.blockIds.push(id)
     const client = this.ds.blob(this.path)
     const staged = this.ds
-      .call(`writing ${this.path}`, (abortSignal) => client.stageBlock(id, data, data.length, { abortSignal }), { signal: this.aborter.signal, timeoutFactor: 4 })
+      .call(`writing ${this.path}`, (abortSignal) => client.stageBlock(id, data, data.length, { abortSignal }), {
+        signal: this.aborter.signal,
+        timeoutFactor: 4,
+      })
       .then(
         () => undefined,
         (err: unknown) => {

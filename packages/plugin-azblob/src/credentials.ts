@@ -1,13 +1,25 @@
 import { AnchoviesError, registerSecret } from '@anchovies/core'
 import type { TokenCredential } from '@azure/identity'
 import { AnonymousCredential, StorageSharedKeyCredential } from '@azure/storage-blob'
-import { EMULATOR_ACCOUNT, EMULATOR_KEY, parseConnectionString, registerSasSecrets, type BlobLocation } from './location.js'
+import {
+  EMULATOR_ACCOUNT,
+  EMULATOR_KEY,
+  parseConnectionString,
+  registerSasSecrets,
+  type BlobLocation,
+} from './location.js'
 
 /** Anything BlobServiceClient accepts as a credential (shared key, anonymous + SAS, or an Entra ID token credential). */
 export type BlobCredential = StorageSharedKeyCredential | AnonymousCredential | TokenCredential
 
 /** How the datastore authenticates (the kind is logged; the secret never is). */
-export type CredentialKind = 'url-sas' | 'connection-string' | 'account-key' | 'sas' | 'emulator' | 'default-azure-credential'
+export type CredentialKind =
+  | 'url-sas'
+  | 'connection-string'
+  | 'account-key'
+  | 'sas'
+  | 'emulator'
+  | 'default-azure-credential'
 
 /** A credential for the blob service, and a SAS to append to the account URL when it is SAS-based. */
 export interface ResolvedCredential {
@@ -24,7 +36,10 @@ export interface ResolvedCredential {
  * else `@azure/identity`'s DefaultAzureCredential (managed identity, workload identity, Azure CLI, …).
  * Every secret it sees is registered, so anchovies masks it in logs, task logs and results.
  */
-export async function resolveCredential(loc: BlobLocation, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedCredential> {
+export async function resolveCredential(
+  loc: BlobLocation,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ResolvedCredential> {
   const accountUrl = loc.accountUrl
   if (loc.sas) return { kind: 'url-sas', credential: new AnonymousCredential(), sas: loc.sas, accountUrl }
   const account = loc.accountName
@@ -41,7 +56,12 @@ export async function resolveCredential(loc: BlobLocation, env: NodeJS.ProcessEn
       )
     }
     if (cs.accountKey && cs.accountName) {
-      return { kind: 'connection-string', credential: new StorageSharedKeyCredential(cs.accountName, cs.accountKey), sas: undefined, accountUrl }
+      return {
+        kind: 'connection-string',
+        credential: new StorageSharedKeyCredential(cs.accountName, cs.accountKey),
+        sas: undefined,
+        accountUrl,
+      }
     }
     if (cs.sas) return { kind: 'connection-string', credential: new AnonymousCredential(), sas: cs.sas, accountUrl }
   }
@@ -51,10 +71,18 @@ export async function resolveCredential(loc: BlobLocation, env: NodeJS.ProcessEn
   if (key) {
     registerSecret(key)
     if (!account) {
-      throw new AnchoviesError('ANCH_ERR_CONFIG', 'an account key is set but the storage account is unknown: name it in the datastore URL or set AZURE_STORAGE_ACCOUNT')
+      throw new AnchoviesError(
+        'ANCH_ERR_CONFIG',
+        'an account key is set but the storage account is unknown: name it in the datastore URL or set AZURE_STORAGE_ACCOUNT',
+      )
     }
     try {
-      return { kind: 'account-key', credential: new StorageSharedKeyCredential(account, key), sas: undefined, accountUrl }
+      return {
+        kind: 'account-key',
+        credential: new StorageSharedKeyCredential(account, key),
+        sas: undefined,
+        accountUrl,
+      }
     } catch (err) {
       throw new AnchoviesError('ANCH_ERR_CONFIG', 'AZURE_STORAGE_KEY is not a valid base64 account key', { cause: err })
     }
@@ -65,13 +93,27 @@ export async function resolveCredential(loc: BlobLocation, env: NodeJS.ProcessEn
     return { kind: 'sas', credential: new AnonymousCredential(), sas: sas.replace(/^\?/, ''), accountUrl }
   }
   if (account === EMULATOR_ACCOUNT) {
-    return { kind: 'emulator', credential: new StorageSharedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY), sas: undefined, accountUrl }
+    return {
+      kind: 'emulator',
+      credential: new StorageSharedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY),
+      sas: undefined,
+      accountUrl,
+    }
   }
   let identity: typeof import('@azure/identity')
   try {
     identity = await import('@azure/identity')
   } catch (err) {
-    throw new AnchoviesError('ANCH_ERR_PLUGIN_LOAD', 'no storage credential is set and @azure/identity cannot be loaded: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN', { cause: err })
+    throw new AnchoviesError(
+      'ANCH_ERR_PLUGIN_LOAD',
+      'no storage credential is set and @azure/identity cannot be loaded: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN',
+      { cause: err },
+    )
   }
-  return { kind: 'default-azure-credential', credential: new identity.DefaultAzureCredential(), sas: undefined, accountUrl }
+  return {
+    kind: 'default-azure-credential',
+    credential: new identity.DefaultAzureCredential(),
+    sas: undefined,
+    accountUrl,
+  }
 }

@@ -30,4 +30,10 @@ export const blobDatastoreFactory: DatastoreFactory = {
 
 /** The azblob plugin: Azure Blob Storage as the datastore (`--datastore az://<container>/<prefix>`). */
 // No error codes of its own: it raises core's ANCH_ERR_DATASTORE, ANCH_ERR_LOCKED and ANCH_ERR_CONFIG.
-export default definePlugin({ name: 'azblob', operators: {}, connections: {}, datastores: [blobDatastoreFactory], errors: {} })
+export default definePlugin({
+  name: 'azblob',
+  operators: {},
+  connections: {},
+  datastores: [blobDatastoreFactory],
+  errors: {},
+})

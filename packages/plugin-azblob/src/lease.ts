@@ -1,6 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import { AnchoviesError, AnchovyLocked, lockOwner, type DatastoreLock, type LockInfo, type LockOwner } from '@anchovies/core'
+import {
+  AnchoviesError,
+  AnchovyLocked,
+  lockOwner,
+  type DatastoreLock,
+  type LockInfo,
+  type LockOwner,
+} from '@anchovies/core'
 import type { BlobDatastore } from './blob-datastore.js'
 import { downloadWhole } from './download-whole.js'
 import { failureOf, type CallOptions } from './retry.js'
@@ -22,27 +29,43 @@ export function leaseSeconds(ttlMs: number): number {
  * Exactly one of several concurrent callers gets the lease; the others get AnchovyLocked naming the holder.
  * An expired lease (its holder stopped renewing) is simply acquired: that is the takeover.
  */
-export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: number, owner?: LockOwner): Promise<DatastoreLock> {
+export async function acquireLeaseLock(
+  ds: BlobDatastore,
+  path: string,
+  ttlMs: number,
+  owner?: LockOwner,
+): Promise<DatastoreLock> {
   const seconds = leaseSeconds(ttlMs)
   const client = ds.blob(path)
   const lease = client.getBlobLeaseClient(randomUUID())
   const now = new Date().toISOString()
-  const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex'), ...lockOwner(owner) }
+  const info: LockInfo = {
+    host: hostname(),
+    pid: process.pid,
+    since: now,
+    heartbeat: now,
+    token: randomBytes(12).toString('hex'),
+    ...lockOwner(owner),
+  }
   const where = path.replace(/\/?\$lock$/, '')
   const quick = leaseCallOptions(ds, seconds)
   for (let attempt = 0; attempt < 5; attempt++) {
-    const outcome = await ds.call(`locking ${where}`, async (abortSignal) => {
-      try {
-        // acquiring again with the same proposed id succeeds, so a retried try that had landed is harmless
-        await lease.acquireLease(seconds, { abortSignal })
-        return 'acquired' as const
-      } catch (err) {
-        const { status } = failureOf(err)
-        if (status === 404) return 'missing' as const
-        if (status === 409) return 'held' as const
-        throw err
-      }
-    }, quick)
+    const outcome = await ds.call(
+      `locking ${where}`,
+      async (abortSignal) => {
+        try {
+          // acquiring again with the same proposed id succeeds, so a retried try that had landed is harmless
+          await lease.acquireLease(seconds, { abortSignal })
+          return 'acquired' as const
+        } catch (err) {
+          const { status } = failureOf(err)
+          if (status === 404) return 'missing' as const
+          if (status === 409) return 'held' as const
+          throw err
+        }
+      },
+      quick,
+    )
     if (outcome === 'missing') {
       await ds.createExclusive(path, '')
       continue
@@ -56,8 +79,15 @@ export async function acquireLeaseLock(ds: BlobDatastore, path: string, ttlMs: n
         // waiting it out. That succeeds only while that very lease is the current one, so a fresh lease another
         // run took meanwhile (whose info is not written yet) is never broken.
         const freed = await ds
-          .call(`releasing the dead holder's lock ${where}`, (abortSignal) => client.getBlobLeaseClient(deadLease).releaseLease({ abortSignal }), quick)
-          .then(() => true, () => false)
+          .call(
+            `releasing the dead holder's lock ${where}`,
+            (abortSignal) => client.getBlobLeaseClient(deadLease).releaseLease({ abortSignal }),
+            quick,
+          )
+          .then(
+            () => true,
+            () => false,
+          )
         if (freed) continue
       }
       throw new AnchovyLocked(holder, where)
@@ -113,11 +143,21 @@ async function readHolder(ds: BlobDatastore, path: string): Promise<LockInfo | u
   return info
 }
 
-async function writeInfo(ds: BlobDatastore, path: string, leaseId: string, info: LockInfo, options: CallOptions): Promise<void> {
+async function writeInfo(
+  ds: BlobDatastore,
+  path: string,
+  leaseId: string,
+  info: LockInfo,
+  options: CallOptions,
+): Promise<void> {
   // The lease id is stored too: a run on the same host may release the lease of a holder whose process died.
   const body = Buffer.from(JSON.stringify({ ...info, lease: leaseId }))
   const client = ds.blob(path)
-  await ds.call(`writing the lock ${path}`, (abortSignal) => client.upload(body, body.length, { conditions: { leaseId }, abortSignal }), options)
+  await ds.call(
+    `writing the lock ${path}`,
+    (abortSignal) => client.upload(body, body.length, { conditions: { leaseId }, abortSignal }),
+    options,
+  )
 }
 
 /** A lease request that hangs is abandoned and retried after a third of the lease, so one stuck try cannot outlast it. */
@@ -127,27 +167,44 @@ function leaseCallOptions(ds: BlobDatastore, seconds: number): CallOptions {
 
 type LeaseClient = ReturnType<ReturnType<BlobDatastore['blob']>['getBlobLeaseClient']>
 
-function heldLock(ds: BlobDatastore, path: string, lease: LeaseClient, info: LockInfo, ttlMs: number, seconds: number): DatastoreLock {
+function heldLock(
+  ds: BlobDatastore,
+  path: string,
+  lease: LeaseClient,
+  info: LockInfo,
+  ttlMs: number,
+  seconds: number,
+): DatastoreLock {
   const quick = leaseCallOptions(ds, seconds)
   let current = info
   let released = false
   const lost = async (): Promise<AnchoviesError> => {
     const now = await readLeaseLock(ds, path).catch(() => undefined)
-    return new AnchoviesError('ANCH_ERR_LOCKED', `the run lock ${path} was taken over by ${now ? `${now.host} pid ${now.pid}` : 'nobody (it expired or was deleted)'}`)
+    return new AnchoviesError(
+      'ANCH_ERR_LOCKED',
+      `the run lock ${path} was taken over by ${now ? `${now.host} pid ${now.pid}` : 'nobody (it expired or was deleted)'}`,
+    )
   }
   const renewLease = (): Promise<'ok' | 'lost'> =>
-    ds.call(`renewing the lock ${path}`, async (abortSignal) => {
-      try {
-        await lease.renewLease({ abortSignal })
-        return 'ok' as const
-      } catch (err) {
-        const { status } = failureOf(err)
-        if (status === 404 || status === 409 || status === 412) return 'lost' as const
-        throw err
-      }
-    }, quick)
+    ds.call(
+      `renewing the lock ${path}`,
+      async (abortSignal) => {
+        try {
+          await lease.renewLease({ abortSignal })
+          return 'ok' as const
+        } catch (err) {
+          const { status } = failureOf(err)
+          if (status === 404 || status === 409 || status === 412) return 'lost' as const
+          throw err
+        }
+      },
+      quick,
+    )
   // The runtime renews every TTL/3; a TTL beyond the longest lease needs renewals in between.
-  const keepAlive = ttlMs > seconds * 1000 ? setInterval(() => void renewLease().catch(() => undefined), (seconds * 1000) / 3) : undefined
+  const keepAlive =
+    ttlMs > seconds * 1000
+      ? setInterval(() => void renewLease().catch(() => undefined), (seconds * 1000) / 3)
+      : undefined
   keepAlive?.unref()
   return {
     get info() {

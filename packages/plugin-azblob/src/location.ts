@@ -46,12 +46,19 @@ export function parseConnectionString(text: string): ConnectionString {
   }
   if (fields.get('usedevelopmentstorage')?.toLowerCase() === 'true') {
     const proxy = fields.get('developmentstorageproxyuri')?.replace(/\/+$/, '')
-    return { accountName: EMULATOR_ACCOUNT, accountKey: EMULATOR_KEY, sas: undefined, blobEndpoint: `${proxy ?? 'http://127.0.0.1'}:10000/${EMULATOR_ACCOUNT}` }
+    return {
+      accountName: EMULATOR_ACCOUNT,
+      accountKey: EMULATOR_KEY,
+      sas: undefined,
+      blobEndpoint: `${proxy ?? 'http://127.0.0.1'}:10000/${EMULATOR_ACCOUNT}`,
+    }
   }
   const accountName = fields.get('accountname') || undefined
   const protocol = fields.get('defaultendpointsprotocol') || 'https'
   const suffix = fields.get('endpointsuffix') || 'core.windows.net'
-  const blobEndpoint = fields.get('blobendpoint')?.replace(/\/+$/, '') || (accountName ? `${protocol}://${accountName}.blob.${suffix}` : undefined)
+  const blobEndpoint =
+    fields.get('blobendpoint')?.replace(/\/+$/, '') ||
+    (accountName ? `${protocol}://${accountName}.blob.${suffix}` : undefined)
   return {
     accountName: accountName ?? (blobEndpoint ? accountFromUrl(blobEndpoint) : undefined),
     accountKey: fields.get('accountkey') || undefined,
@@ -77,7 +84,9 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
   try {
     url = new URL(location)
   } catch {
-    throw bad('not a valid URL (use az://<container>/<prefix> or https://<account>.blob.core.windows.net/<container>/<prefix>)')
+    throw bad(
+      'not a valid URL (use az://<container>/<prefix> or https://<account>.blob.core.windows.net/<container>/<prefix>)',
+    )
   }
   let sas = url.search.length > 1 ? url.search.slice(1) : undefined
   if (sas) registerSasSecrets(sas)
@@ -96,11 +105,15 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
     if (url.username) {
       container = decodeURIComponent(url.username)
       accountName = url.hostname
-      if (!ACCOUNT_RE.test(accountName)) throw bad(`${JSON.stringify(accountName)} is not a storage account name (3-24 lowercase letters and digits)`)
+      if (!ACCOUNT_RE.test(accountName))
+        throw bad(`${JSON.stringify(accountName)} is not a storage account name (3-24 lowercase letters and digits)`)
       accountUrl = `https://${accountName}.blob.core.windows.net`
     } else {
       container = url.hostname
-      if (!CONTAINER_RE.test(container)) throw bad(`${JSON.stringify(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens)`)
+      if (!CONTAINER_RE.test(container))
+        throw bad(
+          `${JSON.stringify(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens)`,
+        )
       const fromEnv = accountFromEnv(env)
       if (!fromEnv) {
         throw bad(
@@ -128,10 +141,13 @@ export function parseBlobLocation(location: string, env: NodeJS.ProcessEnv = pro
   }
   if (!container) throw bad('no container in the URL')
   if (!CONTAINER_RE.test(container)) {
-    throw bad(`${JSON.stringify(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens)`)
+    throw bad(
+      `${JSON.stringify(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens)`,
+    )
   }
   for (const s of segments) {
-    if (s === '.' || s === '..' || /[\u0000-\u001f\\]/.test(s)) throw bad(`refusing the prefix segment ${JSON.stringify(s)}`)
+    if (s === '.' || s === '..' || /[\u0000-\u001f\\]/.test(s))
+      throw bad(`refusing the prefix segment ${JSON.stringify(s)}`)
   }
   return { accountUrl, accountName, container, prefix: segments.join('/'), sas }
 }
@@ -165,7 +181,8 @@ function accountFromEnv(env: NodeJS.ProcessEnv): { url: string; name: string | u
     const url = (q >= 0 ? raw.slice(0, q) : raw).replace(/\/+$/, '')
     return { url, name: accountFromUrl(url), ...(sas ? { sas } : {}) }
   }
-  if (env.AZURE_STORAGE_ACCOUNT) return { url: `https://${env.AZURE_STORAGE_ACCOUNT}.blob.core.windows.net`, name: env.AZURE_STORAGE_ACCOUNT }
+  if (env.AZURE_STORAGE_ACCOUNT)
+    return { url: `https://${env.AZURE_STORAGE_ACCOUNT}.blob.core.windows.net`, name: env.AZURE_STORAGE_ACCOUNT }
   return undefined
 }
 

@@ -21,7 +21,8 @@ export function retryOptionsFromEnv(env: NodeJS.ProcessEnv): RetryOptions {
     const raw = env[name]
     if (raw === undefined || raw === '') return fallback
     const n = Number(raw)
-    if (!Number.isFinite(n) || n < min) throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a number ≥ ${min}`)
+    if (!Number.isFinite(n) || n < min)
+      throw new AnchoviesError('ANCH_ERR_CONFIG', `${name}=${JSON.stringify(raw)}: expected a number ≥ ${min}`)
     return n
   }
   return {
@@ -42,12 +43,14 @@ interface Failure {
 export function failureOf(err: unknown): Failure {
   const e = err as { statusCode?: unknown; code?: unknown; details?: { errorCode?: unknown } } | null
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined
-  const code = typeof e?.details?.errorCode === 'string' ? e.details.errorCode : typeof e?.code === 'string' ? e.code : undefined
+  const code =
+    typeof e?.details?.errorCode === 'string' ? e.details.errorCode : typeof e?.code === 'string' ? e.code : undefined
   return { status, code }
 }
 
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504])
-const NETWORK = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|REQUEST_SEND_ERROR|socket hang up|other side closed/i
+const NETWORK =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|REQUEST_SEND_ERROR|socket hang up|other side closed/i
 
 /** True for throttling (429, 503 ServerBusy), server errors and network failures; never for 4xx answers that will not change. */
 export function isTransient(err: unknown): boolean {
@@ -59,11 +62,15 @@ export function isTransient(err: unknown): boolean {
 
 function isNetwork(err: unknown): boolean {
   const { status, code } = failureOf(err)
-  return (status === undefined || status === 0) && NETWORK.test(`${String(code ?? '')} ${String((err as Error | null)?.message ?? '')}`)
+  return (
+    (status === undefined || status === 0) &&
+    NETWORK.test(`${String(code ?? '')} ${String((err as Error | null)?.message ?? '')}`)
+  )
 }
 
 function retryAfterMs(err: unknown): number | undefined {
-  const headers = (err as { response?: { headers?: { get?(name: string): string | undefined } } } | null)?.response?.headers
+  const headers = (err as { response?: { headers?: { get?(name: string): string | undefined } } } | null)?.response
+    ?.headers
   const raw = typeof headers?.get === 'function' ? headers.get('retry-after') : undefined
   if (!raw) return undefined
   const seconds = Number(raw)
@@ -95,7 +102,13 @@ export interface CallOptions {
  * Runs `fn` with retries and exponential back-off (with jitter, honouring `Retry-After`) on throttling, server errors,
  * network failures and per-try timeouts; any other failure is turned into an AnchoviesError saying what was being done.
  */
-export async function withRetry<T>(retry: RetryOptions, target: Target, doing: string, fn: (signal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
+export async function withRetry<T>(
+  retry: RetryOptions,
+  target: Target,
+  doing: string,
+  fn: (signal: AbortSignal) => Promise<T>,
+  options: CallOptions = {},
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted()
     const timeout = AbortSignal.timeout(options.tryTimeoutMs ?? retry.tryTimeoutMs * (options.timeoutFactor ?? 1))
@@ -105,7 +118,8 @@ export async function withRetry<T>(retry: RetryOptions, target: Target, doing: s
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason ?? err
       const timedOut = timeout.aborted
-      if (attempt >= retry.maxTries || !(timedOut || isTransient(err))) throw describeFailure(err, target, doing, attempt, timedOut)
+      if (attempt >= retry.maxTries || !(timedOut || isTransient(err)))
+        throw describeFailure(err, target, doing, attempt, timedOut)
       const backoff = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1))
       const asked = retryAfterMs(err)
       const wait = asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : backoff * (0.5 + Math.random() / 2)
@@ -115,13 +129,24 @@ export async function withRetry<T>(retry: RetryOptions, target: Target, doing: s
 }
 
 /** A clear, credential-free error for a failed blob request. */
-export function describeFailure(err: unknown, target: Target, doing: string, tries = 1, timedOut = false): AnchoviesError {
+export function describeFailure(
+  err: unknown,
+  target: Target,
+  doing: string,
+  tries = 1,
+  timedOut = false,
+): AnchoviesError {
   if (err instanceof AnchoviesError) return err
   const where = `${target.accountUrl}/${target.container}`
   const after = tries > 1 ? ` after ${tries} tries` : ''
-  if (timedOut) return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing}: ${where} did not answer in time${after}`, { cause: err })
+  if (timedOut)
+    return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing}: ${where} did not answer in time${after}`, { cause: err })
   const name = (err as { name?: unknown } | null)?.name
-  if (name === 'CredentialUnavailableError' || name === 'AuthenticationError' || name === 'AggregateAuthenticationError') {
+  if (
+    name === 'CredentialUnavailableError' ||
+    name === 'AuthenticationError' ||
+    name === 'AggregateAuthenticationError'
+  ) {
     return new AnchoviesError(
       'ANCH_ERR_DATASTORE',
       `${doing}: no Azure credential is available for ${target.accountUrl} (${String(name)}): set AZURE_STORAGE_CONNECTION_STRING, ` +
@@ -131,8 +156,13 @@ export function describeFailure(err: unknown, target: Target, doing: string, tri
   }
   const { status, code } = failureOf(err)
   if (isNetwork(err)) {
-    const net = /(E[A-Z_]{4,}|socket hang up|other side closed)/.exec(String((err as Error).message))?.[1] ?? code ?? 'network error'
-    return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing}: cannot reach ${target.accountUrl} (${net})${after}`, { cause: err })
+    const net =
+      /(E[A-Z_]{4,}|socket hang up|other side closed)/.exec(String((err as Error).message))?.[1] ??
+      code ??
+      'network error'
+    return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing}: cannot reach ${target.accountUrl} (${net})${after}`, {
+      cause: err,
+    })
   }
   if (status === 401 || status === 403) {
     return new AnchoviesError(
@@ -144,8 +174,16 @@ export function describeFailure(err: unknown, target: Target, doing: string, tri
     )
   }
   if (code === 'ContainerNotFound') {
-    return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing}: container ${where} does not exist: create it, or let anchovies create it (ACHVY_AZBLOB_CREATE_CONTAINER=true)`, { cause: err })
+    return new AnchoviesError(
+      'ANCH_ERR_DATASTORE',
+      `${doing}: container ${where} does not exist: create it, or let anchovies create it (ACHVY_AZBLOB_CREATE_CONTAINER=true)`,
+      { cause: err },
+    )
   }
   const first = String((err as Error | null)?.message ?? err).split('\n')[0]
-  return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing} failed${status ? ` (${status} ${code ?? ''})` : ''}${after}: ${first}`, { cause: err })
+  return new AnchoviesError(
+    'ANCH_ERR_DATASTORE',
+    `${doing} failed${status ? ` (${status} ${code ?? ''})` : ''}${after}: ${first}`,
+    { cause: err },
+  )
 }

@@ -31,7 +31,11 @@ export class Azurite {
 
   /** Starts Azurite; `accounts` (`name:base64key;…`, Azurite's AZURITE_ACCOUNTS) adds accounts with secret keys. */
   static async start(accounts?: Record<string, string>): Promise<Azurite> {
-    const list = accounts ? Object.entries({ [EMULATOR_ACCOUNT]: EMULATOR_KEY, ...accounts }).map(([n, k]) => `${n}:${k}`).join(';') : undefined
+    const list = accounts
+      ? Object.entries({ [EMULATOR_ACCOUNT]: EMULATOR_KEY, ...accounts })
+          .map(([n, k]) => `${n}:${k}`)
+          .join(';')
+      : undefined
     const az = new Azurite(await freePort(), await mkdtemp(join(tmpdir(), 'anchovies-azurite-')), list)
     await az.launch()
     return az
@@ -58,7 +62,18 @@ export class Azurite {
   }
 
   private async launch(): Promise<void> {
-    const args = [MAIN, '--blobHost', '127.0.0.1', '--blobPort', String(this.port), '--location', this.location, '--silent', '--skipApiVersionCheck', '--disableTelemetry']
+    const args = [
+      MAIN,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(this.port),
+      '--location',
+      this.location,
+      '--silent',
+      '--skipApiVersionCheck',
+      '--disableTelemetry',
+    ]
     const env = { ...process.env, ...(this.accounts ? { AZURITE_ACCOUNTS: this.accounts } : {}) }
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     this.proc = proc
@@ -67,17 +82,21 @@ export class Azurite {
     proc.stderr!.on('data', (d: Buffer) => (output += d.toString()))
     const deadline = Date.now() + 20_000
     while (!(await this.answers())) {
-      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`azurite did not start on port ${this.port}: ${output}`)
+      if (proc.exitCode !== null || Date.now() > deadline)
+        throw new Error(`azurite did not start on port ${this.port}: ${output}`)
       await new Promise((r) => setTimeout(r, 100))
     }
   }
 
   private answers(): Promise<boolean> {
     return new Promise((resolve) => {
-      const req = request({ host: '127.0.0.1', port: this.port, path: `/${EMULATOR_ACCOUNT}?comp=list`, timeout: 1000 }, (res) => {
-        res.resume()
-        resolve(true)
-      })
+      const req = request(
+        { host: '127.0.0.1', port: this.port, path: `/${EMULATOR_ACCOUNT}?comp=list`, timeout: 1000 },
+        (res) => {
+          res.resume()
+          resolve(true)
+        },
+      )
       req.on('error', () => resolve(false))
       req.on('timeout', () => req.destroy())
       req.end()

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BlobServiceClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob'
+import {
+  BlobServiceClient,
+  ContainerSASPermissions,
+  StorageSharedKeyCredential,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob'
 import { redact } from '@anchovies/core'
 import { BlobDatastore } from '../src/blob-datastore.js'
 import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../src/location.js'
@@ -24,10 +29,12 @@ const fast = { maxTries: 4, baseDelayMs: 20, maxDelayMs: 200, tryTimeoutMs: 5000
 describe.concurrent('BlobDatastore on Azurite', () => {
   it('creates a missing container when allowed, and says clearly when it is not', async () => {
     const name = `new-${unique()}`
-    await expect(BlobDatastore.open(azurite.url(name, 'p'), { env: {}, createContainer: false })).rejects.toMatchObject({
-      code: 'ANCH_ERR_DATASTORE',
-      message: expect.stringMatching(new RegExp(`container .*/${name} does not exist`)),
-    })
+    await expect(BlobDatastore.open(azurite.url(name, 'p'), { env: {}, createContainer: false })).rejects.toMatchObject(
+      {
+        code: 'ANCH_ERR_DATASTORE',
+        message: expect.stringMatching(new RegExp(`container .*/${name} does not exist`)),
+      },
+    )
     expect(await service.getContainerClient(name).exists()).toBe(false)
     const ds = await BlobDatastore.open(azurite.url(name, 'p'), { env: {} })
     expect(await service.getContainerClient(name).exists()).toBe(true)
@@ -38,29 +45,49 @@ describe.concurrent('BlobDatastore on Azurite', () => {
 
   it('fails clearly, without the key, when the credentials are refused', async () => {
     const wrongKey = Buffer.from(`not-the-key-${unique()}-padding-padding`).toString('base64')
-    const err = (await BlobDatastore.open(azurite.url('auth', 'p'), { env: { AZURE_STORAGE_KEY: wrongKey } }).catch((e: unknown) => e)) as Error
+    const err = (await BlobDatastore.open(azurite.url('auth', 'p'), { env: { AZURE_STORAGE_KEY: wrongKey } }).catch(
+      (e: unknown) => e,
+    )) as Error
     expect(err).toMatchObject({ code: 'ANCH_ERR_DATASTORE' })
     expect(err.message).toMatch(/refused the credentials \(403/)
     expect(err.message).not.toContain(wrongKey)
-    expect(redact(JSON.stringify({ msg: err.message, stack: err.stack, cause: String((err as { cause?: unknown }).cause) }))).not.toContain(wrongKey)
+    expect(
+      redact(JSON.stringify({ msg: err.message, stack: err.stack, cause: String((err as { cause?: unknown }).cause) })),
+    ).not.toContain(wrongKey)
   })
 
   it('without any storage credential falls back to DefaultAzureCredential and says what to set when it finds none', async () => {
     // DefaultAzureCredential reads process.env itself: hide any Azure identity the test machine may have
     const saved = Object.entries(process.env).filter(([k]) => k.startsWith('AZURE_'))
     for (const [k] of saved) delete process.env[k]
-    const err = await BlobDatastore.open('https://nosuchaccount0.blob.core.windows.net/etl/p', { env: {}, retry: { ...fast, maxTries: 1 } })
+    const err = await BlobDatastore.open('https://nosuchaccount0.blob.core.windows.net/etl/p', {
+      env: {},
+      retry: { ...fast, maxTries: 1 },
+    })
       .catch((e: unknown) => e)
       .finally(() => Object.assign(process.env, Object.fromEntries(saved)))
-    expect(err).toMatchObject({ code: 'ANCH_ERR_DATASTORE', message: expect.stringContaining('no Azure credential is available for https://nosuchaccount0.blob.core.windows.net') })
+    expect(err).toMatchObject({
+      code: 'ANCH_ERR_DATASTORE',
+      message: expect.stringContaining(
+        'no Azure credential is available for https://nosuchaccount0.blob.core.windows.net',
+      ),
+    })
     expect((err as Error).message).toContain('AZURE_STORAGE_CONNECTION_STRING')
   })
 
   it('fails clearly when the storage cannot be reached, after the configured tries', async () => {
     const port = await freePort()
     const started = Date.now()
-    const err = await BlobDatastore.open(`http://127.0.0.1:${port}/${EMULATOR_ACCOUNT}/etl/p`, { env: {}, retry: fast }).catch((e: unknown) => e)
-    expect(err).toMatchObject({ code: 'ANCH_ERR_DATASTORE', message: expect.stringMatching(new RegExp(`cannot reach http://127.0.0.1:${port}/devstoreaccount1 \\(ECONNREFUSED\\) after 4 tries`)) })
+    const err = await BlobDatastore.open(`http://127.0.0.1:${port}/${EMULATOR_ACCOUNT}/etl/p`, {
+      env: {},
+      retry: fast,
+    }).catch((e: unknown) => e)
+    expect(err).toMatchObject({
+      code: 'ANCH_ERR_DATASTORE',
+      message: expect.stringMatching(
+        new RegExp(`cannot reach http://127.0.0.1:${port}/devstoreaccount1 \\(ECONNREFUSED\\) after 4 tries`),
+      ),
+    })
     expect(Date.now() - started).toBeLessThan(5000)
   })
 
@@ -68,7 +95,11 @@ describe.concurrent('BlobDatastore on Azurite', () => {
     const container = `sas-${unique()}`
     await service.getContainerClient(container).create()
     const sas = generateBlobSASQueryParameters(
-      { containerName: container, permissions: ContainerSASPermissions.parse('racwdl'), expiresOn: new Date(Date.now() + 3600_000) },
+      {
+        containerName: container,
+        permissions: ContainerSASPermissions.parse('racwdl'),
+        expiresOn: new Date(Date.now() + 3600_000),
+      },
       new StorageSharedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY),
     ).toString()
     const viaEnv = await BlobDatastore.open(azurite.url(container, 'p'), { env: { AZURE_STORAGE_SAS_TOKEN: sas } })
@@ -81,11 +112,15 @@ describe.concurrent('BlobDatastore on Azurite', () => {
     const sig = new URLSearchParams(sas).get('sig')!
     const err = (await viaUrl.readStream('missing').catch((e: unknown) => e)) as Error
     expect(err.message).not.toContain(sig)
-    expect(redact(`${sas} ${sig} ${encodeURIComponent(sig)}`)).not.toMatch(new RegExp(sig.slice(0, 10).replace(/[+/]/g, '.')))
+    expect(redact(`${sas} ${sig} ${encodeURIComponent(sig)}`)).not.toMatch(
+      new RegExp(sig.slice(0, 10).replace(/[+/]/g, '.')),
+    )
   })
 
   it('works with AZURE_STORAGE_CONNECTION_STRING and an az:// URL', async () => {
-    const ds = await BlobDatastore.open(`az://cs-${unique()}/school/prod`, { env: { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString } })
+    const ds = await BlobDatastore.open(`az://cs-${unique()}/school/prod`, {
+      env: { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
+    })
     expect(ds.credentialKind).toBe('connection-string')
     await ds.write('dev/a/$checkpoints/k', 'v')
     expect((await ds.list('dev')).map((e) => e.path)).toEqual(['dev/a/$checkpoints/k'])
@@ -99,7 +134,10 @@ describe.concurrent('BlobDatastore on Azurite', () => {
     await zombie.write('dev/a/$checkpoints/sales.last', '11') // its own replacement: fine
     expect((await successor.read('dev/a/$checkpoints/sales.last'))!.toString()).toBe('11')
     await successor.write('dev/a/$checkpoints/sales.last', '20')
-    await expect(zombie.write('dev/a/$checkpoints/sales.last', '12')).rejects.toMatchObject({ code: 'ANCH_ERR_LOCKED', message: expect.stringContaining('another writer changed it') })
+    await expect(zombie.write('dev/a/$checkpoints/sales.last', '12')).rejects.toMatchObject({
+      code: 'ANCH_ERR_LOCKED',
+      message: expect.stringContaining('another writer changed it'),
+    })
     await expect(zombie.delete('dev/a/$checkpoints/sales.last')).rejects.toMatchObject({ code: 'ANCH_ERR_LOCKED' })
     const stream = zombie.writeStream('dev/a/$checkpoints/sales.last')
     stream.on('error', () => undefined)
@@ -139,19 +177,27 @@ describe.concurrent('BlobDatastore on Azurite', () => {
     const proxy = await FaultProxy.start(azurite.port, (req) => {
       if (req.method === 'PUT' && req.url?.includes('/throttled/') && failures < 3) {
         failures++
-        return failures === 2 ? { kind: 'status', status: 429, headers: { 'retry-after': '1' } } : { kind: 'status', status: 503 }
+        return failures === 2
+          ? { kind: 'status', status: 429, headers: { 'retry-after': '1' } }
+          : { kind: 'status', status: 503 }
       }
       return { kind: 'forward' }
     })
     try {
-      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/retries/throttled`, { env: {}, retry: { ...fast, maxTries: 5 } })
+      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/retries/throttled`, {
+        env: {},
+        retry: { ...fast, maxTries: 5 },
+      })
       const started = Date.now()
       await ds.write('dev/a/x', 'made it')
       expect(Date.now() - started).toBeGreaterThanOrEqual(900) // the 429's Retry-After: 1 was honoured
       expect((await ds.read('dev/a/x'))!.toString()).toBe('made it')
       expect(proxy.seen.filter((s) => s.fault === 'status')).toHaveLength(3)
       failures = -100 // from now on: always throttle
-      await expect(ds.write('dev/a/y', 'never')).rejects.toMatchObject({ code: 'ANCH_ERR_DATASTORE', message: expect.stringContaining('(503 ServerBusy) after 5 tries') })
+      await expect(ds.write('dev/a/y', 'never')).rejects.toMatchObject({
+        code: 'ANCH_ERR_DATASTORE',
+        message: expect.stringContaining('(503 ServerBusy) after 5 tries'),
+      })
     } finally {
       await proxy.close()
     }
@@ -168,7 +214,10 @@ describe.concurrent('BlobDatastore on Azurite', () => {
       return { kind: 'forward' }
     })
     try {
-      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/retries/lost`, { env: {}, retry: fast })
+      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/retries/lost`, {
+        env: {},
+        retry: fast,
+      })
       // the first try creates the blob but its answer is lost; the retry meets 409 and recognises its own write
       expect(await ds.createExclusive('dev/a/$commits/000000000001.json', '{"seq":1}')).toBe(true)
       expect(await ds.createExclusive('dev/a/$commits/000000000001.json', '{"seq":1}')).toBe(false)
@@ -185,9 +234,12 @@ describe.concurrent('BlobDatastore on Azurite', () => {
 
   it('keeps a lock whose TTL exceeds the longest lease (60 s) alive between the runtime renewals', async () => {
     const proxy = await FaultProxy.start(azurite.port, () => ({ kind: 'forward' }))
-    const renewals = (): number => proxy.seen.filter((r) => r.method === 'PUT' && r.url.includes('comp=lease') && r.leaseAction === 'renew').length
+    const renewals = (): number =>
+      proxy.seen.filter((r) => r.method === 'PUT' && r.url.includes('comp=lease') && r.leaseAction === 'renew').length
     try {
-      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/keepalive/${unique()}`, { env: {} })
+      const ds = await BlobDatastore.open(`http://127.0.0.1:${proxy.port}/${EMULATOR_ACCOUNT}/keepalive/${unique()}`, {
+        env: {},
+      })
       const lock = await ds.lock('dev/a/$lock', 180_000) // the runtime would renew every 60 s; the lease lasts 60 s
       await new Promise((r) => setTimeout(r, 21_000))
       expect(renewals()).toBeGreaterThanOrEqual(1) // the plugin renewed on its own after 20 s

@@ -3,7 +3,12 @@ import { hostname } from 'node:os'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BlobServiceClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob'
+import {
+  BlobServiceClient,
+  ContainerSASPermissions,
+  StorageSharedKeyCredential,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob'
 import { BlobDatastore } from '../src/blob-datastore.js'
 import { EMULATOR_ACCOUNT, EMULATOR_KEY } from '../src/location.js'
 import { Azurite } from './azurite.js'
@@ -25,7 +30,10 @@ afterAll(async () => {
 
 const unique = (): string => randomBytes(3).toString('hex')
 const rowsOf = async (file: string): Promise<Record<string, unknown>[]> =>
-  (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  (await readFile(file, 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
 
 describe.concurrent('anchovy CLI on a blob datastore', () => {
   it('a downloader and an uploader on two machines share only the blob datastore; every row arrives exactly once', async () => {
@@ -45,7 +53,9 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const keys = rows.map((r) => `${String(r.table)}:${String(r.id ?? r.contact_id)}`)
     expect(keys).toHaveLength(16)
     expect(new Set(keys).size).toBe(16)
-    expect(keys.filter((k) => k.startsWith('dl.sales:')).sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7'].map((i) => `dl.sales:${i}`).sort())
+    expect(keys.filter((k) => k.startsWith('dl.sales:')).sort()).toEqual(
+      ['0', '1', '2', '3', '4', '5', '6', '7'].map((i) => `dl.sales:${i}`).sort(),
+    )
     // nothing was kept on either machine: no local datastore
     expect(await readdir(dlHome)).toEqual([])
     expect((await readdir(upHome)).sort()).toEqual(['out.jsonl'])
@@ -70,10 +80,17 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const ds = azurite.url('school', `svc-${unique()}`)
     const home = await machine()
     const addr = ['--id', 'tick', '-u', 'dev', '--datastore', ds]
-    const svc = spawnAnchovy(['start', '-op', `${BASIC}:Ticker`, ...addr, '-S', '--interval', '0.1', '--lock-ttl', '3'], home)
+    const svc = spawnAnchovy(
+      ['start', '-op', `${BASIC}:Ticker`, ...addr, '-S', '--interval', '0.1', '--lock-ttl', '3'],
+      home,
+    )
     const store = await BlobDatastore.open(ds, { env: {} })
-    while (Number((await store.read('dev/tick/$commits/HEAD'))?.toString() ?? 0) < 8) await new Promise((r) => setTimeout(r, 100))
-    expect(await anchovy(['healthcheck', ...addr, '--max-age', '30'], home)).toMatchObject({ code: 0, stdout: expect.stringContaining('last service heartbeat OK') })
+    while (Number((await store.read('dev/tick/$commits/HEAD'))?.toString() ?? 0) < 8)
+      await new Promise((r) => setTimeout(r, 100))
+    expect(await anchovy(['healthcheck', ...addr, '--max-age', '30'], home)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('last service heartbeat OK'),
+    })
     svc.proc.kill('SIGTERM')
     const stopped = await svc.done
     expect(stopped.code).toBe(0)
@@ -82,7 +99,10 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const seqs = (await store.list('dev/tick/$commits')).filter((e) => /\d{12}\.json$/.test(e.path)).length
     expect(seqs).toBeGreaterThanOrEqual(8)
     expect((await store.read('dev/tick/$checkpoints/ticks.n'))!.toString()).toBe(String(seqs))
-    const again = await anchovy(['start', '-op', `${BASIC}:Ticker`, ...addr, '-S', '--interval', '0', '--max-batches', '1'], home)
+    const again = await anchovy(
+      ['start', '-op', `${BASIC}:Ticker`, ...addr, '-S', '--interval', '0', '--max-batches', '1'],
+      home,
+    )
     expect(again.code).toBe(0)
     expect((await store.read('dev/tick/$checkpoints/ticks.n'))!.toString()).toBe(String(seqs + 1))
   })
@@ -94,14 +114,26 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const none = await anchovy(['healthcheck', ...addr], home)
     expect(none).toMatchObject({ code: 1, stdout: expect.stringContaining('no run of dev/dl is recorded') })
     expect((await anchovy(['start', '-op', `${BASIC}:TwoTables`, ...addr], home, { ROWS: '2' })).code).toBe(0)
-    expect(await anchovy(['healthcheck', ...addr, '--max-age', '60'], home)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^healthy: last run OK/) })
+    expect(await anchovy(['healthcheck', ...addr, '--max-age', '60'], home)).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^healthy: last run OK/),
+    })
     expect((await anchovy(['checkpoint', 'list', ...addr], home)).stdout).toBe('contacts.last\t2\nsales.last\t2\n')
     expect((await anchovy(['checkpoint', 'set', 'sales.last', '100', ...addr], home)).code).toBe(0)
     expect((await anchovy(['checkpoint', 'get', 'sales.last', ...addr], home)).stdout).toBe('100\n')
-    expect((await anchovy(['checkpoint', 'delete', 'contacts.*', ...addr], home)).stdout).toContain('deleted 1 checkpoint(s)')
+    expect((await anchovy(['checkpoint', 'delete', 'contacts.*', ...addr], home)).stdout).toContain(
+      'deleted 1 checkpoint(s)',
+    )
     expect((await anchovy(['checkpoint', 'list', ...addr], home)).stdout).toBe('sales.last\t100\n')
-    const unreachable = await anchovy(['healthcheck', '--id', 'dl', '-u', 'dev', '--datastore', `http://127.0.0.1:9/${EMULATOR_ACCOUNT}/school/x`], home, { ACHVY_AZBLOB_MAX_TRIES: '2' })
-    expect(unreachable).toMatchObject({ code: 1, stdout: expect.stringContaining('cannot reach http://127.0.0.1:9/devstoreaccount1 (ECONNREFUSED)') })
+    const unreachable = await anchovy(
+      ['healthcheck', '--id', 'dl', '-u', 'dev', '--datastore', `http://127.0.0.1:9/${EMULATOR_ACCOUNT}/school/x`],
+      home,
+      { ACHVY_AZBLOB_MAX_TRIES: '2' },
+    )
+    expect(unreachable).toMatchObject({
+      code: 1,
+      stdout: expect.stringContaining('cannot reach http://127.0.0.1:9/devstoreaccount1 (ECONNREFUSED)'),
+    })
   })
 
   it('--task-store-cls hive writes every task log into one Hive-partitioned folder at the datastore root', async () => {
@@ -109,15 +141,40 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const ds = azurite.url('school', prefix)
     const home = await machine()
     for (const id of ['dl1', 'dl2']) {
-      expect((await anchovy(['start', '-op', `${BASIC}:TwoTables`, '--id', id, '-u', 'dev', '--datastore', ds, '--task-store-cls', 'hive'], home)).code).toBe(0)
+      expect(
+        (
+          await anchovy(
+            [
+              'start',
+              '-op',
+              `${BASIC}:TwoTables`,
+              '--id',
+              id,
+              '-u',
+              'dev',
+              '--datastore',
+              ds,
+              '--task-store-cls',
+              'hive',
+            ],
+            home,
+          )
+        ).code,
+      ).toBe(0)
     }
     const logs = await list('school', ds, '$task_logs')
     const today = new Date().toISOString().slice(0, 10)
     for (const id of ['dl1', 'dl2']) {
       const mine = logs.filter((p) => p.startsWith(`$task_logs/anchovy_user=dev/anchovy_id=${id}/date=${today}/`))
       expect(mine.length).toBeGreaterThanOrEqual(6) // STARTUP, XOPEN, 2 × TABLE, XCLOSE, SHUTDOWN
-      const records = await Promise.all(mine.map(async (p) => JSON.parse((await readBlob('school', `${prefix}/${p}`)).toString()) as Record<string, unknown>))
-      expect(new Set(records.map((r) => r.task_type))).toEqual(new Set(['STARTUP', 'XOPEN', 'TABLE', 'XCLOSE', 'SHUTDOWN']))
+      const records = await Promise.all(
+        mine.map(
+          async (p) => JSON.parse((await readBlob('school', `${prefix}/${p}`)).toString()) as Record<string, unknown>,
+        ),
+      )
+      expect(new Set(records.map((r) => r.task_type))).toEqual(
+        new Set(['STARTUP', 'XOPEN', 'TABLE', 'XCLOSE', 'SHUTDOWN']),
+      )
       expect(records.every((r) => r.anchovy_id === id && r.anchovy_user === 'dev')).toBe(true)
     }
     expect(logs.length).toBe(logs.filter((p) => p.startsWith('$task_logs/anchovy_user=dev/')).length)
@@ -126,10 +183,17 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
 
   it('never writes the account key, the connection string or a SAS into logs, task logs, results or errors', async () => {
     const container = `secrets-${unique()}`
-    const secretService = new BlobServiceClient(azurite.endpoint(SECRET_ACCOUNT), new StorageSharedKeyCredential(SECRET_ACCOUNT, SECRET_KEY))
+    const secretService = new BlobServiceClient(
+      azurite.endpoint(SECRET_ACCOUNT),
+      new StorageSharedKeyCredential(SECRET_ACCOUNT, SECRET_KEY),
+    )
     await secretService.getContainerClient(container).create()
     const sas = generateBlobSASQueryParameters(
-      { containerName: container, permissions: ContainerSASPermissions.parse('racwdl'), expiresOn: new Date(Date.now() + 3600_000) },
+      {
+        containerName: container,
+        permissions: ContainerSASPermissions.parse('racwdl'),
+        expiresOn: new Date(Date.now() + 3600_000),
+      },
       new StorageSharedKeyCredential(SECRET_ACCOUNT, SECRET_KEY),
     ).toString()
     const sig = new URLSearchParams(sas).get('sig')!
@@ -145,23 +209,68 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
     const dl = ['start', '-op', `${BASIC}:TwoTables`, '--id', 'dl', '-u', 'dev']
     const up = ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'dl']
     // key via connection string + az:// URL; SAS via the environment; SAS in the URL itself
-    expect(await run([...dl, '--datastore', `az://${container}/prod`], dlHome, { AZURE_STORAGE_CONNECTION_STRING: connectionString })).toBe(0)
-    expect(await run([...up, '--datastore', url], upHome, { AZURE_STORAGE_SAS_TOKEN: sas, OUT_FILE: join(upHome, 'out'), FAIL_UPLOAD: 'sales' })).toBe(1)
+    expect(
+      await run([...dl, '--datastore', `az://${container}/prod`], dlHome, {
+        AZURE_STORAGE_CONNECTION_STRING: connectionString,
+      }),
+    ).toBe(0)
+    expect(
+      await run([...up, '--datastore', url], upHome, {
+        AZURE_STORAGE_SAS_TOKEN: sas,
+        OUT_FILE: join(upHome, 'out'),
+        FAIL_UPLOAD: 'sales',
+      }),
+    ).toBe(1)
     expect(await run([...up, '--datastore', `${url}?${sas}`], upHome, { OUT_FILE: join(upHome, 'out') })).toBe(0)
     expect(await run([...dl, '--datastore', url], dlHome, { AZURE_STORAGE_KEY: SECRET_KEY })).toBe(0)
     // failures: a key refused by another account, and an unreachable endpoint
-    expect(await run(['healthcheck', '--id', 'dl', '-u', 'dev', '--datastore', azurite.url(container, 'prod')], dlHome, { AZURE_STORAGE_KEY: SECRET_KEY })).toBe(1)
-    expect(await run(['healthcheck', '--id', 'dl', '-u', 'dev', '--datastore', `http://127.0.0.1:9/${SECRET_ACCOUNT}/${container}?${sas}`], dlHome, { ACHVY_AZBLOB_MAX_TRIES: '1' })).toBe(1)
-    expect(await run(['checkpoint', 'list', '--id', 'dl', '-u', 'dev', '--datastore', `az://${container}/prod`], dlHome, { AZURE_STORAGE_CONNECTION_STRING: connectionString })).toBe(0)
+    expect(
+      await run(['healthcheck', '--id', 'dl', '-u', 'dev', '--datastore', azurite.url(container, 'prod')], dlHome, {
+        AZURE_STORAGE_KEY: SECRET_KEY,
+      }),
+    ).toBe(1)
+    expect(
+      await run(
+        [
+          'healthcheck',
+          '--id',
+          'dl',
+          '-u',
+          'dev',
+          '--datastore',
+          `http://127.0.0.1:9/${SECRET_ACCOUNT}/${container}?${sas}`,
+        ],
+        dlHome,
+        { ACHVY_AZBLOB_MAX_TRIES: '1' },
+      ),
+    ).toBe(1)
+    expect(
+      await run(['checkpoint', 'list', '--id', 'dl', '-u', 'dev', '--datastore', `az://${container}/prod`], dlHome, {
+        AZURE_STORAGE_CONNECTION_STRING: connectionString,
+      }),
+    ).toBe(0)
     // everything the runs wrote to the storage, and to their machines
     for await (const item of secretService.getContainerClient(container).listBlobsFlat()) {
-      outputs.push((await secretService.getContainerClient(container).getBlobClient(item.name).downloadToBuffer()).toString('latin1'))
+      outputs.push(
+        (await secretService.getContainerClient(container).getBlobClient(item.name).downloadToBuffer()).toString(
+          'latin1',
+        ),
+      )
     }
-    for (const home of [dlHome, upHome]) for (const f of await readdir(home)) outputs.push(await readFile(join(home, f), 'latin1'))
+    for (const home of [dlHome, upHome])
+      for (const f of await readdir(home)) outputs.push(await readFile(join(home, f), 'latin1'))
     const everything = outputs.join('\n')
     expect(everything).toContain('"task_type":"TABLE"') // task logs were scanned
     expect(everything).toContain('refused the credentials') // the failure was reported
-    for (const secret of [SECRET_KEY, connectionString, sas, sig, encodeURIComponent(sig), SECRET_KEY.slice(0, 20), sig.slice(0, 16)]) {
+    for (const secret of [
+      SECRET_KEY,
+      connectionString,
+      sas,
+      sig,
+      encodeURIComponent(sig),
+      SECRET_KEY.slice(0, 20),
+      sig.slice(0, 16),
+    ]) {
       expect(everything.includes(secret), `leaked ${secret.slice(0, 6)}…`).toBe(false)
     }
   })
@@ -170,7 +279,8 @@ describe.concurrent('anchovy CLI on a blob datastore', () => {
 async function list(container: string, datastoreUrl: string, folder: string): Promise<string[]> {
   const prefix = new URL(datastoreUrl).pathname.split('/').slice(3).join('/')
   const out: string[] = []
-  for await (const item of service.getContainerClient(container).listBlobsFlat({ prefix: `${prefix}/${folder}/` })) out.push(item.name.slice(prefix.length + 1))
+  for await (const item of service.getContainerClient(container).listBlobsFlat({ prefix: `${prefix}/${folder}/` }))
+    out.push(item.name.slice(prefix.length + 1))
   return out
 }
 

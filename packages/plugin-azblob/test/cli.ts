@@ -38,7 +38,12 @@ export async function machine(): Promise<string> {
 }
 
 /** Starts `anchovy <args>` in `home` with a clean environment (no ACHVY_, AZURE_ variables from the test runner). */
-export function spawnAnchovy(args: string[], home: string, env: Record<string, string> = {}, host?: string): CliProcess {
+export function spawnAnchovy(
+  args: string[],
+  home: string,
+  env: Record<string, string> = {},
+  host?: string,
+): CliProcess {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ACHVY_|AZURE_|ANCHY_)/.test(k)))
   // `host`: run as if on another machine, with its own host name (a UTS namespace; needs root, as CI has)
   const [cmd, argv] = host
@@ -49,7 +54,9 @@ export function spawnAnchovy(args: string[], home: string, env: Record<string, s
   let stderr = ''
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const done = new Promise<CliResult>((resolveDone) => proc.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })))
+  const done = new Promise<CliResult>((resolveDone) =>
+    proc.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })),
+  )
   return { proc, done }
 }
 
@@ -69,5 +76,8 @@ export async function waitForFile(file: string, timeoutMs = 20_000): Promise<voi
 
 /** The `id`s of the JSON lines a test sink wrote to `file` (none if it does not exist yet). */
 export async function ids(file: string): Promise<number[]> {
-  return (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id)
+  return (await readFile(file, 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { id: number }).id)
 }

@@ -90,7 +90,19 @@ describe.concurrent('crashes on a blob datastore', () => {
     const [dlHome, upHome] = [await machine(), await machine()]
     const ready = join(dlHome, 'ready')
     const out = join(upHome, 'out.jsonl')
-    const dl = ['start', '-op', `${SLEEPY}:Sleepy`, '--id', 'zombie', '-u', 'dev', '--datastore', url, '--lock-ttl', '3']
+    const dl = [
+      'start',
+      '-op',
+      `${SLEEPY}:Sleepy`,
+      '--id',
+      'zombie',
+      '-u',
+      'dev',
+      '--datastore',
+      url,
+      '--lock-ttl',
+      '3',
+    ]
     const zombie = spawnAnchovy(dl, dlHome, { ROWS: '5', SLEEP_MS: '4000', READY_FILE: ready })
     await waitForFile(ready)
     zombie.proc.kill('SIGSTOP')
@@ -109,7 +121,15 @@ describe.concurrent('crashes on a blob datastore', () => {
     expect(thawed.stderr).toMatch(/lost the run lock|taken over|already exists/)
     expect((await ds.list('dev/zombie/$commits')).filter((e) => /\d{12}\.json$/.test(e.path))).toHaveLength(1)
     expect((await ds.read('dev/zombie/$checkpoints/rows.last'))!.toString()).toBe(checkpoint)
-    expect((await anchovy(['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'zombie', '--datastore', url], upHome, { OUT_FILE: out })).code).toBe(0)
+    expect(
+      (
+        await anchovy(
+          ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'zombie', '--datastore', url],
+          upHome,
+          { OUT_FILE: out },
+        )
+      ).code,
+    ).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4])
   }, 90_000)
 
@@ -117,16 +137,27 @@ describe.concurrent('crashes on a blob datastore', () => {
     const url = azurite.url('crash', `b-${randomBytes(3).toString('hex')}`)
     const ds = await BlobDatastore.open(url, { env: {} })
     const home = await machine()
-    const service = new BlobServiceClient(azurite.accountUrl, new StorageSharedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY)).getContainerClient('crash')
+    const service = new BlobServiceClient(
+      azurite.accountUrl,
+      new StorageSharedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY),
+    ).getContainerClient('crash')
     const prefix = new URL(url).pathname.split('/').slice(3).join('/')
     const partial = async (): Promise<string[]> => {
       const committed = new Set((await ds.list('dev/stub/data')).map((e) => `${prefix}/${e.path}`))
       const names: string[] = []
-      for await (const item of service.listBlobsFlat({ prefix: `${prefix}/dev/stub/data/`, includeUncommitedBlobs: true })) if (!committed.has(item.name)) names.push(item.name)
+      for await (const item of service.listBlobsFlat({
+        prefix: `${prefix}/dev/stub/data/`,
+        includeUncommitedBlobs: true,
+      }))
+        if (!committed.has(item.name)) names.push(item.name)
       return names
     }
     // small blocks, so blocks of the never-ending table reach the storage quickly
-    const victim = spawnAnchovy(['start', '-op', `${BASIC}:Stubborn`, '--id', 'stub', '-u', 'dev', '--datastore', url, '--lock-ttl', '3'], home, { ACHVY_AZBLOB_BLOCK_SIZE: '65536' })
+    const victim = spawnAnchovy(
+      ['start', '-op', `${BASIC}:Stubborn`, '--id', 'stub', '-u', 'dev', '--datastore', url, '--lock-ttl', '3'],
+      home,
+      { ACHVY_AZBLOB_BLOCK_SIZE: '65536' },
+    )
     const deadline = Date.now() + 20_000
     while ((await partial()).length === 0) {
       expect(Date.now()).toBeLessThan(deadline)
@@ -140,7 +171,11 @@ describe.concurrent('crashes on a blob datastore', () => {
     let next
     do {
       await new Promise((r) => setTimeout(r, 1000))
-      next = await anchovy(['start', '-op', `${BASIC}:TwoTables`, '--id', 'stub', '-u', 'dev', '--datastore', url], home, { ROWS: '1' })
+      next = await anchovy(
+        ['start', '-op', `${BASIC}:TwoTables`, '--id', 'stub', '-u', 'dev', '--datastore', url],
+        home,
+        { ROWS: '1' },
+      )
     } while (next.code === 75 && Date.now() < deadline + 30_000)
     expect(next.code).toBe(0)
     expect(await partial()).toEqual([])

@@ -22,7 +22,10 @@ export class FaultProxy {
     private readonly decide: (req: IncomingMessage, index: number) => Fault,
   ) {}
 
-  static async start(upstreamPort: number, decide: (req: IncomingMessage, index: number) => Fault): Promise<FaultProxy> {
+  static async start(
+    upstreamPort: number,
+    decide: (req: IncomingMessage, index: number) => Fault,
+  ): Promise<FaultProxy> {
     let proxy: FaultProxy | undefined
     const server = createServer((req, res) => proxy!.handle(req, res))
     server.listen(0, '127.0.0.1')
@@ -33,22 +36,32 @@ export class FaultProxy {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const fault = this.decide(req, this.seen.length)
-    this.seen.push({ method: req.method ?? '', url: req.url ?? '', fault: fault.kind, leaseAction: req.headers['x-ms-lease-action'] as string | undefined })
+    this.seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      fault: fault.kind,
+      leaseAction: req.headers['x-ms-lease-action'] as string | undefined,
+    })
     if (fault.kind === 'status') {
       req.resume()
       res.writeHead(fault.status, { 'content-type': 'application/xml', ...fault.headers })
-      res.end(`<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>injected ${fault.status}</Message></Error>`)
+      res.end(
+        `<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>injected ${fault.status}</Message></Error>`,
+      )
       return
     }
-    const upstream = request({ host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      if (fault.kind === 'drop-response') {
-        up.resume()
-        up.on('end', () => res.socket?.destroy())
-        return
-      }
-      res.writeHead(up.statusCode ?? 502, up.headers)
-      up.pipe(res)
-    })
+    const upstream = request(
+      { host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        if (fault.kind === 'drop-response') {
+          up.resume()
+          up.on('end', () => res.socket?.destroy())
+          return
+        }
+        res.writeHead(up.statusCode ?? 502, up.headers)
+        up.pipe(res)
+      },
+    )
     upstream.on('error', () => res.socket?.destroy())
     req.pipe(upstream)
   }

@@ -19,13 +19,23 @@ afterAll(async () => {
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = []
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(relative(dir, join(e.parentPath, e.name)).split('\\').join('/'))
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) out.push(relative(dir, join(e.parentPath, e.name)).split('\\').join('/'))
   return out.sort()
 }
 
 /** Paths with session ids, timestamps and run tags replaced, so two runs can be compared. */
 const shape = (paths: string[]): string[] =>
-  [...new Set(paths.map((p) => p.replace(/\d{14}\.[0-9a-f]{8}/g, '<session>').replace(/\/\d{14}\./g, '/<stamp>.').replace(/-\d{3}-\d{4}-\d{4}\.json\.gz$/, '-<file>.json.gz')))].sort()
+  [
+    ...new Set(
+      paths.map((p) =>
+        p
+          .replace(/\d{14}\.[0-9a-f]{8}/g, '<session>')
+          .replace(/\/\d{14}\./g, '/<stamp>.')
+          .replace(/-\d{3}-\d{4}-\d{4}\.json\.gz$/, '-<file>.json.gz'),
+      ),
+    ),
+  ].sort()
 
 describe('blob and filesystem datastores', () => {
   it('lay out the same files under the prefix for the same runs', async () => {
@@ -33,8 +43,15 @@ describe('blob and filesystem datastores', () => {
     const blobUrl = azurite.url('layout', `a/b-${randomBytes(3).toString('hex')}`)
     const fsRoot = join(home, 'ds')
     for (const datastore of [blobUrl, fsRoot]) {
-      for (const [op, id, extra] of [['TwoTables', 'dl', []], ['FileUploader', 'up', ['-U', 'dl']]] as const) {
-        const r = await anchovy(['start', '-op', `${BASIC}:${op}`, '--id', id, '-u', 'dev', '--datastore', datastore, ...extra], home, { OUT_FILE: join(home, 'out') })
+      for (const [op, id, extra] of [
+        ['TwoTables', 'dl', []],
+        ['FileUploader', 'up', ['-U', 'dl']],
+      ] as const) {
+        const r = await anchovy(
+          ['start', '-op', `${BASIC}:${op}`, '--id', id, '-u', 'dev', '--datastore', datastore, ...extra],
+          home,
+          { OUT_FILE: join(home, 'out') },
+        )
         expect(r.code).toBe(0)
       }
     }
@@ -51,14 +68,32 @@ describe('blob and filesystem datastores', () => {
     for (const path of await walk(PY_FIXTURE)) await ds.write(`fixture/${path}`, await readFile(join(PY_FIXTURE, path)))
     const home = await machine()
     const out = join(home, 'out.jsonl')
-    const up = ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'fixture', '-U', 'py_sales', '--datastore', url]
+    const up = [
+      'start',
+      '-op',
+      `${BASIC}:FileUploader`,
+      '--id',
+      'up',
+      '-u',
+      'fixture',
+      '-U',
+      'py_sales',
+      '--datastore',
+      url,
+    ]
     expect((await anchovy(up, home, { OUT_FILE: out })).code).toBe(0)
-    const rows = (await readFile(out, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { table: string })
+    const rows = (await readFile(out, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { table: string })
     expect(rows.filter((r) => r.table === 'py_sales.sales')).toHaveLength(51)
     expect(rows.filter((r) => r.table === 'py_sales.contacts')).toHaveLength(49)
     expect((await anchovy(up, home, { OUT_FILE: out })).code).toBe(0)
     expect((await readFile(out, 'utf8')).split('\n').filter(Boolean)).toHaveLength(100) // nothing twice
-    const checkpoints = await anchovy(['checkpoint', 'list', '--id', 'py_sales', '-u', 'fixture', '--datastore', url], home)
+    const checkpoints = await anchovy(
+      ['checkpoint', 'list', '--id', 'py_sales', '-u', 'fixture', '--datastore', url],
+      home,
+    )
     expect(checkpoints.stdout).toContain('sales.last_order_num\t')
   })
 })

@@ -15,7 +15,9 @@ describe('parseBlobLocation', () => {
     })
     expect(parseBlobLocation('https://acme.blob.core.windows.net/etl', {}).prefix).toBe('')
     expect(parseBlobLocation('https://acme.blob.core.windows.net/etl/', {}).prefix).toBe('')
-    expect(parseBlobLocation('https://acme.blob.core.chinacloudapi.cn/etl/p', {}).accountUrl).toBe('https://acme.blob.core.chinacloudapi.cn')
+    expect(parseBlobLocation('https://acme.blob.core.chinacloudapi.cn/etl/p', {}).accountUrl).toBe(
+      'https://acme.blob.core.chinacloudapi.cn',
+    )
     expect(parseBlobLocation('https://acme.z12.blob.storage.azure.net/etl/p', {}).accountName).toBe('acme')
   })
 
@@ -26,7 +28,9 @@ describe('parseBlobLocation', () => {
       container: 'etl',
       prefix: 'a/b',
     })
-    expect(parseBlobLocation('http://azurite:10000/devstoreaccount1/etl', {}).accountUrl).toBe('http://azurite:10000/devstoreaccount1')
+    expect(parseBlobLocation('http://azurite:10000/devstoreaccount1/etl', {}).accountUrl).toBe(
+      'http://azurite:10000/devstoreaccount1',
+    )
   })
 
   it('reads az://<container>/<prefix> with the account from the environment', () => {
@@ -35,14 +39,26 @@ describe('parseBlobLocation', () => {
       container: 'etl',
       prefix: 'anchovies',
     })
-    expect(parseBlobLocation('azblob://etl/x/y/', { AZURE_STORAGE_ACCOUNT_URL: 'https://acme.blob.core.windows.net/' })).toMatchObject({ accountUrl: 'https://acme.blob.core.windows.net', prefix: 'x/y' })
-    expect(parseBlobLocation('az://etl', { AZURE_BLOB_ACCOUNT_URL: 'https://old.blob.core.windows.net' }).accountName).toBe('old')
+    expect(
+      parseBlobLocation('azblob://etl/x/y/', { AZURE_STORAGE_ACCOUNT_URL: 'https://acme.blob.core.windows.net/' }),
+    ).toMatchObject({ accountUrl: 'https://acme.blob.core.windows.net', prefix: 'x/y' })
+    expect(
+      parseBlobLocation('az://etl', { AZURE_BLOB_ACCOUNT_URL: 'https://old.blob.core.windows.net' }).accountName,
+    ).toBe('old')
     const cs = 'DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=a2V5a2V5;EndpointSuffix=core.windows.net'
-    expect(parseBlobLocation('az://etl/p', { AZURE_STORAGE_CONNECTION_STRING: cs }).accountUrl).toBe('https://acme.blob.core.windows.net')
-    const withSas = parseBlobLocation('az://etl/p', { AZURE_STORAGE_ACCOUNT_URL: 'https://acme.blob.core.windows.net/?sv=1&sig=acctsig123' })
+    expect(parseBlobLocation('az://etl/p', { AZURE_STORAGE_CONNECTION_STRING: cs }).accountUrl).toBe(
+      'https://acme.blob.core.windows.net',
+    )
+    const withSas = parseBlobLocation('az://etl/p', {
+      AZURE_STORAGE_ACCOUNT_URL: 'https://acme.blob.core.windows.net/?sv=1&sig=acctsig123',
+    })
     expect(withSas).toMatchObject({ accountUrl: 'https://acme.blob.core.windows.net', sas: 'sv=1&sig=acctsig123' })
     expect(redact('sig=acctsig123')).not.toContain('acctsig123')
-    expect(parseBlobLocation('az://etl@acme/p', {})).toMatchObject({ accountUrl: 'https://acme.blob.core.windows.net', container: 'etl', prefix: 'p' })
+    expect(parseBlobLocation('az://etl@acme/p', {})).toMatchObject({
+      accountUrl: 'https://acme.blob.core.windows.net',
+      container: 'etl',
+      prefix: 'p',
+    })
   })
 
   it('rejects what cannot work with ANCH_ERR_CONFIG', () => {
@@ -67,7 +83,12 @@ describe('parseBlobLocation', () => {
   })
 
   it('is what the plugin factory accepts', () => {
-    for (const u of ['az://etl/p', 'azblob://etl', 'https://a1b.blob.core.windows.net/etl', 'http://127.0.0.1:1/devstoreaccount1/etl']) {
+    for (const u of [
+      'az://etl/p',
+      'azblob://etl',
+      'https://a1b.blob.core.windows.net/etl',
+      'http://127.0.0.1:1/devstoreaccount1/etl',
+    ]) {
       expect(blobDatastoreFactory.accepts(u)).toBe(true)
     }
     expect(blobDatastoreFactory.accepts('/var/data')).toBe(false)
@@ -77,18 +98,26 @@ describe('parseBlobLocation', () => {
 
 describe('parseConnectionString', () => {
   it('reads account, key, endpoint and SAS, and the development-storage shortcut', () => {
-    expect(parseConnectionString('DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=abc==;EndpointSuffix=core.usgovcloudapi.net')).toEqual({
+    expect(
+      parseConnectionString(
+        'DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=abc==;EndpointSuffix=core.usgovcloudapi.net',
+      ),
+    ).toEqual({
       accountName: 'acme',
       accountKey: 'abc==',
       sas: undefined,
       blobEndpoint: 'https://acme.blob.core.usgovcloudapi.net',
     })
-    expect(parseConnectionString('BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;SharedAccessSignature=sv=1&sig=x')).toMatchObject({
+    expect(
+      parseConnectionString('BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;SharedAccessSignature=sv=1&sig=x'),
+    ).toMatchObject({
       accountName: 'devstoreaccount1',
       blobEndpoint: 'http://127.0.0.1:10000/devstoreaccount1',
       sas: 'sv=1&sig=x',
     })
-    expect(parseConnectionString('UseDevelopmentStorage=true').blobEndpoint).toBe('http://127.0.0.1:10000/devstoreaccount1')
+    expect(parseConnectionString('UseDevelopmentStorage=true').blobEndpoint).toBe(
+      'http://127.0.0.1:10000/devstoreaccount1',
+    )
   })
 })
 
@@ -99,8 +128,17 @@ describe('resolveCredential', () => {
   it('prefers a URL SAS, then the connection string, the account key, the SAS token, then DefaultAzureCredential', async () => {
     const urlSas = parseBlobLocation('https://acme.blob.core.windows.net/etl/p?sv=1&sig=abcd1234', {})
     expect((await resolveCredential(urlSas, { AZURE_STORAGE_KEY: key })).kind).toBe('url-sas')
-    expect((await resolveCredential(loc, { AZURE_STORAGE_CONNECTION_STRING: `AccountName=acme;AccountKey=${key}`, AZURE_STORAGE_KEY: key })).kind).toBe('connection-string')
-    expect((await resolveCredential(loc, { AZURE_STORAGE_KEY: key, AZURE_STORAGE_SAS_TOKEN: 'sv=1&sig=zzzz9999' })).kind).toBe('account-key')
+    expect(
+      (
+        await resolveCredential(loc, {
+          AZURE_STORAGE_CONNECTION_STRING: `AccountName=acme;AccountKey=${key}`,
+          AZURE_STORAGE_KEY: key,
+        })
+      ).kind,
+    ).toBe('connection-string')
+    expect(
+      (await resolveCredential(loc, { AZURE_STORAGE_KEY: key, AZURE_STORAGE_SAS_TOKEN: 'sv=1&sig=zzzz9999' })).kind,
+    ).toBe('account-key')
     const sas = await resolveCredential(loc, { AZURE_STORAGE_SAS_TOKEN: '?sv=1&sig=zzzz9999' })
     expect(sas).toMatchObject({ kind: 'sas', sas: 'sv=1&sig=zzzz9999' })
     expect((await resolveCredential(loc, { AZURE_BLOB_CREDENTIAL: 'sv=1&sig=legacy9999' })).kind).toBe('sas')
@@ -119,6 +157,8 @@ describe('resolveCredential', () => {
   })
 
   it('refuses a connection string for another account than the URL names', async () => {
-    await expect(resolveCredential(loc, { AZURE_STORAGE_CONNECTION_STRING: `AccountName=other;AccountKey=${key}` })).rejects.toMatchObject({ code: 'ANCH_ERR_CONFIG' })
+    await expect(
+      resolveCredential(loc, { AZURE_STORAGE_CONNECTION_STRING: `AccountName=other;AccountKey=${key}` }),
+    ).rejects.toMatchObject({ code: 'ANCH_ERR_CONFIG' })
   })
 })

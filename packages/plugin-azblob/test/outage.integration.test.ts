@@ -29,7 +29,11 @@ describe('storage outage', () => {
     const stoppedAt = Date.now()
     const failed = await run.done
     expect(failed.code).toBe(1)
-    expect(failed.stderr).toMatch(new RegExp(`cannot reach http://127.0.0.1:${azurite.port}/devstoreaccount1 \\(ECONN(REFUSED|RESET)\\) after 3 tries`))
+    expect(failed.stderr).toMatch(
+      new RegExp(
+        `cannot reach http://127.0.0.1:${azurite.port}/devstoreaccount1 \\(ECONN(REFUSED|RESET)\\) after 3 tries`,
+      ),
+    )
     expect(Date.now() - stoppedAt).toBeLessThan(20_000)
 
     await azurite.restart()
@@ -40,7 +44,15 @@ describe('storage outage', () => {
     const next = await anchovy(dl, dlHome, { ROWS: '5' })
     expect(next.code).toBe(0)
     expect((await ds.list('dev/out/$commits')).filter((e) => /\d{12}\.json$/.test(e.path))).toHaveLength(1)
-    expect((await anchovy(['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'out', '--datastore', url], upHome, { OUT_FILE: out })).code).toBe(0)
+    expect(
+      (
+        await anchovy(
+          ['start', '-op', `${BASIC}:FileUploader`, '--id', 'up', '-u', 'dev', '-U', 'out', '--datastore', url],
+          upHome,
+          { OUT_FILE: out },
+        )
+      ).code,
+    ).toBe(0)
     expect((await ids(out)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4])
   }, 90_000)
 })

@@ -21,7 +21,11 @@ const COMPRESSION = process.env.BENCH_COMPRESSION ?? 'snappy'
 function measure(args, cwd, env) {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
-    const proc = spawn(process.execPath, ['--import', nodePath.join(HERE, 'rss.mjs'), ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+    const proc = spawn(process.execPath, ['--import', nodePath.join(HERE, 'rss.mjs'), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     let err = ''
     proc.stderr.on('data', (d) => (err += d))
     proc.on('close', (code) => {
@@ -57,20 +61,46 @@ try {
   const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'bench', ACHVY_LOG_LEVEL: 'warn' }
   writeFileSync(`${dir}/config.yaml`, 'tbls:\n  items: {}\n')
   console.log(`preparing ${ROWS} rows x 8 columns (datastore and CSV)…`)
-  await measure([BIN, 'start', '-op', `${OPERATORS}:Generate`, '--id', 'gen'], dir, { ...env, ACHVY_TEST_ROWS: String(ROWS) })
+  await measure([BIN, 'start', '-op', `${OPERATORS}:Generate`, '--id', 'gen'], dir, {
+    ...env,
+    ACHVY_TEST_ROWS: String(ROWS),
+  })
   await writeCsv(`${dir}/items.csv`)
   const csvMb = statSync(`${dir}/items.csv`).size / 1e6
   const lake = []
   const duck = []
   const floor = []
   for (let r = 0; r < RUNS; r++) {
-    const l = await measure([BIN, 'start', '-op', 'lake.ParquetUploader', '--id', `lake_${r}`, '-U', 'gen'], dir, { ...env, ACHVY_CNXN__LAKE__URL: `${dir}/lake_${r}`, ACHVY_LAKE_COMPRESSION: COMPRESSION })
-    const d = await measure([nodePath.join(HERE, 'duckdb-copy.mjs'), `${dir}/items.csv`, `${dir}/duck_${r}.parquet`], dir, {})
-    const f = await measure([BIN, 'start', '-op', `${nodePath.join(HERE, 'null-uploader.mjs')}:NullUploader`, '--id', `null_${r}`, '-U', 'gen'], dir, env)
+    const l = await measure([BIN, 'start', '-op', 'lake.ParquetUploader', '--id', `lake_${r}`, '-U', 'gen'], dir, {
+      ...env,
+      ACHVY_CNXN__LAKE__URL: `${dir}/lake_${r}`,
+      ACHVY_LAKE_COMPRESSION: COMPRESSION,
+    })
+    const d = await measure(
+      [nodePath.join(HERE, 'duckdb-copy.mjs'), `${dir}/items.csv`, `${dir}/duck_${r}.parquet`],
+      dir,
+      {},
+    )
+    const f = await measure(
+      [
+        BIN,
+        'start',
+        '-op',
+        `${nodePath.join(HERE, 'null-uploader.mjs')}:NullUploader`,
+        '--id',
+        `null_${r}`,
+        '-U',
+        'gen',
+      ],
+      dir,
+      env,
+    )
     lake.push(l)
     duck.push(d)
     floor.push(f)
-    console.log(`run ${r + 1}: lake ${l.ms.toFixed(0)} ms, ${l.rssMb.toFixed(0)} MB; duckdb ${d.ms.toFixed(0)} ms, ${d.rssMb.toFixed(0)} MB; read-only floor ${f.ms.toFixed(0)} ms, ${f.rssMb.toFixed(0)} MB`)
+    console.log(
+      `run ${r + 1}: lake ${l.ms.toFixed(0)} ms, ${l.rssMb.toFixed(0)} MB; duckdb ${d.ms.toFixed(0)} ms, ${d.rssMb.toFixed(0)} MB; read-only floor ${f.ms.toFixed(0)} ms, ${f.rssMb.toFixed(0)} MB`,
+    )
     rmSync(`${dir}/lake_${r}`, { recursive: true, force: true })
   }
   const report = (name, xs) => {
@@ -81,12 +111,16 @@ try {
     )
     return ms
   }
-  console.log(`\n${ROWS} rows x 8 columns, ${csvMb.toFixed(1)} MB as CSV, ${RUNS} runs, lake compression ${COMPRESSION}`)
+  console.log(
+    `\n${ROWS} rows x 8 columns, ${csvMb.toFixed(1)} MB as CSV, ${RUNS} runs, lake compression ${COMPRESSION}`,
+  )
   const a = report('lake.ParquetUploader', lake)
   const b = report('duckdb COPY from CSV', duck)
   const c = report('read-only floor', floor)
   console.log(`ratio (uploader / duckdb, medians): ${(a / b).toFixed(2)} (goal <= 2.0)`)
-  console.log(`ratio (read-only floor / duckdb): ${(c / b).toFixed(2)}; Parquet writing adds ${(a - c).toFixed(0)} ms (${(((a - c) / b)).toFixed(2)} x duckdb)`)
+  console.log(
+    `ratio (read-only floor / duckdb): ${(c / b).toFixed(2)}; Parquet writing adds ${(a - c).toFixed(0)} ms (${((a - c) / b).toFixed(2)} x duckdb)`,
+  )
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

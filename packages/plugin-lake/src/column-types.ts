@@ -1,7 +1,19 @@
 import { DateTime, LocalDate, formatDate, type ColumnType } from '@anchovies/core'
 
 /** The logical column types a lake file stores (`timestamp` is naive, `timestamptz` UTC-adjusted). */
-export const LAKE_TYPES = ['bool', 'int', 'float', 'decimal', 'str', 'timestamp', 'timestamptz', 'date', 'time', 'bytes', 'json'] as const
+export const LAKE_TYPES = [
+  'bool',
+  'int',
+  'float',
+  'decimal',
+  'str',
+  'timestamp',
+  'timestamptz',
+  'date',
+  'time',
+  'bytes',
+  'json',
+] as const
 /** One lake column type. */
 export type LakeType = (typeof LAKE_TYPES)[number]
 
@@ -229,11 +241,22 @@ export function fits(t: LakeType, scale: number, v: unknown): boolean {
     case 'str':
       return true
     case 'json':
-      return typeof v === 'object' && !ArrayBuffer.isView(v) && !(v instanceof DateTime) && !(v instanceof LocalDate) && !(v instanceof Date) && !(v instanceof DecimalText)
+      return (
+        typeof v === 'object' &&
+        !ArrayBuffer.isView(v) &&
+        !(v instanceof DateTime) &&
+        !(v instanceof LocalDate) &&
+        !(v instanceof Date) &&
+        !(v instanceof DecimalText)
+      )
     case 'bool':
       return typeof v === 'boolean'
     case 'int':
-      return typeof v === 'boolean' || (typeof v === 'number' && Number.isSafeInteger(v)) || (typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX)
+      return (
+        typeof v === 'boolean' ||
+        (typeof v === 'number' && Number.isSafeInteger(v)) ||
+        (typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX)
+      )
     case 'float':
       return typeof v === 'boolean' || typeof v === 'number' || (typeof v === 'bigint' && v >= -SAFE && v <= SAFE)
     case 'decimal': {
@@ -297,7 +320,12 @@ export function stateFor(name: string, v: unknown): ColumnState {
 export function jsonText(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => {
     if (typeof x === 'bigint') return x >= -SAFE && x <= SAFE ? Number(x) : x.toString()
-    if (x && typeof x === 'object' && (x as { type?: unknown }).type === 'Buffer' && Array.isArray((x as { data?: unknown }).data)) {
+    if (
+      x &&
+      typeof x === 'object' &&
+      (x as { type?: unknown }).type === 'Buffer' &&
+      Array.isArray((x as { data?: unknown }).data)
+    ) {
       return Buffer.from((x as { data: number[] }).data).toString('hex')
     }
     return x

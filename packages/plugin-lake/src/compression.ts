@@ -22,7 +22,10 @@ export async function loadZstd(): Promise<void> {
     zstd = (b) => native(b)
     return
   }
-  const wasm = require('@bokuweb/zstd-wasm') as { init(): Promise<void>; compress(b: Uint8Array, level?: number): Uint8Array }
+  const wasm = require('@bokuweb/zstd-wasm') as {
+    init(): Promise<void>
+    compress(b: Uint8Array, level?: number): Uint8Array
+  }
   await wasm.init()
   zstd = (b) => wasm.compress(b, 3)
 }

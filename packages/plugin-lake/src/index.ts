@@ -12,4 +12,9 @@ export type { LakeType, ColumnState } from './column-types.js'
 export type { LoadRecord, LoadFile, SchemaChange } from './load-log.js'
 
 /** The lake plugin: `-op lake.ParquetUploader`, connection `lake` (`ACHVY_CNXN__LAKE__URL`). */
-export default definePlugin({ name: 'lake', operators: { ParquetUploader }, connections: { lake: LakeConnection }, errors: LAKE_ERROR_CODES })
+export default definePlugin({
+  name: 'lake',
+  operators: { ParquetUploader },
+  connections: { lake: LakeConnection },
+  errors: LAKE_ERROR_CODES,
+})

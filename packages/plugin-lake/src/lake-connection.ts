@@ -17,7 +17,10 @@ export class LakeConnection extends Connection {
   override async connect(): Promise<void> {
     const url = this.attrs.url
     if (typeof url !== 'string' || url.trim() === '') {
-      throw new AnchoviesError('ANCH_ERR_CONNECTION_MISSING', 'the lake location is empty: set ACHVY_CNXN__LAKE__URL to a folder or az://<container>/<prefix>')
+      throw new AnchoviesError(
+        'ANCH_ERR_CONNECTION_MISSING',
+        'the lake location is empty: set ACHVY_CNXN__LAKE__URL to a folder or az://<container>/<prefix>',
+      )
     }
     this.store = await openDatastore(url.trim())
   }

@@ -50,15 +50,20 @@ export function partitionSpec(table: Table, fallback: unknown): PartitionSpec | 
   const raw = Object.hasOwn(table.properties, 'partition_by') ? table.properties.partition_by : fallback
   if (raw === undefined || raw === null || raw === '') return undefined
   const bad = (why: string): AnchoviesError =>
-    new AnchoviesError('ANCH_ERR_CONFIG', `tbls.${table.name}.partition_by: ${why}; write a column name (partition_by: order_date) or {column: updated_at, by: day}`)
+    new AnchoviesError(
+      'ANCH_ERR_CONFIG',
+      `tbls.${table.name}.partition_by: ${why}; write a column name (partition_by: order_date) or {column: updated_at, by: day}`,
+    )
   if (typeof raw === 'string') return { column: raw, by: undefined, key: checkKey(raw, bad) }
   if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('expected a column name or a map')
   const o = raw as Record<string, unknown>
-  for (const k of Object.keys(o)) if (!['column', 'by', 'name'].includes(k)) throw bad(`unknown key ${JSON.stringify(k.slice(0, 40))}`)
+  for (const k of Object.keys(o))
+    if (!['column', 'by', 'name'].includes(k)) throw bad(`unknown key ${JSON.stringify(k.slice(0, 40))}`)
   if (typeof o.column !== 'string' || o.column === '') throw bad('column is missing')
   let by: PartitionSpec['by']
   if (o.by !== undefined) {
-    if (typeof o.by !== 'string' || !(DATE_PARTS as readonly string[]).includes(o.by)) throw bad(`by must be one of ${DATE_PARTS.join(', ')}`)
+    if (typeof o.by !== 'string' || !(DATE_PARTS as readonly string[]).includes(o.by))
+      throw bad(`by must be one of ${DATE_PARTS.join(', ')}`)
     by = o.by as PartitionSpec['by']
   }
   const key = o.name === undefined ? (by ? 'dt' : o.column) : o.name
@@ -68,7 +73,8 @@ export function partitionSpec(table: Table, fallback: unknown): PartitionSpec | 
 
 /** A folder key must be plain: it names a column for every reader of the dataset. */
 function checkKey(key: string, bad: (why: string) => Error): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key)) throw bad(`${JSON.stringify(key.slice(0, 40))} cannot name a hive folder (letters, digits and _)`)
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key))
+    throw bad(`${JSON.stringify(key.slice(0, 40))} cannot name a hive folder (letters, digits and _)`)
   return key
 }
 

@@ -75,7 +75,8 @@ function corrupt(path: string, why: string): AnchoviesError {
 /** Validates a load record read back from the lake (everything in it is untrusted). */
 export function checkRecord(base: string, path: string, raw: unknown, seq: number): LoadRecord {
   const o = raw as Record<string, unknown>
-  if (!o || typeof o !== 'object' || Array.isArray(o) || o.format !== 1) throw corrupt(path, 'not a load record of format 1')
+  if (!o || typeof o !== 'object' || Array.isArray(o) || o.format !== 1)
+    throw corrupt(path, 'not a load record of format 1')
   if (o.seq !== seq) throw corrupt(path, `it says load ${String(o.seq)}`)
   const int = (v: unknown, what: string): number => {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw corrupt(path, `${what} is not a whole number`)
@@ -90,14 +91,16 @@ export function checkRecord(base: string, path: string, raw: unknown, seq: numbe
   str(o.uploader, 'uploader')
   str(o.session_id, 'session_id')
   str(o.loaded_at, 'loaded_at')
-  if (!Array.isArray(o.upstream_files) || !o.upstream_files.every((f) => typeof f === 'string')) throw corrupt(path, 'upstream_files is not a list of text')
+  if (!Array.isArray(o.upstream_files) || !o.upstream_files.every((f) => typeof f === 'string'))
+    throw corrupt(path, 'upstream_files is not a list of text')
   if (!Array.isArray(o.files)) throw corrupt(path, 'files is not a list')
   let total = 0
   for (const [i, f] of (o.files as Record<string, unknown>[]).entries()) {
     if (!f || typeof f !== 'object') throw corrupt(path, `files[${i}] is not an object`)
     const final = str(f.path, `files[${i}].path`)
     const staged = str(f.staged, `files[${i}].staged`)
-    if (!inside(base, final) || final.startsWith(`${base}/${META_DIR}/`) || !final.endsWith('.parquet')) throw corrupt(path, `files[${i}].path is not a Parquet file of ${base}`)
+    if (!inside(base, final) || final.startsWith(`${base}/${META_DIR}/`) || !final.endsWith('.parquet'))
+      throw corrupt(path, `files[${i}].path is not a Parquet file of ${base}`)
     if (!inside(`${stagingDir(base)}`, staged)) throw corrupt(path, `files[${i}].staged is not in ${stagingDir(base)}`)
     total += int(f.rows, `files[${i}].rows`)
     int(f.bytes, `files[${i}].bytes`)
@@ -107,8 +110,10 @@ export function checkRecord(base: string, path: string, raw: unknown, seq: numbe
   for (const [i, c] of (o.columns as Record<string, unknown>[]).entries()) {
     if (!c || typeof c !== 'object') throw corrupt(path, `columns[${i}] is not an object`)
     str(c.name, `columns[${i}].name`)
-    if (typeof c.type !== 'string' || !(LAKE_TYPES as readonly string[]).includes(c.type)) throw corrupt(path, `columns[${i}].type is not one of ${LAKE_TYPES.join(', ')}`)
-    if (typeof c.scale !== 'number' || !Number.isInteger(c.scale) || c.scale < 0 || c.scale > 38) throw corrupt(path, `columns[${i}].scale is not 0–38`)
+    if (typeof c.type !== 'string' || !(LAKE_TYPES as readonly string[]).includes(c.type))
+      throw corrupt(path, `columns[${i}].type is not one of ${LAKE_TYPES.join(', ')}`)
+    if (typeof c.scale !== 'number' || !Number.isInteger(c.scale) || c.scale < 0 || c.scale > 38)
+      throw corrupt(path, `columns[${i}].scale is not 0–38`)
   }
   if (!Array.isArray(o.changes)) throw corrupt(path, 'changes is not a list')
   return o as unknown as LoadRecord
@@ -125,7 +130,17 @@ function inside(dir: string, path: string): boolean {
 
 /** An empty dataset. */
 function emptyState(base: string): DatasetState {
-  return { base, nextLoad: 1, nextSeq: 1, rows: 0, columns: [], changes: [], files: [], loaded: new Set(), uploader: undefined }
+  return {
+    base,
+    nextLoad: 1,
+    nextSeq: 1,
+    rows: 0,
+    columns: [],
+    changes: [],
+    files: [],
+    loaded: new Set(),
+    uploader: undefined,
+  }
 }
 
 /** Folds one load record into the state. */
@@ -159,7 +174,11 @@ interface Manifest {
  * are published (rolled forward, never back), staged files of loads that never committed are deleted.
  * Call under the uploader's run lock.
  */
-export async function recoverDataset(ds: Datastore, base: string, table: Record<string, unknown>): Promise<DatasetState> {
+export async function recoverDataset(
+  ds: Datastore,
+  base: string,
+  table: Record<string, unknown>,
+): Promise<DatasetState> {
   const state = emptyState(base)
   let publishedThrough = 0
   const mpath = manifestPath(base)
@@ -171,23 +190,34 @@ export async function recoverDataset(ds: Datastore, base: string, table: Record<
     } catch {
       throw corrupt(mpath, 'not JSON')
     }
-    if (m?.format !== 1 || !Number.isSafeInteger(m.published_through) || !Array.isArray(m.files) || !Array.isArray(m.upstream_files) || !Array.isArray(m.columns)) {
+    if (
+      m?.format !== 1 ||
+      !Number.isSafeInteger(m.published_through) ||
+      !Array.isArray(m.files) ||
+      !Array.isArray(m.upstream_files) ||
+      !Array.isArray(m.columns)
+    ) {
       throw corrupt(mpath, 'not a manifest of format 1')
     }
     // The manifest folds the records it covers; it is checked like them.
-    const rec = checkRecord(base, mpath, {
-      format: 1,
-      seq: m.published_through,
-      uploader: m.uploader ?? '',
-      session_id: '',
-      loaded_at: '',
-      first_seq: 0,
-      rows: m.rows,
-      upstream_files: m.upstream_files,
-      files: m.files,
-      columns: m.columns,
-      changes: m.changes,
-    }, m.published_through)
+    const rec = checkRecord(
+      base,
+      mpath,
+      {
+        format: 1,
+        seq: m.published_through,
+        uploader: m.uploader ?? '',
+        session_id: '',
+        loaded_at: '',
+        first_seq: 0,
+        rows: m.rows,
+        upstream_files: m.upstream_files,
+        files: m.files,
+        columns: m.columns,
+        changes: m.changes,
+      },
+      m.published_through,
+    )
     apply(state, rec)
     state.nextSeq = m.next_seq
     state.uploader = m.uploader
@@ -242,7 +272,13 @@ async function exists(ds: Datastore, path: string): Promise<boolean> {
 }
 
 /** Commits a load: its record is created exclusively (two writers never both win), then its files published. */
-export async function commitLoad(ds: Datastore, state: DatasetState, rec: LoadRecord, table: Record<string, unknown>, beforePublish?: () => Promise<void> | void): Promise<void> {
+export async function commitLoad(
+  ds: Datastore,
+  state: DatasetState,
+  rec: LoadRecord,
+  table: Record<string, unknown>,
+  beforePublish?: () => Promise<void> | void,
+): Promise<void> {
   const path = loadPath(state.base, rec.seq)
   if (!(await ds.createExclusive(path, `${JSON.stringify(rec, null, 1)}\n`))) {
     throw new AnchoviesError(
@@ -272,7 +308,12 @@ async function publish(ds: Datastore, staged: string, final: string): Promise<vo
   await ds.delete(staged)
 }
 
-async function writeManifest(ds: Datastore, state: DatasetState, publishedThrough: number, table: Record<string, unknown>): Promise<void> {
+async function writeManifest(
+  ds: Datastore,
+  state: DatasetState,
+  publishedThrough: number,
+  table: Record<string, unknown>,
+): Promise<void> {
   const m: Manifest = {
     format: 1,
     published_through: publishedThrough,

@@ -124,7 +124,8 @@ export class LoadWriter {
     const declared = this.declared
     for (const row of rows) {
       let key = ''
-      if (spec) key = `${spec.key}=${partitionValue(spec, Object.hasOwn(row, spec.column) ? row[spec.column] : undefined)}`
+      if (spec)
+        key = `${spec.key}=${partitionValue(spec, Object.hasOwn(row, spec.column) ? row[spec.column] : undefined)}`
       let buf = this.buffers.get(key)
       if (!buf) this.buffers.set(key, (buf = new GroupBuffer()))
       const i = buf.n
@@ -226,9 +227,16 @@ export class LoadWriter {
       if (!f) f = await this.openFile(key, partition)
       const n = Math.min(this.options.fileMaxRows - f.file.rows, buf.n - at)
       const from = at
-      const slice = (values: unknown[]): ArrayLike<unknown> => (from === 0 && n === buf.n ? values : values.slice(from, from + n))
+      const slice = (values: unknown[]): ArrayLike<unknown> =>
+        from === 0 && n === buf.n ? values : values.slice(from, from + n)
       const seqs = slice(buf.seqs) as ArrayLike<number>
-      this.track(f, seqs, this.options.partition ? buf.columns.get(this.options.partition.column)?.values.slice(from, from + n) : undefined)
+      this.track(
+        f,
+        seqs,
+        this.options.partition
+          ? buf.columns.get(this.options.partition.column)?.values.slice(from, from + n)
+          : undefined,
+      )
       await f.file.writeGroup(n, (c) => {
         if (c.name === SEQ_COLUMN) return seqs
         if (c.name === LOADED_AT_COLUMN) return new Array<unknown>(n).fill(this.loadedAt)
@@ -239,7 +247,8 @@ export class LoadWriter {
       // Most recently used last: the first entry is the one to finish when too many are open.
       this.open.delete(key)
       this.open.set(key, f)
-      if (f.file.rows >= this.options.fileMaxRows || f.file.bytes >= this.options.fileMaxBytes) await this.closeFile(key)
+      if (f.file.rows >= this.options.fileMaxRows || f.file.bytes >= this.options.fileMaxBytes)
+        await this.closeFile(key)
     }
   }
 
@@ -265,12 +274,26 @@ export class LoadWriter {
   private async openFile(key: string, partition: string | undefined): Promise<OpenFile> {
     while (this.open.size >= this.options.maxOpenFiles) await this.closeFile(this.open.keys().next().value!)
     const n = ++this.fileCount
-    const columns: ColumnState[] = [...this.columns, { name: SEQ_COLUMN, type: 'int', scale: 0 }, { name: LOADED_AT_COLUMN, type: 'timestamptz', scale: 0 }]
+    const columns: ColumnState[] = [
+      ...this.columns,
+      { name: SEQ_COLUMN, type: 'int', scale: 0 },
+      { name: LOADED_AT_COLUMN, type: 'timestamptz', scale: 0 },
+    ]
     const file = new ParquetFile(this.ds, `${this.staging}/${String(n).padStart(5, '0')}.parquet.part`, columns, {
       compression: this.options.compression,
       kvMetadata: [{ key: 'anchovies.load', value: String(this.load) }],
     })
-    const f: OpenFile = { file, version: this.version, partition, firstSeq: 0, lastSeq: 0, min: undefined, max: undefined, minText: undefined, maxText: undefined }
+    const f: OpenFile = {
+      file,
+      version: this.version,
+      partition,
+      firstSeq: 0,
+      lastSeq: 0,
+      min: undefined,
+      max: undefined,
+      minText: undefined,
+      maxText: undefined,
+    }
     this.open.set(key, f)
     return f
   }

@@ -34,13 +34,28 @@ export function schemaElement(col: ColumnState): SchemaElement {
     case 'str':
       return { name, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' }, repetition_type }
     case 'timestamp':
-      return { name, type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'MICROS' }, repetition_type }
+      return {
+        name,
+        type: 'INT64',
+        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'MICROS' },
+        repetition_type,
+      }
     case 'timestamptz':
-      return { name, type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' }, repetition_type }
+      return {
+        name,
+        type: 'INT64',
+        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' },
+        repetition_type,
+      }
     case 'date':
       return { name, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' }, repetition_type }
     case 'time':
-      return { name, type: 'INT64', logical_type: { type: 'TIME', isAdjustedToUTC: false, unit: 'MICROS' }, repetition_type }
+      return {
+        name,
+        type: 'INT64',
+        logical_type: { type: 'TIME', isAdjustedToUTC: false, unit: 'MICROS' },
+        repetition_type,
+      }
     case 'bytes':
       return { name, type: 'BYTE_ARRAY', repetition_type }
     case 'json':
@@ -163,7 +178,11 @@ export class ParquetFile {
       await this.writer.write({ columnData: columnData as never, rowGroupSize: n })
     } catch (err) {
       if (err instanceof AnchoviesError) throw err
-      throw new AnchoviesError('ANCH_ERR_LAKE_WRITE', `writing a row group to ${this.path}: ${(err as Error).message}`, { cause: err })
+      throw new AnchoviesError(
+        'ANCH_ERR_LAKE_WRITE',
+        `writing a row group to ${this.path}: ${(err as Error).message}`,
+        { cause: err },
+      )
     }
     this.rows += n
   }

@@ -1,4 +1,18 @@
-import { AnchoviesError, Uploader, chunksOf, connection, qualifiedName, session, sink, source, type Row, type SettingSpec, type StreamContext, type Table, type UpstreamFile } from '@anchovies/core'
+import {
+  AnchoviesError,
+  Uploader,
+  chunksOf,
+  connection,
+  qualifiedName,
+  session,
+  sink,
+  source,
+  type Row,
+  type SettingSpec,
+  type StreamContext,
+  type Table,
+  type UpstreamFile,
+} from '@anchovies/core'
 import { loadZstd } from './compression.js'
 import { LAKE_SETTINGS, loadOptions } from './config.js'
 import { LakeConnection } from './lake-connection.js'
@@ -42,7 +56,11 @@ export class ParquetUploader extends Uploader {
       )
     }
     const files = all.filter((f) => !state.loaded.has(f.id))
-    if (files.length < all.length) ctx.logger.info({ table: ctx.table.name, skipped: all.length - files.length }, 'upstream files already in the lake (load records); skipping them')
+    if (files.length < all.length)
+      ctx.logger.info(
+        { table: ctx.table.name, skipped: all.length - files.length },
+        'upstream files already in the lake (load records); skipping them',
+      )
     ctx.task.data.files_already_loaded = all.length - files.length
     ctx.task.data.files = files.length
     this.planned.set(qualifiedName(ctx.table), { files, state })
@@ -64,7 +82,16 @@ export class ParquetUploader extends Uploader {
         if (!writer) {
           // The source sets its plan before its first row.
           const plan = this.planned.get(key)!
-          writer = new LoadWriter(this.lake.datastore, plan.state.base, plan.state.nextLoad, plan.state.nextSeq, plan.state.columns, loadedAt, options, this.runtime.uniqueFileTag())
+          writer = new LoadWriter(
+            this.lake.datastore,
+            plan.state.base,
+            plan.state.nextLoad,
+            plan.state.nextSeq,
+            plan.state.columns,
+            loadedAt,
+            options,
+            this.runtime.uniqueFileTag(),
+          )
         }
         await writer.add(chunk)
       }
@@ -88,7 +115,13 @@ export class ParquetUploader extends Uploader {
         changes: writer.changes,
       }
       await commitLoad(this.lake.datastore, plan.state, rec, tableInfo(ctx.table), () => this.afterCommit(ctx.table))
-      Object.assign(ctx.task.data, { load: rec.seq, rows_written: rec.rows, parquet_files: files.length, parquet_bytes: files.reduce((n, f) => n + f.bytes, 0), schema_changes: rec.changes.length })
+      Object.assign(ctx.task.data, {
+        load: rec.seq,
+        rows_written: rec.rows,
+        parquet_files: files.length,
+        parquet_bytes: files.reduce((n, f) => n + f.bytes, 0),
+        schema_changes: rec.changes.length,
+      })
     } catch (err) {
       await writer?.abort().catch(() => undefined)
       throw err

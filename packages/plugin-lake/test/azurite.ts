@@ -30,8 +30,22 @@ export class Azurite {
   static async start(): Promise<Azurite> {
     const key = Buffer.from(`lake-secret-key-${process.pid}-${Date.now()}`).toString('base64')
     const az = new Azurite(await freePort(), await mkdtemp(join(tmpdir(), 'anchovies-lake-azurite-')), key)
-    const args = [MAIN, '--blobHost', '127.0.0.1', '--blobPort', String(az.port), '--location', az.location, '--silent', '--skipApiVersionCheck', '--disableTelemetry']
-    const proc = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, AZURITE_ACCOUNTS: `lakeacct:${key}` } })
+    const args = [
+      MAIN,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(az.port),
+      '--location',
+      az.location,
+      '--silent',
+      '--skipApiVersionCheck',
+      '--disableTelemetry',
+    ]
+    const proc = spawn(process.execPath, args, {
+      stdio: 'ignore',
+      env: { ...process.env, AZURITE_ACCOUNTS: `lakeacct:${key}` },
+    })
     az.proc = proc
     const deadline = Date.now() + 20_000
     while (!(await az.answers())) {

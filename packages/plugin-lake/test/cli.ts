@@ -9,14 +9,20 @@ export interface Spawned {
 
 /** Starts `anchovy <args>` the way a user does, with only PATH/HOME from this process plus `env`. */
 export function spawnAnchovy(args: string[], cwd: string, env: Record<string, string>): Spawned {
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stdout = ''
   let stderr = ''
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    proc.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
-  })
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (resolve) => {
+      proc.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+    },
+  )
   return { proc, done }
 }
 

@@ -8,7 +8,8 @@ describe('column types', () => {
     expect(String(parseDecimal('-1.50'))).toBe('-1.5')
     expect(String(parseDecimal('1e-7'))).toBe('0.0000001')
     expect(String(parseDecimal('2.5E+3'))).toBe('2500')
-    for (const bad of ['', '-', '.', '1e', '1.2.3', 'abc', '1e9999', '9'.repeat(101)]) expect(parseDecimal(bad), bad).toBeUndefined()
+    for (const bad of ['', '-', '.', '1e', '1.2.3', 'abc', '1e9999', '9'.repeat(101)])
+      expect(parseDecimal(bad), bad).toBeUndefined()
   })
 
   it('widens along bool → int → float → decimal → text and naive → aware datetimes, never narrowing', () => {
@@ -23,7 +24,10 @@ describe('column types', () => {
     expect(c).toEqual({ name: 'x', type: 'decimal', scale: 18 })
     c = widenFor(c, 'text')
     expect(c.type).toBe('str')
-    const t = widenFor(stateFor('t', DateTime.parse('2026-01-01T00:00:00')), DateTime.parse('2026-01-01T00:00:00+01:00'))
+    const t = widenFor(
+      stateFor('t', DateTime.parse('2026-01-01T00:00:00')),
+      DateTime.parse('2026-01-01T00:00:00+01:00'),
+    )
     expect(t.type).toBe('timestamptz')
     expect(widenFor(stateFor('d', new LocalDate(2026, 1, 1)), 'soon').type).toBe('str')
     // More than 38 digits do not fit a Parquet DECIMAL: text.

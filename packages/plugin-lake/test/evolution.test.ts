@@ -10,13 +10,29 @@ describe('lake.ParquetUploader schema evolution', () => {
     feed('items', rows)
     expect((await run({ operator: FEED, id: 'shop', datastore: `${t.dir}/ds`, config })).exitCode).toBe(0)
   }
-  const upload = () => run({ operator: 'lake.ParquetUploader', id: 'shop_lake', datastore: `${t.dir}/ds`, upstream: ['shop'], config, env: { ACHVY_CNXN__LAKE__URL: `${t.dir}/lake` } })
+  const upload = () =>
+    run({
+      operator: 'lake.ParquetUploader',
+      id: 'shop_lake',
+      datastore: `${t.dir}/ds`,
+      upstream: ['shop'],
+      config,
+      env: { ACHVY_CNXN__LAKE__URL: `${t.dir}/lake` },
+    })
 
   it('puts a new column in new files only, records widened types, and union_by_name reads every row with every column', async () => {
-    await batch([{ id: 1, qty: 1, label: 'a' }, { id: 2, qty: 2, label: 'b' }])
+    await batch([
+      { id: 1, qty: 1, label: 'a' },
+      { id: 2, qty: 2, label: 'b' },
+    ])
     expect((await upload()).exitCode).toBe(0)
     // Mid-stream (a later row group of the same load): a new column appears and qty widens int -> float.
-    await batch([{ id: 3, qty: 3, label: 'c' }, { id: 4, qty: 4, label: 'd' }, { id: 5, qty: 5.5, label: 'e', color: 'red' }, { id: 6, qty: 6, label: 7 }])
+    await batch([
+      { id: 3, qty: 3, label: 'c' },
+      { id: 4, qty: 4, label: 'd' },
+      { id: 5, qty: 5.5, label: 'e', color: 'red' },
+      { id: 6, qty: 6, label: 7 },
+    ])
     const up = await upload()
     expect(up.exitCode, JSON.stringify(up.results)).toBe(0)
     const dataset = `${t.dir}/lake/shop/items`
@@ -30,10 +46,17 @@ describe('lake.ParquetUploader schema evolution', () => {
       { id: 6n, qty: 6, label: '7', color: null },
     ])
     // Old files keep their schema: the first load's file has no color column and qty as BIGINT.
-    const firstFile = await duck(`select name, type, logical_type::varchar as logical from parquet_schema('${dataset}/part-0000000001-00001.parquet') where name in ('qty', 'color')`)
+    const firstFile = await duck(
+      `select name, type, logical_type::varchar as logical from parquet_schema('${dataset}/part-0000000001-00001.parquet') where name in ('qty', 'color')`,
+    )
     expect(firstFile).toEqual([{ name: 'qty', type: 'INT64', logical: null }])
     const manifest = JSON.parse(readFileSync(`${dataset}/_anchovies/manifest.json`, 'utf8'))
-    expect(manifest.columns.map((c: { name: string; type: string }) => `${c.name}:${c.type}`)).toEqual(['id:int', 'qty:float', 'label:str', 'color:str'])
+    expect(manifest.columns.map((c: { name: string; type: string }) => `${c.name}:${c.type}`)).toEqual([
+      'id:int',
+      'qty:float',
+      'label:str',
+      'color:str',
+    ])
     expect(manifest.changes).toEqual([
       { load: 1, column: 'id', from: null, to: 'int' },
       { load: 1, column: 'qty', from: null, to: 'int' },

@@ -19,8 +19,20 @@ describe('exactly once across the lake and the datastore', () => {
     const dir = `${t.dir}/commit`
     mkdirSync(dir)
     writeFileSync(`${dir}/config.yaml`, 'tbls:\n  items:\n    unique_by: id\n    file_max_rows: 300\n')
-    const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'eo', ACHVY_LOG_LEVEL: 'warn', ACHVY_CNXN__LAKE__URL: `${dir}/lake` }
-    expect((await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, { ...env, ACHVY_TEST_ROWS: '1000' })).code).toBe(0)
+    const env = {
+      ACHVY_DATASTORE: `${dir}/ds`,
+      ACHVY_USER: 'eo',
+      ACHVY_LOG_LEVEL: 'warn',
+      ACHVY_CNXN__LAKE__URL: `${dir}/lake`,
+    }
+    expect(
+      (
+        await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, {
+          ...env,
+          ACHVY_TEST_ROWS: '1000',
+        })
+      ).code,
+    ).toBe(0)
     const up = ['start', '-op', `${FIXTURES}/operators.js:DyingUploader`, '--id', 'gen_lake', '-U', 'gen']
     const killed = await anchovy(up, dir, { ...env, LAKE_DIE_AFTER_COMMIT: '1' })
     expect(killed.signal).toBe('SIGKILL')
@@ -45,8 +57,20 @@ describe('exactly once across the lake and the datastore', () => {
     const dir = `${t.dir}/staged`
     mkdirSync(dir)
     writeFileSync(`${dir}/config.yaml`, 'tbls:\n  items:\n    unique_by: id\n')
-    const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'eo', ACHVY_LOG_LEVEL: 'warn', ACHVY_CNXN__LAKE__URL: `${dir}/lake` }
-    expect((await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, { ...env, ACHVY_TEST_ROWS: '10' })).code).toBe(0)
+    const env = {
+      ACHVY_DATASTORE: `${dir}/ds`,
+      ACHVY_USER: 'eo',
+      ACHVY_LOG_LEVEL: 'warn',
+      ACHVY_CNXN__LAKE__URL: `${dir}/lake`,
+    }
+    expect(
+      (
+        await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, {
+          ...env,
+          ACHVY_TEST_ROWS: '10',
+        })
+      ).code,
+    ).toBe(0)
     // What a run killed mid-write leaves: a staged file of load 1 and no load record.
     const orphan = `${dir}/lake/gen/items/_anchovies/staging/0000000001-dead/00001.parquet.part`
     mkdirSync(nodePath.dirname(orphan), { recursive: true })
@@ -63,9 +87,23 @@ describe('exactly once across the lake and the datastore', () => {
     const dir = `${t.dir}/owner`
     mkdirSync(dir)
     writeFileSync(`${dir}/config.yaml`, 'tbls:\n  items: {}\n')
-    const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'eo', ACHVY_LOG_LEVEL: 'warn', ACHVY_CNXN__LAKE__URL: `${dir}/lake` }
-    expect((await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, { ...env, ACHVY_TEST_ROWS: '10' })).code).toBe(0)
-    expect((await anchovy(['start', '-op', 'lake.ParquetUploader', '--id', 'first', '-U', 'gen'], dir, env)).code).toBe(0)
+    const env = {
+      ACHVY_DATASTORE: `${dir}/ds`,
+      ACHVY_USER: 'eo',
+      ACHVY_LOG_LEVEL: 'warn',
+      ACHVY_CNXN__LAKE__URL: `${dir}/lake`,
+    }
+    expect(
+      (
+        await anchovy(['start', '-op', `${FIXTURES}/operators.js:Generate`, '--id', 'gen'], dir, {
+          ...env,
+          ACHVY_TEST_ROWS: '10',
+        })
+      ).code,
+    ).toBe(0)
+    expect((await anchovy(['start', '-op', 'lake.ParquetUploader', '--id', 'first', '-U', 'gen'], dir, env)).code).toBe(
+      0,
+    )
     const second = await anchovy(['start', '-op', 'lake.ParquetUploader', '--id', 'second', '-U', 'gen'], dir, env)
     expect(second.code).not.toBe(0)
     expect(second.stderr + second.stdout).toMatch(/ANCH_ERR_LAKE_CONFLICT|belongs to uploader "first", not "second"/)

@@ -40,7 +40,13 @@ export async function run(opts: {
 }): Promise<{ exitCode: number; results: Record<string, unknown> }> {
   return startAnchovy(
     {
-      flags: { operator_cls: opts.operator, id: opts.id, user: opts.user ?? 'test', datastore: opts.datastore, ...(opts.upstream ? { upstream: opts.upstream } : {}) },
+      flags: {
+        operator_cls: opts.operator,
+        id: opts.id,
+        user: opts.user ?? 'test',
+        datastore: opts.datastore,
+        ...(opts.upstream ? { upstream: opts.upstream } : {}),
+      },
       env: { ...opts.env },
       configText: opts.config,
       cwd: opts.datastore,
@@ -50,8 +56,12 @@ export async function run(opts: {
 }
 
 /** The data of every TABLE task of a run's results. */
-export function tableTasks(results: Record<string, unknown>): { tbl: string; status: string; data: Record<string, unknown>; error?: unknown }[] {
-  const batches = results.batches as { done_tasks: { task_type: string; tbl: string; status: string; data: Record<string, unknown> }[] }[]
+export function tableTasks(
+  results: Record<string, unknown>,
+): { tbl: string; status: string; data: Record<string, unknown>; error?: unknown }[] {
+  const batches = results.batches as {
+    done_tasks: { task_type: string; tbl: string; status: string; data: Record<string, unknown> }[]
+  }[]
   return batches.flatMap((b) => b.done_tasks.filter((t) => t.task_type === 'TABLE'))
 }
 

@@ -7,8 +7,16 @@ describe('lake files read back are untrusted', () => {
   afterAll(() => t.remove())
   const load = async (rows: Record<string, unknown>[]) => {
     feed('items', rows)
-    expect((await run({ operator: FEED, id: 'src', datastore: `${t.dir}/ds`, config: 'tbls:\n  items: {}\n' })).exitCode).toBe(0)
-    return run({ operator: 'lake.ParquetUploader', id: 'src_lake', datastore: `${t.dir}/ds`, upstream: ['src'], env: { ACHVY_CNXN__LAKE__URL: `${t.dir}/lake` } })
+    expect(
+      (await run({ operator: FEED, id: 'src', datastore: `${t.dir}/ds`, config: 'tbls:\n  items: {}\n' })).exitCode,
+    ).toBe(0)
+    return run({
+      operator: 'lake.ParquetUploader',
+      id: 'src_lake',
+      datastore: `${t.dir}/ds`,
+      upstream: ['src'],
+      env: { ACHVY_CNXN__LAKE__URL: `${t.dir}/lake` },
+    })
   }
 
   it('a load record naming a path outside its dataset fails with ANCH_ERR_LAKE_CORRUPT naming the record, and nothing is loaded', async () => {

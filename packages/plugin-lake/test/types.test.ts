@@ -41,7 +41,21 @@ const ROWS: Record<string, unknown>[] = [
     raw: Buffer.alloc(0),
     doc: [],
   },
-  { id: 3, big: null, small: null, dbl: null, dec: null, name: null, flag: null, aware: null, naive: null, day: null, t: null, raw: null, doc: null },
+  {
+    id: 3,
+    big: null,
+    small: null,
+    dbl: null,
+    dec: null,
+    name: null,
+    flag: null,
+    aware: null,
+    naive: null,
+    day: null,
+    t: null,
+    raw: null,
+    doc: null,
+  },
 ]
 
 describe('lake.ParquetUploader types', () => {
@@ -51,12 +65,21 @@ describe('lake.ParquetUploader types', () => {
   it('writes every anchovies type as its Parquet logical type, and DuckDB reads back the upstream values exactly', async () => {
     feed('things', ROWS)
     expect((await run({ operator: FEED, id: 'src', datastore: `${t.dir}/ds`, config: CONFIG })).exitCode).toBe(0)
-    const up = await run({ operator: 'lake.ParquetUploader', id: 'src_lake', datastore: `${t.dir}/ds`, upstream: ['src'], config: CONFIG, env: { ACHVY_CNXN__LAKE__URL: `${t.dir}/lake` } })
+    const up = await run({
+      operator: 'lake.ParquetUploader',
+      id: 'src_lake',
+      datastore: `${t.dir}/ds`,
+      upstream: ['src'],
+      config: CONFIG,
+      env: { ACHVY_CNXN__LAKE__URL: `${t.dir}/lake` },
+    })
     expect(up.exitCode, JSON.stringify(up.results)).toBe(0)
     expect(tableTasks(up.results)[0]!.data.rows_written).toBe(3)
     const from = readLake(`${t.dir}/lake/src/things`)
 
-    const types = Object.fromEntries((await duck(`describe select * from ${from}`)).map((r) => [r.column_name, r.column_type]))
+    const types = Object.fromEntries(
+      (await duck(`describe select * from ${from}`)).map((r) => [r.column_name, r.column_type]),
+    )
     expect(types).toEqual({
       id: 'BIGINT',
       big: 'BIGINT',
@@ -86,19 +109,25 @@ describe('lake.ParquetUploader types', () => {
       expect(row.big).toBe(want.big === null ? null : BigInt(want.big as bigint))
       expect(row.small).toBe(want.small === null ? null : BigInt(want.small as number))
       expect(row.dbl).toBe(want.dbl)
-      expect(row.dec === null ? null : trimZeros(row.dec as string)).toBe(want.dec === null ? null : trimZeros(want.dec as string))
+      expect(row.dec === null ? null : trimZeros(row.dec as string)).toBe(
+        want.dec === null ? null : trimZeros(want.dec as string),
+      )
       expect(row.name).toBe(want.name)
       expect(row.flag).toBe(want.flag)
       expect(row.aware).toBe(want.aware === null ? null : (want.aware as DateTime).epochMicros)
       expect(row.naive).toBe(want.naive === null ? null : (want.naive as DateTime).epochMicros)
       expect(row.day).toBe(want.day === null ? null : String(want.day))
-      expect(row.t === null ? null : (row.t as string)).toBe(want.t === null ? null : want.t === '00:00' ? '00:00:00' : want.t)
+      expect(row.t === null ? null : (row.t as string)).toBe(
+        want.t === null ? null : want.t === '00:00' ? '00:00:00' : want.t,
+      )
       expect(row.raw).toBe(want.raw === null ? null : (want.raw as Buffer).toString('hex').toUpperCase())
       expect(row.doc === null ? null : JSON.parse(row.doc as string)).toEqual(want.doc)
       expect(row._seq).toBe(BigInt(i + 1))
     }
     // An aware value is stored as the instant in UTC; a naive one keeps its wall clock.
-    const text = await duck(`set TimeZone='UTC'; select aware::varchar as aware, naive::varchar as naive from ${from} where id = 1`)
+    const text = await duck(
+      `set TimeZone='UTC'; select aware::varchar as aware, naive::varchar as naive from ${from} where id = 1`,
+    )
     expect(text[0]).toEqual({ aware: '2025-03-04 02:37:41.123456+00', naive: '2025-03-05 21:07:41.654321' })
   })
 })

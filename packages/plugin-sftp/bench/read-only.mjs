@@ -11,12 +11,19 @@ const raw = { path: process.env.BENCH_PATH }
 if (process.env.BENCH_TYPED) raw.columns = { id: 'int', amount: 'float', created_at: 'datetime', day: 'date' }
 const settings = readTableSettings(parseTable('sales', raw, 'bench', problems), problems)
 if (problems.length) throw new Error(problems.join('\n'))
-const cnx = new SftpConnection({ uri: process.env.ACHVY_CNXN__URI, ppk_path: process.env.ACHVY_CNXN__PPK_PATH, host_key: process.env.ACHVY_CNXN__HOST_KEY })
+const cnx = new SftpConnection({
+  uri: process.env.ACHVY_CNXN__URI,
+  ppk_path: process.env.ACHVY_CNXN__PPK_PATH,
+  host_key: process.env.ACHVY_CNXN__HOST_KEY,
+})
 await cnx.open(createLogger('warn', false))
 const signal = new AbortController().signal
 let rows = 0
 for (const file of await cnx.withRetry('listing', (fs) => listMatches(fs, settings.path))) {
-  for await (const batch of readRows(cnx.read(file, signal), file, settings, (bad) => { throw bad })) rows += batch.length
+  for await (const batch of readRows(cnx.read(file, signal), file, settings, (bad) => {
+    throw bad
+  }))
+    rows += batch.length
 }
 await cnx.close()
 console.log(JSON.stringify({ rows }))

@@ -6,7 +6,19 @@
 // Usage: npm run bench:resume -w packages/plugin-sftp -- [--rows 1000000] [--repeat 5] [--keep]
 // Needs root (sshd with a throwaway host key, key login as root on 127.0.0.1) and a built repo (npm run build).
 import { execFileSync, spawn } from 'node:child_process'
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
@@ -44,17 +56,31 @@ async function main() {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
   writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${key}.pub`))
   const port = await freePort()
-  writeFileSync(path.join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no',
-    'PermitRootLogin prohibit-password', 'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
-  ].join('\n'))
+  writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(dir, 'host')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      'StrictModes no',
+      'UsePAM no',
+      'PasswordAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  )
   mkdirSync('/run/sshd', { recursive: true })
   sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: 'ignore' })
   await waitForPort(port)
   const env = {
-    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`, ACHVY_CNXN__PPK_PATH: key,
-    ACHVY_CNXN__HOST_KEY: readFileSync(path.join(dir, 'host.pub'), 'utf8').trim(), ACHVY_USER: 'bench',
+    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`,
+    ACHVY_CNXN__PPK_PATH: key,
+    ACHVY_CNXN__HOST_KEY: readFileSync(path.join(dir, 'host.pub'), 'utf8').trim(),
+    ACHVY_USER: 'bench',
   }
   writeFileSync(path.join(dir, 'config.yaml'), 'tbls:\n  sales:\n    path: /sales/*.csv\n')
 
@@ -86,10 +112,14 @@ async function main() {
   const f = stats(full)
   const r = stats(resumed)
   const sec = (ms) => (ms / 1000).toFixed(2)
-  console.log(`file: ${ROWS.toLocaleString('en')} rows, ${(bytes / 1e6).toFixed(1)} MB; resume at byte ${resume.offset} (${((resume.offset / bytes) * 100).toFixed(1)}%), line ${resume.line}; node ${process.version}; ${REPEAT} runs each, alternating`)
+  console.log(
+    `file: ${ROWS.toLocaleString('en')} rows, ${(bytes / 1e6).toFixed(1)} MB; resume at byte ${resume.offset} (${((resume.offset / bytes) * 100).toFixed(1)}%), line ${resume.line}; node ${process.version}; ${REPEAT} runs each, alternating`,
+  )
   console.log(`full download         median ${sec(f.median)} s  (min ${sec(f.min)}, max ${sec(f.max)})`)
   console.log(`resume from 80%       median ${sec(r.median)} s  (min ${sec(r.min)}, max ${sec(r.max)})`)
-  console.log(`ratio resume / full   ${(r.median / f.median).toFixed(2)} (bytes left to read: ${((1 - resume.offset / bytes) * 100).toFixed(1)}%; the rest is startup, connect and commit)`)
+  console.log(
+    `ratio resume / full   ${(r.median / f.median).toFixed(2)} (bytes left to read: ${((1 - resume.offset / bytes) * 100).toFixed(1)}%; the rest is startup, connect and commit)`,
+  )
 }
 
 /** The resume checkpoint a run stopped at `fraction` of the file leaves: the first record starting past it. */
@@ -117,13 +147,21 @@ function resumePoint(file, size, mtimeMs, fraction) {
 
 function run(argv, env) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...argv], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...argv], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)
-    child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`anchovy ${argv[0]} exited with ${code}: ${stderr.slice(-2000)}`))))
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(stdout)
+        : reject(new Error(`anchovy ${argv[0]} exited with ${code}: ${stderr.slice(-2000)}`)),
+    )
   })
 }
 

@@ -4,7 +4,16 @@
 // With --repeat N every step runs N times, interleaved, and the fastest run of each is reported (noisy machines).
 // Needs root (sshd with a throwaway host key, key login as root on 127.0.0.1) and a built repo (npm run build).
 import { execFileSync, spawn } from 'node:child_process'
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
@@ -43,17 +52,30 @@ async function main() {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
   writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${key}.pub`))
   const port = await freePort()
-  writeFileSync(path.join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no',
-    'PermitRootLogin prohibit-password', 'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
-  ].join('\n'))
+  writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(dir, 'host')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      'StrictModes no',
+      'UsePAM no',
+      'PasswordAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  )
   mkdirSync('/run/sshd', { recursive: true })
   sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: 'ignore' })
   await waitForPort(port)
 
   const cnxnEnv = {
-    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`, ACHVY_CNXN__PPK_PATH: key,
+    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`,
+    ACHVY_CNXN__PPK_PATH: key,
     ACHVY_CNXN__HOST_KEY: readFileSync(path.join(dir, 'host.pub'), 'utf8').trim(),
   }
   const columns = TYPED ? '\n    columns: { id: int, amount: float, created_at: datetime, day: date }' : ''
@@ -61,19 +83,44 @@ async function main() {
     // 3. Baseline: OpenSSH sftp get to a local file.
     base: async () => {
       const out = path.join(dir, 'baseline.csv')
-      const m = await measure('sftp', ['-q', '-b', '-', '-i', key, '-P', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', 'root@127.0.0.1'], {}, `get ${file} ${out}\n`)
+      const m = await measure(
+        'sftp',
+        [
+          '-q',
+          '-b',
+          '-',
+          '-i',
+          key,
+          '-P',
+          String(port),
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          'root@127.0.0.1',
+        ],
+        {},
+        `get ${file} ${out}\n`,
+      )
       if (statSync(out).size !== bytes) throw new Error('baseline: sftp get did not fetch the whole file')
       rmSync(out)
       return m
     },
     // 4. The plugin's transfer alone (bytes counted and dropped), then download + parse (+ convert with --typed).
     transfer: async () => {
-      const m = await measure(process.execPath, [path.join(here, 'transfer-only.mjs')], { ...cnxnEnv, BENCH_PATH: '/sales/*.csv' })
+      const m = await measure(process.execPath, [path.join(here, 'transfer-only.mjs')], {
+        ...cnxnEnv,
+        BENCH_PATH: '/sales/*.csv',
+      })
       if (JSON.parse(m.stdout).bytes !== bytes) throw new Error(`transfer-only: wrong byte count ${m.stdout}`)
       return m
     },
     plugin: async () => {
-      const m = await measure(process.execPath, [path.join(here, 'read-only.mjs')], { ...cnxnEnv, BENCH_PATH: '/sales/*.csv', ...(TYPED ? { BENCH_TYPED: '1' } : {}) })
+      const m = await measure(process.execPath, [path.join(here, 'read-only.mjs')], {
+        ...cnxnEnv,
+        BENCH_PATH: '/sales/*.csv',
+        ...(TYPED ? { BENCH_TYPED: '1' } : {}),
+      })
       if (JSON.parse(m.stdout).rows !== ROWS) throw new Error(`read-only: wrong row count ${m.stdout}`)
       return m
     },
@@ -85,12 +132,20 @@ async function main() {
       rmSync(ds, { recursive: true, force: true })
       mkdirSync(work)
       writeFileSync(path.join(work, 'config.yaml'), `tbls:\n  sales:\n    path: /sales/*.csv${columns}\n`)
-      const m = await measure(process.execPath, [BIN, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench', '--datastore', ds, '--log-level', 'warn'], {
-        ACHVY_USER: 'bench', ...cnxnEnv,
-      }, undefined, work)
+      const m = await measure(
+        process.execPath,
+        [BIN, 'start', '-op', 'sftp.CsvDownloader', '--id', 'bench', '--datastore', ds, '--log-level', 'warn'],
+        {
+          ACHVY_USER: 'bench',
+          ...cnxnEnv,
+        },
+        undefined,
+        work,
+      )
       const result = JSON.parse(m.stdout)
       const task = result.batches[0].done_tasks.find((t) => t.task_type === 'TABLE')
-      if (result.status !== 'OK' || task.data.rows !== ROWS) throw new Error(`the run failed: ${m.stdout.slice(0, 2000)} ${m.stderr.slice(0, 2000)}`)
+      if (result.status !== 'OK' || task.data.rows !== ROWS)
+        throw new Error(`the run failed: ${m.stdout.slice(0, 2000)} ${m.stderr.slice(0, 2000)}`)
       return m
     },
   }
@@ -98,27 +153,37 @@ async function main() {
   for (let r = 0; r < REPEAT; r++) {
     for (const [name, step] of Object.entries(steps)) {
       const m = await step()
-      if (!best[name] || m.ms < best[name].ms) best[name] = { ...m, peakKb: Math.max(m.peakKb, best[name]?.peakKb ?? 0) }
+      if (!best[name] || m.ms < best[name].ms)
+        best[name] = { ...m, peakKb: Math.max(m.peakKb, best[name]?.peakKb ?? 0) }
       else best[name].peakKb = Math.max(best[name].peakKb, m.peakKb)
     }
   }
   const { base, transfer, plugin, ours } = best
 
   const mb = bytes / 1e6
-  const row = (name, m) => `${name.padEnd(28)} ${(m.ms / 1000).toFixed(2).padStart(7)} s ${(mb / (m.ms / 1000)).toFixed(1).padStart(7)} MB/s ${String(Math.round(ROWS / (m.ms / 1000))).padStart(9)} rows/s  peak RSS ${(m.peakKb / 1024).toFixed(0).padStart(4)} MB`
-  console.log(`file: ${ROWS.toLocaleString('en')} rows, ${mb.toFixed(1)} MB${TYPED ? ' (typed columns)' : ''}; node ${process.version}${REPEAT > 1 ? `; best of ${REPEAT} runs (peak RSS: highest)` : ''}`)
+  const row = (name, m) =>
+    `${name.padEnd(28)} ${(m.ms / 1000).toFixed(2).padStart(7)} s ${(mb / (m.ms / 1000)).toFixed(1).padStart(7)} MB/s ${String(Math.round(ROWS / (m.ms / 1000))).padStart(9)} rows/s  peak RSS ${(m.peakKb / 1024).toFixed(0).padStart(4)} MB`
+  console.log(
+    `file: ${ROWS.toLocaleString('en')} rows, ${mb.toFixed(1)} MB${TYPED ? ' (typed columns)' : ''}; node ${process.version}${REPEAT > 1 ? `; best of ${REPEAT} runs (peak RSS: highest)` : ''}`,
+  )
   console.log(row('sftp get (OpenSSH)', base))
   console.log(row('plugin: transfer only', transfer))
   console.log(row('plugin: download + parse', plugin))
   console.log(row('anchovy start (to datastore)', ours))
-  console.log(`ratio transfer / sftp get: ${(transfer.ms / base.ms).toFixed(2)}; plugin / sftp get: ${(plugin.ms / base.ms).toFixed(2)}; end to end / sftp get: ${(ours.ms / base.ms).toFixed(2)}`)
+  console.log(
+    `ratio transfer / sftp get: ${(transfer.ms / base.ms).toFixed(2)}; plugin / sftp get: ${(plugin.ms / base.ms).toFixed(2)}; end to end / sftp get: ${(ours.ms / base.ms).toFixed(2)}`,
+  )
 }
 
 /** Runs a command, timing it and sampling its peak RSS (VmHWM) from /proc. */
 function measure(cmd, argv, env, input, cwd) {
   return new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(cmd, argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(cmd, argv, {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     let peakKb = 0

@@ -4,7 +4,11 @@ import { createLogger } from '@anchovies/core'
 import { listMatches } from '../dist/glob.js'
 import { SftpConnection } from '../dist/sftp-connection.js'
 
-const cnx = new SftpConnection({ uri: process.env.ACHVY_CNXN__URI, ppk_path: process.env.ACHVY_CNXN__PPK_PATH, host_key: process.env.ACHVY_CNXN__HOST_KEY })
+const cnx = new SftpConnection({
+  uri: process.env.ACHVY_CNXN__URI,
+  ppk_path: process.env.ACHVY_CNXN__PPK_PATH,
+  host_key: process.env.ACHVY_CNXN__HOST_KEY,
+})
 await cnx.open(createLogger('warn', false))
 const signal = new AbortController().signal
 let bytes = 0

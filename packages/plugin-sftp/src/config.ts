@@ -4,7 +4,10 @@ import { strptime, zoneOf, type ConvertOptions } from './convert.js'
 import { compileGlob, DEFAULT_MAX_DEPTH } from './glob.js'
 
 /** What happens to a source file once the batch holding its rows has committed. */
-export type AfterAction = { readonly kind: 'keep' } | { readonly kind: 'delete' } | { readonly kind: 'move'; readonly dir: string }
+export type AfterAction =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'delete' }
+  | { readonly kind: 'move'; readonly dir: string }
 
 /** What to do with a malformed row or a value that does not convert. */
 export type BadRowPolicy = 'fail' | 'skip' | 'quarantine'
@@ -54,22 +57,73 @@ export const LINEAGE_COLUMNS = ['_file', '_line'] as const
 
 /** Every `tbls.<name>` key the plugin reads (others are left to core and uploaders). */
 export const TABLE_KEYS = [
-  'path', 'delimiter', 'header', 'quote', 'escape', 'comment', 'encoding', 'skip_rows', 'compression', 'min_age', 'after',
-  'on_bad_row', 'max_bad_rows', 'lineage', 'datetime_format', 'date_format', 'timezone', 'decimal_separator', 'bytes_format', 'null_values',
-  'relax_quotes', 'max_record_size', 'max_files', 'max_depth', 'max_decompressed_size', 'max_compression_ratio',
+  'path',
+  'delimiter',
+  'header',
+  'quote',
+  'escape',
+  'comment',
+  'encoding',
+  'skip_rows',
+  'compression',
+  'min_age',
+  'after',
+  'on_bad_row',
+  'max_bad_rows',
+  'lineage',
+  'datetime_format',
+  'date_format',
+  'timezone',
+  'decimal_separator',
+  'bytes_format',
+  'null_values',
+  'relax_quotes',
+  'max_record_size',
+  'max_files',
+  'max_depth',
+  'max_decompressed_size',
+  'max_compression_ratio',
   // Read by core or uploaders, or reserved (the README's `autodiscover`).
-  'autodiscover', 'sql_table',
+  'autodiscover',
+  'sql_table',
 ] as const
 
 // Maps, not object literals: `delimiter: constructor` must not find Object.prototype.constructor.
-const DELIMITERS = new Map<string, string>([['tab', '\t'], ['/t', '\t'], ['\\t', '\t'], ['comma', ','], ['semicolon', ';'], ['pipe', '|']])
+const DELIMITERS = new Map<string, string>([
+  ['tab', '\t'],
+  ['/t', '\t'],
+  ['\\t', '\t'],
+  ['comma', ','],
+  ['semicolon', ';'],
+  ['pipe', '|'],
+])
 const ENCODING_ALIASES = new Map<string, Encoding>([
-  ['utf8', 'utf8'], ['utf-8', 'utf8'], ['latin1', 'latin1'], ['iso-8859-1', 'latin1'], ['iso88591', 'latin1'], ['utf16le', 'utf16le'],
-  ['utf-16le', 'utf16le'], ['utf-16', 'utf16le'], ['cp1252', 'cp1252'], ['windows-1252', 'cp1252'],
+  ['utf8', 'utf8'],
+  ['utf-8', 'utf8'],
+  ['latin1', 'latin1'],
+  ['iso-8859-1', 'latin1'],
+  ['iso88591', 'latin1'],
+  ['utf16le', 'utf16le'],
+  ['utf-16le', 'utf16le'],
+  ['utf-16', 'utf16le'],
+  ['cp1252', 'cp1252'],
+  ['windows-1252', 'cp1252'],
 ])
 const BYTE_UNITS = new Map<string, number>([
-  ['', 1], ['b', 1], ['k', 1024], ['kb', 1024], ['kib', 1024], ['m', 1024 ** 2], ['mb', 1024 ** 2], ['mib', 1024 ** 2],
-  ['g', 1024 ** 3], ['gb', 1024 ** 3], ['gib', 1024 ** 3], ['t', 1024 ** 4], ['tb', 1024 ** 4], ['tib', 1024 ** 4],
+  ['', 1],
+  ['b', 1],
+  ['k', 1024],
+  ['kb', 1024],
+  ['kib', 1024],
+  ['m', 1024 ** 2],
+  ['mb', 1024 ** 2],
+  ['mib', 1024 ** 2],
+  ['g', 1024 ** 3],
+  ['gb', 1024 ** 3],
+  ['gib', 1024 ** 3],
+  ['t', 1024 ** 4],
+  ['tb', 1024 ** 4],
+  ['tib', 1024 ** 4],
 ])
 
 /** Splits a path setting into its folder names (no empty or `.` parts), without a regular expression. */
@@ -130,7 +184,10 @@ export function readTableSettings(table: Table, problems: string[]): CsvTableSet
     const n = Number(text.slice(0, split))
     const unit = BYTE_UNITS.get(text.slice(split).trim())
     if (split === 0 || !Number.isFinite(n) || unit === undefined) {
-      problem(key, `must be a number of bytes, optionally with KiB, MiB, GiB or TiB (got ${JSON.stringify(v)}); 0 = no limit`)
+      problem(
+        key,
+        `must be a number of bytes, optionally with KiB, MiB, GiB or TiB (got ${JSON.stringify(v)}); 0 = no limit`,
+      )
       return fallback
     }
     return Math.floor(n * unit)
@@ -154,12 +211,16 @@ export function readTableSettings(table: Table, problems: string[]): CsvTableSet
 
   const rawDelimiter = str('delimiter', ',')
   const delimiter = DELIMITERS.get(rawDelimiter.toLowerCase()) ?? rawDelimiter
-  if (!delimiter || /[\r\n]/.test(delimiter)) problem('delimiter', 'must be a non-empty string without line breaks (",", "tab", "/t", "|", ";")')
+  if (!delimiter || /[\r\n]/.test(delimiter))
+    problem('delimiter', 'must be a non-empty string without line breaks (",", "tab", "/t", "|", ";")')
 
   const quote = optChar('quote', '"')
   const escape = optChar('escape', quote)
   const comment = optChar('comment', null)
-  for (const [key, v] of [['quote', quote], ['escape', escape]] as const) {
+  for (const [key, v] of [
+    ['quote', quote],
+    ['escape', escape],
+  ] as const) {
     if (v !== null && v.length !== 1) problem(key, 'must be one character (or none)')
   }
   if (quote !== null && delimiter.includes(quote)) problem('quote', 'must differ from the delimiter')
@@ -169,31 +230,40 @@ export function readTableSettings(table: Table, problems: string[]): CsvTableSet
   if (!encoding) problem('encoding', `unsupported ${JSON.stringify(rawEncoding)} (use utf8, latin1, utf16le or cp1252)`)
 
   const compression = str('compression', 'auto').toLowerCase()
-  if (!['auto', 'gzip', 'gz', 'none'].includes(compression)) problem('compression', 'must be auto (by the .gz suffix), gzip or none')
+  if (!['auto', 'gzip', 'gz', 'none'].includes(compression))
+    problem('compression', 'must be auto (by the .gz suffix), gzip or none')
 
   const rawAfter = str('after', 'keep').trim()
   let after: AfterAction = { kind: 'keep' }
   if (rawAfter === 'delete') after = { kind: 'delete' }
   else if (rawAfter.startsWith('move:')) {
     const dir = pathParts(rawAfter.slice(5).trim()).join('/')
-    if (!dir || dir.split('/').includes('..')) problem('after', 'move:<dir> needs a folder relative to the connection base, without ".."')
+    if (!dir || dir.split('/').includes('..'))
+      problem('after', 'move:<dir> needs a folder relative to the connection base, without ".."')
     else if (path) {
       // A move folder that is the glob's own folder (or holds it) would be excluded from the walk with every file
       // in it: nothing would ever be taken. Below the glob's folder it is fine (excluded from the walk).
       const root = compileGlob(path).root
       if (root === dir || root.startsWith(`${dir}/`)) {
-        problem('after', `move:/${dir} is the folder the path /${path} lists (or holds it), so moved files would stay in view and nothing could be taken; move them to a sub-folder (move:/${root ? `${root}/` : ''}done) or a folder outside /${root}`)
+        problem(
+          'after',
+          `move:/${dir} is the folder the path /${path} lists (or holds it), so moved files would stay in view and nothing could be taken; move them to a sub-folder (move:/${root ? `${root}/` : ''}done) or a folder outside /${root}`,
+        )
       }
     }
     after = { kind: 'move', dir }
-  } else if (rawAfter !== 'keep') problem('after', `must be keep, delete or move:<dir> (got ${JSON.stringify(rawAfter)})`)
+  } else if (rawAfter !== 'keep')
+    problem('after', `must be keep, delete or move:<dir> (got ${JSON.stringify(rawAfter)})`)
 
   const onBadRow = str('on_bad_row', 'fail') as BadRowPolicy
   if (!['fail', 'skip', 'quarantine'].includes(onBadRow)) problem('on_bad_row', 'must be fail, skip or quarantine')
 
   const datetimeFormat = str('datetime_format', 'iso')
   const dateFormat = str('date_format', 'iso')
-  for (const [key, f] of [['datetime_format', datetimeFormat], ['date_format', dateFormat]] as const) {
+  for (const [key, f] of [
+    ['datetime_format', datetimeFormat],
+    ['date_format', dateFormat],
+  ] as const) {
     if (f === 'iso' || (key === 'datetime_format' && (f === 'epoch' || f === 'epoch_ms'))) continue
     try {
       strptime(f)
@@ -207,7 +277,10 @@ export function readTableSettings(table: Table, problems: string[]): CsvTableSet
     try {
       zoneOf(timezone)
     } catch {
-      problem('timezone', `unknown time zone ${JSON.stringify(timezone)} (use UTC, +02:00 or an IANA name such as Europe/Paris)`)
+      problem(
+        'timezone',
+        `unknown time zone ${JSON.stringify(timezone)} (use UTC, +02:00 or an IANA name such as Europe/Paris)`,
+      )
     }
   }
   const decimalSeparator = str('decimal_separator', '.')
@@ -224,7 +297,11 @@ export function readTableSettings(table: Table, problems: string[]): CsvTableSet
   const lineage = bool('lineage', false)
   if (lineage) {
     for (const name of LINEAGE_COLUMNS) {
-      if (Object.hasOwn(table.columns, name)) problem('lineage', `columns declares ${name}, which lineage: true also writes; rename the column or set lineage: false`)
+      if (Object.hasOwn(table.columns, name))
+        problem(
+          'lineage',
+          `columns declares ${name}, which lineage: true also writes; rename the column or set lineage: false`,
+        )
     }
   }
   return {

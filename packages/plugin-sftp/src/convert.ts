@@ -116,7 +116,9 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
             }
           }
           const s = t.trim()
-          const d = LocalDate.parse(/^\d{4}-\d{2}-\d{2}/.test(s) && s.length > 10 && /^[T ]/.test(s.slice(10)) ? s.slice(0, 10) : s)
+          const d = LocalDate.parse(
+            /^\d{4}-\d{2}-\d{2}/.test(s) && s.length > 10 && /^[T ]/.test(s.slice(10)) ? s.slice(0, 10) : s,
+          )
           checkDate(d.year, d.month, d.day, t)
           return d
         }
@@ -145,7 +147,11 @@ function baseConverter(type: ColumnType, o: ConvertOptions): Converter {
         : (t) => {
             let s = t.trim()
             const c1 = s.charCodeAt(1)
-            if ((s.charCodeAt(0) === 92 && (c1 === 120 || c1 === 88)) || (s.charCodeAt(0) === 48 && (c1 === 120 || c1 === 88))) s = s.slice(2)
+            if (
+              (s.charCodeAt(0) === 92 && (c1 === 120 || c1 === 88)) ||
+              (s.charCodeAt(0) === 48 && (c1 === 120 || c1 === 88))
+            )
+              s = s.slice(2)
             if (!isHex(s)) throw new Error(`${quote(t)} is not hex`)
             return Buffer.from(s, 'hex')
           }
@@ -203,7 +209,8 @@ function isBase64(s: string): boolean {
   if (s.charCodeAt(end - 1) === 61) end--
   for (let k = 0; k < end; k++) {
     const c = s.charCodeAt(k)
-    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || isDigit(c) || c === 43 || c === 47 || c === 95 || c === 45
+    const ok =
+      (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || isDigit(c) || c === 43 || c === 47 || c === 95 || c === 45
     if (!ok) return false
   }
   return end % 4 !== 1
@@ -243,7 +250,8 @@ function datetimeConverter(o: ConvertOptions): Converter {
     if (offset.length === 6 && offset.charCodeAt(3) === 58) {
       const hours = digits(offset, 1, 2)
       const minutes = digits(offset, 4, 2)
-      if (hours >= 0 && minutes >= 0) return DateTime.ofValidated(`${wall}${offset}`, (offset.charCodeAt(0) === 45 ? -1 : 1) * (hours * 60 + minutes))
+      if (hours >= 0 && minutes >= 0)
+        return DateTime.ofValidated(`${wall}${offset}`, (offset.charCodeAt(0) === 45 ? -1 : 1) * (hours * 60 + minutes))
     }
     return DateTime.parse(`${wall}${offset}`)
   }
@@ -264,24 +272,35 @@ function datetimeConverter(o: ConvertOptions): Converter {
     }
   }
   if (o.datetimeFormat === 'iso') {
-    const re = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i
+    const re =
+      /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i
     const parts: Parts = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, fraction: '', offset: undefined }
     return (t) => {
       // Fast path: YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|±HH:MM], checked with char codes, no regex.
       const fast = fastIso(t, parts)
       if (fast !== undefined) {
         checkDate(parts.year, parts.month, parts.day, t)
-        if (parts.hour > 23 || parts.minute > 59 || parts.second > 60) throw new Error(`${quote(t)} is not a valid time of day`)
+        if (parts.hour > 23 || parts.minute > 59 || parts.second > 60)
+          throw new Error(`${quote(t)} is not a valid time of day`)
         // Already in the canonical form (T, at most 6 fraction digits): the text is the wall clock as it is.
         if (fast > 0) return make(t.slice(0, fast), parts.offset, parts)
         return finish(parts, t)
       }
       const m = re.exec(t.trim())
-      if (!m) throw new Error(`${quote(t)} is not an ISO datetime (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]); set datetime_format`)
+      if (!m)
+        throw new Error(
+          `${quote(t)} is not an ISO datetime (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]); set datetime_format`,
+        )
       return finish(
         {
-          year: +m[1]!, month: +m[2]!, day: +m[3]!, hour: +(m[4] ?? 0), minute: +(m[5] ?? 0), second: +(m[6] ?? 0),
-          fraction: m[7] ?? '', offset: normalizeOffset(m[8]),
+          year: +m[1]!,
+          month: +m[2]!,
+          day: +m[3]!,
+          hour: +(m[4] ?? 0),
+          minute: +(m[5] ?? 0),
+          second: +(m[6] ?? 0),
+          fraction: m[7] ?? '',
+          offset: normalizeOffset(m[8]),
         },
         t,
       )
@@ -337,7 +356,10 @@ export function strptime(format: string): (text: string) => Parts | undefined {
       continue
     }
     const spec = d === undefined ? undefined : DIRECTIVES[d]
-    if (!spec) throw new Error(`unknown directive %${d ?? ''} in ${quote(format)} (use %Y %m %d %H %I %M %S %f %z %p %b %B %y %T)`)
+    if (!spec)
+      throw new Error(
+        `unknown directive %${d ?? ''} in ${quote(format)} (use %Y %m %d %H %I %M %S %f %z %p %b %B %y %T)`,
+      )
     re += spec[0]
     fields.push(spec[1])
   }
@@ -389,7 +411,12 @@ function normalizeOffset(v: string | undefined): string | undefined {
 const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 function checkDate(year: number, month: number, day: number, text: string): void {
-  if (month < 1 || month > 12 || day < 1 || (day > MONTH_DAYS[month - 1]! && !(month === 2 && day === 29 && isLeap(year)))) {
+  if (
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    (day > MONTH_DAYS[month - 1]! && !(month === 2 && day === 29 && isLeap(year)))
+  ) {
     throw new Error(`${quote(text)} is not a valid calendar date`)
   }
 }
@@ -405,7 +432,8 @@ function isLeap(year: number): boolean {
  */
 function fastIso(t: string, p: Parts): number | undefined {
   const n = t.length
-  if (n < 19 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return undefined
+  if (n < 19 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58)
+    return undefined
   const sep = t.charCodeAt(10)
   if (sep !== 32 && sep !== 84 && sep !== 116) return undefined
   const year = digits(t, 0, 4)
@@ -429,7 +457,14 @@ function fastIso(t: string, p: Parts): number | undefined {
   if (i < n) {
     const c = t.charCodeAt(i)
     if ((c === 90 || c === 122) && i + 1 === n) offset = 'Z'
-    else if ((c === 43 || c === 45) && i + 6 === n && t.charCodeAt(i + 3) === 58 && digits(t, i + 1, 2) >= 0 && digits(t, i + 4, 2) >= 0) offset = t.slice(i)
+    else if (
+      (c === 43 || c === 45) &&
+      i + 6 === n &&
+      t.charCodeAt(i + 3) === 58 &&
+      digits(t, i + 1, 2) >= 0 &&
+      digits(t, i + 4, 2) >= 0
+    )
+      offset = t.slice(i)
     else return undefined
   }
   p.year = year
@@ -465,11 +500,17 @@ export function zoneOf(name: string): (wallMs: number) => number {
   const fmt = new Intl.DateTimeFormat('en-US', {
     timeZone: name,
     hourCycle: 'h23',
-    year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
   })
   const offsetAt = (ms: number): number => {
     const parts: Record<string, number> = {}
-    for (const part of fmt.formatToParts(new Date(ms))) if (part.type !== 'literal') parts[part.type] = Number(part.value)
+    for (const part of fmt.formatToParts(new Date(ms)))
+      if (part.type !== 'literal') parts[part.type] = Number(part.value)
     const asUtc = Date.UTC(parts.year!, parts.month! - 1, parts.day!, parts.hour!, parts.minute!, parts.second!)
     return Math.round((asUtc - Math.floor(ms / 1000) * 1000) / 60000)
   }

@@ -1,5 +1,16 @@
 import * as posix from 'node:path/posix'
-import { Downloader, connection, context, onTask, readConnectionAttributes, source, type JsonValue, type Row, type SettingSpec, type StreamContext } from '@anchovies/core'
+import {
+  Downloader,
+  connection,
+  context,
+  onTask,
+  readConnectionAttributes,
+  source,
+  type JsonValue,
+  type Row,
+  type SettingSpec,
+  type StreamContext,
+} from '@anchovies/core'
 import type { Logger } from '@anchovies/core'
 import { readTableSettings, TABLE_KEYS, tableKeys, type AfterAction, type CsvTableSettings } from './config.js'
 import { isGzip, readRows, type ReadPosition } from './csv-rows.js'
@@ -30,7 +41,8 @@ export class CsvDownloader extends Downloader {
       env: ['ACHVY_CNXN'],
       flags: '--cnxn <id>',
       type: 'string',
-      description: 'sftp: read from the named connection ACHVY_CNXN__<ID>__URI… instead of the default ACHVY_CNXN__URI…',
+      description:
+        'sftp: read from the named connection ACHVY_CNXN__<ID>__URI… instead of the default ACHVY_CNXN__URI…',
     },
   ]
 
@@ -43,7 +55,11 @@ export class CsvDownloader extends Downloader {
   /** The connection the tables read from. */
   get server(): SftpConnection {
     const c = this.named ?? this.defaultConnection
-    if (!c) throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'no sftp connection: set ACHVY_CNXN__URI (and PPK_PATH, HOST_KEY, …) or pass --cnxn <id>')
+    if (!c)
+      throw new SftpError(
+        'ANCH_ERR_SFTP_CONFIG',
+        'no sftp connection: set ACHVY_CNXN__URI (and PPK_PATH, HOST_KEY, …) or pass --cnxn <id>',
+      )
     return c
   }
 
@@ -55,9 +71,14 @@ export class CsvDownloader extends Downloader {
     this.checkTables(ctx.logger)
     const id = this.runtime.settings.cnxn
     if (typeof id === 'string' && id) {
-      if (!/^[A-Za-z0-9_]+$/.test(id)) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `--cnxn ${JSON.stringify(id)}: use letters, digits and _`)
+      if (!/^[A-Za-z0-9_]+$/.test(id))
+        throw new SftpError('ANCH_ERR_SFTP_CONFIG', `--cnxn ${JSON.stringify(id)}: use letters, digits and _`)
       const attrs = readConnectionAttributes(process.env, id)
-      if (!attrs) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `connection ${JSON.stringify(id)} is not configured: set ACHVY_CNXN__${id.toUpperCase()}__URI (and __PPK_PATH, __HOST_KEY, …)`)
+      if (!attrs)
+        throw new SftpError(
+          'ANCH_ERR_SFTP_CONFIG',
+          `connection ${JSON.stringify(id)} is not configured: set ACHVY_CNXN__${id.toUpperCase()}__URI (and __PPK_PATH, __HOST_KEY, …)`,
+        )
       this.named = new SftpConnection(attrs)
     }
     await this.server.open(ctx.logger, ctx.signal)
@@ -71,9 +92,14 @@ export class CsvDownloader extends Downloader {
     for (const table of this.runtime.configTables) {
       readTableSettings(table, problems)
       const unknown = tableKeys(table.properties).filter((k) => !known.has(k))
-      if (unknown.length) log.warn({ table: table.name, keys: unknown }, `tbls.${table.name}: keys not read by sftp.CsvDownloader (typo?): ${unknown.join(', ')}`)
+      if (unknown.length)
+        log.warn(
+          { table: table.name, keys: unknown },
+          `tbls.${table.name}: keys not read by sftp.CsvDownloader (typo?): ${unknown.join(', ')}`,
+        )
     }
-    if (problems.length) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
+    if (problems.length)
+      throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
   }
 
   /** Closes a named connection (the default one is closed by the runtime). */
@@ -88,7 +114,8 @@ export class CsvDownloader extends Downloader {
   async *download(ctx: StreamContext): AsyncGenerator<Row[]> {
     const problems: string[] = []
     const s = readTableSettings(ctx.table, problems)
-    if (problems.length) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
+    if (problems.length)
+      throw new SftpError('ANCH_ERR_SFTP_CONFIG', `invalid table settings:\n  - ${problems.join('\n  - ')}`)
     const server = this.server
     const log = ctx.logger
     const data = ctx.task.data
@@ -127,10 +154,18 @@ export class CsvDownloader extends Downloader {
         deferred++
       }
     }
-    Object.assign(data, { files_listed: listing.length, files_taken: 0, files_unchanged: selection.unchanged, files_young: selection.young.length })
+    Object.assign(data, {
+      files_listed: listing.length,
+      files_taken: 0,
+      files_unchanged: selection.unchanged,
+      files_young: selection.young.length,
+    })
     if (deferred) data.files_deferred = deferred
     if (selection.young.length) {
-      log.info({ files: selection.young.slice(0, 10).map((f) => f.path), count: selection.young.length, min_age: s.minAge }, 'sftp: files younger than min_age are left for a later run')
+      log.info(
+        { files: selection.young.slice(0, 10).map((f) => f.path), count: selection.young.length, min_age: s.minAge },
+        'sftp: files younger than min_age are left for a later run',
+      )
     }
     const next = prune(manifest, listing)
     if (Object.keys(next).length !== Object.keys(manifest).length) checkpoint.set(next)
@@ -154,22 +189,41 @@ export class CsvDownloader extends Downloader {
       }
       if (nearDeadline) {
         deadlineCommitted = true
-        log.info({ time_left_ms: ctx.timeLeft() }, 'sftp: the execution timeout is near; committing what was read so far')
+        log.info(
+          { time_left_ms: ctx.timeLeft() },
+          'sftp: the execution timeout is near; committing what was read so far',
+        )
         await ctx.commit()
       } else await ctx.commitPoint()
     }
 
-    const quarantine = s.onBadRow === 'quarantine' ? new Quarantine(this.runtime.datastore, `${this.runtime.user}/${this.runtime.anchovyId}`, ctx.table.name, this.runtime.uniqueFileTag()) : undefined
+    const quarantine =
+      s.onBadRow === 'quarantine'
+        ? new Quarantine(
+            this.runtime.datastore,
+            `${this.runtime.user}/${this.runtime.anchovyId}`,
+            ctx.table.name,
+            this.runtime.uniqueFileTag(),
+          )
+        : undefined
     let badRows = 0
     const onBad = (bad: BadRowError): void => {
       if (s.onBadRow === 'fail') throw bad
       badRows++
       data.bad_rows = badRows
       if (s.maxBadRows > 0 && badRows > s.maxBadRows) {
-        throw new SftpError('ANCH_ERR_CSV_PARSE', `more than max_bad_rows (${s.maxBadRows}) bad rows; the last: ${bad.message}`, { cause: bad })
+        throw new SftpError(
+          'ANCH_ERR_CSV_PARSE',
+          `more than max_bad_rows (${s.maxBadRows}) bad rows; the last: ${bad.message}`,
+          { cause: bad },
+        )
       }
       quarantine?.write(bad)
-      if (badRows <= MAX_LOGGED_BAD_ROWS) log.warn({ file: bad.file, line: bad.line, column: bad.column, reason: bad.reason, policy: s.onBadRow }, 'sftp: bad row')
+      if (badRows <= MAX_LOGGED_BAD_ROWS)
+        log.warn(
+          { file: bad.file, line: bad.line, column: bad.column, reason: bad.reason, policy: s.onBadRow },
+          'sftp: bad row',
+        )
     }
     let completed = false
     try {
@@ -184,12 +238,23 @@ export class CsvDownloader extends Downloader {
         const start = from && !gz ? from.offset : 0
         if (from) {
           data.files_resumed = ((data.files_resumed as number | undefined) ?? 0) + 1
-          if (gz) log.info({ file: file.path, line: from.line, skip_bytes: from.offset }, `sftp: resuming /${file.path} at line ${from.line}: a gzip file cannot seek, so it is read again from the start and its first ${from.offset} decompressed bytes (committed before) are dropped`)
-          else log.info({ file: file.path, offset: from.offset, line: from.line, size: file.size }, `sftp: resuming /${file.path} at byte ${from.offset} of ${file.size} (line ${from.line}), where the last commit left it`)
+          if (gz)
+            log.info(
+              { file: file.path, line: from.line, skip_bytes: from.offset },
+              `sftp: resuming /${file.path} at line ${from.line}: a gzip file cannot seek, so it is read again from the start and its first ${from.offset} decompressed bytes (committed before) are dropped`,
+            )
+          else
+            log.info(
+              { file: file.path, offset: from.offset, line: from.line, size: file.size },
+              `sftp: resuming /${file.path} at byte ${from.offset} of ${file.size} (line ${from.line}), where the last commit left it`,
+            )
         }
         let rows = from?.rows ?? 0
         const progress: { position: ReadPosition | undefined } = { position: undefined }
-        for await (const batch of readRows(server.read(file, ctx.signal, start), file, s, onBad, { resume: from, progress })) {
+        for await (const batch of readRows(server.read(file, ctx.signal, start), file, s, onBad, {
+          resume: from,
+          progress,
+        })) {
           rows += batch.length
           // One array per parsed block: the core passes it on as one chunk (much faster than row by row).
           yield batch
@@ -206,7 +271,17 @@ export class CsvDownloader extends Downloader {
         resumeStaged = false
         data.files_taken = (data.files_taken as number) + 1
         data.bytes_read = ((data.bytes_read as number | undefined) ?? 0) + file.size - start
-        log.info({ file: file.path, bytes: file.size, bytes_read: file.size - start, rows, ms: Date.now() - started, ...(from ? { resumed_at: from.offset } : {}) }, 'sftp: file taken')
+        log.info(
+          {
+            file: file.path,
+            bytes: file.size,
+            bytes_read: file.size - start,
+            rows,
+            ms: Date.now() - started,
+            ...(from ? { resumed_at: from.offset } : {}),
+          },
+          'sftp: file taken',
+        )
         if (s.after.kind !== 'keep') {
           const after = s.after
           context().afterCommit(() => this.applyAfter(server, file, after, s, log))
@@ -218,7 +293,8 @@ export class CsvDownloader extends Downloader {
         const path = await quarantine.finish()
         if (path) Object.assign(data, { quarantined: quarantine.count, quarantine: path })
       }
-      if (badRows > MAX_LOGGED_BAD_ROWS) log.warn({ bad_rows: badRows, policy: s.onBadRow }, 'sftp: more bad rows were not logged one by one')
+      if (badRows > MAX_LOGGED_BAD_ROWS)
+        log.warn({ bad_rows: badRows, policy: s.onBadRow }, 'sftp: more bad rows were not logged one by one')
       completed = true
     } finally {
       // Failed, aborted, or stopped by a failing sink: its rows are not committed, so neither are its bad rows.
@@ -230,29 +306,52 @@ export class CsvDownloader extends Downloader {
    * The resume point if its file version is still listed; otherwise it is dropped (`drop`), saying why: a file
    * that changed is read again from the start, as a new version.
    */
-  private checkResume(resume: ResumePoint, listing: readonly RemoteFile[], s: CsvTableSettings, log: Logger, drop: () => void): ResumePoint | undefined {
+  private checkResume(
+    resume: ResumePoint,
+    listing: readonly RemoteFile[],
+    s: CsvTableSettings,
+    log: Logger,
+    drop: () => void,
+  ): ResumePoint | undefined {
     const listed = listing.find((f) => f.path === resume.path)
     if (!listed) {
-      log.info({ file: resume.path }, `sftp: /${resume.path}, partly read before, is no longer listed; its resume point is dropped`)
+      log.info(
+        { file: resume.path },
+        `sftp: /${resume.path}, partly read before, is no longer listed; its resume point is dropped`,
+      )
       drop()
       return undefined
     }
     if (listed.size !== resume.size || listed.mtime !== resume.mtime) {
       log.warn(
-        { file: resume.path, was: { size: resume.size, mtime: resume.mtime }, now: { size: listed.size, mtime: listed.mtime }, committed_rows: resume.rows },
+        {
+          file: resume.path,
+          was: { size: resume.size, mtime: resume.mtime },
+          now: { size: listed.size, mtime: listed.mtime },
+          committed_rows: resume.rows,
+        },
         `sftp: /${resume.path} changed since it was partly read (size or mtime differs): reading it again from the start, as a new version (the ${resume.rows} rows committed from the earlier version stay)`,
       )
       drop()
       return undefined
     }
     if (!isGzip(listed, s) && resume.offset > listed.size) {
-      throw new SftpError('ANCH_ERR_SFTP_RESUME', `checkpoint ${resumeKey(s.table)}: offset ${resume.offset} is past the end of /${resume.path} (${listed.size} bytes); inspect or delete the checkpoint`)
+      throw new SftpError(
+        'ANCH_ERR_SFTP_RESUME',
+        `checkpoint ${resumeKey(s.table)}: offset ${resume.offset} is past the end of /${resume.path} (${listed.size} bytes); inspect or delete the checkpoint`,
+      )
     }
     return resume
   }
 
   /** `after: delete|move:<dir>`, run once the batch holding the file's rows has committed. */
-  private async applyAfter(server: SftpConnection, file: RemoteFile, after: AfterAction, s: CsvTableSettings, log: Logger): Promise<void> {
+  private async applyAfter(
+    server: SftpConnection,
+    file: RemoteFile,
+    after: AfterAction,
+    s: CsvTableSettings,
+    log: Logger,
+  ): Promise<void> {
     if (after.kind === 'delete') {
       await server.withRetry(`deleting /${file.path}`, (fs) => fs.delete(file.path))
       log.info({ file: file.path }, 'sftp: file deleted after commit')
@@ -264,7 +363,10 @@ export class CsvDownloader extends Downloader {
     let target = posix.join(after.dir, relative)
     await server.withRetry(`moving /${file.path}`, async (fs) => {
       await fs.mkdirp(posix.dirname(target))
-      const exists = await fs.stat(target).then(() => true, () => false)
+      const exists = await fs.stat(target).then(
+        () => true,
+        () => false,
+      )
       if (exists) target = `${target}.${new Date().toISOString().replace(/[-:.]/g, '')}`
       await fs.rename(file.path, target)
     })
@@ -276,6 +378,10 @@ export class CsvDownloader extends Downloader {
 function warnAboutTypos(env: NodeJS.ProcessEnv, log: Logger): void {
   for (const name of Object.keys(env)) {
     const m = /^(ANCHY|ACHY|ANCHVY)_CNXN__(.+)$/i.exec(name)
-    if (m) log.warn({ variable: name, did_you_mean: `ACHVY_CNXN__${m[2]}` }, `${name} is ignored: the prefix is ACHVY_ (did you mean ACHVY_CNXN__${m[2]}?)`)
+    if (m)
+      log.warn(
+        { variable: name, did_you_mean: `ACHVY_CNXN__${m[2]}` },
+        `${name} is ignored: the prefix is ACHVY_ (did you mean ACHVY_CNXN__${m[2]}?)`,
+      )
   }
 }

@@ -274,7 +274,10 @@ export class CsvParser {
               continue
             }
           }
-          if (q < 0) return final ? this.fail('unterminated quoted field (no closing quote before the end of the file)', BAD_START, n) : NEED_MORE
+          if (q < 0)
+            return final
+              ? this.fail('unterminated quoted field (no closing quote before the end of the file)', BAD_START, n)
+              : NEED_MORE
           value += buf.slice(i, q)
           i = q + this.qlen
           if (escape === quote) {
@@ -303,7 +306,11 @@ export class CsvParser {
           if (i + 1 >= n) return this.done(fields, buf, pos, n)
           if (buf.charCodeAt(i + 1) === LF) return this.done(fields, buf, pos, i + 2)
         }
-        return this.fail(`unexpected ${JSON.stringify(buf[i])} after a closing quote (field ${fields.length})`, BAD_LINE, i)
+        return this.fail(
+          `unexpected ${JSON.stringify(buf[i])} after a closing quote (field ${fields.length})`,
+          BAD_LINE,
+          i,
+        )
       }
       const d = buf.indexOf(delimiter, i)
       const nl = buf.indexOf('\n', i)
@@ -313,7 +320,11 @@ export class CsvParser {
       let value = buf.slice(i, end)
       if (end === lineEnd && value.charCodeAt(value.length - 1) === CR) value = value.slice(0, -1)
       if (!relaxQuotes && value.indexOf(quote) >= 0) {
-        return this.fail(`quote character inside an unquoted field (field ${fields.length + 1}); set relax_quotes: true to accept it`, BAD_LINE, i)
+        return this.fail(
+          `quote character inside an unquoted field (field ${fields.length + 1}); set relax_quotes: true to accept it`,
+          BAD_LINE,
+          i,
+        )
       }
       fields.push(value)
       if (end === d) {
@@ -406,7 +417,10 @@ export class CsvParser {
         let value = ''
         for (;;) {
           const q = buf.indexOf(quote, start)
-          if (q < 0) return final ? this.fail('unterminated quoted field (no closing quote before the end of the file)', BAD_START, n) : NEED_MORE
+          if (q < 0)
+            return final
+              ? this.fail('unterminated quoted field (no closing quote before the end of the file)', BAD_START, n)
+              : NEED_MORE
           if (q + 1 >= n && !final) return NEED_MORE
           if (doubling && q + 1 < n && buf.charCodeAt(q + 1) === Q) {
             value += buf.slice(start, q + 1)
@@ -429,14 +443,22 @@ export class CsvParser {
           if (i + 1 >= n) return final ? this.done(fields, buf, pos, n) : NEED_MORE
           if (buf.charCodeAt(i + 1) === LF) return this.done(fields, buf, pos, i + 2)
         }
-        return this.fail(`unexpected ${JSON.stringify(buf[i])} after a closing quote (field ${fields.length})`, BAD_LINE, i)
+        return this.fail(
+          `unexpected ${JSON.stringify(buf[i])} after a closing quote (field ${fields.length})`,
+          BAD_LINE,
+          i,
+        )
       }
       let j = i
       for (; j < n; j++) {
         const c = buf.charCodeAt(j)
         if (c === D || c === LF) break
         if (c === Q && !relax) {
-          return this.fail(`quote character inside an unquoted field (field ${fields.length + 1}); set relax_quotes: true to accept it`, BAD_LINE, j)
+          return this.fail(
+            `quote character inside an unquoted field (field ${fields.length + 1}); set relax_quotes: true to accept it`,
+            BAD_LINE,
+            j,
+          )
         }
       }
       if (j >= n && !final) return NEED_MORE

@@ -46,7 +46,13 @@ export function isGzip(file: RemoteFile, s: CsvTableSettings): boolean {
  * parse, check the field count, convert the values of typed columns. Yields the rows of each chunk as an array,
  * so memory stays bounded by the chunk size and the longest record, whatever the file size.
  */
-export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, s: CsvTableSettings, onBad: BadRowHandler, options: ReadOptions = {}): AsyncGenerator<Row[]> {
+export async function* readRows(
+  bytes: AsyncIterable<Buffer>,
+  file: RemoteFile,
+  s: CsvTableSettings,
+  onBad: BadRowHandler,
+  options: ReadOptions = {},
+): AsyncGenerator<Row[]> {
   const gz = isGzip(file, s)
   const { resume, progress } = options
   /** Content bytes received so far (from the start of the file), and decompressed bytes still to drop. */
@@ -91,7 +97,10 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
     const pending = parser.pending()
     const columns = builder.columns
     const waiting = pending && columns ? decoder.byteLength(pending.text) : undefined
-    progress.position = pending && columns && waiting !== undefined ? { offset: received - decoder.pendingBytes() - waiting, line: pending.line, columns } : undefined
+    progress.position =
+      pending && columns && waiting !== undefined
+        ? { offset: received - decoder.pendingBytes() - waiting, line: pending.line, columns }
+        : undefined
   }
   try {
     for await (let chunk of source) {
@@ -112,7 +121,11 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
         yield rows.splice(0, rows.length)
       }
     }
-    if (toDrop > 0) throw new SftpError('ANCH_ERR_SFTP_FILE_CHANGED', `/${file.path}: decompresses to fewer bytes than the ${resume!.offset} already read`)
+    if (toDrop > 0)
+      throw new SftpError(
+        'ANCH_ERR_SFTP_FILE_CHANGED',
+        `/${file.path}: decompresses to fewer bytes than the ${resume!.offset} already read`,
+      )
     const rest = decoder.end()
     if (decoder.invalid) builder.suspect = true
     parser.feed(rest, true)
@@ -122,7 +135,11 @@ export async function* readRows(bytes: AsyncIterable<Buffer>, file: RemoteFile, 
     }
   } catch (err) {
     if (gz && (err as { code?: string }).code?.startsWith('Z_')) {
-      throw new SftpError('ANCH_ERR_CSV_PARSE', `/${file.path}: not a valid gzip file (${(err as { code: string }).code})`, { cause: err })
+      throw new SftpError(
+        'ANCH_ERR_CSV_PARSE',
+        `/${file.path}: not a valid gzip file (${(err as { code: string }).code})`,
+        { cause: err },
+      )
     }
     throw err
   } finally {
@@ -226,7 +243,8 @@ function incompleteUtf8Tail(buf: Buffer): number {
 /** Length of the valid UTF-8 sequence at `i` (0 when the bytes there are not one), per RFC 3629. */
 function utf8SequenceAt(buf: Buffer, i: number): number {
   const b = buf[i]!
-  const cont = (k: number, lo = 0x80, hi = 0xbf): boolean => i + k < buf.length && buf[i + k]! >= lo && buf[i + k]! <= hi
+  const cont = (k: number, lo = 0x80, hi = 0xbf): boolean =>
+    i + k < buf.length && buf[i + k]! >= lo && buf[i + k]! <= hi
   if (b < 0x80) return 1
   if (b >= 0xc2 && b <= 0xdf) return cont(1) ? 2 : 0
   if (b === 0xe0) return cont(1, 0xa0) && cont(2) ? 3 : 0
@@ -338,13 +356,25 @@ class RowBuilder {
       names = this.names!
     }
     if (fields.length !== names.length) {
-      this.bad('ANCH_ERR_CSV_PARSE', line, undefined, `expected ${names.length} fields, found ${fields.length} (ragged row)`, fields)
+      this.bad(
+        'ANCH_ERR_CSV_PARSE',
+        line,
+        undefined,
+        `expected ${names.length} fields, found ${fields.length} (ragged row)`,
+        fields,
+      )
       return
     }
     if (this.suspect) {
       for (let i = 0; i < fields.length; i++) {
         if (!isWellFormed(fields[i]!)) {
-          this.bad('ANCH_ERR_CSV_PARSE', line, names[i], `invalid ${this.s.encoding} byte sequence (shown as U+FFFD in raw)`, fields)
+          this.bad(
+            'ANCH_ERR_CSV_PARSE',
+            line,
+            names[i],
+            `invalid ${this.s.encoding} byte sequence (shown as U+FFFD in raw)`,
+            fields,
+          )
           return
         }
       }
@@ -359,7 +389,13 @@ class RowBuilder {
         try {
           conv[i]!(fields[i]!)
         } catch (err) {
-          this.bad('ANCH_ERR_CSV_VALUE', line, names[i], `${(err as Error).message} (column type ${this.typeOf(names[i]!)})`, fields)
+          this.bad(
+            'ANCH_ERR_CSV_VALUE',
+            line,
+            names[i],
+            `${(err as Error).message} (column type ${this.typeOf(names[i]!)})`,
+            fields,
+          )
           return
         }
       }
@@ -393,7 +429,12 @@ class RowBuilder {
     }
     this.names = names
     this.converters = names.map((n) => converterFor(this.typeOf(n), this.s))
-    this.build = rowBuilder(names, this.converters, names.map((n) => this.typeOf(n) === 'str' && !this.s.nullValues.length), this.s.lineage ? this.file.path : undefined)
+    this.build = rowBuilder(
+      names,
+      this.converters,
+      names.map((n) => this.typeOf(n) === 'str' && !this.s.nullValues.length),
+      this.s.lineage ? this.file.path : undefined,
+    )
   }
 
   /** The declared type of a column (own keys only: a column may be called `__proto__`), else `str`. */
@@ -401,15 +442,32 @@ class RowBuilder {
     return Object.hasOwn(this.s.columns, name) ? this.s.columns[name]! : 'str'
   }
 
-  private bad(code: 'ANCH_ERR_CSV_PARSE' | 'ANCH_ERR_CSV_VALUE', line: number, column: string | undefined, reason: string, fields: string[]): void {
-    this.onBad(new BadRowError(code, `/${this.file.path}`, line, column, reason, this.suspect ? toWellFormed(this.rawOf(fields)) : this.rawOf(fields)))
+  private bad(
+    code: 'ANCH_ERR_CSV_PARSE' | 'ANCH_ERR_CSV_VALUE',
+    line: number,
+    column: string | undefined,
+    reason: string,
+    fields: string[],
+  ): void {
+    this.onBad(
+      new BadRowError(
+        code,
+        `/${this.file.path}`,
+        line,
+        column,
+        reason,
+        this.suspect ? toWellFormed(this.rawOf(fields)) : this.rawOf(fields),
+      ),
+    )
   }
 
   private rawOf(fields: string[]): string {
     const q = this.s.quote
     const d = this.s.delimiter
     return fields
-      .map((f) => (q !== null && (f.includes(d) || f.includes(q) || /[\r\n]/.test(f)) ? `${q}${f.split(q).join(q + q)}${q}` : f))
+      .map((f) =>
+        q !== null && (f.includes(d) || f.includes(q) || /[\r\n]/.test(f)) ? `${q}${f.split(q).join(q + q)}${q}` : f,
+      )
       .join(d)
   }
 }
@@ -420,13 +478,24 @@ class RowBuilder {
  * store per value. Plain `str` columns are copied without a converter call. Names that an object literal
  * cannot take as own keys (`__proto__`) and very wide files use the generic loop.
  */
-function rowBuilder(names: string[], conv: Converter[], plain: boolean[], lineageFile: string | undefined): (fields: string[], line: number) => Row {
+function rowBuilder(
+  names: string[],
+  conv: Converter[],
+  plain: boolean[],
+  lineageFile: string | undefined,
+): (fields: string[], line: number) => Row {
   if (names.includes('__proto__') || names.length > 1000) {
     return (fields, line) => {
       const row: Row = {}
       for (let i = 0; i < fields.length; i++) {
         const name = names[i]!
-        if (name === '__proto__') Object.defineProperty(row, name, { value: conv[i]!(fields[i]!), enumerable: true, writable: true, configurable: true })
+        if (name === '__proto__')
+          Object.defineProperty(row, name, {
+            value: conv[i]!(fields[i]!),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          })
         else row[name] = conv[i]!(fields[i]!)
       }
       if (lineageFile !== undefined) {
@@ -439,7 +508,11 @@ function rowBuilder(names: string[], conv: Converter[], plain: boolean[], lineag
   const props = names.map((n, i) => `${JSON.stringify(n)}: ${plain[i] ? `f[${i}]` : `c[${i}](f[${i}])`}`)
   if (lineageFile !== undefined) props.push('"_file": file', '"_line": line')
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const make = new Function('c', 'file', `"use strict"; return function buildRow(f, line) { return { ${props.join(', ')} } }`)
+  const make = new Function(
+    'c',
+    'file',
+    `"use strict"; return function buildRow(f, line) { return { ${props.join(', ')} } }`,
+  )
   return make(conv, lineageFile) as (fields: string[], line: number) => Row
 }
 

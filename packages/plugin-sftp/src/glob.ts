@@ -194,7 +194,8 @@ export async function listMatches(fs: RemoteFs, pattern: string, options: ListOp
   const skip = options.onSkip ?? (() => undefined)
   const out: RemoteFile[] = []
   const join = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name)
-  const excluded = (path: string): boolean => exclude !== undefined && (path === exclude || path.startsWith(`${exclude}/`))
+  const excluded = (path: string): boolean =>
+    exclude !== undefined && (path === exclude || path.startsWith(`${exclude}/`))
   /** `${pattern position} ${real folder}` of every folder walked. */
   const walked = new Set<string>()
   /** Real paths of the files taken. */
@@ -211,12 +212,19 @@ export async function listMatches(fs: RemoteFs, pattern: string, options: ListOp
     top = await fs.list(glob.root)
   } catch (err) {
     if (isNotFound(err)) {
-      throw new SftpError('ANCH_ERR_SFTP_PATH', `folder ${JSON.stringify(`/${glob.root}`)} (from path ${JSON.stringify(`/${pattern}`)}) does not exist on the server`, { cause: err })
+      throw new SftpError(
+        'ANCH_ERR_SFTP_PATH',
+        `folder ${JSON.stringify(`/${glob.root}`)} (from path ${JSON.stringify(`/${pattern}`)}) does not exist on the server`,
+        { cause: err },
+      )
     }
     throw err
   }
   if (!isInside(base, rootReal)) {
-    throw new SftpError('ANCH_ERR_SFTP_PATH', `folder ${JSON.stringify(`/${glob.root}`)} (from path ${JSON.stringify(`/${pattern}`)}) leads outside the connection folder (through a symbolic link); refused`)
+    throw new SftpError(
+      'ANCH_ERR_SFTP_PATH',
+      `folder ${JSON.stringify(`/${glob.root}`)} (from path ${JSON.stringify(`/${pattern}`)}) leads outside the connection folder (through a symbolic link); refused`,
+    )
   }
 
   const listOrSkip = async (dir: string): Promise<RemoteEntry[] | undefined> => {
@@ -247,7 +255,14 @@ export async function listMatches(fs: RemoteFs, pattern: string, options: ListOp
     if (sub) await walk(path, real, i, sub, depth)
   }
   /** Takes or descends into one entry `e` (not a link) matched by segment `i`. */
-  const visit = async (path: string, real: string, e: RemoteEntry, i: number, depth: number, viaLink: boolean): Promise<void> => {
+  const visit = async (
+    path: string,
+    real: string,
+    e: RemoteEntry,
+    i: number,
+    depth: number,
+    viaLink: boolean,
+  ): Promise<void> => {
     const last = i === glob.segments.length - 1
     if (glob.segments[i] === '**') {
       if (last && e.type === 'file') take(path, real, e)
@@ -276,7 +291,13 @@ export async function listMatches(fs: RemoteFs, pattern: string, options: ListOp
     }
     await visit(path, real, e, i, depth, true)
   }
-  const walk = async (dir: string, dirReal: string, i: number, entries: RemoteEntry[], depth: number): Promise<void> => {
+  const walk = async (
+    dir: string,
+    dirReal: string,
+    i: number,
+    entries: RemoteEntry[],
+    depth: number,
+  ): Promise<void> => {
     const seg = glob.segments[i]
     if (seg === undefined) return
     const key = `${i} ${dirReal}`

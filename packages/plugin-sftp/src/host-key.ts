@@ -44,7 +44,10 @@ export function hostKeyPolicy(value: string): HostKeyPolicy {
   const fingerprints = new Set<string>()
   const types: string[] = []
   let onlyKeys = true
-  for (const part of value.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const key = /^(?:\S+\s+)?((?:ssh|ecdsa)-[\w@.-]+)\s+([A-Za-z0-9+/]+={0,2})/.exec(part)
     if (key) {
       fingerprints.add(fingerprint(Buffer.from(key[2]!, 'base64')))
@@ -54,7 +57,10 @@ export function hostKeyPolicy(value: string): HostKeyPolicy {
     onlyKeys = false
     const fp = /^(?:SHA256:)?([A-Za-z0-9+/]{43})=?$/.exec(part)
     if (!fp) {
-      throw new SftpError('ANCH_ERR_SFTP_CONFIG', `HOST_KEY: ${JSON.stringify(part.slice(0, 80))} is not a SHA256 fingerprint (SHA256:…, from ssh-keygen -lf) or a public key line`)
+      throw new SftpError(
+        'ANCH_ERR_SFTP_CONFIG',
+        `HOST_KEY: ${JSON.stringify(part.slice(0, 80))} is not a SHA256 fingerprint (SHA256:…, from ssh-keygen -lf) or a public key line`,
+      )
     }
     fingerprints.add(`SHA256:${fp[1]}`)
   }
@@ -72,7 +78,11 @@ export function knownHostsPolicy(file: string, host: string, port: number): Host
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new SftpError('ANCH_ERR_SFTP_CONFIG', `KNOWN_HOSTS: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err })
+    throw new SftpError(
+      'ANCH_ERR_SFTP_CONFIG',
+      `KNOWN_HOSTS: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: err },
+    )
   }
   const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`]
   const fingerprints = new Set<string>()
@@ -96,7 +106,10 @@ export function knownHostsPolicy(file: string, host: string, port: number): Host
   }
   for (const fp of revoked) fingerprints.delete(fp)
   if (fingerprints.size === 0) {
-    throw new SftpError('ANCH_ERR_SFTP_HOST_KEY', `KNOWN_HOSTS: ${file} has no key for ${names[0]} (add it with: ssh-keyscan -p ${port} ${host} >> ${file}, after checking the fingerprint)`)
+    throw new SftpError(
+      'ANCH_ERR_SFTP_HOST_KEY',
+      `KNOWN_HOSTS: ${file} has no key for ${names[0]} (add it with: ssh-keyscan -p ${port} ${host} >> ${file}, after checking the fingerprint)`,
+    )
   }
   return { fingerprints, algorithms: algorithmsFor(types), source: `KNOWN_HOSTS ${file}` }
 }
@@ -108,6 +121,12 @@ function matchesHost(pattern: string, names: readonly string[]): boolean {
     return names.some((n) => createHmac('sha1', Buffer.from(salt, 'base64')).update(n).digest('base64') === hash)
   }
   if (pattern.startsWith('!')) return false
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i')
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  )
   return names.some((n) => re.test(n))
 }

@@ -47,7 +47,13 @@ export interface Selection {
  * Picks the files to take: those not in the manifest, or whose size or mtime changed since they were taken,
  * unchanged for at least `minAgeSeconds`. `listing` must be in (mtime, path) order.
  */
-export function selectFiles(listing: readonly RemoteFile[], manifest: Manifest, now: number, minAgeSeconds: number, maxFiles: number): Selection {
+export function selectFiles(
+  listing: readonly RemoteFile[],
+  manifest: Manifest,
+  now: number,
+  minAgeSeconds: number,
+  maxFiles: number,
+): Selection {
   const take: RemoteFile[] = []
   const young: RemoteFile[] = []
   let unchanged = 0

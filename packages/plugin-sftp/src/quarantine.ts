@@ -30,7 +30,15 @@ export class Quarantine {
     this.out ??= this.datastore.writeStream(this.path)
     this.count++
     const raw = bad.raw.length > MAX_RAW ? bad.raw.slice(0, MAX_RAW) : bad.raw
-    const rec = { file: bad.file, line: bad.line, column: bad.column ?? null, code: bad.code, reason: bad.reason, raw, ...(raw !== bad.raw ? { truncated: true } : {}) }
+    const rec = {
+      file: bad.file,
+      line: bad.line,
+      column: bad.column ?? null,
+      code: bad.code,
+      reason: bad.reason,
+      raw,
+      ...(raw !== bad.raw ? { truncated: true } : {}),
+    }
     this.out.write(`${JSON.stringify(rec)}\n`)
   }
 

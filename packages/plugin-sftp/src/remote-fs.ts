@@ -55,7 +55,10 @@ export function isInside(root: string, real: string): boolean {
 
 /** The error for a path that leads out of the connection folder through a symbolic link. */
 export function outsideError(display: string, path: string, what: string): SftpError {
-  return new SftpError('ANCH_ERR_SFTP_PATH', `${display}: ${what} /${path}: it leads outside the connection folder (through a symbolic link); refused`)
+  return new SftpError(
+    'ANCH_ERR_SFTP_PATH',
+    `${display}: ${what} /${path}: it leads outside the connection folder (through a symbolic link); refused`,
+  )
 }
 
 /**
@@ -117,7 +120,12 @@ export class LocalFs implements RemoteFs {
 
   async stat(path: string): Promise<RemoteEntry> {
     const st = await fsp.stat(await this.confined(path, 'reading'))
-    return { name: nodePath.basename(path), type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', size: st.size, mtime: Math.floor(st.mtimeMs) }
+    return {
+      name: nodePath.basename(path),
+      type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other',
+      size: st.size,
+      mtime: Math.floor(st.mtimeMs),
+    }
   }
 
   read(path: string, start: number): Readable {
@@ -149,7 +157,8 @@ export class LocalFs implements RemoteFs {
         real = await fsp.realpath(this.abs(path))
       }
       if (!isInside(root, real)) throw outsideError(`file://${this.base}`, path, 'reading')
-      if (!(await fh.stat()).isFile()) throw new SftpError('ANCH_ERR_SFTP_PATH', `file://${this.base}: reading /${path}: not a regular file`)
+      if (!(await fh.stat()).isFile())
+        throw new SftpError('ANCH_ERR_SFTP_PATH', `file://${this.base}: reading /${path}: not a regular file`)
       return fh
     } catch (err) {
       await fh.close()
@@ -166,7 +175,10 @@ export class LocalFs implements RemoteFs {
     const source = await this.confinedEntry(from, 'moving')
     const target = await this.confinedEntry(to, 'moving a file to')
     // Like SFTP rename: never overwrite (the caller picks a free name first; this closes most of the race).
-    const exists = await fsp.lstat(target).then(() => true, () => false)
+    const exists = await fsp.lstat(target).then(
+      () => true,
+      () => false,
+    )
     if (exists) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' })
     await fsp.rename(source, target)
   }

@@ -21,8 +21,20 @@ export function resumeKey(table: string): string {
 }
 
 /** The checkpoint value of a resume point (plain JSON). */
-export function resumeValue(file: { path: string; size: number; mtime: number }, position: ReadPosition, rows: number): JsonValue {
-  return { path: file.path, size: file.size, mtime: file.mtime, offset: position.offset, line: position.line, columns: [...position.columns], rows }
+export function resumeValue(
+  file: { path: string; size: number; mtime: number },
+  position: ReadPosition,
+  rows: number,
+): JsonValue {
+  return {
+    path: file.path,
+    size: file.size,
+    mtime: file.mtime,
+    offset: position.offset,
+    line: position.line,
+    columns: [...position.columns],
+    rows,
+  }
 }
 
 const count = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min
@@ -55,5 +67,13 @@ export function readResume(value: unknown, table: string): ResumePoint | undefin
       `checkpoint ${resumeKey(table)} is not a valid resume point ({path, size, mtime, offset, line ≥ 1, columns, rows}); inspect it with anchovy checkpoint get, or delete it to read the file again from the start (its committed rows would then be delivered twice)`,
     )
   }
-  return { path: v.path as string, size: v.size as number, mtime: v.mtime as number, offset: v.offset as number, line: v.line as number, columns: v.columns as string[], rows: v.rows as number }
+  return {
+    path: v.path as string,
+    size: v.size as number,
+    mtime: v.mtime as number,
+    offset: v.offset as number,
+    line: v.line as number,
+    columns: v.columns as string[],
+    rows: v.rows as number,
+  }
 }

@@ -23,10 +23,24 @@ export interface SftpSettings {
 }
 
 const TRANSIENT_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ECONNABORTED',
-  'ERR_NOT_CONNECTED', 'ERR_GENERIC_CLIENT', 'CONNECT', 'IDLE_TIMEOUT', 6, 7,
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'ERR_NOT_CONNECTED',
+  'ERR_GENERIC_CLIENT',
+  'CONNECT',
+  'IDLE_TIMEOUT',
+  6,
+  7,
 ])
-const TRANSIENT_MESSAGE = /no response from server|not connected|connection lost|keepalive timeout|timed out|socket (hang up|closed)|channel (open failure|closed)|premature close|connection reset|ended by other party|no sftp connection/i
+const TRANSIENT_MESSAGE =
+  /no response from server|not connected|connection lost|keepalive timeout|timed out|socket (hang up|closed)|channel (open failure|closed)|premature close|connection reset|ended by other party|no sftp connection/i
 
 /** True when `err` is worth a retry: network trouble or a dropped session, never bad credentials or paths. */
 export function isTransient(err: unknown): boolean {
@@ -43,12 +57,17 @@ export function isTransient(err: unknown): boolean {
  */
 export function readSftpSettings(attrs: ConnectionAttributes): SftpSettings {
   const uri = String(attrs.uri ?? '').trim()
-  if (!uri) throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'the connection has no URI: set ACHVY_CNXN__URI (sftp://user@host:22/base or file:///folder)')
+  if (!uri)
+    throw new SftpError(
+      'ANCH_ERR_SFTP_CONFIG',
+      'the connection has no URI: set ACHVY_CNXN__URI (sftp://user@host:22/base or file:///folder)',
+    )
   const num = (key: string, fallback: number, min: number): number => {
     const v = attrs[key]
     if (v === undefined || v === '') return fallback
     const n = Number(v)
-    if (!Number.isFinite(n) || n < min) throw new SftpError('ANCH_ERR_SFTP_CONFIG', `connection attribute ${key.toUpperCase()} must be a number ≥ ${min}`)
+    if (!Number.isFinite(n) || n < min)
+      throw new SftpError('ANCH_ERR_SFTP_CONFIG', `connection attribute ${key.toUpperCase()} must be a number ≥ ${min}`)
     return n
   }
   const retries = num('retries', 3, 0)
@@ -64,10 +83,16 @@ export function readSftpSettings(attrs: ConnectionAttributes): SftpSettings {
     url = new URL(uri)
   } catch {
     // The message must not echo the URI: it may hold a password.
-    throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'ACHVY_CNXN__URI is not a valid URL (expected sftp://user[:password]@host[:port][/base])')
+    throw new SftpError(
+      'ANCH_ERR_SFTP_CONFIG',
+      'ACHVY_CNXN__URI is not a valid URL (expected sftp://user[:password]@host[:port][/base])',
+    )
   }
   if (url.protocol !== 'sftp:' && url.protocol !== 'ssh:') {
-    throw new SftpError('ANCH_ERR_SFTP_CONFIG', `ACHVY_CNXN__URI: unsupported scheme ${url.protocol} (use sftp:// or file://)`)
+    throw new SftpError(
+      'ANCH_ERR_SFTP_CONFIG',
+      `ACHVY_CNXN__URI: unsupported scheme ${url.protocol} (use sftp:// or file://)`,
+    )
   }
   const username = decodeURIComponent(url.username)
   if (!username) throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'ACHVY_CNXN__URI has no user name (sftp://user@host)')
@@ -82,11 +107,18 @@ export function readSftpSettings(attrs: ConnectionAttributes): SftpSettings {
   const passphrase = attrs.passphrase !== undefined && attrs.passphrase !== '' ? String(attrs.passphrase) : undefined
   const privateKey = keyPath ? readPrivateKey(keyPath, passphrase) : undefined
   if (!privateKey && password === undefined) {
-    throw new SftpError('ANCH_ERR_SFTP_CONFIG', 'the connection has neither a password in ACHVY_CNXN__URI nor a key in ACHVY_CNXN__PPK_PATH')
+    throw new SftpError(
+      'ANCH_ERR_SFTP_CONFIG',
+      'the connection has neither a password in ACHVY_CNXN__URI nor a key in ACHVY_CNXN__PPK_PATH',
+    )
   }
   const hostKeyAttr = attrs.host_key !== undefined && attrs.host_key !== '' ? String(attrs.host_key) : undefined
   const knownHosts = attrs.known_hosts !== undefined && attrs.known_hosts !== '' ? String(attrs.known_hosts) : undefined
-  const hostKey = hostKeyAttr ? hostKeyPolicy(hostKeyAttr) : knownHosts ? knownHostsPolicy(knownHosts, host, port) : undefined
+  const hostKey = hostKeyAttr
+    ? hostKeyPolicy(hostKeyAttr)
+    : knownHosts
+      ? knownHostsPolicy(knownHosts, host, port)
+      : undefined
   const display = `sftp://${encodeURIComponent(username)}@${url.host}${base === '/' ? '' : base.startsWith('~') ? `/${base}` : base}`
   return {
     display,
@@ -102,11 +134,18 @@ function readPrivateKey(path: string, passphrase: string | undefined): Buffer {
   try {
     key = readFileSync(path)
   } catch (err) {
-    throw new SftpError('ANCH_ERR_SFTP_KEY', `PPK_PATH: cannot read the key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err })
+    throw new SftpError(
+      'ANCH_ERR_SFTP_KEY',
+      `PPK_PATH: cannot read the key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: err },
+    )
   }
   const text = key.toString('latin1')
   if (text.startsWith('PuTTY-User-Key-File-3')) {
-    throw new SftpError('ANCH_ERR_SFTP_KEY', `PPK_PATH: ${path} is a PuTTY v3 key; convert it with: puttygen ${path} -O private-openssh -o key.pem (or save it as PPK version 2)`)
+    throw new SftpError(
+      'ANCH_ERR_SFTP_KEY',
+      `PPK_PATH: ${path} is a PuTTY v3 key; convert it with: puttygen ${path} -O private-openssh -o key.pem (or save it as PPK version 2)`,
+    )
   }
   const parsed = ssh2.utils.parseKey(key, passphrase)
   if (parsed instanceof Error) {
@@ -208,10 +247,19 @@ export class SftpConnection extends Connection {
     }
   }
 
-  private async backoff(err: unknown, what: string, attempt: number, fs: RemoteFs | undefined, signal?: AbortSignal): Promise<void> {
+  private async backoff(
+    err: unknown,
+    what: string,
+    attempt: number,
+    fs: RemoteFs | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { retries, retryDelayMs } = this.settings
     const delay = Math.min(30_000, retryDelayMs * 2 ** (attempt - 1))
-    this.log().warn({ connection: this.settings.display, attempt, retries, delay_ms: delay, code: codeOf(err) }, `sftp: ${what} failed; retrying`)
+    this.log().warn(
+      { connection: this.settings.display, attempt, retries, delay_ms: delay, code: codeOf(err) },
+      `sftp: ${what} failed; retrying`,
+    )
     await this.reset(fs)
     await sleep(delay, undefined, signal ? { signal } : {})
   }
@@ -219,14 +267,28 @@ export class SftpConnection extends Connection {
   private final(err: unknown, what: string, attempt: number): Error {
     if (err instanceof SftpError && !(err as { transientCode?: string }).transientCode) return err
     if (!isTransient(err)) {
-      if (isNotFound(err)) return new SftpError('ANCH_ERR_SFTP_PATH', `${this.settings.display}: ${what}: no such file or folder`, { cause: err })
+      if (isNotFound(err))
+        return new SftpError('ANCH_ERR_SFTP_PATH', `${this.settings.display}: ${what}: no such file or folder`, {
+          cause: err,
+        })
       const e = err as { code?: unknown; message?: unknown }
-      if (e?.code === 'EACCES' || e?.code === 'EPERM' || e?.code === 3 || /permission denied/i.test(String(e?.message ?? ''))) {
-        return new SftpError('ANCH_ERR_SFTP_PATH', `${this.settings.display}: ${what}: permission denied`, { cause: err })
+      if (
+        e?.code === 'EACCES' ||
+        e?.code === 'EPERM' ||
+        e?.code === 3 ||
+        /permission denied/i.test(String(e?.message ?? ''))
+      ) {
+        return new SftpError('ANCH_ERR_SFTP_PATH', `${this.settings.display}: ${what}: permission denied`, {
+          cause: err,
+        })
       }
       return err as Error
     }
-    return new SftpError('ANCH_ERR_SFTP_CONNECT', `${this.settings.display}: ${what} failed ${attempt} time(s) (${codeOf(err) ?? 'connection error'}); giving up`, { cause: err })
+    return new SftpError(
+      'ANCH_ERR_SFTP_CONNECT',
+      `${this.settings.display}: ${what} failed ${attempt} time(s) (${codeOf(err) ?? 'connection error'}); giving up`,
+      { cause: err },
+    )
   }
 
   /**
@@ -240,14 +302,18 @@ export class SftpConnection extends Connection {
     let offset = start
     let attempt = 0
     const changed = (why: string): SftpError =>
-      new SftpError('ANCH_ERR_SFTP_FILE_CHANGED', `${this.settings.display}: /${file.path} changed while it was being read (${why}); it is read again next run — set min_age if files are still being uploaded`)
+      new SftpError(
+        'ANCH_ERR_SFTP_FILE_CHANGED',
+        `${this.settings.display}: /${file.path} changed while it was being read (${why}); it is read again next run — set min_age if files are still being uploaded`,
+      )
     for (;;) {
       let fs: RemoteFs | undefined
       try {
         fs = await this.ensure(signal)
         if (attempt > 0) {
           const st = await fs.stat(file.path)
-          if (st.size !== file.size || st.mtime !== file.mtime) throw changed('size or mtime differs after reconnecting')
+          if (st.size !== file.size || st.mtime !== file.mtime)
+            throw changed('size or mtime differs after reconnecting')
         }
         const stream = fs.read(file.path, offset)
         // Each read races the session's death and an idle timer (no byte for `timeout` while we wait for one):
@@ -266,7 +332,10 @@ export class SftpConnection extends Connection {
         const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
         try {
           for (;;) {
-            timer = setTimeout(() => fail(Object.assign(new Error(`no data for ${idleMs} ms`), { code: 'IDLE_TIMEOUT' })), idleMs)
+            timer = setTimeout(
+              () => fail(Object.assign(new Error(`no data for ${idleMs} ms`), { code: 'IDLE_TIMEOUT' })),
+              idleMs,
+            )
             const next = await new Promise<IteratorResult<Buffer>>((resolve, reject) => {
               if (failure) return reject(failure)
               rejectCurrent = reject
@@ -298,7 +367,10 @@ export class SftpConnection extends Connection {
         this.log().debug({ err, file: file.path, offset }, 'sftp: read interrupted')
         if (signal.aborted) throw signal.reason
         if (!isTransient(err) || ++attempt > retries) throw this.final(err, `reading /${file.path}`, attempt)
-        this.log().warn({ file: file.path, offset }, 'sftp: transfer interrupted; resuming at the same byte after reconnecting')
+        this.log().warn(
+          { file: file.path, offset },
+          'sftp: transfer interrupted; resuming at the same byte after reconnecting',
+        )
         await this.backoff(err, `reading /${file.path}`, attempt, fs, signal)
       }
     }
@@ -310,7 +382,9 @@ async function openLocal(folder: string): Promise<RemoteFs> {
   try {
     await fs.list('')
   } catch (err) {
-    throw new SftpError('ANCH_ERR_SFTP_PATH', `file://${folder}: the folder does not exist or cannot be read`, { cause: err })
+    throw new SftpError('ANCH_ERR_SFTP_PATH', `file://${folder}: the folder does not exist or cannot be read`, {
+      cause: err,
+    })
   }
   return fs
 }

@@ -56,7 +56,13 @@ export class SftpFs implements RemoteFs {
     client.on('close', () => fs?.lost())
     client.on('end', () => fs?.lost())
     const password = target.password
-    client.on('keyboard-interactive', ((_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) => {
+    client.on('keyboard-interactive', ((
+      _n: string,
+      _i: string,
+      _l: string,
+      prompts: unknown[],
+      finish: (answers: string[]) => void,
+    ) => {
       finish(prompts.map(() => password ?? ''))
     }) as never)
     const onAbort = (): void => void client.end().catch(() => undefined)
@@ -65,34 +71,42 @@ export class SftpFs implements RemoteFs {
     // readyTimeout covers the SSH handshake only; this bounds opening the sftp channel and resolving the base too.
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`no SFTP session within ${target.timeoutMs} ms`), { code: 'ETIMEDOUT' })), target.timeoutMs + 1000)
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`no SFTP session within ${target.timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        target.timeoutMs + 1000,
+      )
     })
     timedOut.catch(() => undefined)
     const within = <T>(p: Promise<T>): Promise<T> => Promise.race([p, timedOut])
     try {
-      await within(client.connect({
-        host: target.host,
-        port: target.port,
-        username: target.username,
-        ...(password !== undefined ? { password } : {}),
-        ...(target.privateKey ? { privateKey: target.privateKey } : {}),
-        ...(target.passphrase !== undefined ? { passphrase: target.passphrase } : {}),
-        tryKeyboard: password !== undefined,
-        readyTimeout: target.timeoutMs,
-        keepaliveInterval: Math.max(1000, Math.min(10_000, target.timeoutMs / 3)),
-        keepaliveCountMax: 3,
-        ...(policy?.algorithms ? { algorithms: { serverHostKey: policy.algorithms as never } } : {}),
-        hostVerifier: (key: Buffer) => {
-          const fp = fingerprint(key)
-          if (!policy) {
-            logger.warn({ host: target.host, port: target.port, fingerprint: fp }, 'the sftp host key is not verified: set HOST_KEY (this fingerprint, once checked) or KNOWN_HOSTS')
-            return true
-          }
-          if (policy.fingerprints.has(fp)) return true
-          rejected = fp
-          return false
-        },
-      }))
+      await within(
+        client.connect({
+          host: target.host,
+          port: target.port,
+          username: target.username,
+          ...(password !== undefined ? { password } : {}),
+          ...(target.privateKey ? { privateKey: target.privateKey } : {}),
+          ...(target.passphrase !== undefined ? { passphrase: target.passphrase } : {}),
+          tryKeyboard: password !== undefined,
+          readyTimeout: target.timeoutMs,
+          keepaliveInterval: Math.max(1000, Math.min(10_000, target.timeoutMs / 3)),
+          keepaliveCountMax: 3,
+          ...(policy?.algorithms ? { algorithms: { serverHostKey: policy.algorithms as never } } : {}),
+          hostVerifier: (key: Buffer) => {
+            const fp = fingerprint(key)
+            if (!policy) {
+              logger.warn(
+                { host: target.host, port: target.port, fingerprint: fp },
+                'the sftp host key is not verified: set HOST_KEY (this fingerprint, once checked) or KNOWN_HOSTS',
+              )
+              return true
+            }
+            if (policy.fingerprints.has(fp)) return true
+            rejected = fp
+            return false
+          },
+        }),
+      )
       // Without TCP_NODELAY each sequential read waits for the peer's delayed ACK (~40 ms): 100x slower.
       ;(client as unknown as { client: { setNoDelay(on: boolean): void } }).client.setNoDelay(true)
       fs = new SftpFs(client, await within(resolveBase(client, target.base)), target.timeoutMs, target.display)
@@ -118,7 +132,10 @@ export class SftpFs implements RemoteFs {
   private guard<T>(op: () => Promise<T>): Promise<T> {
     if (!this.alive) return Promise.reject(sessionLost())
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'IDLE_TIMEOUT' })), this.timeoutMs)
+      const timer = setTimeout(
+        () => reject(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'IDLE_TIMEOUT' })),
+        this.timeoutMs,
+      )
       this.waiters.add(reject)
       op()
         .then(resolve, reject)
@@ -157,7 +174,12 @@ export class SftpFs implements RemoteFs {
 
   async stat(path: string): Promise<RemoteEntry> {
     const st = await this.guard(() => this.client.stat(this.abs(path)))
-    return { name: posix.basename(path), type: st.isFile ? 'file' : st.isDirectory ? 'dir' : 'other', size: st.size, mtime: st.modifyTime }
+    return {
+      name: posix.basename(path),
+      type: st.isFile ? 'file' : st.isDirectory ? 'dir' : 'other',
+      size: st.size,
+      mtime: st.modifyTime,
+    }
   }
 
   /**
@@ -272,7 +294,10 @@ class PipelinedRead extends Readable {
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
-    this.before.then(() => this.open(callback), (err: Error) => callback(err))
+    this.before.then(
+      () => this.open(callback),
+      (err: Error) => callback(err),
+    )
   }
 
   private open(callback: (err?: Error | null) => void): void {
@@ -307,7 +332,14 @@ class PipelinedRead extends Readable {
   /** Sends requests until `target` are in flight or waiting. */
   private fill(): void {
     while (!this.ended && !this.destroyed && this.slots.length < this.target) {
-      const slot: Slot = { pos: this.next, len: this.chunk, buf: this.spare.pop() ?? Buffer.allocUnsafe(this.chunk), got: 0, done: false, eof: false }
+      const slot: Slot = {
+        pos: this.next,
+        len: this.chunk,
+        buf: this.spare.pop() ?? Buffer.allocUnsafe(this.chunk),
+        got: 0,
+        done: false,
+        eof: false,
+      }
       this.next += this.chunk
       this.slots.push(slot)
       this.request(slot)
@@ -385,7 +417,12 @@ async function resolveBase(client: SftpClient, base: string): Promise<string> {
 }
 
 /** Turns a connect failure into a coded error with a message that names the server but no credentials. */
-function classify(err: unknown, raw: (Error & { level?: string }) | undefined, rejectedKey: string | undefined, target: SftpTarget): Error {
+function classify(
+  err: unknown,
+  raw: (Error & { level?: string }) | undefined,
+  rejectedKey: string | undefined,
+  target: SftpTarget,
+): Error {
   if (err instanceof SftpError) return err
   const where = target.display
   if (rejectedKey) {
@@ -399,12 +436,22 @@ function classify(err: unknown, raw: (Error & { level?: string }) | undefined, r
   const level = raw?.level ?? e.level
   const message = `${raw?.message ?? ''} ${e.message ?? ''}`
   if (level === 'client-authentication' || /authentication methods failed|ERR_BAD_AUTH/i.test(message)) {
-    const how = [target.privateKey ? 'key PPK_PATH' : '', target.password !== undefined ? 'password' : ''].filter(Boolean).join(' and ') || 'no credentials'
-    return new SftpError('ANCH_ERR_SFTP_AUTH', `${where}: authentication failed for user ${JSON.stringify(target.username)} (tried ${how}); check the credentials`)
+    const how =
+      [target.privateKey ? 'key PPK_PATH' : '', target.password !== undefined ? 'password' : '']
+        .filter(Boolean)
+        .join(' and ') || 'no credentials'
+    return new SftpError(
+      'ANCH_ERR_SFTP_AUTH',
+      `${where}: authentication failed for user ${JSON.stringify(target.username)} (tried ${how}); check the credentials`,
+    )
   }
   const rawCode = (raw as { code?: unknown } | undefined)?.code
   const code = typeof rawCode === 'string' ? rawCode : typeof e.code === 'string' ? e.code : undefined
-  const out = new SftpError('ANCH_ERR_SFTP_CONNECT', `${where}: cannot open an SFTP session${code ? ` (${code})` : ''}`, { cause: err })
+  const out = new SftpError(
+    'ANCH_ERR_SFTP_CONNECT',
+    `${where}: cannot open an SFTP session${code ? ` (${code})` : ''}`,
+    { cause: err },
+  )
   ;(out as { transientCode?: string }).transientCode = code ?? 'CONNECT'
   return out
 }

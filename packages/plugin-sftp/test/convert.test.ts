@@ -2,8 +2,16 @@ import { describe, expect, it } from 'vitest'
 import { DateTime, LocalDate, type ColumnType } from '@anchovies/core'
 import { converterFor, isDecimal, isInteger, type ConvertOptions } from '../src/convert.js'
 
-const O: ConvertOptions = { datetimeFormat: 'iso', dateFormat: 'iso', timezone: null, decimalSeparator: '.', bytesFormat: 'hex', nullValues: [] }
-const conv = (type: Parameters<typeof converterFor>[0], o: Partial<ConvertOptions> = {}) => converterFor(type, { ...O, ...o })
+const O: ConvertOptions = {
+  datetimeFormat: 'iso',
+  dateFormat: 'iso',
+  timezone: null,
+  decimalSeparator: '.',
+  bytesFormat: 'hex',
+  nullValues: [],
+}
+const conv = (type: Parameters<typeof converterFor>[0], o: Partial<ConvertOptions> = {}) =>
+  converterFor(type, { ...O, ...o })
 
 describe('value conversion', () => {
   it('converts int, float, bool, bytes, object and keeps empty typed values as null', () => {
@@ -28,9 +36,15 @@ describe('value conversion', () => {
   it('reads ISO datetimes with or without offset, strftime patterns, epochs and a time zone for naive values', () => {
     expect(String(conv('datetime')('2025-03-01 10:20:30.5'))).toBe('2025-03-01T10:20:30.5')
     expect(String(conv('datetime')('2025-03-01T10:20:30Z'))).toBe('2025-03-01T10:20:30+00:00')
-    expect(String(conv('datetime', { datetimeFormat: '%d/%m/%Y %I:%M %p' })('05/04/2025 01:02 PM'))).toBe('2025-04-05T13:02:00')
-    expect(String(conv('datetime', { timezone: 'Europe/Paris' })('2025-07-01 12:00:00'))).toBe('2025-07-01T12:00:00+02:00')
-    expect(String(conv('datetime', { timezone: 'Europe/Paris' })('2025-01-01 12:00:00'))).toBe('2025-01-01T12:00:00+01:00')
+    expect(String(conv('datetime', { datetimeFormat: '%d/%m/%Y %I:%M %p' })('05/04/2025 01:02 PM'))).toBe(
+      '2025-04-05T13:02:00',
+    )
+    expect(String(conv('datetime', { timezone: 'Europe/Paris' })('2025-07-01 12:00:00'))).toBe(
+      '2025-07-01T12:00:00+02:00',
+    )
+    expect(String(conv('datetime', { timezone: 'Europe/Paris' })('2025-01-01 12:00:00'))).toBe(
+      '2025-01-01T12:00:00+01:00',
+    )
     expect(String(conv('datetime', { timezone: '-05:00' })('2025-01-01 12:00'))).toBe('2025-01-01T12:00:00-05:00')
     expect(String(conv('datetime', { datetimeFormat: 'epoch' })('0'))).toBe('1970-01-01T00:00:00+00:00')
     expect(() => conv('datetime')('2025-02-30 00:00:00')).toThrow('not a valid calendar date')
@@ -54,8 +68,14 @@ describe('value conversion', () => {
     expect(() => conv('float')('1.2.3')).toThrow('not a number')
     const dt = conv('datetime')('2025-03-01 10:20:30') as DateTime
     expect(dt).toBeInstanceOf(DateTime)
-    expect([dt.iso, dt.offsetMinutes, dt.epochMicros]).toEqual(['2025-03-01T10:20:30', null, DateTime.parse('2025-03-01T10:20:30').epochMicros])
-    expect(JSON.stringify(conv('datetime', { timezone: 'UTC' })('2025-03-01T10:20:30'))).toBe('"2025-03-01T10:20:30+00:00"')
+    expect([dt.iso, dt.offsetMinutes, dt.epochMicros]).toEqual([
+      '2025-03-01T10:20:30',
+      null,
+      DateTime.parse('2025-03-01T10:20:30').epochMicros,
+    ])
+    expect(JSON.stringify(conv('datetime', { timezone: 'UTC' })('2025-03-01T10:20:30'))).toBe(
+      '"2025-03-01T10:20:30+00:00"',
+    )
     expect((conv('datetime', { timezone: '+05:30' })('2025-03-01T10:20:30') as DateTime).offsetMinutes).toBe(330)
     expect(String(conv('datetime')('2024-02-29 23:59:60'))).toBe('2024-02-29T23:59:60')
     expect(() => conv('datetime')('2023-02-29 00:00:00')).toThrow('not a valid calendar date')
@@ -85,7 +105,13 @@ describe('value conversion', () => {
       expect(value, text).toEqual(DateTime.parse(iso))
       expect(value.epochMicros, text).toBe(DateTime.parse(iso).epochMicros)
     }
-    for (const bad of ['2024-05-03T12:34:56.Z', '2024-05-03T12:34:56+05:3', '2024-05-03T12:34:56.1234567890', '2024-02-30T00:00:00Z', '2024-05-03T25:00:00Z']) {
+    for (const bad of [
+      '2024-05-03T12:34:56.Z',
+      '2024-05-03T12:34:56+05:3',
+      '2024-05-03T12:34:56.1234567890',
+      '2024-02-30T00:00:00Z',
+      '2024-05-03T25:00:00Z',
+    ]) {
       expect(() => conv('datetime')(bad), bad).toThrow()
     }
   })

@@ -29,7 +29,11 @@ function put(rel: string, content: string | Buffer, mtime = HOUR_AGO): string {
 
 function run(config: string, extra: string[] = [], env: Record<string, string> = {}) {
   writeFileSync(nodePath.join(dir, 'config.yaml'), config)
-  return runCli(['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds, ...extra], { ACHVY_CNXN__URI: `file://${src}`, ...env }, dir)
+  return runCli(
+    ['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds, ...extra],
+    { ACHVY_CNXN__URI: `file://${src}`, ...env },
+    dir,
+  )
 }
 
 const SALES = `
@@ -45,8 +49,18 @@ tbls:
 
 describe('sftp.CsvDownloader on a local folder (file://)', () => {
   it('globs several files (plain and .gz, tab written as /t) into one table with typed values, in mtime order', async () => {
-    put('sales/b.tsv', 'order_num\ttrans_num\tamount\tpaid\tday\tat\n2\t20\t2.5\tyes\t2025-01-02\t2025-01-02 10:00:00\n', HOUR_AGO + 10)
-    put('sales/a.tsv.gz', gzipSync('order_num\ttrans_num\tamount\tpaid\tday\tat\n1\t10\t1.25\tfalse\t2025-01-01\t2025-01-01T09:30:00+02:00\n'), HOUR_AGO)
+    put(
+      'sales/b.tsv',
+      'order_num\ttrans_num\tamount\tpaid\tday\tat\n2\t20\t2.5\tyes\t2025-01-02\t2025-01-02 10:00:00\n',
+      HOUR_AGO + 10,
+    )
+    put(
+      'sales/a.tsv.gz',
+      gzipSync(
+        'order_num\ttrans_num\tamount\tpaid\tday\tat\n1\t10\t1.25\tfalse\t2025-01-01\t2025-01-01T09:30:00+02:00\n',
+      ),
+      HOUR_AGO,
+    )
     put('sales/ignored.csv', 'nope\n')
     put('sales/.hidden.tsv', 'order_num\n99\n')
     const r = await run(SALES)
@@ -58,7 +72,10 @@ describe('sftp.CsvDownloader on a local folder (file://)', () => {
     expect(String(rows[0]!.at)).toBe('2025-01-01T09:30:00+02:00')
     expect(String(rows[1]!.at)).toBe('2025-01-02T10:00:00')
     expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'OK', files_listed: 2, files_taken: 2, rows: 2 })
-    const manifest = checkpoint(ds, 'sales_sftp', 'sftp.sales.manifest') as Record<string, { size: number; rows: number }>
+    const manifest = checkpoint(ds, 'sales_sftp', 'sftp.sales.manifest') as Record<
+      string,
+      { size: number; rows: number }
+    >
     expect(Object.keys(manifest).sort()).toEqual(['sales/a.tsv.gz', 'sales/b.tsv'])
     expect(manifest['sales/b.tsv']!.rows).toBe(1)
   })
@@ -69,7 +86,9 @@ describe('sftp.CsvDownloader on a local folder (file://)', () => {
     put('sales/2025-01-01.tsv', 'order_num\ttrans_num\tline_item_num\tupdated_at\n7\t70\t1\t2025-01-01 08:00:00\n')
     const r = await run(config)
     expect(r.code, r.stderr).toBe(0)
-    expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => [x.order_num, x.trans_num, String(x.updated_at)])).toEqual([[7, 70, '2025-01-01T08:00:00']])
+    expect(
+      (await committedRows(ds, 'sales_sftp', 'sales')).map((x) => [x.order_num, x.trans_num, String(x.updated_at)]),
+    ).toEqual([[7, 70, '2025-01-01T08:00:00']])
     expect(readdirSync(nodePath.join(src, 'sales/done'))).toEqual(['2025-01-01.tsv'])
   })
 
@@ -141,7 +160,9 @@ tbls:
     put('sales/a.tsv', 'n\n1\n')
     const r = await run('tbls:\n  sales:\n    path: /sales/*.tsv\n', ['-S', '--max-batches', '3', '--interval', '0'])
     expect(r.code, r.stderr).toBe(0)
-    const batches = (r.results?.batches ?? []) as { done_tasks: { task_type: string; data: Record<string, unknown> }[] }[]
+    const batches = (r.results?.batches ?? []) as {
+      done_tasks: { task_type: string; data: Record<string, unknown> }[]
+    }[]
     expect(batches.map((b) => b.done_tasks.find((t) => t.task_type === 'TABLE')?.data.files_taken)).toEqual([1, 0, 0])
     expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.n)).toEqual(['1'])
   })
@@ -169,14 +190,32 @@ tbls:
     const offset = Buffer.byteLength('id\n' + Array.from({ length: 60 }, (_, i) => `${i}\n`).join(''))
     const mtime = Math.floor(HOUR_AGO) * 1000
     utimesSync(big, mtime / 1000, mtime / 1000)
-    const resume = { path: 'sales/big.csv', size: readFileSync(big).length, mtime, offset, line: 62, columns: ['id'], rows: 60 }
-    const set = await runCli(['checkpoint', 'set', '--id', 'sales_sftp', '--datastore', ds, 'sftp.sales.resume', JSON.stringify(resume)], {}, dir)
+    const resume = {
+      path: 'sales/big.csv',
+      size: readFileSync(big).length,
+      mtime,
+      offset,
+      line: 62,
+      columns: ['id'],
+      rows: 60,
+    }
+    const set = await runCli(
+      ['checkpoint', 'set', '--id', 'sales_sftp', '--datastore', ds, 'sftp.sales.resume', JSON.stringify(resume)],
+      {},
+      dir,
+    )
     expect(set.code, set.stderr).toBe(0)
-    const cfg = 'tbls:\n  sales:\n    path: /sales/*.csv\n    max_files: 1\n    lineage: true\n    columns: { id: int }\n'
+    const cfg =
+      'tbls:\n  sales:\n    path: /sales/*.csv\n    max_files: 1\n    lineage: true\n    columns: { id: int }\n'
     const first = await run(cfg)
     expect(first.code, first.stderr).toBe(0)
     expect(first.stderr).toContain(`resuming /sales/big.csv at byte ${offset} of ${resume.size} (line 62)`)
-    expect(tableTask(first.results, 'sales')).toMatchObject({ files_taken: 1, files_resumed: 1, files_deferred: 1, rows: 40 })
+    expect(tableTask(first.results, 'sales')).toMatchObject({
+      files_taken: 1,
+      files_resumed: 1,
+      files_deferred: 1,
+      rows: 40,
+    })
     const second = await run(cfg)
     expect(tableTask(second.results, 'sales')).toMatchObject({ files_taken: 1, rows: 2 })
     const rows = await committedRows(ds, 'sales_sftp', 'sales')
@@ -187,7 +226,20 @@ tbls:
 
   it('fails with ANCH_ERR_SFTP_RESUME on a resume checkpoint that is not a position, instead of restarting silently', async () => {
     put('sales/a.csv', 'id\n1\n')
-    const set = await runCli(['checkpoint', 'set', '--id', 'sales_sftp', '--datastore', ds, 'sftp.sales.resume', '{"path":"sales/a.csv","offset":-4}'], {}, dir)
+    const set = await runCli(
+      [
+        'checkpoint',
+        'set',
+        '--id',
+        'sales_sftp',
+        '--datastore',
+        ds,
+        'sftp.sales.resume',
+        '{"path":"sales/a.csv","offset":-4}',
+      ],
+      {},
+      dir,
+    )
     expect(set.code, set.stderr).toBe(0)
     const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n')
     expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_RESUME' })
@@ -198,11 +250,19 @@ tbls:
     const lines = ['id,at']
     for (let i = 0; i < 300_000; i++) lines.push(`${i},2025-01-01 00:00:${String(i % 60).padStart(2, '0')}`)
     const path = put('sales/big.csv', lines.join('\n') + '\n')
-    writeFileSync(nodePath.join(dir, 'config.yaml'), 'tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, at: datetime }\n')
-    const pending = runCli(['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds], { ACHVY_CNXN__URI: `file://${src}` }, dir)
+    writeFileSync(
+      nodePath.join(dir, 'config.yaml'),
+      'tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, at: datetime }\n',
+    )
+    const pending = runCli(
+      ['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds],
+      { ACHVY_CNXN__URI: `file://${src}` },
+      dir,
+    )
     const dataDir = nodePath.join(ds, 'tester/sales_sftp/data/sales')
     const deadline = Date.now() + 20_000
-    while (!(existsSync(dataDir) && readdirSync(dataDir).length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    while (!(existsSync(dataDir) && readdirSync(dataDir).length) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5))
     appendFileSync(path, '300000,2025-01-01 00:00:00\n')
     const r = await pending
     expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_FILE_CHANGED' })
@@ -229,11 +289,15 @@ tbls:
     const r = await run('tbls:\n  sales:\n    path: /nowhere/*.csv\n')
     expect(r.code).toBe(1)
     expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_PATH' })
-    expect(String(tableTask(r.results, 'sales')?.err_msg)).toContain('"/nowhere" (from path "/nowhere/*.csv") does not exist')
+    expect(String(tableTask(r.results, 'sales')?.err_msg)).toContain(
+      '"/nowhere" (from path "/nowhere/*.csv") does not exist',
+    )
   })
 
   it('checks every table at startup: all problems in one error, and a warning for unknown keys', async () => {
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    delimeter: ";"\n  bad:\n    after: archive\n    on_bad_row: ignore\n')
+    const r = await run(
+      'tbls:\n  sales:\n    path: /sales/*.csv\n    delimeter: ";"\n  bad:\n    after: archive\n    on_bad_row: ignore\n',
+    )
     expect(r.code).toBe(2) // a configuration error (docs/errors.md)
     const startup = r.results?.startup_task as { data: Record<string, string> }
     expect(startup.data.err_code).toBe('ANCH_ERR_SFTP_CONFIG')
@@ -252,7 +316,8 @@ tbls:
   })
 
   describe('bad-row corpus (ragged, bad quote, bad UTF-8, BOM, CRLF, 1 MB field, unterminated quote)', () => {
-    const cfg = (policy: string) => `tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, amount: float }\n    on_bad_row: ${policy}\n`
+    const cfg = (policy: string) =>
+      `tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, amount: float }\n    on_bad_row: ${policy}\n`
 
     it('fails the table by default, naming the file, line and problem, and commits nothing', async () => {
       put('sales/bad.csv', badCorpus())
@@ -282,7 +347,9 @@ tbls:
       put('sales/bad.csv', badCorpus())
       const r = await run(`${cfg('skip')}    max_bad_rows: 4\n`)
       expect(tableTask(r.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_CSV_PARSE' })
-      expect(String(tableTask(r.results, 'sales')?.err_msg)).toMatch(/^more than max_bad_rows \(4\) bad rows; the last: \/sales\/bad.csv line 10/)
+      expect(String(tableTask(r.results, 'sales')?.err_msg)).toMatch(
+        /^more than max_bad_rows \(4\) bad rows; the last: \/sales\/bad.csv line 10/,
+      )
       expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([])
     })
 
@@ -294,10 +361,23 @@ tbls:
       expect(t).toMatchObject({ bad_rows: 5, quarantined: 5 })
       const files = allFiles(nodePath.join(ds, 'tester/sales_sftp/quarantine/sales'))
       expect(files).toHaveLength(1)
-      const bad = readFileSync(files[0]!, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      const bad = readFileSync(files[0]!, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
       expect(bad.map((b) => b.line)).toEqual(CORPUS_BAD.map((b) => b.line))
-      expect(bad.map((b) => b.code)).toEqual(['ANCH_ERR_CSV_PARSE', 'ANCH_ERR_CSV_PARSE', 'ANCH_ERR_CSV_PARSE', 'ANCH_ERR_CSV_VALUE', 'ANCH_ERR_CSV_PARSE'])
-      expect(bad[0]).toMatchObject({ file: '/sales/bad.csv', raw: '2,bob', reason: 'expected 3 fields, found 2 (ragged row)' })
+      expect(bad.map((b) => b.code)).toEqual([
+        'ANCH_ERR_CSV_PARSE',
+        'ANCH_ERR_CSV_PARSE',
+        'ANCH_ERR_CSV_PARSE',
+        'ANCH_ERR_CSV_VALUE',
+        'ANCH_ERR_CSV_PARSE',
+      ])
+      expect(bad[0]).toMatchObject({
+        file: '/sales/bad.csv',
+        raw: '2,bob',
+        reason: 'expected 3 fields, found 2 (ragged row)',
+      })
       expect(bad[1]).toMatchObject({ raw: '3,"car"ol,2' })
       expect(bad[2]).toMatchObject({ column: 'name' })
       expect(bad[3]).toMatchObject({ column: 'amount', raw: '5,eve,x' })
@@ -314,10 +394,27 @@ tbls:
     await run(cfg)
     const out = nodePath.join(dir, 'out.jsonl')
     const up = () =>
-      runCli(['start', '-op', `${nodePath.join(REPO, 'test/fixtures/dist/basic.js')}:FileUploader`, '--id', 'up', '-U', 'sales_sftp', '--datastore', ds], { OUT_FILE: out }, dir)
+      runCli(
+        [
+          'start',
+          '-op',
+          `${nodePath.join(REPO, 'test/fixtures/dist/basic.js')}:FileUploader`,
+          '--id',
+          'up',
+          '-U',
+          'sales_sftp',
+          '--datastore',
+          ds,
+        ],
+        { OUT_FILE: out },
+        dir,
+      )
     expect((await up()).code).toBe(0)
     expect((await up()).code).toBe(0)
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { n: string })
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { n: string })
     expect(lines.map((l) => l.n)).toEqual(['1', '2', '3'])
   })
 })

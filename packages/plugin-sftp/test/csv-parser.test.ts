@@ -1,12 +1,23 @@
 import { describe, expect, it } from 'vitest'
 import { CsvParser, type CsvSyntax } from '../src/csv-parser.js'
 
-const SYNTAX: CsvSyntax = { delimiter: ',', quote: '"', escape: '"', comment: null, skipRows: 0, maxRecordChars: 1 << 20, relaxQuotes: false }
+const SYNTAX: CsvSyntax = {
+  delimiter: ',',
+  quote: '"',
+  escape: '"',
+  comment: null,
+  skipRows: 0,
+  maxRecordChars: 1 << 20,
+  relaxQuotes: false,
+}
 
 function parse(text: string | string[], syntax: Partial<CsvSyntax> = {}) {
   const records: [number, string[]][] = []
   const issues: [number, string, string][] = []
-  const p = new CsvParser({ ...SYNTAX, ...syntax }, { record: (f, l) => records.push([l, f]), issue: (l, r, raw) => issues.push([l, r, raw]) })
+  const p = new CsvParser(
+    { ...SYNTAX, ...syntax },
+    { record: (f, l) => records.push([l, f]), issue: (l, r, raw) => issues.push([l, r, raw]) },
+  )
   const parts = Array.isArray(text) ? text : [text]
   for (const part of parts) p.feed(part)
   p.feed('', true)
@@ -36,7 +47,10 @@ describe('CsvParser', () => {
 
   it('resynchronises at the next line after a bad quote, losing only the bad record', () => {
     const { records, issues } = parse('1,"bad"x,7\n8,9\n10,11\n')
-    expect(records.map((r) => r[1])).toEqual([['8', '9'], ['10', '11']])
+    expect(records.map((r) => r[1])).toEqual([
+      ['8', '9'],
+      ['10', '11'],
+    ])
     expect(issues).toEqual([[1, 'unexpected "x" after a closing quote (field 2)', '1,"bad"x,7']])
   })
 
@@ -44,7 +58,10 @@ describe('CsvParser', () => {
     const { records, issues } = parse('1,"open\n2,b\n3,c\n')
     expect(issues[0]![0]).toBe(1)
     expect(issues[0]![1]).toContain('unterminated quoted field')
-    expect(records.map((r) => r[1])).toEqual([['2', 'b'], ['3', 'c']])
+    expect(records.map((r) => r[1])).toEqual([
+      ['2', 'b'],
+      ['3', 'c'],
+    ])
   })
 
   it('rejects a quote inside an unquoted field unless relax_quotes', () => {
@@ -61,7 +78,9 @@ describe('CsvParser', () => {
   })
 
   it('skips comment lines, skip_rows and handles tab, multi-character delimiters, backslash escapes and no quoting', () => {
-    expect(parse('junk\n# c\na\tb\n', { delimiter: '\t', comment: '#', skipRows: 1 }).records).toEqual([[3, ['a', 'b']]])
+    expect(parse('junk\n# c\na\tb\n', { delimiter: '\t', comment: '#', skipRows: 1 }).records).toEqual([
+      [3, ['a', 'b']],
+    ])
     expect(parse('a||b\n', { delimiter: '||' }).records).toEqual([[1, ['a', 'b']]])
     expect(parse('"a\\"b",c\n', { escape: '\\' }).records).toEqual([[1, ['a"b', 'c']]])
     expect(parse('"a",b\n', { quote: null }).records).toEqual([[1, ['"a"', 'b']]])
@@ -69,7 +88,7 @@ describe('CsvParser', () => {
 
   it('parses the same with the char-code fast path and the general path (random inputs, random chunks)', () => {
     let seed = 42
-    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n)
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
     const alphabet = ['a', 'b', ',', ',', '"', '\n', '\r\n', 'xyz', '""']
     for (let round = 0; round < 400; round++) {
       let text = ''
@@ -82,7 +101,10 @@ describe('CsvParser', () => {
       }
       const results = [true, false].map((simple) => {
         const out: unknown[] = []
-        const p = new CsvParser(SYNTAX, { record: (f, l) => out.push(['r', l, f]), issue: (l, r) => out.push(['i', l, r]) })
+        const p = new CsvParser(SYNTAX, {
+          record: (f, l) => out.push(['r', l, f]),
+          issue: (l, r) => out.push(['i', l, r]),
+        })
         ;(p as unknown as { simple: boolean }).simple = simple
         for (const c of chunks) p.feed(c)
         p.feed('', true)
@@ -94,7 +116,7 @@ describe('CsvParser', () => {
 
   it('parses the same with the one-line fast path and the char-code path (CR, trailing delimiters, relaxed quotes)', () => {
     let seed = 7
-    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n)
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
     const alphabet = ['a', 'bc', 'defghijklmnopq', ',', ',', '"', '""', '\n', '\r\n', '\r', ' ', '"x, y"']
     for (let round = 0; round < 1500; round++) {
       let text = ''
@@ -103,7 +125,10 @@ describe('CsvParser', () => {
       const syntax = { ...SYNTAX, relaxQuotes: round % 3 === 0, escape: round % 5 === 0 ? null : '"' }
       const results = [true, false].map((fast) => {
         const out: unknown[] = []
-        const p = new CsvParser(syntax, { record: (f, l) => out.push(['r', l, [...f]]), issue: (l, r) => out.push(['i', l, r]) })
+        const p = new CsvParser(syntax, {
+          record: (f, l) => out.push(['r', l, [...f]]),
+          issue: (l, r) => out.push(['i', l, r]),
+        })
         if (!fast) (p as unknown as { oneLine: () => undefined }).oneLine = () => undefined
         for (let at = 0; at < text.length; at += chunkSize) p.feed(text.slice(at, at + chunkSize))
         p.feed('', true)
@@ -114,7 +139,10 @@ describe('CsvParser', () => {
   })
 
   it('parses a last line without a line end', () => {
-    expect(parse('a,b\n1,"2"').records).toEqual([[1, ['a', 'b']], [2, ['1', '2']]])
+    expect(parse('a,b\n1,"2"').records).toEqual([
+      [1, ['a', 'b']],
+      [2, ['1', '2']],
+    ])
   })
 
   it('enforces max_record_size exactly above 64 KiB, whatever the chunk size (records up to 2x the limit used to pass)', () => {
@@ -135,19 +163,28 @@ describe('CsvParser', () => {
         const { records, issues } = parse(chunks, { maxRecordChars: max })
         const label = `max ${max}, chunks of ${size}`
         // Exactly `max` characters pass, in every shape ...
-        expect(records.map((r) => r[0]), label).toEqual([1, 2, 3, 4, 5, 12])
+        expect(
+          records.map((r) => r[0]),
+          label,
+        ).toEqual([1, 2, 3, 4, 5, 12])
         expect(records[1]![1][0]!.length, label).toBe(max)
         // ... and one more does not: each is reported at the line it starts on (the second line of the
         // two-line one is then read on its own, and is a bad row of its own).
-        expect(issues.filter((x) => x[1].includes('max_record_size')).map((x) => x[0]), label).toEqual([7, 8, 9, 10])
-        expect(issues.map((x) => x[0]), label).toEqual([7, 8, 9, 10, 11])
+        expect(
+          issues.filter((x) => x[1].includes('max_record_size')).map((x) => x[0]),
+          label,
+        ).toEqual([7, 8, 9, 10])
+        expect(
+          issues.map((x) => x[0]),
+          label,
+        ).toEqual([7, 8, 9, 10, 11])
       }
     }
   })
 
   it('gives the same records and issues with a small max_record_size whatever the chunks (random inputs)', () => {
     let seed = 99
-    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n)
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
     const alphabet = ['a', 'bcdefgh', ',', '"', '""', '\n', '\r\n', '"x\ny"', 'x"z']
     for (let round = 0; round < 1500; round++) {
       let text = ''
@@ -155,7 +192,10 @@ describe('CsvParser', () => {
       const max = 1 + rand(12)
       const run = (size: number, variant: number): unknown[] => {
         const out: unknown[] = []
-        const p = new CsvParser({ ...SYNTAX, maxRecordChars: max }, { record: (f, l) => out.push(['r', l, [...f]]), issue: (l, r) => out.push(['i', l, r]) })
+        const p = new CsvParser(
+          { ...SYNTAX, maxRecordChars: max },
+          { record: (f, l) => out.push(['r', l, [...f]]), issue: (l, r) => out.push(['i', l, r]) },
+        )
         if (variant === 1) (p as unknown as { simple: boolean }).simple = false
         if (variant === 2) (p as unknown as { oneLine: () => undefined }).oneLine = () => undefined
         for (let at = 0; at < text.length; at += size) p.feed(text.slice(at, at + size))
@@ -163,8 +203,18 @@ describe('CsvParser', () => {
         return out
       }
       const whole = run(text.length || 1, 0)
-      for (const [size, variant] of [[1, 0], [2, 0], [1 + rand(9), 0], [text.length || 1, 1], [1 + rand(9), 1], [text.length || 1, 2], [1, 2]] as const) {
-        expect(run(size, variant), `${JSON.stringify(text)} max ${max} chunks ${size} variant ${variant}`).toEqual(whole)
+      for (const [size, variant] of [
+        [1, 0],
+        [2, 0],
+        [1 + rand(9), 0],
+        [text.length || 1, 1],
+        [1 + rand(9), 1],
+        [text.length || 1, 2],
+        [1, 2],
+      ] as const) {
+        expect(run(size, variant), `${JSON.stringify(text)} max ${max} chunks ${size} variant ${variant}`).toEqual(
+          whole,
+        )
       }
     }
   })

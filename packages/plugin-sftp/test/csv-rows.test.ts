@@ -5,7 +5,10 @@ import { readTableSettings } from '../src/config.js'
 import { headerNames, readRows } from '../src/csv-rows.js'
 import type { BadRowError } from '../src/errors.js'
 
-async function rows(text: string, table: Record<string, unknown>): Promise<{ rows: Record<string, unknown>[]; bad: BadRowError[] }> {
+async function rows(
+  text: string,
+  table: Record<string, unknown>,
+): Promise<{ rows: Record<string, unknown>[]; bad: BadRowError[] }> {
   const problems: string[] = []
   const s = readTableSettings(parseTable('t', { path: 'x/*.csv', ...table }, 'test', problems), problems)
   expect(problems).toEqual([])
@@ -14,20 +17,39 @@ async function rows(text: string, table: Record<string, unknown>): Promise<{ row
   async function* bytes(): AsyncGenerator<Buffer> {
     yield Buffer.from(text)
   }
-  for await (const batch of readRows(bytes(), { path: 'x/a.csv', size: text.length, mtime: 0 }, s, (b) => void bad.push(b))) out.push(...batch)
+  for await (const batch of readRows(
+    bytes(),
+    { path: 'x/a.csv', size: text.length, mtime: 0 },
+    s,
+    (b) => void bad.push(b),
+  ))
+    out.push(...batch)
   return { rows: out, bad }
 }
 
 describe('row building', () => {
   it('builds rows in header order with converted values and lineage, the same shape for every row', async () => {
     const r = await rows('b,a\n1,x\n2,\n', { columns: { b: 'int' }, lineage: true })
-    expect(r.rows).toEqual([{ b: 1, a: 'x', _file: 'x/a.csv', _line: 2 }, { b: 2, a: '', _file: 'x/a.csv', _line: 3 }])
-    expect(r.rows.map((row) => Object.keys(row))).toEqual([['b', 'a', '_file', '_line'], ['b', 'a', '_file', '_line']])
+    expect(r.rows).toEqual([
+      { b: 1, a: 'x', _file: 'x/a.csv', _line: 2 },
+      { b: 2, a: '', _file: 'x/a.csv', _line: 3 },
+    ])
+    expect(r.rows.map((row) => Object.keys(row))).toEqual([
+      ['b', 'a', '_file', '_line'],
+      ['b', 'a', '_file', '_line'],
+    ])
   })
 
   it('names the first column that does not convert, and keeps building after a bad row', async () => {
-    const r = await rows('n,m,d\n1,x,2025-01-01\n2,3,2025-02-30\nq,z,nope\n4,5,2025-01-02\n', { columns: { n: 'int', m: 'int', d: 'date' }, on_bad_row: 'skip' })
-    expect(r.bad.map((b) => [b.line, b.column])).toEqual([[2, 'm'], [3, 'd'], [4, 'n']])
+    const r = await rows('n,m,d\n1,x,2025-01-01\n2,3,2025-02-30\nq,z,nope\n4,5,2025-01-02\n', {
+      columns: { n: 'int', m: 'int', d: 'date' },
+      on_bad_row: 'skip',
+    })
+    expect(r.bad.map((b) => [b.line, b.column])).toEqual([
+      [2, 'm'],
+      [3, 'd'],
+      [4, 'n'],
+    ])
     expect(r.rows).toEqual([{ n: 4, m: 5, d: expect.anything() }])
     expect(String(r.rows[0]!.d)).toBe('2025-01-02')
   })
@@ -42,7 +64,10 @@ describe('row building', () => {
   })
 })
 
-async function rowsOf(bytes: Buffer | Buffer[], table: Record<string, unknown>): Promise<{ rows: Record<string, unknown>[]; bad: BadRowError[] }> {
+async function rowsOf(
+  bytes: Buffer | Buffer[],
+  table: Record<string, unknown>,
+): Promise<{ rows: Record<string, unknown>[]; bad: BadRowError[] }> {
   const problems: string[] = []
   const s = readTableSettings(parseTable('t', { path: 'x/*.csv', ...table }, 'test', problems), problems)
   expect(problems).toEqual([])
@@ -53,14 +78,17 @@ async function rowsOf(bytes: Buffer | Buffer[], table: Record<string, unknown>):
     yield* chunks
   }
   const size = chunks.reduce((n, c) => n + c.length, 0)
-  for await (const batch of readRows(source(), { path: 'x/a.csv', size, mtime: 0 }, s, (b) => void bad.push(b))) out.push(...batch)
+  for await (const batch of readRows(source(), { path: 'x/a.csv', size, mtime: 0 }, s, (b) => void bad.push(b)))
+    out.push(...batch)
   return { rows: out, bad }
 }
 
 /** Every way to cut `buf` into two or three pieces around each byte of `around` (chunk boundaries inside sequences). */
 function splits(buf: Buffer, around: number[]): Buffer[][] {
   const out: Buffer[][] = [[buf]]
-  for (const at of around) for (let k = Math.max(1, at - 3); k <= Math.min(buf.length - 1, at + 4); k++) out.push([buf.subarray(0, k), buf.subarray(k, k + 1), buf.subarray(k + 1)])
+  for (const at of around)
+    for (let k = Math.max(1, at - 3); k <= Math.min(buf.length - 1, at + 4); k++)
+      out.push([buf.subarray(0, k), buf.subarray(k, k + 1), buf.subarray(k + 1)])
   return out
 }
 
@@ -91,9 +119,13 @@ describe('duplicate and colliding column names', () => {
 
   it('fails clearly instead of letting lineage overwrite a file column called _file or _line', async () => {
     for (const header of ['_file,a', 'a,_line', '_line,_file']) {
-      await expect(rowsOf(Buffer.from(`${header}\n1,2\n`), { lineage: true })).rejects.toThrow(/lineage: true also writes/)
+      await expect(rowsOf(Buffer.from(`${header}\n1,2\n`), { lineage: true })).rejects.toThrow(
+        /lineage: true also writes/,
+      )
     }
-    await expect(rowsOf(Buffer.from('1,2\n'), { lineage: true, header: false, columns: { _file: 'str', b: 'str' } })).rejects.toThrow()
+    await expect(
+      rowsOf(Buffer.from('1,2\n'), { lineage: true, header: false, columns: { _file: 'str', b: 'str' } }),
+    ).rejects.toThrow()
     // Without lineage the columns are ordinary.
     expect((await rowsOf(Buffer.from('_file,_line\n1,2\n'), {})).rows).toEqual([{ _file: '1', _line: '2' }])
   })
@@ -102,14 +134,20 @@ describe('duplicate and colliding column names', () => {
     const names = Object.getOwnPropertyNames(Object.prototype)
     expect(names).toContain('__proto__')
     const values = names.map((_, i) => String(i))
-    for (const extra of [{}, { columns: { hasOwnProperty: 'int', valueOf: 'int', toString: 'int' } }, { null_values: ['NULL'] }]) {
+    for (const extra of [
+      {},
+      { columns: { hasOwnProperty: 'int', valueOf: 'int', toString: 'int' } },
+      { null_values: ['NULL'] },
+    ]) {
       const r = await rowsOf(Buffer.from(`${names.join(',')}\n${values.join(',')}\n`), extra)
       expect(r.bad.map((b) => b.message)).toEqual([])
       const row = r.rows[0]!
       expect(Object.getPrototypeOf(row)).toBe(Object.prototype)
       expect(Object.keys(row)).toEqual(names)
       names.forEach((n, i) => {
-        expect(Object.getOwnPropertyDescriptor(row, n)?.value, n).toEqual('columns' in extra && ['hasOwnProperty', 'valueOf', 'toString'].includes(n) ? i : String(i))
+        expect(Object.getOwnPropertyDescriptor(row, n)?.value, n).toEqual(
+          'columns' in extra && ['hasOwnProperty', 'valueOf', 'toString'].includes(n) ? i : String(i),
+        )
       })
     }
   })
@@ -119,7 +157,10 @@ describe('invalid bytes are found on the bytes, not by looking for U+FFFD', () =
   const FFFD = Buffer.from('\uFFFD', 'utf8')
 
   it('takes a correctly encoded U+FFFD as data (csv-spectrum location_coordinates.csv), also with on_bad_row: skip', async () => {
-    const file = Buffer.from('Location,Coordinates\nHeredia,"10°0′0″N 84°7′0″W"\nReplacement,\uFFFD marks \uFFFD\n', 'utf8')
+    const file = Buffer.from(
+      'Location,Coordinates\nHeredia,"10°0′0″N 84°7′0″W"\nReplacement,\uFFFD marks \uFFFD\n',
+      'utf8',
+    )
     for (const policy of ['fail', 'skip']) {
       for (const chunks of splits(file, [file.indexOf(FFFD), file.lastIndexOf(FFFD), file.indexOf('°')])) {
         const r = await rowsOf(chunks, { on_bad_row: policy })
@@ -135,10 +176,17 @@ describe('invalid bytes are found on the bytes, not by looking for U+FFFD', () =
   it('still finds every kind of invalid UTF-8 in the right row and column, wherever the chunks are cut', async () => {
     const invalid = [[0xff], [0xc3], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0x80]]
     for (const bytes of invalid) {
-      const file = Buffer.concat([Buffer.from('a,b\n1,ok \uFFFD\n2,x', 'utf8'), Buffer.from(bytes), Buffer.from('y\n3,é\n', 'utf8')])
+      const file = Buffer.concat([
+        Buffer.from('a,b\n1,ok \uFFFD\n2,x', 'utf8'),
+        Buffer.from(bytes),
+        Buffer.from('y\n3,é\n', 'utf8'),
+      ])
       for (const chunks of splits(file, [file.indexOf(Buffer.from(bytes))])) {
         const r = await rowsOf(chunks, { on_bad_row: 'skip' })
-        expect(r.rows, JSON.stringify(bytes)).toEqual([{ a: '1', b: 'ok \uFFFD' }, { a: '3', b: 'é' }])
+        expect(r.rows, JSON.stringify(bytes)).toEqual([
+          { a: '1', b: 'ok \uFFFD' },
+          { a: '3', b: 'é' },
+        ])
         expect(r.bad.map((b) => [b.line, b.column])).toEqual([[3, 'b']])
         expect(r.bad[0]!.raw).toContain('\uFFFD')
       }
@@ -150,7 +198,8 @@ describe('invalid bytes are found on the bytes, not by looking for U+FFFD', () =
 
   it('keeps a UTF-8 BOM out of the first column name even when the BOM is cut across chunks', async () => {
     const file = Buffer.from('\ufeffid\n1\n', 'utf8')
-    for (const k of [1, 2, 3]) expect((await rowsOf([file.subarray(0, k), file.subarray(k)], {})).rows).toEqual([{ id: '1' }])
+    for (const k of [1, 2, 3])
+      expect((await rowsOf([file.subarray(0, k), file.subarray(k)], {})).rows).toEqual([{ id: '1' }])
   })
 
   it('takes U+FFFD in UTF-16LE as data, and finds a lone surrogate in the right row', async () => {
@@ -158,7 +207,11 @@ describe('invalid bytes are found on the bytes, not by looking for U+FFFD', () =
     for (const chunks of splits(good, [good.indexOf(Buffer.from('😀', 'utf16le'))])) {
       expect((await rowsOf(chunks, { encoding: 'utf16le' })).rows).toEqual([{ a: '1', b: '\uFFFD😀' }])
     }
-    const bad = Buffer.concat([Buffer.from('a,b\n1,x', 'utf16le'), Buffer.from([0x00, 0xd8]), Buffer.from('\n2,y\n', 'utf16le')])
+    const bad = Buffer.concat([
+      Buffer.from('a,b\n1,x', 'utf16le'),
+      Buffer.from([0x00, 0xd8]),
+      Buffer.from('\n2,y\n', 'utf16le'),
+    ])
     const r = await rowsOf(bad, { encoding: 'utf16le', on_bad_row: 'skip' })
     expect(r.rows).toEqual([{ a: '2', b: 'y' }])
     expect(r.bad.map((b) => [b.line, b.column])).toEqual([[2, 'b']])
@@ -176,9 +229,18 @@ describe('decompression limits', () => {
     }
     let rows = 0
     const read = async (): Promise<void> => {
-      for await (const batch of readRows(source(), { path: 'x/bomb.csv.gz', size: bomb.length, mtime: 0 }, s, () => undefined)) rows += batch.length
+      for await (const batch of readRows(
+        source(),
+        { path: 'x/bomb.csv.gz', size: bomb.length, mtime: 0 },
+        s,
+        () => undefined,
+      ))
+        rows += batch.length
     }
-    await expect(read()).rejects.toMatchObject({ code: 'ANCH_ERR_SFTP_LIMIT', message: expect.stringContaining('tbls.t.max_compression_ratio') })
+    await expect(read()).rejects.toMatchObject({
+      code: 'ANCH_ERR_SFTP_LIMIT',
+      message: expect.stringContaining('tbls.t.max_compression_ratio'),
+    })
     // 4 MiB of "1\n" is ~2.1M rows; one 64 KiB chunk read ahead would have let ~32M through.
     expect(rows).toBeLessThan(3_000_000)
   })

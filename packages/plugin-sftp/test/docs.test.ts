@@ -19,6 +19,7 @@ describe('docs stay in sync with the code', () => {
 
   it('the README settings table has a row for every table key the plugin reads', () => {
     const readme = read('packages/plugin-sftp/README.md')
-    for (const key of TABLE_KEYS.filter((k) => k !== 'autodiscover' && k !== 'sql_table')) expect(readme, key).toContain(`| \`${key}\` |`)
+    for (const key of TABLE_KEYS.filter((k) => k !== 'autodiscover' && k !== 'sql_table'))
+      expect(readme, key).toContain(`| \`${key}\` |`)
   })
 })

@@ -5,7 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { fingerprint, hostKeyPolicy, knownHostsPolicy } from '../src/host-key.js'
 import { remove, tempDir } from './helpers/cli.js'
 
-const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), randomBytes(32)])
+const blob = Buffer.concat([
+  Buffer.from([0, 0, 0, 11]),
+  Buffer.from('ssh-ed25519'),
+  Buffer.from([0, 0, 0, 32]),
+  randomBytes(32),
+])
 const line = `ssh-ed25519 ${blob.toString('base64')}`
 let dir: string | undefined
 afterEach(() => dir && remove(dir))

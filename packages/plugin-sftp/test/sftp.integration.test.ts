@@ -1,4 +1,15 @@
-import { chownSync, lchownSync, mkdirSync, readFileSync, readdirSync, existsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  existsSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createLogger } from '@anchovies/core'
@@ -108,7 +119,9 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     put('sales/b.csv', 'n\nnot-a-number\n', HOUR_AGO + 1)
     const failed = await run(cfg, verified())
     expect(tableTask(failed.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_CSV_VALUE' })
-    expect(String(tableTask(failed.results, 'sales')?.err_msg)).toBe('/sales/b.csv line 2, column n: "not-a-number" is not an integer (column type int)')
+    expect(String(tableTask(failed.results, 'sales')?.err_msg)).toBe(
+      '/sales/b.csv line 2, column n: "not-a-number" is not an integer (column type int)',
+    )
     expect(readdirSync(nodePath.join(sshd.root, base, 'sales')).sort()).toEqual(['a.csv', 'b.csv'])
     put('sales/b.csv', 'n\n2\n', HOUR_AGO + 2)
     const ok = await run(cfg, verified())
@@ -180,7 +193,11 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
 
   it('authenticates with an OpenSSH key (no password) and verifies the server with KNOWN_HOSTS', async () => {
     put('sales/a.csv', 'n\n1\n')
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__URI: uri({ password: null }), ACHVY_CNXN__PPK_PATH: sshd.keys.plain, ACHVY_CNXN__KNOWN_HOSTS: sshd.knownHosts })
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', {
+      ACHVY_CNXN__URI: uri({ password: null }),
+      ACHVY_CNXN__PPK_PATH: sshd.keys.plain,
+      ACHVY_CNXN__KNOWN_HOSTS: sshd.knownHosts,
+    })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).not.toContain('not verified')
     expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([{ n: '1' }])
@@ -189,19 +206,33 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
   it('authenticates with passphrase-protected OpenSSH and PuTTY (.ppk) keys', async () => {
     put('sales/a.csv', 'n\n1\n')
     for (const key of [sshd.keys.encrypted, sshd.keys.ppk]) {
-      const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', {
-        ACHVY_CNXN__URI: uri({ password: null }), ACHVY_CNXN__PPK_PATH: key, ACHVY_CNXN__PASSPHRASE: KEY_PASSPHRASE, ACHVY_CNXN__HOST_KEY: sshd.hostPublicLine,
-      }, ['--id', `key_${nodePath.basename(key).replace('.', '_')}`])
+      const r = await run(
+        'tbls:\n  sales:\n    path: /sales/*.csv\n',
+        {
+          ACHVY_CNXN__URI: uri({ password: null }),
+          ACHVY_CNXN__PPK_PATH: key,
+          ACHVY_CNXN__PASSPHRASE: KEY_PASSPHRASE,
+          ACHVY_CNXN__HOST_KEY: sshd.hostPublicLine,
+        },
+        ['--id', `key_${nodePath.basename(key).replace('.', '_')}`],
+      )
       expect(r.code, r.stderr).toBe(0)
     }
-    const wrong = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__URI: uri({ password: null }), ACHVY_CNXN__PPK_PATH: sshd.keys.encrypted, ACHVY_CNXN__PASSPHRASE: 'wrong-passphrase' })
+    const wrong = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', {
+      ACHVY_CNXN__URI: uri({ password: null }),
+      ACHVY_CNXN__PPK_PATH: sshd.keys.encrypted,
+      ACHVY_CNXN__PASSPHRASE: 'wrong-passphrase',
+    })
     expect(wrong.code).toBe(1)
     expect(wrong.results?.startup_task).toMatchObject({ status: 'ERR', data: { err_code: 'ANCH_ERR_SFTP_KEY' } })
   })
 
   it('fails at once, clearly and without retries, on a wrong password', async () => {
     const started = Date.now()
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__URI: uri({ password: 'wrong-password-123' }), ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint })
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', {
+      ACHVY_CNXN__URI: uri({ password: 'wrong-password-123' }),
+      ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint,
+    })
     expect(r.code).toBe(1)
     expect(r.results?.startup_task).toMatchObject({ status: 'ERR', data: { err_code: 'ANCH_ERR_SFTP_AUTH' } })
     expect(JSON.stringify(r.results)).toContain('authentication failed for user \\"anchovy_sftp\\" (tried password)')
@@ -211,7 +242,10 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
   })
 
   it('fails clearly on a wrong host key, naming the fingerprint the server presented', async () => {
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__URI: uri(), ACHVY_CNXN__HOST_KEY: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' })
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', {
+      ACHVY_CNXN__URI: uri(),
+      ACHVY_CNXN__HOST_KEY: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    })
     expect(r.code).toBe(1)
     const data = (r.results!.startup_task as { data: Record<string, string> }).data
     expect(data.err_code).toBe('ANCH_ERR_SFTP_HOST_KEY')
@@ -221,7 +255,10 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
 
   it('connects without HOST_KEY/KNOWN_HOSTS but warns that the host is unverified', async () => {
     put('sales/a.csv', 'n\n1\n')
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__URI: uri(), ANCHY_CNXN__PPK_PATH: '/nowhere' })
+    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', {
+      ACHVY_CNXN__URI: uri(),
+      ANCHY_CNXN__PPK_PATH: '/nowhere',
+    })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toContain('the sftp host key is not verified')
     expect(r.stderr).toContain(sshd.hostFingerprint)
@@ -232,10 +269,17 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     put('sales/a.csv', 'n\n1\n')
     expect((await run('tbls:\n  sales:\n    path: /sales/*.csv\n', verified())).code).toBe(0)
     const check = (env: Record<string, string>) =>
-      runCli(['healthcheck', '--connections', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds], env, dir)
+      runCli(
+        ['healthcheck', '--connections', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds],
+        env,
+        dir,
+      )
     const ok = await check(verified())
     expect(ok.stdout, ok.stderr).toContain('healthy: last run OK')
-    const bad = await check({ ACHVY_CNXN__URI: uri({ password: 'nope-wrong-pw' }), ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint })
+    const bad = await check({
+      ACHVY_CNXN__URI: uri({ password: 'nope-wrong-pw' }),
+      ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint,
+    })
     expect(bad.code).toBe(1)
     expect(bad.stdout).toContain('authentication failed')
     expect(bad.stdout + bad.stderr).not.toContain('nope-wrong-pw')
@@ -243,7 +287,11 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
 
   it('reads from a named connection chosen with --cnxn', async () => {
     put('sales/a.csv', 'n\n1\n')
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n', { ACHVY_CNXN__PARTNER__URI: uri(), ACHVY_CNXN__PARTNER__HOST_KEY: sshd.hostFingerprint }, ['--cnxn', 'partner'])
+    const r = await run(
+      'tbls:\n  sales:\n    path: /sales/*.csv\n',
+      { ACHVY_CNXN__PARTNER__URI: uri(), ACHVY_CNXN__PARTNER__HOST_KEY: sshd.hostFingerprint },
+      ['--cnxn', 'partner'],
+    )
     expect(r.code, r.stderr).toBe(0)
     expect(await committedRows(ds, 'sales_sftp', 'sales')).toEqual([{ n: '1' }])
   })
@@ -275,7 +323,11 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
       const proxy = await startCutProxy(sshd.port)
       try {
         proxy.cutAfter(1_000_000)
-        const r = await run(cfg, { ACHVY_CNXN__URI: uri({ port: proxy.port }), ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint, ACHVY_CNXN__RETRY_DELAY: '0.2' })
+        const r = await run(cfg, {
+          ACHVY_CNXN__URI: uri({ port: proxy.port }),
+          ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint,
+          ACHVY_CNXN__RETRY_DELAY: '0.2',
+        })
         expect(r.code, r.stderr).toBe(0)
         expect(proxy.cuts).toBe(1)
         expect(r.stderr).toContain('resuming at the same byte')
@@ -293,7 +345,11 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
       const proxy = await startCutProxy(sshd.port)
       try {
         proxy.cutAfter(800_000)
-        const failed = await run(cfg, { ACHVY_CNXN__URI: uri({ port: proxy.port }), ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint, ACHVY_CNXN__RETRIES: '0' })
+        const failed = await run(cfg, {
+          ACHVY_CNXN__URI: uri({ port: proxy.port }),
+          ACHVY_CNXN__HOST_KEY: sshd.hostFingerprint,
+          ACHVY_CNXN__RETRIES: '0',
+        })
         expect(tableTask(failed.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_SFTP_CONNECT' })
       } finally {
         await proxy.close()
@@ -307,8 +363,16 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     it('survives sshd killing the session processes mid-transfer', async () => {
       put('sales/big.csv', bigCsv())
       writeFileSync(nodePath.join(dir, 'config.yaml'), cfg)
-      const pending = runCli(['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds, '--log-level', 'debug'],
-        { ...verified(), ACHVY_CNXN__RETRY_DELAY: '0.2', ACHVY_STREAM_QUEUE_SIZE: '1', ACHVY_DATA_COMPRESSION_LEVEL: '9' }, dir)
+      const pending = runCli(
+        ['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds, '--log-level', 'debug'],
+        {
+          ...verified(),
+          ACHVY_CNXN__RETRY_DELAY: '0.2',
+          ACHVY_STREAM_QUEUE_SIZE: '1',
+          ACHVY_DATA_COMPRESSION_LEVEL: '9',
+        },
+        dir,
+      )
       // Kill the session once the table task started reading (its data file appears).
       const deadline = Date.now() + 20_000
       let killed = false
@@ -333,14 +397,25 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
 
   it('handles the bad-row corpus over SFTP with each policy', async () => {
     put('sales/bad.csv', badCorpus())
-    const cfg = (policy: string) => `tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, amount: float }\n    on_bad_row: ${policy}\n`
+    const cfg = (policy: string) =>
+      `tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { id: int, amount: float }\n    on_bad_row: ${policy}\n`
     const failed = await run(cfg('fail'), verified())
-    expect(tableTask(failed.results, 'sales')).toMatchObject({ status: 'ERR', err_code: 'ANCH_ERR_CSV_PARSE', err_msg: '/sales/bad.csv line 3: expected 3 fields, found 2 (ragged row)' })
+    expect(tableTask(failed.results, 'sales')).toMatchObject({
+      status: 'ERR',
+      err_code: 'ANCH_ERR_CSV_PARSE',
+      err_msg: '/sales/bad.csv line 3: expected 3 fields, found 2 (ragged row)',
+    })
     const skipped = await run(cfg('skip'), verified(), ['--id', 'skipper'])
-    expect(tableTask(skipped.results, 'sales')).toMatchObject({ status: 'OK', rows: CORPUS_GOOD_IDS.length, bad_rows: CORPUS_BAD.length })
+    expect(tableTask(skipped.results, 'sales')).toMatchObject({
+      status: 'OK',
+      rows: CORPUS_GOOD_IDS.length,
+      bad_rows: CORPUS_BAD.length,
+    })
     const quarantined = await run(cfg('quarantine'), verified())
     expect(tableTask(quarantined.results, 'sales')).toMatchObject({ status: 'OK', quarantined: CORPUS_BAD.length })
-    const lines = readFileSync(allFiles(nodePath.join(ds, 'tester/sales_sftp/quarantine/sales'))[0]!, 'utf8').trim().split('\n')
+    const lines = readFileSync(allFiles(nodePath.join(ds, 'tester/sales_sftp/quarantine/sales'))[0]!, 'utf8')
+      .trim()
+      .split('\n')
     expect(lines.map((l) => (JSON.parse(l) as { line: number }).line)).toEqual(CORPUS_BAD.map((b) => b.line))
     expect((await committedRows(ds, 'sales_sftp', 'sales')).map((x) => x.id)).toEqual(CORPUS_GOOD_IDS)
   })
@@ -360,7 +435,10 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
       let bytes = 0
       let chunks = 0
       const st = statSync(nodePath.join(sshd.root, base, 'sales/blob.bin'))
-      for await (const chunk of cnx.read({ path: 'sales/blob.bin', size: st.size, mtime: Math.floor(st.mtimeMs / 1000) * 1000 }, new AbortController().signal)) {
+      for await (const chunk of cnx.read(
+        { path: 'sales/blob.bin', size: st.size, mtime: Math.floor(st.mtimeMs / 1000) * 1000 },
+        new AbortController().signal,
+      )) {
         bytes += chunk.length
         if (++chunks % 32 === 0) {
           gc()
@@ -380,10 +458,29 @@ describe('sftp.CsvDownloader against OpenSSH sshd', () => {
     const cfg = 'tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { n: int }\n    on_bad_row: quarantine\n'
     const runs = [
       await run(cfg, { ACHVY_CNXN__URI: uri(), ACHVY_LOG_LEVEL: 'debug' }),
-      await run(cfg, { ACHVY_CNXN__URI: uri(), ACHVY_CNXN__HOST_KEY: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', ACHVY_LOG_LEVEL: 'debug' }),
-      await run(cfg, { ACHVY_CNXN__URI: uri({ password: null }), ACHVY_CNXN__PPK_PATH: sshd.keys.encrypted, ACHVY_CNXN__PASSPHRASE: KEY_PASSPHRASE, ACHVY_LOG_LEVEL: 'debug' }),
-      await run(cfg, { ACHVY_CNXN__URI: uri({ password: null }), ACHVY_CNXN__PPK_PATH: sshd.keys.encrypted, ACHVY_CNXN__PASSPHRASE: `${KEY_PASSPHRASE}x`, ACHVY_LOG_LEVEL: 'debug' }),
-      await run(cfg, { ACHVY_CNXN__URI: uri({ port: 1 }), ACHVY_CNXN__RETRIES: '1', ACHVY_CNXN__RETRY_DELAY: '0.1', ACHVY_LOG_LEVEL: 'debug' }),
+      await run(cfg, {
+        ACHVY_CNXN__URI: uri(),
+        ACHVY_CNXN__HOST_KEY: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        ACHVY_LOG_LEVEL: 'debug',
+      }),
+      await run(cfg, {
+        ACHVY_CNXN__URI: uri({ password: null }),
+        ACHVY_CNXN__PPK_PATH: sshd.keys.encrypted,
+        ACHVY_CNXN__PASSPHRASE: KEY_PASSPHRASE,
+        ACHVY_LOG_LEVEL: 'debug',
+      }),
+      await run(cfg, {
+        ACHVY_CNXN__URI: uri({ password: null }),
+        ACHVY_CNXN__PPK_PATH: sshd.keys.encrypted,
+        ACHVY_CNXN__PASSPHRASE: `${KEY_PASSPHRASE}x`,
+        ACHVY_LOG_LEVEL: 'debug',
+      }),
+      await run(cfg, {
+        ACHVY_CNXN__URI: uri({ port: 1 }),
+        ACHVY_CNXN__RETRIES: '1',
+        ACHVY_CNXN__RETRY_DELAY: '0.1',
+        ACHVY_LOG_LEVEL: 'debug',
+      }),
     ]
     expect(runs[0]!.code, runs[0]!.stderr).toBe(0)
     expect(runs.map((r) => r.code)).toEqual([0, 1, 0, 1, 1])

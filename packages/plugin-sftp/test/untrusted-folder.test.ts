@@ -45,7 +45,11 @@ function link(rel: string, target: string): void {
 
 function run(config: string) {
   writeFileSync(nodePath.join(dir, 'config.yaml'), config)
-  return runCli(['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds], { ACHVY_CNXN__URI: `file://${src}` }, dir)
+  return runCli(
+    ['start', '-op', 'sftp.CsvDownloader', '--id', 'sales_sftp', '--datastore', ds],
+    { ACHVY_CNXN__URI: `file://${src}` },
+    dir,
+  )
 }
 
 const values = async (): Promise<unknown[]> => (await committedRows(ds, 'sales_sftp', 'sales')).map((r) => r.n)
@@ -72,7 +76,8 @@ describe('local folder: paths stay inside the folder', () => {
     const walked = await run('tbls:\n  sales:\n    path: /sales/**/*.csv\n')
     expect(walked.code, walked.stderr).toBe(0)
     expect(await values()).toEqual(['ok'])
-    for (const name of ['rel.csv', 'abs.csv', 'hop.csv', 'sub', 'deeper/dots']) expect(walked.stderr).toContain(`sales/${name}`)
+    for (const name of ['rel.csv', 'abs.csv', 'hop.csv', 'sub', 'deeper/dots'])
+      expect(walked.stderr).toContain(`sales/${name}`)
 
     const root = await run('tbls:\n  other:\n    path: /elsewhere/*.csv\n')
     expect(root.code).toBe(1)
@@ -88,7 +93,10 @@ describe('local folder: paths stay inside the folder', () => {
     const r = await run('tbls:\n  sales:\n    path: /sales/**/*.csv\n')
     expect(r.code, r.stderr).toBe(0)
     expect(await values()).toEqual(['a', 'b'])
-    expect(Object.keys(checkpoint(ds, 'sales_sftp', 'sftp.sales.manifest') as object).sort()).toEqual(['sales/2025/a.csv', 'sales/b.csv'])
+    expect(Object.keys(checkpoint(ds, 'sales_sftp', 'sftp.sales.manifest') as object).sort()).toEqual([
+      'sales/2025/a.csv',
+      'sales/b.csv',
+    ])
   })
 
   it('after: move:<dir> through a link never moves a file out of the folder', async () => {
@@ -152,7 +160,11 @@ describe('local folder: link loops', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(Date.now() - started).toBeLessThan(30_000)
     expect(await values()).toEqual(['1', '2', '3'])
-    expect(Object.keys(checkpoint(ds, 'sales_sftp', 'sftp.sales.manifest') as object).sort()).toEqual(['sales/a.csv', 'sales/x/b.csv', 'sales/x/y/c.csv'])
+    expect(Object.keys(checkpoint(ds, 'sales_sftp', 'sftp.sales.manifest') as object).sort()).toEqual([
+      'sales/a.csv',
+      'sales/x/b.csv',
+      'sales/x/y/c.csv',
+    ])
   })
 
   it('fails clearly, naming max_depth, on a tree deeper than max_depth', async () => {
@@ -170,7 +182,12 @@ describe('local folder: link loops', () => {
 describe('local folder: after: move: into the folder the glob lists', () => {
   it('rejects at startup a move folder that is the glob folder (which would take nothing forever) or holds it', async () => {
     put('sales/a.csv', 'n\n1\n')
-    for (const [path, move] of [['/sales/*.csv', 'move:/sales'], ['/sales/*.csv', 'move:sales/'], ['/in/sales/*.csv', 'move:/in'], ['/sales/a.csv', 'move:/sales']]) {
+    for (const [path, move] of [
+      ['/sales/*.csv', 'move:/sales'],
+      ['/sales/*.csv', 'move:sales/'],
+      ['/in/sales/*.csv', 'move:/in'],
+      ['/sales/a.csv', 'move:/sales'],
+    ]) {
       const r = await run(`tbls:\n  sales:\n    path: ${path}\n    after: ${move}\n`)
       expect(r.code, `${path} ${move}`).toBe(2)
       const startup = r.results?.startup_task as { data: Record<string, string> }
@@ -234,7 +251,9 @@ describe('local folder: names from files and config that are Object.prototype me
 
   it('round-trips a header naming every Object.prototype member into the datastore as ordinary columns', async () => {
     put('sales/a.csv', `${PROTO.join(',')}\n${PROTO.map((_, i) => i).join(',')}\n`)
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { constructor: int, toString: int, hasOwnProperty: int, valueOf: int }\n')
+    const r = await run(
+      'tbls:\n  sales:\n    path: /sales/*.csv\n    columns: { constructor: int, toString: int, hasOwnProperty: int, valueOf: int }\n',
+    )
     expect(r.code, r.stderr).toBe(0)
     const [row] = await committedRows(ds, 'sales_sftp', 'sales')
     expect(row).toBeDefined()
@@ -255,7 +274,9 @@ describe('local folder: names from files and config that are Object.prototype me
 
   it('warns about a __proto__ key in a table config and reads no setting through it', async () => {
     put('sales/a.csv', 'n\n1\n')
-    const r = await run('tbls:\n  sales:\n    path: /sales/*.csv\n    __proto__: { lineage: true }\n    constructor: x\n')
+    const r = await run(
+      'tbls:\n  sales:\n    path: /sales/*.csv\n    __proto__: { lineage: true }\n    constructor: x\n',
+    )
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/keys not read by sftp.CsvDownloader \(typo\?\): .*__proto__/)
     expect(r.stderr).toMatch(/keys not read by sftp.CsvDownloader \(typo\?\): .*constructor/)

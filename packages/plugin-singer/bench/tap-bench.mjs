@@ -18,7 +18,16 @@ const stream = join(dir, 'stream.singer')
 
 async function generate() {
   const out = createWriteStream(stream)
-  const schema = { id: { type: 'integer' }, name: { type: 'string' }, amount: { type: 'number' }, qty: { type: ['null', 'integer'] }, active: { type: 'boolean' }, at: { type: 'string', format: 'date-time' }, tag: { type: ['null', 'string'] }, score: { type: 'number' } }
+  const schema = {
+    id: { type: 'integer' },
+    name: { type: 'string' },
+    amount: { type: 'number' },
+    qty: { type: ['null', 'integer'] },
+    active: { type: 'boolean' },
+    at: { type: 'string', format: 'date-time' },
+    tag: { type: ['null', 'string'] },
+    score: { type: 'number' },
+  }
   let chunk = `${JSON.stringify({ type: 'SCHEMA', stream: 'items', schema: { type: 'object', properties: schema }, key_properties: ['id'] })}\n`
   for (let i = 0; i < ROWS; i++) {
     const at = new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString()
@@ -37,7 +46,10 @@ async function generate() {
 function measure(cmd, argv, { env = {}, stdin = 'ignore', stdout = 'pipe' } = {}) {
   return new Promise((resolvePromise, reject) => {
     const started = performance.now()
-    const child = spawn(cmd, argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: [stdin, stdout, 'pipe'] })
+    const child = spawn(cmd, argv, {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: [stdin, stdout, 'pipe'],
+    })
     let stderr = ''
     let peakKb = 0
     child.stderr.on('data', (d) => (stderr += d))
@@ -66,12 +78,20 @@ const bytes = statSync(stream).size
 const runs = { cat: [], parse: [], floor: [], tap: [] }
 for (let r = 0; r < REPEAT; r++) {
   runs.cat.push(await measure('cat', [stream], { stdout: openSync('/dev/null', 'w') }))
-  runs.parse.push(await measure(process.execPath, [join(here, 'json-parse-loop.mjs')], { stdin: openSync(stream, 'r') }))
+  runs.parse.push(
+    await measure(process.execPath, [join(here, 'json-parse-loop.mjs')], { stdin: openSync(stream, 'r') }),
+  )
   runs.floor.push(await measure(process.execPath, [join(here, 'json-floor.mjs')], { stdin: openSync(stream, 'r') }))
   const ds = join(dir, `ds-${r}`)
-  runs.tap.push(await measure(process.execPath, [BIN, 'start', '-op', 'singer.TapDownloader', '--id', 'bench', '--log-level', 'warn'], {
-    env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'bench', ACHVY_CNXN__TAP__COMMAND: JSON.stringify(['cat', stream]) },
-  }))
+  runs.tap.push(
+    await measure(
+      process.execPath,
+      [BIN, 'start', '-op', 'singer.TapDownloader', '--id', 'bench', '--log-level', 'warn'],
+      {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'bench', ACHVY_CNXN__TAP__COMMAND: JSON.stringify(['cat', stream]) },
+      },
+    ),
+  )
   rmSync(ds, { recursive: true, force: true })
 }
 rmSync(dir, { recursive: true, force: true })
@@ -81,14 +101,24 @@ const row = (name, list) => {
   const lo = Math.min(...list.map((m) => m.ms))
   const hi = Math.max(...list.map((m) => m.ms))
   const rss = Math.max(...list.map((m) => m.peakKb)) / 1024
-  return { name, ms, text: `${name.padEnd(34)} ${(ms / 1000).toFixed(2).padStart(6)} s (${(lo / 1000).toFixed(2)}–${(hi / 1000).toFixed(2)})  ${String(Math.round(ROWS / (ms / 1000))).padStart(9)} rows/s  peak RSS ${rss.toFixed(0).padStart(4)} MB` }
+  return {
+    name,
+    ms,
+    text: `${name.padEnd(34)} ${(ms / 1000).toFixed(2).padStart(6)} s (${(lo / 1000).toFixed(2)}–${(hi / 1000).toFixed(2)})  ${String(Math.round(ROWS / (ms / 1000))).padStart(9)} rows/s  peak RSS ${rss.toFixed(0).padStart(4)} MB`,
+  }
 }
 const cat = row('cat > /dev/null', runs.cat)
 const parse = row('JSON.parse loop (node)', runs.parse)
 const floor = row('floor: parse + stringify + gzip -1', runs.floor)
 const tap = row('singer.TapDownloader -> datastore', runs.tap)
-console.log(`stream: ${ROWS.toLocaleString('en')} records of 8 fields, ${(bytes / 1e6).toFixed(1)} MB, a STATE every ${STATE_EVERY.toLocaleString('en')}; node ${process.version}; median of ${REPEAT} runs (range), peak RSS the highest`)
+console.log(
+  `stream: ${ROWS.toLocaleString('en')} records of 8 fields, ${(bytes / 1e6).toFixed(1)} MB, a STATE every ${STATE_EVERY.toLocaleString('en')}; node ${process.version}; median of ${REPEAT} runs (range), peak RSS the highest`,
+)
 for (const r of [cat, parse, floor, tap]) console.log(r.text)
-console.log(`ratio TapDownloader / JSON.parse loop: ${(tap.ms / parse.ms).toFixed(2)} (goal <= 2.0); TapDownloader / cat: ${(tap.ms / cat.ms).toFixed(1)}`)
+console.log(
+  `ratio TapDownloader / JSON.parse loop: ${(tap.ms / parse.ms).toFixed(2)} (goal <= 2.0); TapDownloader / cat: ${(tap.ms / cat.ms).toFixed(1)}`,
+)
 // What the datastore format alone costs: no TapDownloader can beat the floor, so floor / parse bounds the goal.
-console.log(`ratio floor / JSON.parse loop: ${(floor.ms / parse.ms).toFixed(2)}; TapDownloader / floor: ${(tap.ms / floor.ms).toFixed(2)}`)
+console.log(
+  `ratio floor / JSON.parse loop: ${(floor.ms / parse.ms).toFixed(2)}; TapDownloader / floor: ${(tap.ms / floor.ms).toFixed(2)}`,
+)

@@ -11,13 +11,18 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is
  * The records of a BATCH message (Singer SDK): JSON Lines files, gzip-compressed or not, named by `file://` URIs
  * in `manifest`. Other formats and remote storage are refused.
  */
-export async function* batchRecords(msg: SingerMessage, fail: (message: string) => Error): AsyncGenerator<[unknown, string]> {
+export async function* batchRecords(
+  msg: SingerMessage,
+  fail: (message: string) => Error,
+): AsyncGenerator<[unknown, string]> {
   const enc = isObject(msg.encoding) ? msg.encoding : {}
   if (enc.format !== 'jsonl') throw fail(`a BATCH in format ${JSON.stringify(enc.format)}: only jsonl is supported`)
   const gzip = enc.compression === 'gzip'
-  if (!gzip && enc.compression !== undefined && enc.compression !== 'none' && enc.compression !== null) throw fail(`a BATCH with compression ${JSON.stringify(enc.compression)}: only gzip or none`)
+  if (!gzip && enc.compression !== undefined && enc.compression !== 'none' && enc.compression !== null)
+    throw fail(`a BATCH with compression ${JSON.stringify(enc.compression)}: only gzip or none`)
   for (const uri of strings(msg.manifest)) {
-    if (!uri.startsWith('file://')) throw fail(`a BATCH file ${JSON.stringify(uri.slice(0, 80))} that is not a file:// URI`)
+    if (!uri.startsWith('file://'))
+      throw fail(`a BATCH file ${JSON.stringify(uri.slice(0, 80))} that is not a file:// URI`)
     const path = fileURLToPath(uri)
     const input = createReadStream(path)
     const lines = createInterface({ input: gzip ? input.pipe(createGunzip()) : input, crlfDelay: Infinity })
@@ -35,7 +40,8 @@ export async function* batchRecords(msg: SingerMessage, fail: (message: string) 
         yield [record, text]
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code) throw fail(`BATCH file ${path} cannot be read (${(err as NodeJS.ErrnoException).code})`)
+      if ((err as NodeJS.ErrnoException).code)
+        throw fail(`BATCH file ${path} cannot be read (${(err as NodeJS.ErrnoException).code})`)
       throw err
     }
   }

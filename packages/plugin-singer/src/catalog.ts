@@ -16,7 +16,8 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is
 function streamMetadata(stream: Record<string, unknown>): Record<string, unknown> | undefined {
   const list = Object.hasOwn(stream, 'metadata') && Array.isArray(stream.metadata) ? stream.metadata : []
   for (const m of list) {
-    if (isObject(m) && Array.isArray(m.breadcrumb) && m.breadcrumb.length === 0 && isObject(m.metadata)) return m.metadata
+    if (isObject(m) && Array.isArray(m.breadcrumb) && m.breadcrumb.length === 0 && isObject(m.metadata))
+      return m.metadata
   }
   return undefined
 }
@@ -27,12 +28,22 @@ export function catalogStreams(catalog: unknown): CatalogStream[] {
   const out: CatalogStream[] = []
   for (const s of catalog.streams) {
     if (!isObject(s)) continue
-    const name = typeof s.stream === 'string' && s.stream ? s.stream : typeof s.tap_stream_id === 'string' ? s.tap_stream_id : undefined
+    const name =
+      typeof s.stream === 'string' && s.stream
+        ? s.stream
+        : typeof s.tap_stream_id === 'string'
+          ? s.tap_stream_id
+          : undefined
     if (!name) continue
     const meta = streamMetadata(s)
     const keys = strings(s.key_properties).length ? strings(s.key_properties) : strings(meta?.['table-key-properties'])
     const replicationKey = meta?.['replication-key']
-    out.push({ name, schema: s.schema, keyProperties: keys, bookmarkProperties: typeof replicationKey === 'string' ? [replicationKey] : strings(s.bookmark_properties) })
+    out.push({
+      name,
+      schema: s.schema,
+      keyProperties: keys,
+      bookmarkProperties: typeof replicationKey === 'string' ? [replicationKey] : strings(s.bookmark_properties),
+    })
   }
   return out
 }
@@ -51,7 +62,8 @@ export function selectStreams(catalog: unknown, selected: (stream: string) => bo
   const copy = structuredClone(catalog)
   for (const s of copy.streams as unknown[]) {
     if (!isObject(s)) continue
-    const name = typeof s.stream === 'string' && s.stream ? s.stream : typeof s.tap_stream_id === 'string' ? s.tap_stream_id : ''
+    const name =
+      typeof s.stream === 'string' && s.stream ? s.stream : typeof s.tap_stream_id === 'string' ? s.tap_stream_id : ''
     const on = selected(name)
     let meta = streamMetadata(s)
     if (!meta) {

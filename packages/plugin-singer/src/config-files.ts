@@ -8,7 +8,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v =
 export function registerConfigSecrets(config: unknown): void {
   const walk = (v: unknown, key: string, depth: number): void => {
     if (depth > 50) return
-    if ((typeof v === 'string' || typeof v === 'number') && isSecretAttribute(key) && String(v).length >= 4) registerSecret(String(v))
+    if ((typeof v === 'string' || typeof v === 'number') && isSecretAttribute(key) && String(v).length >= 4)
+      registerSecret(String(v))
     else if (Array.isArray(v)) for (const x of v) walk(x, key, depth + 1)
     else if (isObject(v)) for (const [k, x] of Object.entries(v)) walk(x, k, depth + 1)
   }
@@ -21,11 +22,17 @@ export async function readJsonAttribute(path: string, attr: string): Promise<unk
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    throw new SingerError('ANCH_ERR_SINGER_CONFIG', `${attr}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err })
+    throw new SingerError(
+      'ANCH_ERR_SINGER_CONFIG',
+      `${attr}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: err },
+    )
   }
   try {
     return JSON.parse(text)
   } catch (err) {
-    throw new SingerError('ANCH_ERR_SINGER_CONFIG', `${attr}: ${path} is not JSON (${(err as Error).message})`, { cause: err })
+    throw new SingerError('ANCH_ERR_SINGER_CONFIG', `${attr}: ${path} is not JSON (${(err as Error).message})`, {
+      cause: err,
+    })
   }
 }

@@ -26,7 +26,18 @@ export class UnsafeInteger extends Error {
   override name = 'UnsafeInteger'
 }
 
-const KIND_COLUMN: Record<Kind, ColumnType> = { int: 'int', float: 'float', bool: 'bool', str: 'str', datetime: 'datetime', date: 'date', time: 'time', hex: 'bytes', base64: 'bytes', any: 'object' }
+const KIND_COLUMN: Record<Kind, ColumnType> = {
+  int: 'int',
+  float: 'float',
+  bool: 'bool',
+  str: 'str',
+  datetime: 'datetime',
+  date: 'date',
+  time: 'time',
+  hex: 'bytes',
+  base64: 'bytes',
+  any: 'object',
+}
 
 /** The JSON types a schema allows, without "null" (`type` as a string or a list; `anyOf`/`oneOf` members merged). */
 function typesOf(schema: unknown): { types: Set<string>; members: JsonSchema[] } {
@@ -41,7 +52,8 @@ function typesOf(schema: unknown): { types: Set<string>; members: JsonSchema[] }
       for (const a of alts) visit(a, depth + 1)
       if (t === undefined) return
     }
-    const list = typeof t === 'string' ? [t] : Array.isArray(t) ? t.filter((x): x is string => typeof x === 'string') : []
+    const list =
+      typeof t === 'string' ? [t] : Array.isArray(t) ? t.filter((x): x is string => typeof x === 'string') : []
     if (list.length === 0 && !Array.isArray(alts)) types.add('any')
     for (const x of list) if (x !== 'null') types.add(x)
     if (list.some((x) => x !== 'null')) members.push(o)
@@ -63,7 +75,9 @@ export function propertyKind(schema: unknown): Kind {
     if (t === 'string') {
       // Every string member must agree on the format, else the values are plain strings.
       const formats = new Set(members.map((m) => (Object.hasOwn(m, 'format') ? m.format : undefined)))
-      const encodings = new Set(members.map((m) => (Object.hasOwn(m, 'contentEncoding') ? String(m.contentEncoding).toLowerCase() : undefined)))
+      const encodings = new Set(
+        members.map((m) => (Object.hasOwn(m, 'contentEncoding') ? String(m.contentEncoding).toLowerCase() : undefined)),
+      )
       if (formats.size === 1) {
         const f = [...formats][0]
         if (f === 'date-time') return 'datetime'
@@ -89,7 +103,8 @@ export function propertyKind(schema: unknown): Kind {
  * and is refused (the caller names the stream and line).
  */
 export function streamShape(schema: unknown): StreamShape {
-  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new SchemaViolation('the schema is not a JSON object')
+  if (!schema || typeof schema !== 'object' || Array.isArray(schema))
+    throw new SchemaViolation('the schema is not a JSON object')
   const o = schema as JsonSchema
   const props = Object.hasOwn(o, 'properties') ? o.properties : undefined
   if (!props || typeof props !== 'object' || Array.isArray(props) || Object.keys(props).length === 0) {
@@ -107,7 +122,14 @@ export function streamShape(schema: unknown): StreamShape {
   return { columns, required, typed }
 }
 
-const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}` : `${typeof v} ${String(v).slice(0, 40)}`)
+const describe = (v: unknown): string =>
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'string'
+        ? `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`
+        : `${typeof v} ${String(v).slice(0, 40)}`
 
 /**
  * Checks a record against its stream's shape and converts typed values in place (datetimes, dates, bytes). Null
@@ -115,7 +137,9 @@ const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v)
  * wrong type is a SchemaViolation.
  */
 export function convertRecord(record: Record<string, unknown>, shape: StreamShape): void {
-  for (const key of shape.required) if (!Object.hasOwn(record, key)) throw new SchemaViolation(`the required property ${JSON.stringify(key)} is missing`)
+  for (const key of shape.required)
+    if (!Object.hasOwn(record, key))
+      throw new SchemaViolation(`the required property ${JSON.stringify(key)} is missing`)
   for (const [key, kind] of shape.typed) {
     if (!Object.hasOwn(record, key)) continue
     const v = record[key]
@@ -146,7 +170,11 @@ export function convertRecord(record: Record<string, unknown>, shape: StreamShap
       case 'date':
         if (typeof v === 'string') {
           // Some taps write dates as midnight datetimes: the date part is the value.
-          record[key] = parseOr(() => LocalDate.parse(v.length > 10 && v.charCodeAt(10) === 84 ? v.slice(0, 10) : v), key, v)
+          record[key] = parseOr(
+            () => LocalDate.parse(v.length > 10 && v.charCodeAt(10) === 84 ? v.slice(0, 10) : v),
+            key,
+            v,
+          )
           continue
         }
         break
@@ -165,7 +193,9 @@ export function convertRecord(record: Record<string, unknown>, shape: StreamShap
       case 'any':
         continue
     }
-    throw new SchemaViolation(`property ${JSON.stringify(key)} holds ${describe(v)}, which its schema (${KIND_COLUMN[kind]}${kind === 'hex' || kind === 'base64' ? `, ${kind}` : ''}) does not allow`)
+    throw new SchemaViolation(
+      `property ${JSON.stringify(key)} holds ${describe(v)}, which its schema (${KIND_COLUMN[kind]}${kind === 'hex' || kind === 'base64' ? `, ${kind}` : ''}) does not allow`,
+    )
   }
 }
 
@@ -173,7 +203,9 @@ function parseOr<T>(parse: () => T, key: string, v: string): T {
   try {
     return parse()
   } catch {
-    throw new SchemaViolation(`property ${JSON.stringify(key)} holds ${describe(v)}, which is not the date or datetime its schema's format says`)
+    throw new SchemaViolation(
+      `property ${JSON.stringify(key)} holds ${describe(v)}, which is not the date or datetime its schema's format says`,
+    )
   }
 }
 

@@ -32,7 +32,8 @@ export function parseLossless(text: string): unknown {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (inString) {
-      if (c === 92) i++ // backslash: skip the escaped character
+      if (c === 92)
+        i++ // backslash: skip the escaped character
       else if (c === 34) inString = false
       continue
     }
@@ -77,5 +78,10 @@ export function stringifyMessage(message: unknown): string {
     if (ArrayBuffer.isView(raw)) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64')
     return v
   })
-  return big ? text.split(`"${BIG_TEXT}`).map((part, i) => (i === 0 ? part : part.replace('"', ''))).join('') : text
+  return big
+    ? text
+        .split(`"${BIG_TEXT}`)
+        .map((part, i) => (i === 0 ? part : part.replace('"', '')))
+        .join('')
+    : text
 }

@@ -28,7 +28,10 @@ export function commandWords(command: string, what: string): string[] {
       words = undefined
     }
     if (!Array.isArray(words) || words.length === 0 || !words.every((w) => typeof w === 'string' && w !== '')) {
-      throw new SingerError('ANCH_ERR_SINGER_CONFIG', `${what}: a COMMAND that starts with "[" must be a JSON array of strings`)
+      throw new SingerError(
+        'ANCH_ERR_SINGER_CONFIG',
+        `${what}: a COMMAND that starts with "[" must be a JSON array of strings`,
+      )
     }
     return words as string[]
   }
@@ -53,12 +56,19 @@ export class SingerProcess {
     options: { stdin: boolean; env?: NodeJS.ProcessEnv; cwd?: string },
   ) {
     const [cmd, ...args] = words
-    this.child = spawn(cmd!, args, { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: options.env ?? process.env, ...(options.cwd ? { cwd: options.cwd } : {}) })
+    this.child = spawn(cmd!, args, {
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    })
     const errored = once(this.child, 'error').then(([err]) => {
       this.spawnError = err as Error
       return { code: null, signal: null } as ProcessExit
     })
-    const closed = once(this.child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+    const closed = once(this.child, 'close').then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }))
     this.exited = Promise.race([closed, errored])
     this.exited.catch(() => undefined)
     this.child.stdin?.on('error', () => undefined) // a target that exits early: its exit status says why
@@ -69,8 +79,17 @@ export class SingerProcess {
   startError(command: string): SingerError | undefined {
     const err = this.spawnError as NodeJS.ErrnoException | undefined
     if (!err) return undefined
-    const why = err.code === 'ENOENT' ? 'was not found (is it installed and on PATH?)' : err.code === 'EACCES' ? 'is not executable' : `could not be started (${err.code ?? err.message})`
-    return new SingerError('ANCH_ERR_SINGER_PROCESS', `${this.what}: command ${JSON.stringify(redact(command))} ${why}`, { cause: err })
+    const why =
+      err.code === 'ENOENT'
+        ? 'was not found (is it installed and on PATH?)'
+        : err.code === 'EACCES'
+          ? 'is not executable'
+          : `could not be started (${err.code ?? err.message})`
+    return new SingerError(
+      'ANCH_ERR_SINGER_PROCESS',
+      `${this.what}: command ${JSON.stringify(redact(command))} ${why}`,
+      { cause: err },
+    )
   }
 
   private pipeStderr(): void {
@@ -107,7 +126,11 @@ export class SingerProcess {
       let nl = text.indexOf('\n')
       if (nl < 0) {
         partial += text
-        if (partial.length > maxLineBytes) throw new SingerError('ANCH_ERR_SINGER_PROTOCOL', `${this.what}: a stdout line is longer than max_line_bytes (${maxLineBytes}); raise it if the records are genuine`)
+        if (partial.length > maxLineBytes)
+          throw new SingerError(
+            'ANCH_ERR_SINGER_PROTOCOL',
+            `${this.what}: a stdout line is longer than max_line_bytes (${maxLineBytes}); raise it if the records are genuine`,
+          )
         continue
       }
       const out: string[] = []

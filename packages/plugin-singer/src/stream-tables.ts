@@ -3,13 +3,20 @@ import type { StreamShape } from './json-schema.js'
 
 /** A table name for a stream name: characters a datastore path cannot hold become `_`. */
 export function tableName(stream: string): string {
-  let name = stream.replace(/[^A-Za-z0-9_\-.]/g, '_').replace(/\.{2,}/g, '_').slice(0, 128)
+  let name = stream
+    .replace(/[^A-Za-z0-9_\-.]/g, '_')
+    .replace(/\.{2,}/g, '_')
+    .slice(0, 128)
   if (!/^[A-Za-z0-9_]/.test(name)) name = `_${name.slice(0, 127)}`
   return name
 }
 
 /** A table whose column, key and property maps this plugin owns (it updates them on schema changes). */
-export type MutableTable = Table & { columns: Record<string, ColumnType>; uniqueBy: string[]; properties: Record<string, unknown> }
+export type MutableTable = Table & {
+  columns: Record<string, ColumnType>
+  uniqueBy: string[]
+  properties: Record<string, unknown>
+}
 
 /** An empty table named `name` that this plugin may update. */
 export function newTable(name: string): MutableTable {
@@ -41,7 +48,14 @@ export function ownTable(t: Table): MutableTable {
  * exist), `key_properties` as `unique_by` and `bookmark_properties`, unless config.yaml set them. True when the
  * table's record changed.
  */
-export function applySchema(table: MutableTable, stream: string, shape: StreamShape, keys: readonly string[], bookmarks: readonly string[], config: Table | undefined): boolean {
+export function applySchema(
+  table: MutableTable,
+  stream: string,
+  shape: StreamShape,
+  keys: readonly string[],
+  bookmarks: readonly string[],
+  config: Table | undefined,
+): boolean {
   const before = JSON.stringify([table.columns, table.uniqueBy, table.properties])
   for (const [col, type] of Object.entries(shape.columns)) {
     if (config && Object.hasOwn(config.columns, col)) continue

@@ -2,8 +2,23 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  Connection, Downloader, batch, chunksOf, connection, context, redact, sink, source,
-  type ColumnType, type JsonValue, type Row, type Rows, type SettingSpec, type StreamContext, type Table, type TableWriter,
+  Connection,
+  Downloader,
+  batch,
+  chunksOf,
+  connection,
+  context,
+  redact,
+  sink,
+  source,
+  type ColumnType,
+  type JsonValue,
+  type Row,
+  type Rows,
+  type SettingSpec,
+  type StreamContext,
+  type Table,
+  type TableWriter,
 } from '@anchovies/core'
 import { batchRecords } from './batch-files.js'
 import { catalogStreams, isCatalog, selectStreams } from './catalog.js'
@@ -63,8 +78,23 @@ interface StreamState {
  */
 export class TapDownloader extends Downloader {
   static override settings: readonly SettingSpec[] = [
-    { key: 'discover', env: ['ACHVY_SINGER_DISCOVER'], flags: '--discover', type: 'bool', default: false, description: "singer: run the tap's discovery (--discover) and store its catalog as the checkpoint singer.catalog instead of extracting" },
-    { key: 'singer_max_line_bytes', env: ['ACHVY_SINGER_MAX_LINE_BYTES'], type: 'int', default: 128 * 1024 * 1024, min: 1024, description: 'singer: the longest message line a tap may write (characters)' },
+    {
+      key: 'discover',
+      env: ['ACHVY_SINGER_DISCOVER'],
+      flags: '--discover',
+      type: 'bool',
+      default: false,
+      description:
+        "singer: run the tap's discovery (--discover) and store its catalog as the checkpoint singer.catalog instead of extracting",
+    },
+    {
+      key: 'singer_max_line_bytes',
+      env: ['ACHVY_SINGER_MAX_LINE_BYTES'],
+      type: 'int',
+      default: 128 * 1024 * 1024,
+      min: 1024,
+      description: 'singer: the longest message line a tap may write (characters)',
+    },
   ]
 
   @connection('tap', TapConnection) tap!: TapConnection
@@ -84,7 +114,11 @@ export class TapDownloader extends Downloader {
     const file = this.attr('catalog')
     if (file) {
       const c = await readJsonAttribute(file, 'ACHVY_CNXN__TAP__CATALOG')
-      if (!isCatalog(c)) throw new SingerError('ANCH_ERR_SINGER_CONFIG', `ACHVY_CNXN__TAP__CATALOG: ${file} is not a Singer catalog ({"streams": [...]})`)
+      if (!isCatalog(c))
+        throw new SingerError(
+          'ANCH_ERR_SINGER_CONFIG',
+          `ACHVY_CNXN__TAP__CATALOG: ${file} is not a Singer catalog ({"streams": [...]})`,
+        )
       return c
     }
     return context().checkpoint(CATALOG_KEY).get()
@@ -112,22 +146,43 @@ export class TapDownloader extends Downloader {
       await this.discover()
       return []
     }
-    for (const t of await this.runtime.tableStore.load()) if (t.name !== TAP_TABLE) this.streams.set(t.name, ownTable(t))
+    for (const t of await this.runtime.tableStore.load())
+      if (t.name !== TAP_TABLE) this.streams.set(t.name, ownTable(t))
     for (const s of catalogStreams(await this.catalog())) {
       const name = tableName(s.name)
       const table = this.streams.get(name) ?? newTable(name)
       try {
-        applySchema(table, s.name, streamShape(s.schema), s.keyProperties, s.bookmarkProperties, this.configTables.get(name))
+        applySchema(
+          table,
+          s.name,
+          streamShape(s.schema),
+          s.keyProperties,
+          s.bookmarkProperties,
+          this.configTables.get(name),
+        )
       } catch (err) {
         if (!(err instanceof SchemaViolation)) throw err
-        context().logger.warn({ stream: s.name }, `catalog stream ${s.name}: ${err.message}; its table is known once the tap sends a usable SCHEMA`)
+        context().logger.warn(
+          { stream: s.name },
+          `catalog stream ${s.name}: ${err.message}; its table is known once the tap sends a usable SCHEMA`,
+        )
         table.properties.singer_stream = s.name
       }
       this.streams.set(name, table)
     }
     for (const [name, t] of this.configTables) {
       const known = this.streams.get(name)
-      this.streams.set(name, known ? ownTable({ ...known, ...pick(t), columns: Object.assign(Object.create(null) as Record<string, ColumnType>, known.columns, t.columns), properties: Object.assign(Object.create(null) as Record<string, unknown>, known.properties, t.properties) }) : ownTable(t))
+      this.streams.set(
+        name,
+        known
+          ? ownTable({
+              ...known,
+              ...pick(t),
+              columns: Object.assign(Object.create(null) as Record<string, ColumnType>, known.columns, t.columns),
+              properties: Object.assign(Object.create(null) as Record<string, unknown>, known.properties, t.properties),
+            })
+          : ownTable(t),
+      )
     }
     const tap = newTable(TAP_TABLE)
     tap.properties.singer_role = 'tap'
@@ -137,28 +192,46 @@ export class TapDownloader extends Downloader {
   /** Runs `<command> --config … --discover` and stages its catalog as the checkpoint singer.catalog. */
   private async discover(): Promise<void> {
     const ctx = context()
-    const proc = new SingerProcess('tap --discover', [...(await this.baseArgs()), '--discover'], ctx.logger, { stdin: false })
+    const proc = new SingerProcess('tap --discover', [...(await this.baseArgs()), '--discover'], ctx.logger, {
+      stdin: false,
+    })
     const onAbort = (): void => void proc.kill()
     ctx.signal.addEventListener('abort', onAbort, { once: true })
     let text = ''
     try {
-      for await (const lines of proc.lines(this.runtime.settings.singer_max_line_bytes as number)) text += `${lines.join('\n')}\n`
+      for await (const lines of proc.lines(this.runtime.settings.singer_max_line_bytes as number))
+        text += `${lines.join('\n')}\n`
     } finally {
       ctx.signal.removeEventListener('abort', onAbort)
     }
     const exit = await proc.exited
     const started = proc.startError(String(this.tap.attrs.command))
     if (started) throw started
-    if (exit.code !== 0) throw new SingerError('ANCH_ERR_SINGER_PROCESS', `tap --discover exited with ${exit.code ?? exit.signal}: see its log lines above`)
+    if (exit.code !== 0)
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROCESS',
+        `tap --discover exited with ${exit.code ?? exit.signal}: see its log lines above`,
+      )
     let catalog: unknown
     try {
       catalog = JSON.parse(text)
     } catch (err) {
-      throw new SingerError('ANCH_ERR_SINGER_PROTOCOL', `tap --discover: its output is not JSON (${(err as Error).message})`, { cause: err })
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROTOCOL',
+        `tap --discover: its output is not JSON (${(err as Error).message})`,
+        { cause: err },
+      )
     }
-    if (!isCatalog(catalog)) throw new SingerError('ANCH_ERR_SINGER_PROTOCOL', 'tap --discover: its output is not a Singer catalog ({"streams": [...]})')
+    if (!isCatalog(catalog))
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROTOCOL',
+        'tap --discover: its output is not a Singer catalog ({"streams": [...]})',
+      )
     ctx.checkpoint(CATALOG_KEY).set(catalog)
-    ctx.logger.info({ streams: catalogStreams(catalog).map((s) => s.name) }, 'stored the catalog the tap discovered (checkpoint singer.catalog)')
+    ctx.logger.info(
+      { streams: catalogStreams(catalog).map((s) => s.name) },
+      'stored the catalog the tap discovered (checkpoint singer.catalog)',
+    )
   }
 
   /** The tap table holds no rows of its own: its rows are the streams' (the tables fed by `route`). */
@@ -193,9 +266,16 @@ export class TapDownloader extends Downloader {
       const selected = new Set(batch().tables.map((t) => t.name))
       const catalog = await this.catalog()
       if (catalog !== undefined) {
-        await writeFile(join(tmp, 'catalog.json'), JSON.stringify(selectStreams(catalog, (s) => selected.has(tableName(s)))))
+        await writeFile(
+          join(tmp, 'catalog.json'),
+          JSON.stringify(selectStreams(catalog, (s) => selected.has(tableName(s)))),
+        )
         const flag = this.attr('catalog_flag') ?? 'catalog'
-        if (flag !== 'catalog' && flag !== 'properties') throw new SingerError('ANCH_ERR_SINGER_CONFIG', `ACHVY_CNXN__TAP__CATALOG_FLAG: ${JSON.stringify(flag)} is neither catalog nor properties`)
+        if (flag !== 'catalog' && flag !== 'properties')
+          throw new SingerError(
+            'ANCH_ERR_SINGER_CONFIG',
+            `ACHVY_CNXN__TAP__CATALOG_FLAG: ${JSON.stringify(flag)} is neither catalog nor properties`,
+          )
         args.push(`--${flag}`, join(tmp, 'catalog.json'))
       }
       const proc = new SingerProcess('tap', args, ctx.logger, { stdin: false })
@@ -230,8 +310,10 @@ export class TapDownloader extends Downloader {
     let rowsSinceState = 0
     let stale = 0
     let states = 0
-    const at = (stream?: string): string => `${line === 0 ? 'tap stdout line 0 (it wrote nothing)' : `tap stdout line ${line}`}${stream !== undefined ? ` (stream ${JSON.stringify(stream)})` : ''}`
-    const protocol = (message: string, stream?: string): SingerError => new SingerError('ANCH_ERR_SINGER_PROTOCOL', `${at(stream)}: ${message}`)
+    const at = (stream?: string): string =>
+      `${line === 0 ? 'tap stdout line 0 (it wrote nothing)' : `tap stdout line ${line}`}${stream !== undefined ? ` (stream ${JSON.stringify(stream)})` : ''}`
+    const protocol = (message: string, stream?: string): SingerError =>
+      new SingerError('ANCH_ERR_SINGER_PROTOCOL', `${at(stream)}: ${message}`)
     const take = (): Row[] => {
       const c = chunk
       chunk = []
@@ -257,7 +339,14 @@ export class TapDownloader extends Downloader {
       if (known === null) return // a stream this run skips
       if (known) {
         known.shape = shape
-        const changed = applySchema(known.table as MutableTable, stream, shape, keys, bookmarks, this.configTables.get(name))
+        const changed = applySchema(
+          known.table as MutableTable,
+          stream,
+          shape,
+          keys,
+          bookmarks,
+          this.configTables.get(name),
+        )
         if (changed && known.writer) await this.runtime.tableStore.apply([this.runtime.tableStore.record(known.table!)])
         return
       }
@@ -282,12 +371,20 @@ export class TapDownloader extends Downloader {
       applySchema(table, stream, shape, keys, bookmarks, this.configTables.get(name))
       await this.runtime.tableStore.apply([this.runtime.tableStore.record(table)])
       streams.set(stream, { stream, table, shape, writer: ctx.stage.writer(table), rows: 0 })
-      ctx.logger.info({ stream, table: name }, 'a new stream: its table is recorded and its rows stored; later runs plan it as a table of its own')
+      ctx.logger.info(
+        { stream, table: name },
+        'a new stream: its table is recorded and its rows stored; later runs plan it as a table of its own',
+      )
     }
 
     // Synchronous on the common path (no promise per record); a direct writer's back-pressure is left in `waiting`.
     let waiting: Promise<void> | undefined
-    const onRecord = (st: StreamState, record: unknown, reparse: () => unknown, version: unknown): Row[] | undefined => {
+    const onRecord = (
+      st: StreamState,
+      record: unknown,
+      reparse: () => unknown,
+      version: unknown,
+    ): Row[] | undefined => {
       if (!isObject(record)) throw protocol('a RECORD whose record is not a JSON object', st.stream)
       if (st.activeVersion !== undefined && typeof version === 'number' && version < st.activeVersion) {
         stale++
@@ -330,7 +427,10 @@ export class TapDownloader extends Downloader {
         try {
           msg = JSON.parse(text) as SingerMessage
         } catch (err) {
-          throw protocol(`not a JSON message (${(err as Error).message}): ${JSON.stringify(redact(text.slice(0, 60)))}${text.length > 60 ? '…' : ''}`, lastStream || undefined)
+          throw protocol(
+            `not a JSON message (${(err as Error).message}): ${JSON.stringify(redact(text.slice(0, 60)))}${text.length > 60 ? '…' : ''}`,
+            lastStream || undefined,
+          )
         }
         if (!isObject(msg)) throw protocol('not a JSON object message')
         const type = msg.type
@@ -339,7 +439,7 @@ export class TapDownloader extends Downloader {
           if (typeof stream !== 'string') throw protocol('a RECORD message without a stream name')
           lastStream = stream
           const st = streams.get(stream)
-          if (st === undefined) throw protocol('a RECORD arrives before its stream\'s SCHEMA', stream)
+          if (st === undefined) throw protocol("a RECORD arrives before its stream's SCHEMA", stream)
           if (st === null) continue
           const out = onRecord(st, msg.record, () => (parseLossless(text) as SingerMessage).record, msg.version)
           if (waiting) {
@@ -364,15 +464,16 @@ export class TapDownloader extends Downloader {
           await onSchema(msg)
         } else if (type === 'ACTIVATE_VERSION') {
           const stream = msg.stream
-          if (typeof stream !== 'string' || typeof msg.version !== 'number') throw protocol('an ACTIVATE_VERSION message without a stream or numeric version')
+          if (typeof stream !== 'string' || typeof msg.version !== 'number')
+            throw protocol('an ACTIVATE_VERSION message without a stream or numeric version')
           const st = streams.get(stream)
-          if (st === undefined) throw protocol('an ACTIVATE_VERSION arrives before its stream\'s SCHEMA', stream)
+          if (st === undefined) throw protocol("an ACTIVATE_VERSION arrives before its stream's SCHEMA", stream)
           if (st) st.activeVersion = Math.max(st.activeVersion ?? msg.version, msg.version)
         } else if (type === 'BATCH') {
           const stream = msg.stream
           if (typeof stream !== 'string') throw protocol('a BATCH message without a stream name')
           const st = streams.get(stream)
-          if (st === undefined) throw protocol('a BATCH arrives before its stream\'s SCHEMA', stream)
+          if (st === undefined) throw protocol("a BATCH arrives before its stream's SCHEMA", stream)
           if (st === null) continue
           for await (const [record, recordText] of batchRecords(msg, (m) => protocol(m, stream))) {
             const out = onRecord(st, record, () => parseLossless(recordText), undefined)
@@ -396,12 +497,18 @@ export class TapDownloader extends Downloader {
     if (stale) data.stale_version_records = stale
     data.streams = Object.fromEntries([...streams].filter(([, s]) => s).map(([k, s]) => [k, s!.rows]))
     if (ctx.signal.aborted) {
-      throw new SingerError('ANCH_ERR_SINGER_PROCESS', `tap: stopped (${(ctx.signal.reason as Error | undefined)?.message ?? 'aborted'}) and killed after ${at(lastStream || undefined)}; what it sent after its last STATE is not committed`, { cause: ctx.signal.reason })
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROCESS',
+        `tap: stopped (${(ctx.signal.reason as Error | undefined)?.message ?? 'aborted'}) and killed after ${at(lastStream || undefined)}; what it sent after its last STATE is not committed`,
+        { cause: ctx.signal.reason },
+      )
     }
     if (exit.code !== 0) {
-      throw new SingerError('ANCH_ERR_SINGER_PROCESS', `tap exited with ${exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal}`} after ${at(lastStream || undefined)}: see its log lines; what it sent after its last STATE is not committed`)
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROCESS',
+        `tap exited with ${exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal}`} after ${at(lastStream || undefined)}: see its log lines; what it sent after its last STATE is not committed`,
+      )
     }
     for (const st of streams.values()) if (st?.writer) await st.writer.close()
   }
 }
-

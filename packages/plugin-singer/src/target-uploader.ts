@@ -1,6 +1,18 @@
 import {
-  Connection, Uploader, connection, context, onTask, positionKey, qualifiedName, sink, source,
-  type Rows, type Row, type StreamContext, type Table, type UpstreamFile,
+  Connection,
+  Uploader,
+  connection,
+  context,
+  onTask,
+  positionKey,
+  qualifiedName,
+  sink,
+  source,
+  type Rows,
+  type Row,
+  type StreamContext,
+  type Table,
+  type UpstreamFile,
 } from '@anchovies/core'
 import { SingerError } from './errors.js'
 import { columnSchema } from './json-schema.js'
@@ -34,7 +46,10 @@ class Target {
   private readonly reading: Promise<void>
   readError: Error | undefined
 
-  constructor(words: string[], private readonly logger = context().logger) {
+  constructor(
+    words: string[],
+    private readonly logger = context().logger,
+  ) {
     this.proc = new SingerProcess('target', words, this.logger, { stdin: true })
     this.reading = this.readStates().catch((err: unknown) => {
       this.readError = err as Error
@@ -78,7 +93,11 @@ class Target {
     this.buffer = []
     this.bytes = 0
     const stdin = this.proc.child.stdin!
-    if (stdin.destroyed || this.proc.child.exitCode !== null) throw new SingerError('ANCH_ERR_SINGER_PROCESS', 'target: its stdin is closed (it exited early): see its log lines')
+    if (stdin.destroyed || this.proc.child.exitCode !== null)
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROCESS',
+        'target: its stdin is closed (it exited early): see its log lines',
+      )
     if (!stdin.write(text)) {
       await new Promise<void>((resolve, reject) => {
         const off = (): void => {
@@ -92,7 +111,12 @@ class Target {
         }
         const closed = (): void => {
           off()
-          reject(new SingerError('ANCH_ERR_SINGER_PROCESS', 'target: its stdin closed while data was being written (it exited early): see its log lines'))
+          reject(
+            new SingerError(
+              'ANCH_ERR_SINGER_PROCESS',
+              'target: its stdin closed while data was being written (it exited early): see its log lines',
+            ),
+          )
         }
         // A target that stops reading holds the upload here; a timeout or signal ends the wait.
         const aborted = (): void => {
@@ -143,7 +167,11 @@ export class TargetUploader extends Uploader {
 
   private flushOn(): 'state' | 'exit' {
     const f = this.attr('flush_on') ?? 'state'
-    if (f !== 'state' && f !== 'exit') throw new SingerError('ANCH_ERR_SINGER_CONFIG', `ACHVY_CNXN__TARGET__FLUSH_ON: ${JSON.stringify(f)} is neither state nor exit`)
+    if (f !== 'state' && f !== 'exit')
+      throw new SingerError(
+        'ANCH_ERR_SINGER_CONFIG',
+        `ACHVY_CNXN__TARGET__FLUSH_ON: ${JSON.stringify(f)} is neither state nor exit`,
+      )
     return f
   }
 
@@ -183,13 +211,23 @@ export class TargetUploader extends Uploader {
     const stream = typeof table.properties.singer_stream === 'string' ? table.properties.singer_stream : table.name
     const properties = Object.create(null) as Record<string, unknown>
     for (const [col, type] of Object.entries(table.columns)) properties[col] = columnSchema(type)
-    const schema = { type: 'SCHEMA', stream, schema: { type: 'object', properties }, key_properties: [...table.uniqueBy], ...(Array.isArray(table.properties.singer_bookmark_properties) ? { bookmark_properties: table.properties.singer_bookmark_properties } : {}) }
+    const schema = {
+      type: 'SCHEMA',
+      stream,
+      schema: { type: 'object', properties },
+      key_properties: [...table.uniqueBy],
+      ...(Array.isArray(table.properties.singer_bookmark_properties)
+        ? { bookmark_properties: table.properties.singer_bookmark_properties }
+        : {}),
+    }
     await target.send(stringifyMessage(schema), ctx.signal)
     this.sent.set(key, table)
     let records = 0
     const prefix = `{"type":"RECORD","stream":${JSON.stringify(stream)},"record":`
     // The datastore keeps integers beyond ±2^53 as digit strings: an integer column sends them as JSON integers.
-    const intColumns = Object.entries(table.columns).filter(([, t]) => t === 'int').map(([c]) => c)
+    const intColumns = Object.entries(table.columns)
+      .filter(([, t]) => t === 'int')
+      .map(([c]) => c)
     const bySeq = new Map<number, UpstreamFile[]>()
     for (const f of files) bySeq.set(f.seq, [...(bySeq.get(f.seq) ?? []), f])
     for (const [seq, group] of bySeq) {
@@ -255,7 +293,10 @@ export class TargetUploader extends Uploader {
     ctx.logger.info({ confirmed: Object.fromEntries(confirmed), exit_code: exit.code }, 'target finished')
     this.sent.clear()
     if (!ok) {
-      throw new SingerError('ANCH_ERR_SINGER_PROCESS', `target exited with ${exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal}`}: positions moved only as far as the states it echoed; see its log lines`)
+      throw new SingerError(
+        'ANCH_ERR_SINGER_PROCESS',
+        `target exited with ${exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal}`}: positions moved only as far as the states it echoed; see its log lines`,
+      )
     }
   }
 

@@ -29,8 +29,17 @@ describe('JSON Schema to column types', () => {
   })
 
   it('maps a stream schema to columns (names are data, even __proto__), required properties and checks', () => {
-    const shape = streamShape(JSON.parse('{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"__proto__":{"type":"string"},"at":{"type":"string","format":"date-time"},"b":{"type":"string","contentEncoding":"base64"}}}'))
-    expect(Object.entries(shape.columns)).toEqual([['id', 'int'], ['__proto__', 'str'], ['at', 'datetime'], ['b', 'bytes']])
+    const shape = streamShape(
+      JSON.parse(
+        '{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"__proto__":{"type":"string"},"at":{"type":"string","format":"date-time"},"b":{"type":"string","contentEncoding":"base64"}}}',
+      ),
+    )
+    expect(Object.entries(shape.columns)).toEqual([
+      ['id', 'int'],
+      ['__proto__', 'str'],
+      ['at', 'datetime'],
+      ['b', 'bytes'],
+    ])
     expect(Object.getPrototypeOf(shape.columns)).toBe(null)
     expect(shape.required).toEqual(['id'])
   })
@@ -43,10 +52,30 @@ describe('JSON Schema to column types', () => {
 })
 
 describe('records checked and converted', () => {
-  const shape = streamShape({ type: 'object', required: ['id'], properties: { id: { type: 'integer' }, at: { type: 'string', format: 'date-time' }, d: { type: 'string', format: 'date' }, b: { type: 'string', contentEncoding: 'base64' }, h: { type: 'string', contentEncoding: 'base16' }, n: { type: 'number' }, ok: { type: 'boolean' } } })
+  const shape = streamShape({
+    type: 'object',
+    required: ['id'],
+    properties: {
+      id: { type: 'integer' },
+      at: { type: 'string', format: 'date-time' },
+      d: { type: 'string', format: 'date' },
+      b: { type: 'string', contentEncoding: 'base64' },
+      h: { type: 'string', contentEncoding: 'base16' },
+      n: { type: 'number' },
+      ok: { type: 'boolean' },
+    },
+  })
 
   it('converts datetimes, dates and bytes; null is allowed anywhere', () => {
-    const r: Record<string, unknown> = { id: 1, at: '2024-01-02T03:04:05.123456Z', d: '2024-01-02T00:00:00Z', b: 'AQID', h: '0a0b', n: null, ok: true }
+    const r: Record<string, unknown> = {
+      id: 1,
+      at: '2024-01-02T03:04:05.123456Z',
+      d: '2024-01-02T00:00:00Z',
+      b: 'AQID',
+      h: '0a0b',
+      n: null,
+      ok: true,
+    }
     convertRecord(r, shape)
     expect(r.at).toBeInstanceOf(DateTime)
     expect((r.at as DateTime).iso).toBe('2024-01-02T03:04:05.123456Z')
@@ -67,12 +96,17 @@ describe('records checked and converted', () => {
   })
 
   it('an inherited name does not count as a present required property', () => {
-    const s = streamShape({ type: 'object', required: ['constructor'], properties: { constructor: { type: 'string' } } })
+    const s = streamShape({
+      type: 'object',
+      required: ['constructor'],
+      properties: { constructor: { type: 'string' } },
+    })
     expect(() => convertRecord({}, s)).toThrow(/required property "constructor"/)
   })
 
   it('an integer beyond 2^53 asks for a lossless parse, which keeps it exact', () => {
-    const line = '{"type":"RECORD","stream":"s","record":{"id":99999999999999999,"x":"12345678901234567890","f":1.5e300}}'
+    const line =
+      '{"type":"RECORD","stream":"s","record":{"id":99999999999999999,"x":"12345678901234567890","f":1.5e300}}'
     const rec = (JSON.parse(line) as { record: Record<string, unknown> }).record
     expect(() => convertRecord(rec, shape)).toThrow(UnsafeInteger)
     const exact = (parseLossless(line) as { record: Record<string, unknown> }).record
@@ -80,7 +114,9 @@ describe('records checked and converted', () => {
     expect(exact.x).toBe('12345678901234567890')
     expect(exact.f).toBe(1.5e300)
     convertRecord(exact, shape)
-    expect(stringifyMessage({ record: exact })).toBe('{"record":{"id":99999999999999999,"x":"12345678901234567890","f":1.5e+300}}')
+    expect(stringifyMessage({ record: exact })).toBe(
+      '{"record":{"id":99999999999999999,"x":"12345678901234567890","f":1.5e+300}}',
+    )
   })
 
   it('a data string cannot pose as a big integer', () => {
@@ -90,15 +126,31 @@ describe('records checked and converted', () => {
 })
 
 describe('catalogs and names', () => {
-  const catalog = { streams: [{ tap_stream_id: 'a', stream: 'a', schema: { type: 'object', properties: { id: { type: 'integer' } } }, metadata: [{ breadcrumb: [], metadata: { 'table-key-properties': ['id'], 'replication-key': 'id' } }] }, { tap_stream_id: 'b-x', schema: { properties: {} } }] }
+  const catalog = {
+    streams: [
+      {
+        tap_stream_id: 'a',
+        stream: 'a',
+        schema: { type: 'object', properties: { id: { type: 'integer' } } },
+        metadata: [{ breadcrumb: [], metadata: { 'table-key-properties': ['id'], 'replication-key': 'id' } }],
+      },
+      { tap_stream_id: 'b-x', schema: { properties: {} } },
+    ],
+  }
 
   it('reads streams with their keys and replication key', () => {
-    expect(catalogStreams(catalog).map((s) => [s.name, s.keyProperties, s.bookmarkProperties])).toEqual([['a', ['id'], ['id']], ['b-x', [], []]])
+    expect(catalogStreams(catalog).map((s) => [s.name, s.keyProperties, s.bookmarkProperties])).toEqual([
+      ['a', ['id'], ['id']],
+      ['b-x', [], []],
+    ])
   })
 
   it('selects streams in a copy, leaving the base catalog as it was', () => {
     const selected = selectStreams(catalog, (s) => s === 'a') as typeof catalog
-    expect(selected.streams.map((s) => s.metadata?.[0]?.metadata)).toEqual([expect.objectContaining({ selected: true }), { selected: false }])
+    expect(selected.streams.map((s) => s.metadata?.[0]?.metadata)).toEqual([
+      expect.objectContaining({ selected: true }),
+      { selected: false },
+    ])
     expect(JSON.stringify(catalog)).not.toContain('selected')
   })
 

@@ -19,10 +19,10 @@ const here = nodePath.dirname(fileURLToPath(import.meta.url))
 const root = nodePath.resolve(here, '../../..')
 const cli = nodePath.join(root, 'packages/core/dist/cli/bin.js')
 const argRows = process.argv.indexOf('--rows')
-const N = Number(argRows > 0 ? process.argv[argRows + 1] : process.env.BENCH_ROWS ?? 1_000_000)
+const N = Number(argRows > 0 ? process.argv[argRows + 1] : (process.env.BENCH_ROWS ?? 1_000_000))
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432'
 const argRepeat = process.argv.indexOf('--repeat')
-const REPEAT = Number(argRepeat > 0 ? process.argv[argRepeat + 1] : process.env.BENCH_REPEAT ?? 1)
+const REPEAT = Number(argRepeat > 0 ? process.argv[argRepeat + 1] : (process.env.BENCH_REPEAT ?? 1))
 let dbName = ''
 let dir = ''
 let url = ''
@@ -30,18 +30,38 @@ let url = ''
 function anchovy(args, env = {}) {
   const started = process.hrtime.bigint()
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []
-  const r = spawnSync(process.execPath, [...profile, '--import', nodePath.join(here, 'rss.mjs'), cli, 'start', '--datastore', dir, '-u', 'bench', '--log-level', 'warn', ...args], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  })
+  const r = spawnSync(
+    process.execPath,
+    [
+      ...profile,
+      '--import',
+      nodePath.join(here, 'rss.mjs'),
+      cli,
+      'start',
+      '--datastore',
+      dir,
+      '-u',
+      'bench',
+      '--log-level',
+      'warn',
+      ...args,
+    ],
+    {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    },
+  )
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   if (r.status !== 0) throw new Error(`anchovy ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-4000)}`)
   const rss = Number(/BENCH_MAXRSS_KB (\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024
   let phases = ''
   try {
-    const task = JSON.parse(r.stdout).batches.flatMap((b) => b.done_tasks).find((t) => t.task_type === 'TABLE')
-    if (task?.data?.stage_ms !== undefined) phases = `read+stage ${(task.data.stage_ms / 1000).toFixed(1)} s, merge ${(task.data.merge_ms / 1000).toFixed(1)} s`
+    const task = JSON.parse(r.stdout)
+      .batches.flatMap((b) => b.done_tasks)
+      .find((t) => t.task_type === 'TABLE')
+    if (task?.data?.stage_ms !== undefined)
+      phases = `read+stage ${(task.data.stage_ms / 1000).toFixed(1)} s, merge ${(task.data.merge_ms / 1000).toFixed(1)} s`
   } catch {
     // a downloader run: no phases
   }
@@ -92,13 +112,22 @@ for (let rep = 0; rep < REPEAT; rep++) {
     const c = new pg.Client({ connectionString: url })
     await c.connect()
     // The equivalent table: the same columns, history columns, and a partial index on the current rows' key.
-    await c.query(`CREATE TABLE baseline (_seq bigserial PRIMARY KEY, id bigint, name text, amount double precision, qty bigint, flag boolean, ts timestamptz, day date, note text, _del timestamptz)`)
+    await c.query(
+      `CREATE TABLE baseline (_seq bigserial PRIMARY KEY, id bigint, name text, amount double precision, qty bigint, flag boolean, ts timestamptz, day date, note text, _del timestamptz)`,
+    )
     await c.query('CREATE INDEX ON baseline (id) WHERE _del IS NULL')
     await c.end()
     const config = 'tbls:\n  orders:\n    unique_by: id\n    sort_by: -ts\n'
     const gen = nodePath.join(here, 'operators.mjs') + ':Generate'
-    for (const [k, [start, variant]] of [[0, 0], [Math.floor(N / 2), 1]].entries()) {
-      anchovy(['-op', gen, '--id', 'bench_dl', '-c', config], { BENCH_ROWS: String(N), BENCH_START: String(start), BENCH_VARIANT: String(variant) })
+    for (const [k, [start, variant]] of [
+      [0, 0],
+      [Math.floor(N / 2), 1],
+    ].entries()) {
+      anchovy(['-op', gen, '--id', 'bench_dl', '-c', config], {
+        BENCH_ROWS: String(N),
+        BENCH_START: String(start),
+        BENCH_VARIANT: String(variant),
+      })
       const ours = anchovy(['-op', 'sql.Uploader', '--id', 'bench_up', '-U', 'bench_dl'], { ACHVY_CNXN__DB__URL: url })
       const csv = nodePath.join(dir, `load-${variant}.csv`)
       await writeCsv(csv, start, variant)
@@ -113,17 +142,27 @@ for (let rep = 0; rep < REPEAT; rep++) {
     }
     const check = new pg.Client({ connectionString: url })
     await check.connect()
-    const counts = (await check.query('SELECT count(*) AS total, count(*) FILTER (WHERE _del IS NULL) AS current FROM bench_dl__bench.orders')).rows[0]
-    const base = (await check.query('SELECT count(*) AS total, count(*) FILTER (WHERE _del IS NULL) AS current FROM baseline')).rows[0]
+    const counts = (
+      await check.query(
+        'SELECT count(*) AS total, count(*) FILTER (WHERE _del IS NULL) AS current FROM bench_dl__bench.orders',
+      )
+    ).rows[0]
+    const base = (
+      await check.query('SELECT count(*) AS total, count(*) FILTER (WHERE _del IS NULL) AS current FROM baseline')
+    ).rows[0]
     await check.end()
-    console.log(`run ${rep + 1}: target rows ${counts.total} total, ${counts.current} current; baseline ${base.total}/${base.current} (expected ${2 * N} and ${Math.floor(N / 2) + N}); ${runs.map((r) => r.phases.at(-1)).join(' | ')}`)
+    console.log(
+      `run ${rep + 1}: target rows ${counts.total} total, ${counts.current} current; baseline ${base.total}/${base.current} (expected ${2 * N} and ${Math.floor(N / 2) + N}); ${runs.map((r) => r.phases.at(-1)).join(' | ')}`,
+    )
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
     rmSync(dir, { recursive: true, force: true })
   }
 }
 await admin.end()
-console.log(`sql.Uploader benchmark: ${N.toLocaleString('en')} rows per load, 8 columns, PostgreSQL ${PG.replace(/\/\/[^@]*@/, '//')}, fast path ${process.env.ACHVY_SQL_FAST_PATH ?? 'default'}, medians of ${REPEAT} runs (spread)`)
+console.log(
+  `sql.Uploader benchmark: ${N.toLocaleString('en')} rows per load, 8 columns, PostgreSQL ${PG.replace(/\/\/[^@]*@/, '//')}, fast path ${process.env.ACHVY_SQL_FAST_PATH ?? 'default'}, medians of ${REPEAT} runs (spread)`,
+)
 for (const [k, r] of runs.entries()) {
   const ours = median(r.ours)
   const copy = median(r.copy)

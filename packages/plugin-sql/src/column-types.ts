@@ -1,7 +1,19 @@
 import { DateTime, LocalDate, formatDate, type ColumnType } from '@anchovies/core'
 
 /** The logical column types the uploader stores; each dialect maps them to its own DDL. */
-export const SQL_TYPES = ['bool', 'int', 'float', 'decimal', 'str', 'datetime', 'datetimetz', 'date', 'time', 'bytes', 'json'] as const
+export const SQL_TYPES = [
+  'bool',
+  'int',
+  'float',
+  'decimal',
+  'str',
+  'datetime',
+  'datetimetz',
+  'date',
+  'time',
+  'bytes',
+  'json',
+] as const
 /** A logical column type (`datetime` is naive, `datetimetz` timezone-aware). */
 export type SqlType = (typeof SQL_TYPES)[number]
 
@@ -100,7 +112,11 @@ export function naturalType(v: unknown): SqlType | null {
     case 'boolean':
       return 'bool'
     case 'number':
-      return Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER ? 'int' : Number.isFinite(v) ? 'float' : 'float'
+      return Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER
+        ? 'int'
+        : Number.isFinite(v)
+          ? 'float'
+          : 'float'
     case 'bigint':
       return v >= INT64_MIN && v <= INT64_MAX ? 'int' : 'decimal'
     case 'string':
@@ -222,7 +238,11 @@ export function fits(t: SqlType, v: unknown): boolean {
     case 'bool':
       return typeof v === 'boolean'
     case 'int':
-      return typeof v === 'boolean' || (typeof v === 'number' && Number.isSafeInteger(v)) || (typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX)
+      return (
+        typeof v === 'boolean' ||
+        (typeof v === 'number' && Number.isSafeInteger(v)) ||
+        (typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX)
+      )
     case 'float':
       return typeof v === 'boolean' || typeof v === 'number' || (typeof v === 'bigint' && v >= -SAFE && v <= SAFE)
     case 'decimal':
@@ -255,7 +275,12 @@ export function typeFor(t: SqlType | undefined, v: unknown): SqlType | undefined
 export function jsonText(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => {
     if (typeof x === 'bigint') return x >= -SAFE && x <= SAFE ? Number(x) : x.toString()
-    if (x && typeof x === 'object' && (x as { type?: unknown }).type === 'Buffer' && Array.isArray((x as { data?: unknown }).data)) {
+    if (
+      x &&
+      typeof x === 'object' &&
+      (x as { type?: unknown }).type === 'Buffer' &&
+      Array.isArray((x as { data?: unknown }).data)
+    ) {
       return Buffer.from((x as { data: number[] }).data).toString('hex')
     }
     return x

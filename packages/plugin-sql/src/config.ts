@@ -2,15 +2,80 @@ import type { SettingSpec, Table } from '@anchovies/core'
 
 /** The settings `sql.Uploader` adds to `anchovy start` (env, config.yaml `config:` or flags). */
 export const SQL_SETTINGS: readonly SettingSpec[] = [
-  { key: 'dataset_primary_length', env: ['DATASET_PRIMARY_LENGTH', 'ACHVY_DATASET_PRIMARY_LENGTH'], type: 'int', default: 40, min: 1, max: 768, description: 'sql: length of string key columns (unique_by/set_by) where the dialect needs one (MySQL/MariaDB)' },
-  { key: 'dataset_default_length', env: ['DATASET_DEFAULT_LENGTH', 'ACHVY_DATASET_DEFAULT_LENGTH'], type: 'int', default: 255, min: 1, max: 16383, description: 'sql: length of other string columns where the dialect needs one; longer values widen the column to a text type' },
-  { key: 'dataset_chunksize', env: ['DATASET_CHUNKSIZE', 'ACHVY_DATASET_CHUNKSIZE'], flags: '--dataset-chunksize <rows>', type: 'int', default: 50_000, min: -1, description: 'sql: rows held in memory and bulk-loaded at a time (-1 = all rows at once)' },
-  { key: 'dataset_data_retention_seconds', env: ['DATASET_DATA_RETENTION_SECONDS', 'ACHVY_DATASET_DATA_RETENTION_SECONDS'], type: 'number', default: -1, description: 'sql: physically delete rows superseded (_del) longer ago than this; -1 = keep history forever (a table\'s deleted_ttl wins)' },
-  { key: 'sql_no_schema_name', env: ['ACHVY_SQL_NO_SCHEMA_NAME'], type: 'bool', default: false, description: 'sql: put every table in the connection\'s default schema, named like its upstream table' },
-  { key: 'sql_schema_prefix', env: ['ACHVY_SQL_SCHEMA_PREFIX'], type: 'bool', default: false, description: 'sql: do not create schemas; prefix table names with <schema>__ instead (always on for SQLite)' },
-  { key: 'sql_mysql_local_infile', env: ['ACHVY_SQL_MYSQL_LOCAL_INFILE'], type: 'bool', default: true, description: 'sql: stage MySQL/MariaDB rows with LOAD DATA LOCAL INFILE when the server allows it (false: multi-row INSERTs)' },
-  { key: 'sql_fast_path', env: ['ACHVY_SQL_FAST_PATH'], type: 'string', default: 'off', choices: ['auto', 'on', 'off'], description: 'sql: PostgreSQL byte fast path (data-file members converted to COPY text in worker threads, no row objects): off = never (the general path; the default until the chaos suite has run with it), auto = tables with at least 4 MiB to load, on = always' },
-  { key: 'sql_prod_user', env: ['ACHVY_SQL_PROD_USER'], type: 'string', default: 'prod', description: 'sql: the user whose schemas have no __<user> suffix' },
+  {
+    key: 'dataset_primary_length',
+    env: ['DATASET_PRIMARY_LENGTH', 'ACHVY_DATASET_PRIMARY_LENGTH'],
+    type: 'int',
+    default: 40,
+    min: 1,
+    max: 768,
+    description: 'sql: length of string key columns (unique_by/set_by) where the dialect needs one (MySQL/MariaDB)',
+  },
+  {
+    key: 'dataset_default_length',
+    env: ['DATASET_DEFAULT_LENGTH', 'ACHVY_DATASET_DEFAULT_LENGTH'],
+    type: 'int',
+    default: 255,
+    min: 1,
+    max: 16383,
+    description:
+      'sql: length of other string columns where the dialect needs one; longer values widen the column to a text type',
+  },
+  {
+    key: 'dataset_chunksize',
+    env: ['DATASET_CHUNKSIZE', 'ACHVY_DATASET_CHUNKSIZE'],
+    flags: '--dataset-chunksize <rows>',
+    type: 'int',
+    default: 50_000,
+    min: -1,
+    description: 'sql: rows held in memory and bulk-loaded at a time (-1 = all rows at once)',
+  },
+  {
+    key: 'dataset_data_retention_seconds',
+    env: ['DATASET_DATA_RETENTION_SECONDS', 'ACHVY_DATASET_DATA_RETENTION_SECONDS'],
+    type: 'number',
+    default: -1,
+    description:
+      "sql: physically delete rows superseded (_del) longer ago than this; -1 = keep history forever (a table's deleted_ttl wins)",
+  },
+  {
+    key: 'sql_no_schema_name',
+    env: ['ACHVY_SQL_NO_SCHEMA_NAME'],
+    type: 'bool',
+    default: false,
+    description: "sql: put every table in the connection's default schema, named like its upstream table",
+  },
+  {
+    key: 'sql_schema_prefix',
+    env: ['ACHVY_SQL_SCHEMA_PREFIX'],
+    type: 'bool',
+    default: false,
+    description: 'sql: do not create schemas; prefix table names with <schema>__ instead (always on for SQLite)',
+  },
+  {
+    key: 'sql_mysql_local_infile',
+    env: ['ACHVY_SQL_MYSQL_LOCAL_INFILE'],
+    type: 'bool',
+    default: true,
+    description:
+      'sql: stage MySQL/MariaDB rows with LOAD DATA LOCAL INFILE when the server allows it (false: multi-row INSERTs)',
+  },
+  {
+    key: 'sql_fast_path',
+    env: ['ACHVY_SQL_FAST_PATH'],
+    type: 'string',
+    default: 'off',
+    choices: ['auto', 'on', 'off'],
+    description:
+      'sql: PostgreSQL byte fast path (data-file members converted to COPY text in worker threads, no row objects): off = never (the general path; the default until the chaos suite has run with it), auto = tables with at least 4 MiB to load, on = always',
+  },
+  {
+    key: 'sql_prod_user',
+    env: ['ACHVY_SQL_PROD_USER'],
+    type: 'string',
+    default: 'prod',
+    description: 'sql: the user whose schemas have no __<user> suffix',
+  },
 ]
 
 /** The sql settings, resolved. */
@@ -56,7 +121,13 @@ export interface Target {
  */
 export function targetOf(
   table: Table,
-  opts: { user: string; anchovyId: string; settings: SqlSettings; schemaMap: ReadonlyMap<string, string>; schemas: boolean },
+  opts: {
+    user: string
+    anchovyId: string
+    settings: SqlSettings
+    schemaMap: ReadonlyMap<string, string>
+    schemas: boolean
+  },
 ): Target {
   const rename = Object.hasOwn(table.properties, 'sql_table') ? table.properties.sql_table : undefined
   const name = typeof rename === 'string' && rename ? rename : table.name

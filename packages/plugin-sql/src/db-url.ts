@@ -88,13 +88,21 @@ function validAfter(url: string, from: number, bad: number): boolean {
   if (bad >= from) return false
   let i = from
   if (url.charCodeAt(i) === 91) {
-    for (i++; i < url.length && url.charCodeAt(i) !== 93; i++) if (!isHex(url.charCodeAt(i)) && url[i] !== ':' && url[i] !== '.') return false
+    for (i++; i < url.length && url.charCodeAt(i) !== 93; i++)
+      if (!isHex(url.charCodeAt(i)) && url[i] !== ':' && url[i] !== '.') return false
     if (i >= url.length) return false
     i++
   } else {
     for (; i < url.length; i++) {
       const c = url.charCodeAt(i)
-      const ok = (c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122) || c === 46 || c === 45 || c === 95 || c === 126 || c === 37
+      const ok =
+        (c >= 48 && c <= 57) ||
+        ((c | 32) >= 97 && (c | 32) <= 122) ||
+        c === 46 ||
+        c === 45 ||
+        c === 95 ||
+        c === 126 ||
+        c === 37
       if (!ok) break
     }
   }
@@ -139,7 +147,8 @@ function isScheme(s: string, end: number): boolean {
   for (let i = 0; i < end; i++) {
     const c = s.charCodeAt(i) | 32
     const letter = c >= 97 && c <= 122
-    if (i === 0 ? !letter : !(letter || (s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) || '+-.'.includes(s[i]!))) return false
+    if (i === 0 ? !letter : !(letter || (s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) || '+-.'.includes(s[i]!)))
+      return false
   }
   return end > 0
 }

@@ -2,7 +2,18 @@ import { randomBytes } from 'node:crypto'
 import { SEQ, sqlError } from './dialects/dialect.js'
 import { describeChanges, evolveTarget } from './evolve.js'
 import { ensureMetaRow, loadedFileIds, recordFiles, writeMeta } from './ledger.js'
-import { ANALYZE_ROWS, fileFirstSeqs, finish, nextSeqOf, retryOnce, sortKeys, timer, type LoadJob, type LoadResult, type TargetState } from './load-input.js'
+import {
+  ANALYZE_ROWS,
+  fileFirstSeqs,
+  finish,
+  nextSeqOf,
+  retryOnce,
+  sortKeys,
+  timer,
+  type LoadJob,
+  type LoadResult,
+  type TargetState,
+} from './load-input.js'
 import { mergeStatements } from './merge.js'
 import { loadFiles } from './fast-path/byte-files.js'
 import { RowIntake } from './row-intake.js'
@@ -17,11 +28,22 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
   const { session, input, d, qualified, result, keys, norm, now, started } = job
   const { target, table, settings: s } = input
   let base = 1
-  await retryOnce(async () => ensureMetaRow(d, session, target, async () => ((await d.tableExists(session, target)) ? nextSeqOf(d, session, qualified) : 1), now))
+  await retryOnce(async () =>
+    ensureMetaRow(
+      d,
+      session,
+      target,
+      async () => ((await d.tableExists(session, target)) ? nextSeqOf(d, session, qualified) : 1),
+      now,
+    ),
+  )
   await d.begin(session)
   let inTransaction = true
   try {
-    const lock = await session.query(`SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`, [target.table])
+    const lock = await session.query(
+      `SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`,
+      [target.table],
+    )
     base = Number(lock.rows[0]?.next_seq ?? 1)
     const already = await loadedFileIds(d, session, target, input.files)
     if (already.size > 0) {
@@ -31,12 +53,18 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
         result.files_loaded_elsewhere = already.size
         return finish(result, started)
       }
-      throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
+      throw sqlError(
+        'ANCH_ERR_SQL_LEDGER',
+        `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`,
+      )
     }
     const current: TargetState = await job.readTarget()
     const cols = job.initialColumns(current.targetCols)
     /** What the target was before this load (its net change is recorded once, at the end). */
-    const initial = { exists: current.exists, targetCols: new Map([...current.targetCols].map(([k, c]) => [k, { ...c }])) }
+    const initial = {
+      exists: current.exists,
+      targetCols: new Map([...current.targetCols].map(([k, c]) => [k, { ...c }])),
+    }
     /**
      * A table this transaction creates is invisible to other sessions before the commit, so it is loaded with
      * `COPY … FREEZE` (no hint bits to set and nothing to freeze later). Its indexes are kept up to date during the
@@ -46,7 +74,18 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
     /** Brings the target to the columns of `cols` (inside the transaction). */
     const evolve = async (): Promise<void> => {
       const scratch = { ...result, columns_added: [], columns_widened: [] }
-      await evolveTarget(d, session, input, current.exists, current.targetCols, [...cols.values()], keys, norm, now, scratch)
+      await evolveTarget(
+        d,
+        session,
+        input,
+        current.exists,
+        current.targetCols,
+        [...cols.values()],
+        keys,
+        norm,
+        now,
+        scratch,
+      )
       current.exists = true
       for (const [k, c] of cols) current.targetCols.set(k, { ...c })
     }
@@ -67,14 +106,28 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
     if (input.byteFiles) result.fast_rows = intake.fastRows
 
     const mergeStarted = Date.now()
-    if (ord === 0 && (input.files.length === 0 || cols.size === 0) && !(initial.exists && input.snapshots?.some((m) => m.complete))) {
+    if (
+      ord === 0 &&
+      (input.files.length === 0 || cols.size === 0) &&
+      !(initial.exists && input.snapshots?.some((m) => m.complete))
+    ) {
       inTransaction = false
       await session.query('ROLLBACK')
       return finish(result, started)
     }
     // Tables and columns declared but without rows yet still get created.
     await evolve()
-    const changes = describeChanges(d, input, initial.exists, initial.targetCols, [...cols.values()], keys, norm, now, result)
+    const changes = describeChanges(
+      d,
+      input,
+      initial.exists,
+      initial.targetCols,
+      [...cols.values()],
+      keys,
+      norm,
+      now,
+      result,
+    )
     if (!initial.exists || changes.length || !current.meta || current.meta.columns.length === 0) {
       await writeMeta(d, session, target, [...cols.values()], [...(current.meta?.changes ?? []), ...changes], base, now)
     }
@@ -95,7 +148,10 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
       await session.query('SAVEPOINT anch_dupcheck')
       try {
         const on = table.uniqueBy.map((c) => d.quote(cols.get(norm(c))?.name ?? c, 'column name')).join(', ')
-        await timed('duplicate keys', `CREATE UNIQUE INDEX ${d.quote(index)} ON ${qualified} (${on}) WHERE ${d.quote(SEQ)} >= ${base}`)
+        await timed(
+          'duplicate keys',
+          `CREATE UNIQUE INDEX ${d.quote(index)} ON ${qualified} (${on}) WHERE ${d.quote(SEQ)} >= ${base}`,
+        )
       } catch (err) {
         if (!d.isUniqueViolation(err)) throw err
         await session.query('ROLLBACK TO SAVEPOINT anch_dupcheck')
@@ -121,7 +177,8 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
         // Rows of this load supersede older rows (and each other); then late arrivals lose to current rows.
         result.superseded += (await timed('supersede by new rows', stmts.supersedeByNew!)).affected
         // Without sort_by the later arrival always wins: no row of this load can lose to an older one.
-        const late = stmts.supersedeNew && sortBy.length ? (await timed('supersede new rows', stmts.supersedeNew)).affected : 0
+        const late =
+          stmts.supersedeNew && sortBy.length ? (await timed('supersede new rows', stmts.supersedeNew)).affected : 0
         result.superseded += late
         if (late > 0) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
       } else if (await hasDuplicateKeys()) {
@@ -133,8 +190,19 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
     if (input.snapshots?.length) result.snapshot_removed = removed
     result.superseded += removed
     if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
-    await recordFiles(d, session, target, input.files.map((file, i) => ({ file, rows: intake.fileRows[i] ?? 0, firstSeq: firstSeqs[i]! })), now, input.uploader, input.sessionId)
-    await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
+    await recordFiles(
+      d,
+      session,
+      target,
+      input.files.map((file, i) => ({ file, rows: intake.fileRows[i] ?? 0, firstSeq: firstSeqs[i]! })),
+      now,
+      input.uploader,
+      input.sessionId,
+    )
+    await session.query(
+      `UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`,
+      [base + ord, target.table],
+    )
     inTransaction = false
     await timed('commit', 'COMMIT')
     result.merge_ms = Date.now() - mergeStarted
@@ -144,4 +212,3 @@ export async function loadDirect(job: LoadJob): Promise<LoadResult> {
     if (inTransaction) await session.query('ROLLBACK').catch(() => undefined)
   }
 }
-

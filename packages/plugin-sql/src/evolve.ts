@@ -4,14 +4,25 @@ import { DEL, RESERVED, SEQ, sqlError, type Dialect, type Session } from './dial
 import type { LoadInput, LoadResult } from './load-input.js'
 
 /** Rejects column names the dialect cannot hold, reserved names and case-insensitive duplicates. */
-export function checkName(d: Dialect, name: string, cols: ReadonlyMap<string, ColumnState>, norm: (n: string) => string): void {
+export function checkName(
+  d: Dialect,
+  name: string,
+  cols: ReadonlyMap<string, ColumnState>,
+  norm: (n: string) => string,
+): void {
   d.quote(name, 'column name')
   if (RESERVED.includes(norm(name)) || RESERVED.includes(name.toLowerCase())) {
-    throw sqlError('ANCH_ERR_SQL_NAME', `column name ${JSON.stringify(name)} is reserved by sql.Uploader (${RESERVED.join(', ')}); rename it upstream`)
+    throw sqlError(
+      'ANCH_ERR_SQL_NAME',
+      `column name ${JSON.stringify(name)} is reserved by sql.Uploader (${RESERVED.join(', ')}); rename it upstream`,
+    )
   }
   const existing = cols.get(norm(name))
   if (existing && existing.name !== name) {
-    throw sqlError('ANCH_ERR_SQL_NAME', `columns ${JSON.stringify(existing.name)} and ${JSON.stringify(name)} differ only in case, which ${d.name} cannot tell apart; rename one upstream`)
+    throw sqlError(
+      'ANCH_ERR_SQL_NAME',
+      `columns ${JSON.stringify(existing.name)} and ${JSON.stringify(name)} differ only in case, which ${d.name} cannot tell apart; rename one upstream`,
+    )
   }
 }
 
@@ -34,7 +45,9 @@ export async function evolveTarget(
   const ddl = async (sql: string): Promise<void> => void (await session.query(sql))
   if (!exists) {
     const defs = columns.map((c) => `${d.quote(c.name, 'column name')} ${d.columnType(c, keys.has(c.name), s)}`)
-    await ddl(`CREATE TABLE ${qualified} (${d.quote(SEQ)} ${d.seqColumnType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`)
+    await ddl(
+      `CREATE TABLE ${qualified} (${d.quote(SEQ)} ${d.seqColumnType}, ${[...defs, `${d.quote(DEL)} ${d.timestampType}`].join(', ')})${d.tableOptions}`,
+    )
     for (const sql of d.seqIndexes(target, indexName(target, [SEQ]))) await ddl(sql)
     input.logger.info({ table: table.name, target: qualified }, 'created table')
   } else {
@@ -66,7 +79,10 @@ export async function evolveTarget(
 /** The name of the uploader's index on `columns` of `target` (a hash: the same for every load, always short enough). */
 function indexName(target: LoadInput['target'], columns: readonly string[]): string {
   const prefix = columns.length === 1 && columns[0] === SEQ ? 'anch_seq' : 'anch_key'
-  return `${prefix}_${createHash('sha1').update(`${target.schema ?? ''}.${target.table}(${columns.join(',')})`).digest('hex').slice(0, 16)}`
+  return `${prefix}_${createHash('sha1')
+    .update(`${target.schema ?? ''}.${target.table}(${columns.join(',')})`)
+    .digest('hex')
+    .slice(0, 16)}`
 }
 
 /**

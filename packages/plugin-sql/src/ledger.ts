@@ -31,7 +31,12 @@ export async function ensureBookkeeping(d: Dialect, s: Session, t: Target): Prom
 }
 
 /** Ids of the files of `files` already in the ledger of `t`. */
-export async function loadedFileIds(d: Dialect, s: Session, t: Target, files: readonly UpstreamFile[]): Promise<Set<string>> {
+export async function loadedFileIds(
+  d: Dialect,
+  s: Session,
+  t: Target,
+  files: readonly UpstreamFile[],
+): Promise<Set<string>> {
   const out = new Set<string>()
   const byKey = new Map(files.map((f) => [fileKey(f), f.id]))
   const keys = [...byKey.keys()]
@@ -87,7 +92,10 @@ export interface TableMeta {
 
 /** Reads the metadata row of `t`, if any. */
 export async function readMeta(d: Dialect, s: Session, t: Target): Promise<TableMeta | undefined> {
-  const r = await s.query(`SELECT next_seq, columns_json, changes_json FROM ${d.sibling(t, META_TABLE)} WHERE table_name = ${P}`, [t.table])
+  const r = await s.query(
+    `SELECT next_seq, columns_json, changes_json FROM ${d.sibling(t, META_TABLE)} WHERE table_name = ${P}`,
+    [t.table],
+  )
   const row = r.rows[0]
   if (!row) return undefined
   const problem = (what: string): Error =>
@@ -105,14 +113,22 @@ export async function readMeta(d: Dialect, s: Session, t: Target): Promise<Table
   const columns = parse('columns_json')
   const changes = parse('changes_json')
   if (!Array.isArray(columns)) throw problem('columns_json that is not a JSON array')
-  if (!Array.isArray(changes) || !changes.every((c) => c !== null && typeof c === 'object' && !Array.isArray(c))) throw problem('changes_json that is not a JSON array of objects')
+  if (!Array.isArray(changes) || !changes.every((c) => c !== null && typeof c === 'object' && !Array.isArray(c)))
+    throw problem('changes_json that is not a JSON array of objects')
   // Recorded types end up in DDL and compiled row code: only the logical types the uploader writes are taken.
   const checked = columns.map((c: unknown, i): ColumnState => {
     const o = (c !== null && typeof c === 'object' ? c : {}) as Record<string, unknown>
     const { name, type, length } = o
     if (typeof name !== 'string' || name === '') throw problem(`columns_json[${i}] without a column name`)
-    if (typeof type !== 'string' || !(SQL_TYPES as readonly string[]).includes(type)) throw problem(`columns_json[${i}] (${JSON.stringify(name.slice(0, 80))}) with type ${JSON.stringify(String(type).slice(0, 40))}, which is not one of ${SQL_TYPES.join(', ')}`)
-    return { name, type: type as SqlType, length: typeof length === 'number' && Number.isFinite(length) && length > 0 ? Math.floor(length) : 0 }
+    if (typeof type !== 'string' || !(SQL_TYPES as readonly string[]).includes(type))
+      throw problem(
+        `columns_json[${i}] (${JSON.stringify(name.slice(0, 80))}) with type ${JSON.stringify(String(type).slice(0, 40))}, which is not one of ${SQL_TYPES.join(', ')}`,
+      )
+    return {
+      name,
+      type: type as SqlType,
+      length: typeof length === 'number' && Number.isFinite(length) && length > 0 ? Math.floor(length) : 0,
+    }
   })
   return { nextSeq: Number(row.next_seq), columns: checked, changes: changes as Record<string, unknown>[] }
 }
@@ -121,19 +137,39 @@ export async function readMeta(d: Dialect, s: Session, t: Target): Promise<Table
  * Creates the metadata row of `t` when missing (committed before a load locks it), keeping what is there.
  * `nextSeq` gives the first `_seq` for a new row.
  */
-export async function ensureMetaRow(d: Dialect, s: Session, t: Target, nextSeq: () => Promise<number>, now: Date): Promise<void> {
+export async function ensureMetaRow(
+  d: Dialect,
+  s: Session,
+  t: Target,
+  nextSeq: () => Promise<number>,
+  now: Date,
+): Promise<void> {
   const meta = d.sibling(t, META_TABLE)
   const exists = await s.query(`SELECT 1 AS x FROM ${meta} WHERE table_name = ${P}`, [t.table])
   if (exists.rows.length) return
-  await s.query(`INSERT INTO ${meta} (table_name, next_seq, columns_json, changes_json, updated_at) VALUES (${P}, ${P}, '[]', '[]', ${d.timestampLiteral(now)})`, [t.table, await nextSeq()])
+  await s.query(
+    `INSERT INTO ${meta} (table_name, next_seq, columns_json, changes_json, updated_at) VALUES (${P}, ${P}, '[]', '[]', ${d.timestampLiteral(now)})`,
+    [t.table, await nextSeq()],
+  )
 }
 
 /** Inserts or replaces the column part of the metadata row (outside the merge transaction, right after DDL). */
-export async function writeMeta(d: Dialect, s: Session, t: Target, columns: readonly ColumnState[], changes: readonly Record<string, unknown>[], nextSeqIfNew: number, now: Date): Promise<void> {
+export async function writeMeta(
+  d: Dialect,
+  s: Session,
+  t: Target,
+  columns: readonly ColumnState[],
+  changes: readonly Record<string, unknown>[],
+  nextSeqIfNew: number,
+  now: Date,
+): Promise<void> {
   const meta = d.sibling(t, META_TABLE)
   const cols = JSON.stringify(columns.map((c) => ({ name: c.name, type: c.type, length: c.length })))
   const ch = JSON.stringify(changes)
-  const r = await s.query(`UPDATE ${meta} SET columns_json = ${P}, changes_json = ${P}, updated_at = ${d.timestampLiteral(now)} WHERE table_name = ${P}`, [cols, ch, t.table])
+  const r = await s.query(
+    `UPDATE ${meta} SET columns_json = ${P}, changes_json = ${P}, updated_at = ${d.timestampLiteral(now)} WHERE table_name = ${P}`,
+    [cols, ch, t.table],
+  )
   if (r.affected === 0) {
     const exists = await s.query(`SELECT 1 AS x FROM ${meta} WHERE table_name = ${P}`, [t.table])
     if (exists.rows.length === 0) {

@@ -75,7 +75,20 @@ export interface LoadResult {
 
 /** A fresh result for `target`. */
 export function emptyResult(target: string): LoadResult {
-  return { target, inserted: 0, superseded: 0, expired: 0, columns_added: [], columns_widened: [], files_loaded: 0, files_loaded_elsewhere: 0, rows: 0, duration_ms: 0, stage_ms: 0, merge_ms: 0 }
+  return {
+    target,
+    inserted: 0,
+    superseded: 0,
+    expired: 0,
+    columns_added: [],
+    columns_widened: [],
+    files_loaded: 0,
+    files_loaded_elsewhere: 0,
+    rows: 0,
+    duration_ms: 0,
+    stage_ms: 0,
+    merge_ms: 0,
+  }
 }
 
 /** Stamps the duration and returns the result. */
@@ -127,7 +140,9 @@ export interface LoadJob {
 }
 
 /** Runs a merge statement and logs how long it took. */
-export function timer(job: LoadJob): (what: string, sql: string) => Promise<{ rows: Record<string, unknown>[]; affected: number }> {
+export function timer(
+  job: LoadJob,
+): (what: string, sql: string) => Promise<{ rows: Record<string, unknown>[]; affected: number }> {
   return async (what, sql) => {
     const t0 = Date.now()
     const r = await job.session.query(sql)
@@ -137,8 +152,13 @@ export function timer(job: LoadJob): (what: string, sql: string) => Promise<{ ro
 }
 
 /** The table's sort keys that name load columns, spelled as the columns are. */
-export function sortKeys(job: LoadJob, cols: ReadonlyMap<string, ColumnState>): { column: string; descending: boolean }[] {
-  return job.input.table.sortBy.filter((k) => cols.has(job.norm(k.column))).map((k) => ({ column: cols.get(job.norm(k.column))!.name, descending: k.descending }))
+export function sortKeys(
+  job: LoadJob,
+  cols: ReadonlyMap<string, ColumnState>,
+): { column: string; descending: boolean }[] {
+  return job.input.table.sortBy
+    .filter((k) => cols.has(job.norm(k.column)))
+    .map((k) => ({ column: cols.get(job.norm(k.column))!.name, descending: k.descending }))
 }
 
 /** The first `_seq` of each file's rows (rows get `_seq` = base + arrival order, file after file). */

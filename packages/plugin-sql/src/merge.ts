@@ -79,12 +79,15 @@ export function mergeStatements(d: Dialect, m: MergeSpec): MergeStatements {
   out.insert = m.direct
     ? ''
     : `INSERT INTO ${m.target} (${[...cols, seq, del].join(', ')}) ` +
-    `SELECT ${[...cols, `${m.base} + ${q(ORD)}`, delExpr].join(', ')} FROM ${m.stage}`
+      `SELECT ${[...cols, `${m.base} + ${q(ORD)}`, delExpr].join(', ')} FROM ${m.stage}`
 
   if (m.uniqueBy.length) {
     const keyCols = m.uniqueBy.map((c) => `x.${q(c)}`).join(', ')
     const order = [
-      ...m.sortBy.flatMap((k) => [`CASE WHEN x.${q(k.column)} IS NULL THEN 1 ELSE 0 END`, `x.${q(k.column)}${k.descending ? ' DESC' : ''}`]),
+      ...m.sortBy.flatMap((k) => [
+        `CASE WHEN x.${q(k.column)} IS NULL THEN 1 ELSE 0 END`,
+        `x.${q(k.column)}${k.descending ? ' DESC' : ''}`,
+      ]),
       `x.${seq} DESC`,
     ].join(', ')
     const ranked =

@@ -1,5 +1,13 @@
 import type { Row } from '@anchovies/core'
-import { coerceDeclared, fits, textLength, typeFor, type ColumnState, type DeclaredType, type SqlType } from './column-types.js'
+import {
+  coerceDeclared,
+  fits,
+  textLength,
+  typeFor,
+  type ColumnState,
+  type DeclaredType,
+  type SqlType,
+} from './column-types.js'
 import { sqlError, type Stager } from './dialects/dialect.js'
 import { checkName } from './evolve.js'
 import { FILE_INDEX, type LoadInput } from './load-input.js'
@@ -60,7 +68,13 @@ export class RowIntake {
   async begin(): Promise<void> {
     this.layoutVersion++
     await this.strategy.stager.begin([...this.cols.values()])
-    this.fast = compileRowCheck(this.input.dialect.sizesStrings, [...this.cols.values()], this.keyColumns, this.declared, (v) => this.input.dialect.decimalFits(v))
+    this.fast = compileRowCheck(
+      this.input.dialect.sizesStrings,
+      [...this.cols.values()],
+      this.keyColumns,
+      this.declared,
+      (v) => this.input.dialect.decimalFits(v),
+    )
   }
 
   /** Stages every row of `rows`, then waits until the stager has everything. */
@@ -81,7 +95,12 @@ export class RowIntake {
   fastLayout(): { version: number; columns: FastColumn[] } | undefined {
     if (!this.strategy.stager.addCopy || this.strategy.forceLayout() || this.cols.size === 0) return undefined
     const keys = new Set(this.keyColumns)
-    const columns = [...this.cols.values()].map((c) => ({ name: c.name, type: c.type, declared: this.declared.get(c.name), key: keys.has(c.name) }))
+    const columns = [...this.cols.values()].map((c) => ({
+      name: c.name,
+      type: c.type,
+      declared: this.declared.get(c.name),
+      key: keys.has(c.name),
+    }))
     return { version: this.layoutVersion, columns }
   }
 
@@ -189,7 +208,8 @@ export class RowIntake {
       }
     }
     this.fileRows[fi] = (this.fileRows[fi] ?? 0) + 1
-    if (changed.size || added.size || this.strategy.forceLayout()) return this.relayout().then(() => this.addRow(row, fi))
+    if (changed.size || added.size || this.strategy.forceLayout())
+      return this.relayout().then(() => this.addRow(row, fi))
     return this.addRow(row, fi)
   }
 }
@@ -225,7 +245,8 @@ export function compileRowCheck(
     const v = `v${j}`
     body.push(`let ${v} = ${readExpression('row', c.name)}`)
     const t = declared.get(c.name)
-    if (t && t !== 'str') body.push(`if (typeof ${v} === 'string') { ${v} = C(${JSON.stringify(t)}, ${v}); row[${name}] = ${v} }`)
+    if (t && t !== 'str')
+      body.push(`if (typeof ${v} === 'string') { ${v} = C(${JSON.stringify(t)}, ${v}); row[${name}] = ${v} }`)
     if (keys.has(c.name)) body.push(`if (${v} === null || ${v} === undefined || ${v} === '') return false`)
     const inline = Object.hasOwn(FITS, c.type) ? FITS[c.type] : undefined
     let test = (inline ?? `F(${JSON.stringify(c.type)}, v)`).replace(/\bv\b/g, v)
@@ -234,10 +255,15 @@ export function compileRowCheck(
   })
   // Key columns without a column yet (the general path reports them, or adds the column).
   for (const k of keyColumns) {
-    if (!columns.some((c) => c.name === k)) body.push(`{ const k = ${readExpression('row', k)}; if (k === null || k === undefined || k === '') return false }`)
+    if (!columns.some((c) => c.name === k))
+      body.push(
+        `{ const k = ${readExpression('row', k)}; if (k === null || k === undefined || k === '') return false }`,
+      )
   }
   // Every property is a known column exactly when the count of properties equals the count of known ones present.
   body.push('let k = 0', 'for (const _ in row) k++', 'return k === n')
   const src = `return function checkRow(row) {\n${body.join('\n')}\n}`
-  return new Function('F', 'C', 'D', 'H', src)(fits, coerceDeclared, decimalFits, Object.hasOwn) as (row: Row) => boolean
+  return new Function('F', 'C', 'D', 'H', src)(fits, coerceDeclared, decimalFits, Object.hasOwn) as (
+    row: Row,
+  ) => boolean
 }

@@ -35,19 +35,29 @@ export async function applySnapshots(
   const table = d.sibling(t, SNAPSHOT_TABLE)
   let completeStart: number | undefined
   for (const m of marks) {
-    const r = await session.query(`SELECT first_seq, completed_at FROM ${table} WHERE table_name = ${P} AND snapshot_id = ${P}`, [t.table, m.id])
+    const r = await session.query(
+      `SELECT first_seq, completed_at FROM ${table} WHERE table_name = ${P} AND snapshot_id = ${P}`,
+      [t.table, m.id],
+    )
     const row = r.rows[0]
     let start: number
     if (row) {
       start = Number(row.first_seq)
       if (row.completed_at !== null && row.completed_at !== undefined) continue
-      if (m.complete) await session.query(`UPDATE ${table} SET completed_at = ${d.timestampLiteral(now)} WHERE table_name = ${P} AND snapshot_id = ${P}`, [t.table, m.id])
+      if (m.complete)
+        await session.query(
+          `UPDATE ${table} SET completed_at = ${d.timestampLiteral(now)} WHERE table_name = ${P} AND snapshot_id = ${P}`,
+          [t.table, m.id],
+        )
     } else {
       if (m.firstFile >= 0) start = firstSeqs[m.firstFile]!
       else if (m.rows === 0) start = nextSeq
       else {
         // Its rows were loaded without a record of where they start (never by this uploader): removing rows is not safe.
-        input.logger.warn({ snapshot: m.id }, 'full snapshot whose start is unknown: rows it no longer contains are kept')
+        input.logger.warn(
+          { snapshot: m.id },
+          'full snapshot whose start is unknown: rows it no longer contains are kept',
+        )
         continue
       }
       await session.query(

@@ -34,24 +34,43 @@ function checkedUrl(url: string): { text: string; parsed: URL } {
       // reported below
     }
   }
-  throw sqlError('ANCH_ERR_SQL_URL', `database URL ${describeUrl(url)} cannot be parsed: write it as scheme://user:password@host:port/database (a password may hold any character; an @ in the query string must be written %40)`)
+  throw sqlError(
+    'ANCH_ERR_SQL_URL',
+    `database URL ${describeUrl(url)} cannot be parsed: write it as scheme://user:password@host:port/database (a password may hold any character; an @ in the query string must be written %40)`,
+  )
 }
 
 /** Builds the knex configuration of a connection URL plus extra options (`knex`, `pool`, `connection` from JSONDATA). */
-export function knexConfig(url: string, extra: Readonly<Record<string, unknown>> = {}, cwd = process.cwd()): { config: Knex.Config; dialect: Dialect } {
+export function knexConfig(
+  url: string,
+  extra: Readonly<Record<string, unknown>> = {},
+  cwd = process.cwd(),
+): { config: Knex.Config; dialect: Dialect } {
   const colon = url.indexOf(':')
   const scheme = (colon > 0 ? url.slice(0, colon) : '').toLowerCase().split('+')[0] ?? ''
   if (scheme === 'mssql' || scheme === 'sqlserver') {
-    throw sqlError('ANCH_ERR_SQL_UNSUPPORTED', 'mssql:// is not supported yet by sql.Uploader (PostgreSQL, MySQL/MariaDB and SQLite are); load into one of those')
+    throw sqlError(
+      'ANCH_ERR_SQL_UNSUPPORTED',
+      'mssql:// is not supported yet by sql.Uploader (PostgreSQL, MySQL/MariaDB and SQLite are); load into one of those',
+    )
   }
   const entry = SCHEMES.get(scheme)
-  if (!entry) throw sqlError('ANCH_ERR_SQL_URL', `unsupported database URL ${describeUrl(url)}: use postgres://, mysql://, mariadb:// or sqlite:///path`)
+  if (!entry)
+    throw sqlError(
+      'ANCH_ERR_SQL_URL',
+      `unsupported database URL ${describeUrl(url)}: use postgres://, mysql://, mariadb:// or sqlite:///path`,
+    )
   try {
     require.resolve(entry.driver)
   } catch (cause) {
-    throw sqlError('ANCH_ERR_SQL_DRIVER', `${scheme} needs the ${entry.driver} package: npm install ${entry.driver}`, { cause })
+    throw sqlError('ANCH_ERR_SQL_DRIVER', `${scheme} needs the ${entry.driver} package: npm install ${entry.driver}`, {
+      cause,
+    })
   }
-  const userConnection = (extra.connection && typeof extra.connection === 'object' ? extra.connection : {}) as Record<string, unknown>
+  const userConnection = (extra.connection && typeof extra.connection === 'object' ? extra.connection : {}) as Record<
+    string,
+    unknown
+  >
   let connection: Record<string, unknown>
   let pool: Knex.PoolConfig
   const dialect = entry.dialect()
@@ -60,8 +79,10 @@ export function knexConfig(url: string, extra: Readonly<Record<string, unknown>>
     pool = {
       min: 0,
       max: 10,
-      afterCreate: (conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, conn: unknown) => void) =>
-        conn.query("SET TIME ZONE 'UTC'; SET temp_buffers = '256MB'", (err) => done(err, conn)),
+      afterCreate: (
+        conn: { query: (sql: string, cb: (err: Error | null) => void) => void },
+        done: (err: Error | null, conn: unknown) => void,
+      ) => conn.query("SET TIME ZONE 'UTC'; SET temp_buffers = '256MB'", (err) => done(err, conn)),
     }
   } else if (entry.client === 'mysql2') {
     const u = checkedUrl(url).parsed
@@ -81,8 +102,14 @@ export function knexConfig(url: string, extra: Readonly<Record<string, unknown>>
     pool = {
       min: 0,
       max: 10,
-      afterCreate: (conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, conn: unknown) => void) =>
-        conn.query("SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'", (err) => done(err, conn)),
+      afterCreate: (
+        conn: { query: (sql: string, cb: (err: Error | null) => void) => void },
+        done: (err: Error | null, conn: unknown) => void,
+      ) =>
+        conn.query(
+          "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
+          (err) => done(err, conn),
+        ),
     }
   } else {
     connection = { filename: sqlitePath(url, cwd) }
@@ -157,13 +184,20 @@ export class SqlConnection extends Connection {
     try {
       await this.knex.raw('SELECT 1')
     } catch (cause) {
-      throw sqlError('ANCH_ERR_SQL_CONNECTION', `database connection db (ACHVY_CNXN__DB__URL=${describeUrl(String(this.attrs.url))}) failed: ${(cause as Error).message}`, { cause })
+      throw sqlError(
+        'ANCH_ERR_SQL_CONNECTION',
+        `database connection db (ACHVY_CNXN__DB__URL=${describeUrl(String(this.attrs.url))}) failed: ${(cause as Error).message}`,
+        { cause },
+      )
     }
   }
 
   /** Runs `fn` on one pinned connection and releases it afterwards. */
   async withSession<T>(fn: (session: Session, raw: unknown) => Promise<T>): Promise<T> {
-    const client = this.knex.client as { acquireConnection(): Promise<unknown>; releaseConnection(c: unknown): Promise<unknown> }
+    const client = this.knex.client as {
+      acquireConnection(): Promise<unknown>
+      releaseConnection(c: unknown): Promise<unknown>
+    }
     const raw = await client.acquireConnection()
     try {
       return await fn(this.dialect.session(raw), raw)

@@ -1,6 +1,23 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { Downloader, connection, source, type ColumnType, type JsonValue, type Row, type SettingSpec, type StreamContext, type Table } from '@anchovies/core'
-import { extractQuery, extractSettings, readCheckpoint, type ExtractSettings, type FullCheckpoint, type IncrementalCheckpoint } from './extract/extract-plan.js'
+import {
+  Downloader,
+  connection,
+  source,
+  type ColumnType,
+  type JsonValue,
+  type Row,
+  type SettingSpec,
+  type StreamContext,
+  type Table,
+} from '@anchovies/core'
+import {
+  extractQuery,
+  extractSettings,
+  readCheckpoint,
+  type ExtractSettings,
+  type FullCheckpoint,
+  type IncrementalCheckpoint,
+} from './extract/extract-plan.js'
 import { MysqlSource } from './extract/mysql-source.js'
 import { PgSource } from './extract/pg-source.js'
 import type { Literal, SourceDialect } from './extract/source-dialect.js'
@@ -13,7 +30,15 @@ export const MAX_BOUNDARY_KEYS = 10_000
 
 /** The settings sql.Downloader adds to `anchovy start`. */
 export const DOWNLOADER_SETTINGS: readonly SettingSpec[] = [
-  { key: 'sql_chunk_rows', env: ['ACHVY_SQL_CHUNK_ROWS'], type: 'int', default: 10_000, min: 1, description: 'sql.Downloader: rows between commit points (a table\'s chunk_rows wins); rows are handed on as they are read' },
+  {
+    key: 'sql_chunk_rows',
+    env: ['ACHVY_SQL_CHUNK_ROWS'],
+    type: 'int',
+    default: 10_000,
+    min: 1,
+    description:
+      "sql.Downloader: rows between commit points (a table's chunk_rows wins); rows are handed on as they are read",
+  },
 ]
 
 /**
@@ -52,7 +77,10 @@ export class SqlDownloader extends Downloader {
       if (t.name.startsWith('_anchovies_')) continue
       const name = tableName(t.schema, t.name)
       if (name === undefined || out.has(name)) {
-        this.runtime.logger.warn({ schema: t.schema, source_table: t.name }, 'sql.Downloader: a source table whose name cannot be a table name (or repeats one) is skipped; name it in tbls with source_schema/source_table')
+        this.runtime.logger.warn(
+          { schema: t.schema, source_table: t.name },
+          'sql.Downloader: a source table whose name cannot be a table name (or repeats one) is skipped; name it in tbls with source_schema/source_table',
+        )
         continue
       }
       this.catalog.set(name, t)
@@ -74,7 +102,10 @@ export class SqlDownloader extends Downloader {
       const columns = await session.describe(query)
       return overlay(discovered(c.name, { schema: '', name: '', kind: 'view', columns, primaryKey: [] }, false), c)
     } catch (err) {
-      this.runtime.logger.warn({ err, table: c.name }, 'sql.Downloader: the query of a table could not be described; its column types come from the data')
+      this.runtime.logger.warn(
+        { err, table: c.name },
+        'sql.Downloader: the query of a table could not be described; its column types come from the data',
+      )
       return c
     } finally {
       await session.close()
@@ -94,27 +125,47 @@ export class SqlDownloader extends Downloader {
     try {
       await session.begin()
       const cat = this.catalog.get(table.name)
-      const columns: readonly SourceColumn[] = s.query || !cat ? await session.describe(s.query ?? `SELECT * FROM ${d.qualified(s.source!.schema, s.source!.table)}`) : cat.columns
+      const columns: readonly SourceColumn[] =
+        s.query || !cat
+          ? await session.describe(s.query ?? `SELECT * FROM ${d.qualified(s.source!.schema, s.source!.table)}`)
+          : cat.columns
       const keys = table.uniqueBy
       let last: IncrementalCheckpoint | undefined
       let full: FullCheckpoint | undefined
       if (s.mode === 'incremental' && previous?.mode === 'incremental') {
         if (sameList(previous.cursor_columns, s.cursor)) last = previous
-        else ctx.logger.warn({ was: previous.cursor_columns, now: s.cursor }, 'sql.Downloader: the cursor changed; reading from initial_value again')
+        else
+          ctx.logger.warn(
+            { was: previous.cursor_columns, now: s.cursor },
+            'sql.Downloader: the cursor changed; reading from initial_value again',
+          )
       }
       const resumable = s.mode === 'full' && keys.length > 0
       if (s.mode === 'full') {
         full =
           previous?.mode === 'full' && !previous.complete && previous.after && resumable
             ? previous
-            : { mode: 'full', snapshot: `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`, complete: false, after: null, rows: 0, at: new Date().toISOString() }
-        if (full === previous) ctx.logger.info({ snapshot: full.snapshot, after: full.after }, 'sql.Downloader: resuming a full snapshot')
+            : {
+                mode: 'full',
+                snapshot: `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
+                complete: false,
+                after: null,
+                rows: 0,
+                at: new Date().toISOString(),
+              }
+        if (full === previous)
+          ctx.logger.info({ snapshot: full.snapshot, after: full.after }, 'sql.Downloader: resuming a full snapshot')
       }
       const q = extractQuery(d, s, columns, keys, { last: last?.cursor, after: full?.after ?? undefined })
       ctx.logger.debug({ sql: q.sql }, 'sql.Downloader: extract')
       data.mode = s.mode
       const build = rowBuilder(columns)
-      const keyOf = q.keyIndex.length ? (r: unknown[]) => JSON.stringify(q.keyIndex.map((i) => rawJson(r[i]))) : (r: unknown[]) => createHash('sha1').update(JSON.stringify(r.map(rawJson))).digest('base64url')
+      const keyOf = q.keyIndex.length
+        ? (r: unknown[]) => JSON.stringify(q.keyIndex.map((i) => rawJson(r[i])))
+        : (r: unknown[]) =>
+            createHash('sha1')
+              .update(JSON.stringify(r.map(rawJson)))
+              .digest('base64url')
       // The checkpoint's boundary: rows at exactly its cursor value whose key it lists were delivered already.
       const boundaryCursor = last ? JSON.stringify(last.cursor) : undefined
       const boundaryKeys = last?.keys ? new Set(last.keys) : undefined
@@ -139,7 +190,12 @@ export class SqlDownloader extends Downloader {
       const emit = async function* (): AsyncGenerator<Row[]> {
         yield* handOn()
         if (s.mode === 'incremental' && cursor) {
-          ctx.stage.set(key, { mode: 'incremental', cursor_columns: [...s.cursor], cursor, keys: cursorKeys ? [...cursorKeys] : null } satisfies IncrementalCheckpoint as unknown as JsonValue)
+          ctx.stage.set(key, {
+            mode: 'incremental',
+            cursor_columns: [...s.cursor],
+            cursor,
+            keys: cursorKeys ? [...cursorKeys] : null,
+          } satisfies IncrementalCheckpoint as unknown as JsonValue)
           await ctx.commitPoint()
         } else if (full && resumable) {
           ctx.stage.set(key, { ...full, after, rows: full.rows + rows } as unknown as JsonValue)
@@ -171,7 +227,8 @@ export class SqlDownloader extends Downloader {
           }
           out.push(build(r))
         }
-        if (s.mode === 'full' && resumable && chunk.length) after = q.keyIndex.map((i) => rawJson(chunk[chunk.length - 1]![i]))
+        if (s.mode === 'full' && resumable && chunk.length)
+          after = q.keyIndex.map((i) => rawJson(chunk[chunk.length - 1]![i]))
         pending += chunk.length
         if (pending >= s.chunkRows) {
           pending = 0
@@ -185,10 +242,20 @@ export class SqlDownloader extends Downloader {
       }
       if (pending > 0) yield* emit()
       if (full) {
-        ctx.stage.set(key, { ...full, complete: true, after: null, rows: full.rows + rows, at: new Date().toISOString() } as unknown as JsonValue)
+        ctx.stage.set(key, {
+          ...full,
+          complete: true,
+          after: null,
+          rows: full.rows + rows,
+          at: new Date().toISOString(),
+        } as unknown as JsonValue)
         data.snapshot = full.snapshot
       }
-      if (s.mode === 'incremental' && cursorKeys === null) ctx.logger.warn({ cursor }, `sql.Downloader: more than ${MAX_BOUNDARY_KEYS} rows share the last cursor value; they are delivered again next run (add a column to the cursor to tell them apart)`)
+      if (s.mode === 'incremental' && cursorKeys === null)
+        ctx.logger.warn(
+          { cursor },
+          `sql.Downloader: more than ${MAX_BOUNDARY_KEYS} rows share the last cursor value; they are delivered again next run (add a column to the cursor to tell them apart)`,
+        )
       data.rows = rows
       data.boundary_rows_skipped = skipped
       await session.end()
@@ -218,7 +285,17 @@ function discovered(name: string, t: SourceTable, source = true): Table {
   }
   const decimals = t.columns.filter((c) => c.kind === 'decimal').map((c) => c.name)
   if (decimals.length) properties.exact_decimals = decimals
-  return { name, namespace: null, columns, uniqueBy: [...t.primaryKey], setBy: [], sortBy: [], deletedTtl: null, dataChangeTimestampField: null, properties }
+  return {
+    name,
+    namespace: null,
+    columns,
+    uniqueBy: [...t.primaryKey],
+    setBy: [],
+    sortBy: [],
+    deletedTtl: null,
+    dataChangeTimestampField: null,
+    properties,
+  }
 }
 
 /** A discovered table with what `tbls:` says about it laid over (column types, keys, sort and properties). */
@@ -246,8 +323,12 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
  */
 function rowBuilder(columns: readonly SourceColumn[]): (r: unknown[]) => Row {
   const convs = columns.map((c) => converter(c.kind))
-  const parts = columns.map((c, i) => `[${JSON.stringify(c.name)}]: r[${i}] === null || r[${i}] === undefined ? null : C[${i}](r[${i}])`)
-  return new Function('C', `return function buildRow(r) { return { ${parts.join(', ')} } }`)(convs) as (r: unknown[]) => Row
+  const parts = columns.map(
+    (c, i) => `[${JSON.stringify(c.name)}]: r[${i}] === null || r[${i}] === undefined ? null : C[${i}](r[${i}])`,
+  )
+  return new Function('C', `return function buildRow(r) { return { ${parts.join(', ')} } }`)(convs) as (
+    r: unknown[],
+  ) => Row
 }
 
 export type { ExtractSettings }

@@ -1,4 +1,18 @@
-import { Connection, Uploader, chunksOf, connection, qualifiedName, session, sink, source, type Row, type SettingSpec, type StreamContext, type Table, type UpstreamFile } from '@anchovies/core'
+import {
+  Connection,
+  Uploader,
+  chunksOf,
+  connection,
+  qualifiedName,
+  session,
+  sink,
+  source,
+  type Row,
+  type SettingSpec,
+  type StreamContext,
+  type Table,
+  type UpstreamFile,
+} from '@anchovies/core'
 import { SQL_SETTINGS, schemaMap, sqlSettings, targetOf, type Target } from './config.js'
 import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
@@ -48,10 +62,17 @@ export class SqlUploader extends Uploader {
     let files = all
     if (all.length) {
       const target = this.targetOf(ctx.table)
-      const loaded = await this.db.withSession(async (s) => ((await ledgerExists(this.db.dialect, s, target)) ? loadedFileIds(this.db.dialect, s, target, all) : new Set<string>()))
+      const loaded = await this.db.withSession(async (s) =>
+        (await ledgerExists(this.db.dialect, s, target))
+          ? loadedFileIds(this.db.dialect, s, target, all)
+          : new Set<string>(),
+      )
       if (loaded.size) {
         files = all.filter((f) => !loaded.has(f.id))
-        ctx.logger.info({ table: ctx.table.name, skipped: loaded.size }, 'upstream files already loaded (ledger); skipping them')
+        ctx.logger.info(
+          { table: ctx.table.name, skipped: loaded.size },
+          'upstream files already loaded (ledger); skipping them',
+        )
       }
       ctx.task.data.files_already_loaded = loaded.size
     }
@@ -64,17 +85,26 @@ export class SqlUploader extends Uploader {
       // The sink reads the files as bytes; no row object is made, so no user code could have seen one.
       this.byteTables.add(qualifiedName(ctx.table))
       ctx.task.data.fast_path = true
-    } else for (let i = 0; i < files.length; i++) {
-      for await (const chunk of this.readUpstream(files[i]!, ctx.signal)) {
-        for (const row of chunk) (row as Record<symbol, unknown>)[FILE_INDEX] = i
-        yield chunk
+    } else
+      for (let i = 0; i < files.length; i++) {
+        for await (const chunk of this.readUpstream(files[i]!, ctx.signal)) {
+          for (const row of chunk) (row as Record<symbol, unknown>)[FILE_INDEX] = i
+          yield chunk
+        }
       }
-    }
     const last = all.at(-1)
     if (last) this.advance(ctx, last)
     // Commits after the last file that only mark a snapshot (an empty source table) are consumed too.
     if (snap.end > (last?.seq ?? 0) && snap.end > this.position(ctx).seq) {
-      this.advance(ctx, { anchovyId: ctx.table.namespace!, seq: snap.end, id: '', table: ctx.table.name, path: '', rows: 0, bytes: 0 })
+      this.advance(ctx, {
+        anchovyId: ctx.table.namespace!,
+        seq: snap.end,
+        id: '',
+        table: ctx.table.name,
+        path: '',
+        rows: 0,
+        bytes: 0,
+      })
     }
   }
 
@@ -89,7 +119,13 @@ export class SqlUploader extends Uploader {
     if (mode === 'auto' && files.reduce((n, f) => n + f.bytes, 0) < FAST_PATH_BYTES) return false
     const methods = this.streamMethods()
     const own = SqlUploader.prototype
-    return methods.length === 2 && methods.every((m) => (m.name === 'defaultSource' && m.fn === own.defaultSource) || (m.name === 'upload' && m.fn === own.upload))
+    return (
+      methods.length === 2 &&
+      methods.every(
+        (m) =>
+          (m.name === 'defaultSource' && m.fn === own.defaultSource) || (m.name === 'upload' && m.fn === own.upload),
+      )
+    )
   }
 
   /**
@@ -97,7 +133,11 @@ export class SqlUploader extends Uploader {
    * table (`<table>`: `{mode: 'full', snapshot, complete}`) names a snapshot holds files of it; the commit that says
    * `complete` ends it. Datastores without commit records (Python) have none. `end`: the last commit considered.
    */
-  private async snapshotMarks(ctx: StreamContext, all: readonly UpstreamFile[], files: readonly UpstreamFile[]): Promise<{ marks: SnapshotMark[]; end: number }> {
+  private async snapshotMarks(
+    ctx: StreamContext,
+    all: readonly UpstreamFile[],
+    files: readonly UpstreamFile[],
+  ): Promise<{ marks: SnapshotMark[]; end: number }> {
     const up = ctx.table.namespace
     if (!up) return { marks: [], end: 0 }
     const log = this.runtime.commitLog(up)
@@ -114,7 +154,16 @@ export class SqlUploader extends Uploader {
       if (seq > end) break
       const rec = await log.read(seq)
       const v = Object.hasOwn(rec.checkpoints, ctx.table.name) ? rec.checkpoints[ctx.table.name] : undefined
-      if (!v || typeof v !== 'object' || Array.isArray(v) || v.mode !== 'full' || typeof v.snapshot !== 'string' || v.snapshot === '' || v.snapshot.length > 200) continue
+      if (
+        !v ||
+        typeof v !== 'object' ||
+        Array.isArray(v) ||
+        v.mode !== 'full' ||
+        typeof v.snapshot !== 'string' ||
+        v.snapshot === '' ||
+        v.snapshot.length > 200
+      )
+        continue
       bySeq.set(seq, v.snapshot)
       let entry = order.find((o) => o.id === v.snapshot)
       if (!entry) order.push((entry = { id: v.snapshot, complete: false, rows: 0 }))
@@ -149,28 +198,30 @@ export class SqlUploader extends Uploader {
       },
     }
     const byteFiles = this.byteTables.delete(key) ? await this.byteReader() : undefined
-    const result = await this.db.withSession((s, raw) =>
-      loadTable(s, raw, {
-        byteFiles,
-        dialect: this.db.dialect,
-        target,
-        table: ctx.table,
-        // Set by the source before its first row; read when the rows are done.
-        get files() {
-          return planned.get(key) ?? []
-        },
-        get snapshots() {
-          return snapshots.get(key) ?? []
-        },
-        rows: all,
-        settings: sqlSettings(this.runtime.settings),
-        logger: ctx.logger,
-        signal: ctx.signal,
-        uploader: this.runtime.anchovyId,
-        sessionId: session().sessionId,
-        afterInsert: () => this.afterInsert(ctx.table),
-      }),
-    ).finally(() => byteFiles?.pool.close())
+    const result = await this.db
+      .withSession((s, raw) =>
+        loadTable(s, raw, {
+          byteFiles,
+          dialect: this.db.dialect,
+          target,
+          table: ctx.table,
+          // Set by the source before its first row; read when the rows are done.
+          get files() {
+            return planned.get(key) ?? []
+          },
+          get snapshots() {
+            return snapshots.get(key) ?? []
+          },
+          rows: all,
+          settings: sqlSettings(this.runtime.settings),
+          logger: ctx.logger,
+          signal: ctx.signal,
+          uploader: this.runtime.anchovyId,
+          sessionId: session().sessionId,
+          afterInsert: () => this.afterInsert(ctx.table),
+        }),
+      )
+      .finally(() => byteFiles?.pool.close())
     this.planned.delete(key)
     this.snapshots.delete(key)
     Object.assign(ctx.task.data, result)

@@ -3,7 +3,16 @@ import { widenType } from './column-types.js'
 import { sqlError } from './dialects/dialect.js'
 import { evolveTarget } from './evolve.js'
 import { loadedFileIds, recordFiles, writeMeta } from './ledger.js'
-import { ANALYZE_ROWS, fileFirstSeqs, finish, nextSeqOf, sortKeys, timer, type LoadJob, type LoadResult } from './load-input.js'
+import {
+  ANALYZE_ROWS,
+  fileFirstSeqs,
+  finish,
+  nextSeqOf,
+  sortKeys,
+  timer,
+  type LoadJob,
+  type LoadResult,
+} from './load-input.js'
 import { mergeStatements } from './merge.js'
 import { RowIntake } from './row-intake.js'
 import { applySnapshots } from './snapshots.js'
@@ -44,13 +53,29 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
     result.stage_ms = Date.now() - started
     const ord = intake.ord
     result.rows = ord
-    if (ord === 0 && (input.files.length === 0 || cols.size === 0) && !(current.exists && input.snapshots?.some((m) => m.complete))) return finish(result, started)
+    if (
+      ord === 0 &&
+      (input.files.length === 0 || cols.size === 0) &&
+      !(current.exists && input.snapshots?.some((m) => m.complete))
+    )
+      return finish(result, started)
 
     // Evolve the target to the staged columns (DDL outside the merge transaction: MySQL commits on DDL).
     for (let attempt = 0; ; attempt++) {
       try {
         const { exists, meta } = current
-        const changes = await evolveTarget(d, session, input, exists, current.targetCols, [...cols.values()], keys, norm, now, result)
+        const changes = await evolveTarget(
+          d,
+          session,
+          input,
+          exists,
+          current.targetCols,
+          [...cols.values()],
+          keys,
+          norm,
+          now,
+          result,
+        )
         if (!exists || changes.length || !meta || meta.columns.length === 0) {
           const next = exists ? await nextSeqOf(d, session, qualified) : 1
           await writeMeta(d, session, target, [...cols.values()], [...(meta?.changes ?? []), ...changes], next, now)
@@ -82,7 +107,10 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
     for (let attempt = 0; ; attempt++) {
       await d.begin(session)
       try {
-        const lock = await session.query(`SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`, [target.table])
+        const lock = await session.query(
+          `SELECT next_seq FROM ${d.sibling(target, '_anchovies_tables')} WHERE table_name = \u0000${d.forUpdate}`,
+          [target.table],
+        )
         const base = Number(lock.rows[0]?.next_seq ?? 1)
         const already = await loadedFileIds(d, session, target, input.files)
         if (already.size > 0) {
@@ -91,7 +119,10 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
             result.files_loaded_elsewhere = already.size
             return finish(result, started)
           }
-          throw sqlError('ANCH_ERR_SQL_LEDGER', `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`)
+          throw sqlError(
+            'ANCH_ERR_SQL_LEDGER',
+            `table ${table.name}: ${already.size} of ${input.files.length} upstream files were loaded by another run meanwhile; rerun to load the rest`,
+          )
         }
         const stmts = mergeStatements(d, {
           target: qualified,
@@ -105,20 +136,36 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
           expireBefore: retention !== null ? d.timestampLiteral(new Date(now.getTime() - retention * 1000)) : null,
         })
         if (stmts.supersedeSets) result.superseded += (await timed('supersede sets', stmts.supersedeSets)).affected
-        if (stmts.countSetLosers) result.superseded += Number((await timed('count set losers', stmts.countSetLosers)).rows[0]?.n ?? 0)
+        if (stmts.countSetLosers)
+          result.superseded += Number((await timed('count set losers', stmts.countSetLosers)).rows[0]?.n ?? 0)
         // A first load of distinct keys supersedes nothing: skip the window over the whole load.
-        const needKeys = stmts.supersedeKeys !== undefined && ((await timed('any current', stmts.anyCurrent!)).rows.length > 0 || (await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0)
+        const needKeys =
+          stmts.supersedeKeys !== undefined &&
+          ((await timed('any current', stmts.anyCurrent!)).rows.length > 0 ||
+            (await timed('duplicate keys', stmts.duplicateKeys!)).rows.length > 0)
         await timed('insert', stmts.insert)
         result.inserted = ord
         await input.afterInsert?.()
-        if (stmts.supersedeKeys && needKeys) result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
+        if (stmts.supersedeKeys && needKeys)
+          result.superseded += (await timed('supersede keys', stmts.supersedeKeys)).affected
         const firstSeqs = fileFirstSeqs(input.files, intake.fileRows, base)
         const removed = await applySnapshots(d, session, input, firstSeqs, base + ord, del, now)
         if (input.snapshots?.length) result.snapshot_removed = removed
         result.superseded += removed
         if (stmts.expire) result.expired = (await timed('expire', stmts.expire)).affected
-        await recordFiles(d, session, target, input.files.map((file, i) => ({ file, rows: intake.fileRows[i] ?? 0, firstSeq: firstSeqs[i]! })), now, input.uploader, input.sessionId)
-        await session.query(`UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`, [base + ord, target.table])
+        await recordFiles(
+          d,
+          session,
+          target,
+          input.files.map((file, i) => ({ file, rows: intake.fileRows[i] ?? 0, firstSeq: firstSeqs[i]! })),
+          now,
+          input.uploader,
+          input.sessionId,
+        )
+        await session.query(
+          `UPDATE ${d.sibling(target, '_anchovies_tables')} SET next_seq = \u0000, updated_at = ${del} WHERE table_name = \u0000`,
+          [base + ord, target.table],
+        )
         await timed('commit', 'COMMIT')
         result.merge_ms = Date.now() - mergeStarted
         break
@@ -135,7 +182,8 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
     result.files_loaded = input.files.length
     // Keep the planner's estimates right for the next merge (autovacuum may take a while to notice a bulk load).
     const analyzeTarget = d.analyze(qualified)
-    if (analyzeTarget && ord >= ANALYZE_ROWS) await session.query(analyzeTarget).catch((err: unknown) => input.logger.warn({ err }, 'ANALYZE failed'))
+    if (analyzeTarget && ord >= ANALYZE_ROWS)
+      await session.query(analyzeTarget).catch((err: unknown) => input.logger.warn({ err }, 'ANALYZE failed'))
     return finish(result, started)
   } finally {
     if (stageCreated) await session.query(d.dropStage(stage)).catch(() => undefined)

@@ -81,6 +81,10 @@ export function canLoadDirect(d: { directStager?: unknown }, setBy: readonly str
 /** The `exact_decimals` table property (sql.Downloader: source DECIMAL/NUMERIC columns) as a list of names. */
 export function exactDecimals(properties: Readonly<Record<string, unknown>>): string[] {
   const v = Object.hasOwn(properties, 'exact_decimals') ? properties.exact_decimals : undefined
-  if (typeof v === 'string') return v.split(',').map((x) => x.trim()).filter(Boolean)
+  if (typeof v === 'string')
+    return v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '') : []
 }

@@ -11,8 +11,16 @@ import { tempDir } from './helpers.js'
 const ROOT = nodePath.resolve(import.meta.dirname, '../../..')
 const BIN = nodePath.join(ROOT, 'packages/core/dist/cli/bin.js')
 
-function anchovy(args: string[], env: Record<string, string>, cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, 'start', ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, encoding: 'utf8' })
+function anchovy(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, 'start', ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    encoding: 'utf8',
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -54,12 +62,24 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
       'tbls:\n  orders:\n    path: /orders.csv\n    columns: {order_id: int, customer: str, amount: float, updated_at: datetime}\n    unique_by: order_id\n    sort_by: -updated_at\n',
     )
     const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'readme', ACHVY_LOG_LEVEL: 'warn' }
-    const dl = anchovy(['-op', 'sftp.CsvDownloader', '--id', 'shop_files'], { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href }, dir)
+    const dl = anchovy(
+      ['-op', 'sftp.CsvDownloader', '--id', 'shop_files'],
+      { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href },
+      dir,
+    )
     expect(dl.status, dl.stderr).toBe(0)
-    const up = anchovy(['-op', 'sql.Uploader', '--id', 'shop_db', '-U', 'shop_files'], { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///shop.db' }, dir)
+    const up = anchovy(
+      ['-op', 'sql.Uploader', '--id', 'shop_db', '-U', 'shop_files'],
+      { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///shop.db' },
+      dir,
+    )
     expect(up.status, up.stderr + up.stdout).toBe(0)
     const db = new Database(`${dir}/shop.db`, { readonly: true })
-    const rows = db.prepare('SELECT order_id, customer, amount, updated_at FROM "shop_files__readme__orders" WHERE _del IS NULL ORDER BY order_id').all()
+    const rows = db
+      .prepare(
+        'SELECT order_id, customer, amount, updated_at FROM "shop_files__readme__orders" WHERE _del IS NULL ORDER BY order_id',
+      )
+      .all()
     expect(rows).toEqual([
       { order_id: 1, customer: 'Ada', amount: 12, updated_at: '2025-01-02T09:00:00+00:00' },
       { order_id: 2, customer: 'Lovelace, Ada', amount: 7.25, updated_at: '2025-01-01T11:00:00+00:00' },
@@ -67,7 +87,11 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
     expect(db.prepare('SELECT COUNT(*) AS n FROM "shop_files__readme__orders"').get()).toEqual({ n: 3 })
     db.close()
     // Running the uploader again loads nothing twice.
-    const again = anchovy(['-op', 'sql.Uploader', '--id', 'shop_db', '-U', 'shop_files'], { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///shop.db' }, dir)
+    const again = anchovy(
+      ['-op', 'sql.Uploader', '--id', 'shop_db', '-U', 'shop_files'],
+      { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///shop.db' },
+      dir,
+    )
     expect(again.status).toBe(0)
     const db2 = new Database(`${dir}/shop.db`, { readonly: true })
     expect(db2.prepare('SELECT COUNT(*) AS n FROM "shop_files__readme__orders"').get()).toEqual({ n: 3 })
@@ -81,22 +105,43 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
       const dir = nodePath.join(t.dir, 'secret')
       mkdirSync(`${dir}/files`, { recursive: true })
       writeFileSync(`${dir}/files/a.csv`, 'id,name\n1,x\n2,y\n')
-      writeFileSync(`${dir}/config.yaml`, 'tbls:\n  a:\n    path: /a.csv\n    columns: {id: int, name: str}\n    unique_by: id\n')
+      writeFileSync(
+        `${dir}/config.yaml`,
+        'tbls:\n  a:\n    path: /a.csv\n    columns: {id: int, name: str}\n    unique_by: id\n',
+      )
       const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'sec', ACHVY_LOG_LEVEL: 'debug' }
-      const dl = anchovy(['-op', 'sftp.CsvDownloader', '--id', 'sec_files'], { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href }, dir)
+      const dl = anchovy(
+        ['-op', 'sftp.CsvDownloader', '--id', 'sec_files'],
+        { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href },
+        dir,
+      )
       expect(dl.status, dl.stderr).toBe(0)
-      const ok = anchovy(['-op', 'sql.Uploader', '--id', 'sec_db', '-U', 'sec_files'], { ...env, ACHVY_CNXN__DB__URL: pg.url }, dir)
+      const ok = anchovy(
+        ['-op', 'sql.Uploader', '--id', 'sec_db', '-U', 'sec_files'],
+        { ...env, ACHVY_CNXN__DB__URL: pg.url },
+        dir,
+      )
       expect(ok.status, ok.stderr).toBe(0)
       expect(await pg.rows('sec_files__sec', 'a')).toHaveLength(2)
       // A connection that fails (nothing listens on port 1), with the password also in JSONDATA.
-      const bad = anchovy(['-op', 'sql.Uploader', '--id', 'sec_db2', '-U', 'sec_files'], {
-        ...env,
-        ACHVY_CNXN__DB__URL: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:1/nowhere`,
-        ACHVY_CNXN__DB__JSONDATA: JSON.stringify({ connection: { password } }),
-      }, dir)
+      const bad = anchovy(
+        ['-op', 'sql.Uploader', '--id', 'sec_db2', '-U', 'sec_files'],
+        {
+          ...env,
+          ACHVY_CNXN__DB__URL: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:1/nowhere`,
+          ACHVY_CNXN__DB__JSONDATA: JSON.stringify({ connection: { password } }),
+        },
+        dir,
+      )
       expect(bad.status).not.toBe(0)
       expect(bad.stdout + bad.stderr).toMatch(/ANCH_ERR_|connection/i)
-      const outputs = [ok.stdout, ok.stderr, bad.stdout, bad.stderr, ...allFiles(`${dir}/datastore`).map((f) => readFileSync(f).toString('latin1'))]
+      const outputs = [
+        ok.stdout,
+        ok.stderr,
+        bad.stdout,
+        bad.stderr,
+        ...allFiles(`${dir}/datastore`).map((f) => readFileSync(f).toString('latin1')),
+      ]
       for (const text of outputs) {
         expect(text).not.toContain(password)
         expect(text).not.toContain(encodeURIComponent(password))
@@ -113,17 +158,39 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
       const dir = nodePath.join(t.dir, 'unenc')
       mkdirSync(`${dir}/files`, { recursive: true })
       writeFileSync(`${dir}/files/a.csv`, 'id,name\n1,x\n2,y\n')
-      writeFileSync(`${dir}/config.yaml`, 'tbls:\n  a:\n    path: /a.csv\n    columns: {id: int, name: str}\n    unique_by: id\n')
+      writeFileSync(
+        `${dir}/config.yaml`,
+        'tbls:\n  a:\n    path: /a.csv\n    columns: {id: int, name: str}\n    unique_by: id\n',
+      )
       const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'sec', ACHVY_LOG_LEVEL: 'debug' }
-      const dl = anchovy(['-op', 'sftp.CsvDownloader', '--id', 'enc_files'], { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href }, dir)
+      const dl = anchovy(
+        ['-op', 'sftp.CsvDownloader', '--id', 'enc_files'],
+        { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href },
+        dir,
+      )
       expect(dl.status, dl.stderr).toBe(0)
       const db = new URL(pg.url).pathname.slice(1)
       const [pw1, pw2, pw3] = passwords as [string, string, string]
       const runs = [
         // Works: the URL is read whole (PostgreSQL here trusts loopback, so host, port, user and database must be right).
-        { expectOk: true, env: { ACHVY_CNXN__DB__URL: `postgres://postgres:${pw1}@127.0.0.1:5432/${db}`, ACHVY_CNXN__DB__REPLICA: `postgresql://ro:${pw2}@replica.invalid/${db}` } },
+        {
+          expectOk: true,
+          env: {
+            ACHVY_CNXN__DB__URL: `postgres://postgres:${pw1}@127.0.0.1:5432/${db}`,
+            ACHVY_CNXN__DB__REPLICA: `postgresql://ro:${pw2}@replica.invalid/${db}`,
+          },
+        },
         // Fails: nothing listens on port 1; the URL comes from JSONDATA, another URL sits in a non-secret attribute.
-        { expectOk: false, env: { ACHVY_CNXN__DB__JSONDATA: JSON.stringify({ url: `postgres://postgres:${pw2}@127.0.0.1:1/${db}`, pool: { max: 1 }, note: `mysql://x:${pw3}@h` }) } },
+        {
+          expectOk: false,
+          env: {
+            ACHVY_CNXN__DB__JSONDATA: JSON.stringify({
+              url: `postgres://postgres:${pw2}@127.0.0.1:1/${db}`,
+              pool: { max: 1 },
+              note: `mysql://x:${pw3}@h`,
+            }),
+          },
+        },
         // Fails: a database that does not exist.
         { expectOk: false, env: { ACHVY_CNXN__DB__URL: `postgres://postgres:${pw3}@127.0.0.1:5432/${db}_nope` } },
         // Fails: an address that cannot be read.
@@ -154,8 +221,17 @@ describe('anchovy start -op sql.Uploader (CLI)', () => {
   })
 })
 
-function cli(cmd: string, args: string[], env: Record<string, string>, cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, cmd, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, encoding: 'utf8' })
+function cli(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, cmd, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    encoding: 'utf8',
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -174,23 +250,44 @@ describe('anchovy start -op sql.Downloader (CLI)', () => {
       writeFileSync(`${dir}/config.yaml`, 'tbls:\n  erp.orders:\n    cursor: updated_at\n')
       const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'readme', ACHVY_LOG_LEVEL: 'warn' }
       const extract = (): void => {
-        const dl = cli('start', ['-op', 'sql.Downloader', '--id', 'erp', '-e', 'erp.*'], { ...env, ACHVY_CNXN__DB__URL: pg.url }, dir)
+        const dl = cli(
+          'start',
+          ['-op', 'sql.Downloader', '--id', 'erp', '-e', 'erp.*'],
+          { ...env, ACHVY_CNXN__DB__URL: pg.url },
+          dir,
+        )
         expect(dl.status, dl.stderr + dl.stdout).toBe(0)
-        const up = cli('start', ['-op', 'sql.Uploader', '--id', 'erp_lite', '-U', 'erp'], { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///erp.db' }, dir)
+        const up = cli(
+          'start',
+          ['-op', 'sql.Uploader', '--id', 'erp_lite', '-U', 'erp'],
+          { ...env, ACHVY_CNXN__DB__URL: 'sqlite:///erp.db' },
+          dir,
+        )
         expect(up.status, up.stderr + up.stdout).toBe(0)
       }
       extract()
-      await pg.query(`INSERT INTO erp.orders VALUES (3, 'Ada', 1.00, '2025-01-01 11:00:00+00'); UPDATE erp.orders SET amount = 11, updated_at = '2025-01-02 00:00:00+00' WHERE id = 1; DELETE FROM erp.customers WHERE id = 2`)
+      await pg.query(
+        `INSERT INTO erp.orders VALUES (3, 'Ada', 1.00, '2025-01-01 11:00:00+00'); UPDATE erp.orders SET amount = 11, updated_at = '2025-01-02 00:00:00+00' WHERE id = 1; DELETE FROM erp.customers WHERE id = 2`,
+      )
       extract()
       const db = new Database(`${dir}/erp.db`, { readonly: true })
-      expect(db.prepare('SELECT id, customer, amount FROM "erp__readme__erp.orders" WHERE _del IS NULL ORDER BY id').all()).toEqual([
+      expect(
+        db.prepare('SELECT id, customer, amount FROM "erp__readme__erp.orders" WHERE _del IS NULL ORDER BY id').all(),
+      ).toEqual([
         { id: 1, customer: 'Ada', amount: '11.00' },
         { id: 2, customer: 'Grace', amount: '7.25' },
         { id: 3, customer: 'Ada', amount: '1.00' },
       ])
-      expect(db.prepare('SELECT id, name FROM "erp__readme__erp.customers" WHERE _del IS NULL').all()).toEqual([{ id: 1, name: 'Ada' }])
+      expect(db.prepare('SELECT id, name FROM "erp__readme__erp.customers" WHERE _del IS NULL').all()).toEqual([
+        { id: 1, name: 'Ada' },
+      ])
       db.close()
-      const hc = cli('healthcheck', ['--id', 'erp', '--connections', '-op', 'sql.Downloader'], { ...env, ACHVY_CNXN__DB__URL: pg.url }, dir)
+      const hc = cli(
+        'healthcheck',
+        ['--id', 'erp', '--connections', '-op', 'sql.Downloader'],
+        { ...env, ACHVY_CNXN__DB__URL: pg.url },
+        dir,
+      )
       expect(hc.status, hc.stderr + hc.stdout).toBe(0)
     } finally {
       await pg.close()
@@ -200,9 +297,19 @@ describe('anchovy start -op sql.Downloader (CLI)', () => {
   it('a missing driver stops the run at startup with ANCH_ERR_SQL_DRIVER naming the package to install', () => {
     const dir = nodePath.join(t.dir, 'nodriver')
     mkdirSync(dir, { recursive: true })
-    const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'nd', ACHVY_CNXN__DB__URL: 'mysql://root@127.0.0.1:3306/test', NODE_OPTIONS: `--require ${nodePath.join(import.meta.dirname, 'fixtures/hide-mysql2.cjs')}` }
+    const env = {
+      ACHVY_DATASTORE: `${dir}/datastore`,
+      ACHVY_USER: 'nd',
+      ACHVY_CNXN__DB__URL: 'mysql://root@127.0.0.1:3306/test',
+      NODE_OPTIONS: `--require ${nodePath.join(import.meta.dirname, 'fixtures/hide-mysql2.cjs')}`,
+    }
     for (const op of ['sql.Downloader', 'sql.Uploader']) {
-      const r = cli('start', ['-op', op, '--id', 'nd', '-e', 'test.*', ...(op === 'sql.Uploader' ? ['-U', 'nd'] : [])], env, dir)
+      const r = cli(
+        'start',
+        ['-op', op, '--id', 'nd', '-e', 'test.*', ...(op === 'sql.Uploader' ? ['-U', 'nd'] : [])],
+        env,
+        dir,
+      )
       expect(r.status, r.stdout + r.stderr).not.toBe(0)
       expect(r.stdout + r.stderr).toContain('ANCH_ERR_SQL_DRIVER')
       expect(r.stdout + r.stderr).toContain('npm install mysql2')
@@ -214,15 +321,23 @@ describe('anchovy start -op sql.Downloader (CLI)', () => {
     const password = 'Wr0ng-s3cret-pw'
     const dir = nodePath.join(t.dir, 'wrongpw')
     mkdirSync(dir, { recursive: true })
-    const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'sec', ACHVY_LOG_LEVEL: 'debug', ACHVY_CNXN__DB__URL: `mysql://root:${password}@127.0.0.1:3306/test` }
+    const env = {
+      ACHVY_DATASTORE: `${dir}/datastore`,
+      ACHVY_USER: 'sec',
+      ACHVY_LOG_LEVEL: 'debug',
+      ACHVY_CNXN__DB__URL: `mysql://root:${password}@127.0.0.1:3306/test`,
+    }
     const r = cli('start', ['-op', 'sql.Downloader', '--id', 'wrong', '-e', 'test.*'], env, dir)
     expect(r.status).not.toBe(0)
-    expect(r.stdout + r.stderr).toContain('database connection db (ACHVY_CNXN__DB__URL=mysql://root:***@127.0.0.1:3306/test)')
+    expect(r.stdout + r.stderr).toContain(
+      'database connection db (ACHVY_CNXN__DB__URL=mysql://root:***@127.0.0.1:3306/test)',
+    )
     expect(r.stdout + r.stderr).toContain('Access denied')
     expect(r.stdout).toContain('"STARTUP"')
     const hc = cli('healthcheck', ['--id', 'wrong', '--connections', '-op', 'sql.Downloader'], env, dir)
     expect(hc.status).not.toBe(0)
     const texts = [r.stdout, r.stderr, hc.stdout, hc.stderr, ...allTexts(`${dir}/datastore`).map((x) => x.text)]
-    for (const text of texts) for (const piece of fragments(password).filter((p) => p.length >= 5)) expect(text).not.toContain(piece)
+    for (const text of texts)
+      for (const piece of fragments(password).filter((p) => p.length >= 5)) expect(text).not.toContain(piece)
   })
 })

@@ -5,7 +5,7 @@ import { schemaMap, sqlSettings, targetOf } from '../src/config.js'
 import { knexConfig, sqlitePath } from '../src/sql-connection.js'
 
 describe('column types', () => {
-  it('takes a value\'s own type and never guesses from string content', () => {
+  it("takes a value's own type and never guesses from string content", () => {
     expect(naturalType('2025-01-02')).toBe('str')
     expect(naturalType('int')).toBe('str')
     expect(naturalType('deadbeef')).toBe('str')
@@ -54,8 +54,24 @@ describe('column types', () => {
 })
 
 describe('target naming', () => {
-  const table = { name: 'orders', namespace: 'Sales_SFTP', columns: {}, uniqueBy: [], setBy: [], sortBy: [], deletedTtl: null, dataChangeTimestampField: null, properties: {} }
-  const base = { user: 'ana', anchovyId: 'sales_db', settings: sqlSettings({}), schemaMap: new Map<string, string>(), schemas: true }
+  const table = {
+    name: 'orders',
+    namespace: 'Sales_SFTP',
+    columns: {},
+    uniqueBy: [],
+    setBy: [],
+    sortBy: [],
+    deletedTtl: null,
+    dataChangeTimestampField: null,
+    properties: {},
+  }
+  const base = {
+    user: 'ana',
+    anchovyId: 'sales_db',
+    settings: sqlSettings({}),
+    schemaMap: new Map<string, string>(),
+    schemas: true,
+  }
 
   it('uses one schema per upstream anchovy, suffixed with the user unless the user is prod', () => {
     expect(targetOf(table, base)).toEqual({ schema: 'Sales_SFTP__ana', table: 'orders' })
@@ -63,15 +79,29 @@ describe('target naming', () => {
   })
 
   it('maps anchovy ids to schema names case-insensitively, with - and . written as _', () => {
-    expect(targetOf(table, { ...base, schemaMap: schemaMap({ SALES_SFTP: 'sales' }) })).toEqual({ schema: 'sales__ana', table: 'orders' })
-    expect(targetOf({ ...table, namespace: 'shop-files.v2' }, { ...base, schemaMap: schemaMap({ shop_files_v2: 'shop' }) })).toEqual({ schema: 'shop__ana', table: 'orders' })
+    expect(targetOf(table, { ...base, schemaMap: schemaMap({ SALES_SFTP: 'sales' }) })).toEqual({
+      schema: 'sales__ana',
+      table: 'orders',
+    })
+    expect(
+      targetOf({ ...table, namespace: 'shop-files.v2' }, { ...base, schemaMap: schemaMap({ shop_files_v2: 'shop' }) }),
+    ).toEqual({ schema: 'shop__ana', table: 'orders' })
   })
 
   it('prefixes table names where there are no schemas, and uses the default schema when asked', () => {
     expect(targetOf(table, { ...base, schemas: false })).toEqual({ schema: null, table: 'Sales_SFTP__ana__orders' })
-    expect(targetOf(table, { ...base, settings: sqlSettings({ sql_schema_prefix: true }) })).toEqual({ schema: null, table: 'Sales_SFTP__ana__orders' })
-    expect(targetOf(table, { ...base, settings: sqlSettings({ sql_no_schema_name: true }) })).toEqual({ schema: null, table: 'orders' })
-    expect(targetOf({ ...table, properties: { sql_table: 'order_lines' } }, base)).toEqual({ schema: 'Sales_SFTP__ana', table: 'order_lines' })
+    expect(targetOf(table, { ...base, settings: sqlSettings({ sql_schema_prefix: true }) })).toEqual({
+      schema: null,
+      table: 'Sales_SFTP__ana__orders',
+    })
+    expect(targetOf(table, { ...base, settings: sqlSettings({ sql_no_schema_name: true }) })).toEqual({
+      schema: null,
+      table: 'orders',
+    })
+    expect(targetOf({ ...table, properties: { sql_table: 'order_lines' } }, base)).toEqual({
+      schema: 'Sales_SFTP__ana',
+      table: 'order_lines',
+    })
   })
 })
 
@@ -83,7 +113,9 @@ describe('connection URLs', () => {
   })
 
   it('rejects unsupported schemes with a coded error and never echoes the password', () => {
-    expect(() => knexConfig('mssql://sa:hunter2pw@host/db')).toThrow(expect.objectContaining({ code: 'ANCH_ERR_SQL_UNSUPPORTED' }))
+    expect(() => knexConfig('mssql://sa:hunter2pw@host/db')).toThrow(
+      expect.objectContaining({ code: 'ANCH_ERR_SQL_UNSUPPORTED' }),
+    )
     try {
       knexConfig('oracle://sa:hunter2pw@host/db')
       expect.unreachable()

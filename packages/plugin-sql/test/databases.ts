@@ -29,7 +29,10 @@ export async function postgresDb(password = 'pg-s3cret-pw'): Promise<TestDb> {
   await admin.connect()
   await admin.query(`CREATE DATABASE ${name}`)
   await admin.end()
-  const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${name}`, types: { getTypeParser: () => (v: string) => v } })
+  const client = new pg.Client({
+    connectionString: `postgres://postgres@127.0.0.1:5432/${name}`,
+    types: { getTypeParser: () => (v: string) => v },
+  })
   await client.connect()
   await client.query("SET TIME ZONE 'UTC'")
   const q = (n: string): string => `"${n.replace(/"/g, '""')}"`
@@ -39,7 +42,9 @@ export async function postgresDb(password = 'pg-s3cret-pw'): Promise<TestDb> {
     q,
     target: (id, table) => ({ schema: `${id}__test`, table }),
     async rows(schema, table, where = 'TRUE') {
-      return (await client.query(`SELECT * FROM ${schema ? `${q(schema)}.` : ''}${q(table)} WHERE ${where} ORDER BY "_seq"`)).rows
+      return (
+        await client.query(`SELECT * FROM ${schema ? `${q(schema)}.` : ''}${q(table)} WHERE ${where} ORDER BY "_seq"`)
+      ).rows
     },
     async query(sql) {
       return (await client.query(sql)).rows
@@ -57,7 +62,16 @@ export async function postgresDb(password = 'pg-s3cret-pw'): Promise<TestDb> {
 /** MariaDB/MySQL: the uploader creates one database per schema; every schema of this run shares a unique prefix. */
 export async function mysqlDb(): Promise<TestDb & { prefix: string }> {
   const prefix = `anch${randomBytes(3).toString('hex')}`
-  const conn = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root', database: 'test', dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z' })
+  const conn = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: 3306,
+    user: 'root',
+    database: 'test',
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    timezone: 'Z',
+  })
   await conn.query("SET time_zone = '+00:00'")
   const q = (n: string): string => `\`${n.replace(/`/g, '``')}\``
   return {
@@ -67,7 +81,9 @@ export async function mysqlDb(): Promise<TestDb & { prefix: string }> {
     q,
     target: (id, table) => ({ schema: `${id}__test`, table }),
     async rows(schema, table, where = 'TRUE') {
-      const [rows] = await conn.query(`SELECT * FROM ${schema ? `${q(schema)}.` : ''}${q(table)} WHERE ${where} ORDER BY \`_seq\``)
+      const [rows] = await conn.query(
+        `SELECT * FROM ${schema ? `${q(schema)}.` : ''}${q(table)} WHERE ${where} ORDER BY \`_seq\``,
+      )
       return rows as Record<string, unknown>[]
     },
     async query(sql) {
@@ -95,7 +111,10 @@ export async function sqliteDb(): Promise<TestDb> {
     q,
     target: (id, table) => ({ schema: null, table: `${id}__test__${table}` }),
     async rows(_schema, table, where = '1') {
-      return open().prepare(`SELECT * FROM ${q(table)} WHERE ${where} ORDER BY "_seq"`).safeIntegers(true).all() as Record<string, unknown>[]
+      return open()
+        .prepare(`SELECT * FROM ${q(table)} WHERE ${where} ORDER BY "_seq"`)
+        .safeIntegers(true)
+        .all() as Record<string, unknown>[]
     },
     async query(sql) {
       const stmt = open().prepare(sql)

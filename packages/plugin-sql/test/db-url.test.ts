@@ -7,7 +7,16 @@ const require = createRequire(import.meta.url)
 const parsePg = (require('pg-connection-string') as { parse: (s: string) => Record<string, unknown> }).parse
 
 /** Passwords as people paste them into URLs, not percent-encoded. */
-const RAW_PASSWORDS = ['p@ss:w/rd%?#', 'Zq@x:7/ yW%?#é', 'ü@ñí/cödé:ß#?', 'a"b\\c\'@d{}', 'q@z@w@k', 'x:y:z:w', '/zq7-Vx', 'zQ9-xK@']
+const RAW_PASSWORDS = [
+  'p@ss:w/rd%?#',
+  'Zq@x:7/ yW%?#é',
+  'ü@ñí/cödé:ß#?',
+  'a"b\\c\'@d{}',
+  'q@z@w@k',
+  'x:y:z:w',
+  '/zq7-Vx',
+  'zQ9-xK@',
+]
 
 function fragments(secret: string): string[] {
   const out: string[] = []
@@ -38,30 +47,57 @@ describe('database URLs with passwords that are not percent-encoded', () => {
   })
 
   it('still decodes percent-encoded credentials, and reads URLs without credentials or host as before', () => {
-    expect(splitDbUrl('postgres://a%40b:Sup3r-s3cret%21pw@h:1/d')).toMatchObject({ user: 'a@b', password: 'Sup3r-s3cret!pw', host: 'h:1', rest: '/d' })
-    expect(splitDbUrl('postgres://h/d?x=1')).toMatchObject({ user: undefined, password: undefined, host: 'h', rest: '/d?x=1' })
+    expect(splitDbUrl('postgres://a%40b:Sup3r-s3cret%21pw@h:1/d')).toMatchObject({
+      user: 'a@b',
+      password: 'Sup3r-s3cret!pw',
+      host: 'h:1',
+      rest: '/d',
+    })
+    expect(splitDbUrl('postgres://h/d?x=1')).toMatchObject({
+      user: undefined,
+      password: undefined,
+      host: 'h',
+      rest: '/d?x=1',
+    })
     expect(splitDbUrl('postgres://u@h')).toMatchObject({ user: 'u', password: undefined, host: 'h', rest: '' })
     expect(splitDbUrl('sqlite:///dir/a@b.db')).toMatchObject({ user: undefined, host: '', rest: '/dir/a@b.db' })
-    const c = parsePg((knexConfig('postgres://u:pw@/db?host=/var/run/postgresql').config.connection as { connectionString: string }).connectionString)
+    const c = parsePg(
+      (knexConfig('postgres://u:pw@/db?host=/var/run/postgresql').config.connection as { connectionString: string })
+        .connectionString,
+    )
     expect([c.user, c.password, c.host, c.database]).toEqual(['u', 'pw', '/var/run/postgresql', 'db'])
   })
 
   it('describes a URL for messages without any piece of its password or query', () => {
     for (const pw of RAW_PASSWORDS) {
-      for (const url of [`postgres://app:${pw}@db.example.com:5432/sales?password=${pw}`, `mysql://root:${pw}@[::1]/x#${pw}`, `sqlite+x://u:${pw}@h`]) {
+      for (const url of [
+        `postgres://app:${pw}@db.example.com:5432/sales?password=${pw}`,
+        `mysql://root:${pw}@[::1]/x#${pw}`,
+        `sqlite+x://u:${pw}@h`,
+      ]) {
         const shown = describeUrl(url)
-        expect(fragments(pw).filter((f) => shown.includes(f)), shown).toEqual([])
+        expect(
+          fragments(pw).filter((f) => shown.includes(f)),
+          shown,
+        ).toEqual([])
         expect(shown).toMatch(/\*\*\*@/)
       }
     }
-    expect(describeUrl('postgres://app:p@ss:w/rd%?#@db:5432/sales?sslmode=require')).toBe('postgres://app:***@db:5432/sales')
+    expect(describeUrl('postgres://app:p@ss:w/rd%?#@db:5432/sales?sslmode=require')).toBe(
+      'postgres://app:***@db:5432/sales',
+    )
     expect(describeUrl('user:p@ss:w/rd@host')).toBe('user:…')
     expect(describeUrl('not a url')).toBe('(not a URL)')
   })
 
   it('refuses a URL it cannot read with ANCH_ERR_SQL_URL, naming where it points and never the password', () => {
     for (const pw of RAW_PASSWORDS) {
-      for (const url of [`postgres://app:${pw}@bad host:5432/db`, `mysql://root:${pw}@h:notaport/x`, `app:${pw}@host/db`, `nosuch://app:${pw}@h/db`]) {
+      for (const url of [
+        `postgres://app:${pw}@bad host:5432/db`,
+        `mysql://root:${pw}@h:notaport/x`,
+        `app:${pw}@host/db`,
+        `nosuch://app:${pw}@h/db`,
+      ]) {
         let err: { code?: string; message: string } | undefined
         try {
           knexConfig(url)
@@ -69,7 +105,10 @@ describe('database URLs with passwords that are not percent-encoded', () => {
           err = e as { code?: string; message: string }
         }
         expect(err?.code, url).toBe('ANCH_ERR_SQL_URL')
-        expect(fragments(pw).filter((f) => err!.message.includes(f)), err!.message).toEqual([])
+        expect(
+          fragments(pw).filter((f) => err!.message.includes(f)),
+          err!.message,
+        ).toEqual([])
       }
     }
   })

@@ -29,7 +29,11 @@ async function loadBoth(datastore: string, up: string, user = 'test'): Promise<{
       user,
       datastore,
       upstream: [up],
-      env: { ACHVY_CNXN__DB__URL: db.url, ACHVY_SQL_FAST_PATH: mode, [`ACHVY_CNXN__SCHEMAS__${up.toUpperCase()}`]: `${up}_${mode}` },
+      env: {
+        ACHVY_CNXN__DB__URL: db.url,
+        ACHVY_SQL_FAST_PATH: mode,
+        [`ACHVY_CNXN__SCHEMAS__${up.toUpperCase()}`]: `${up}_${mode}`,
+      },
     })
     out[mode] = tableTasks(r.results)
   }
@@ -39,7 +43,9 @@ async function loadBoth(datastore: string, up: string, user = 'test'): Promise<{
 /** Asserts both loads of `table` left the same rows and column types, and returns how many rows there are. */
 async function sameTarget(up: string, table: string, user = 'test'): Promise<number> {
   const types = async (mode: string): Promise<unknown[]> =>
-    db.query(`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '${up}_${mode}__${user}' AND table_name = '${table}' ORDER BY ordinal_position`)
+    db.query(
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '${up}_${mode}__${user}' AND table_name = '${table}' ORDER BY ordinal_position`,
+    )
   expect(await types('on')).toEqual(await types('off'))
   const rows = async (mode: string): Promise<unknown[]> =>
     (await db.rows(`${up}_${mode}__${user}`, table)).map((r) => ({ ...r, _del: r._del === null ? null : 'set' }))
@@ -53,11 +59,36 @@ async function sameTarget(up: string, table: string, user = 'test'): Promise<num
  * task's `rows` counts what the source yielded before the error: none on the fast path, whose source yields none.)
  */
 function sameTasks(both: { on: Task[]; off: Task[] }): void {
-  const pick = (t: Task): unknown => ({ tbl: t.tbl, status: t.status, code: t.data.err_code, msg: t.data.err_msg, rows: t.status === 'OK' ? t.data.rows : undefined, inserted: t.data.inserted, superseded: t.data.superseded })
+  const pick = (t: Task): unknown => ({
+    tbl: t.tbl,
+    status: t.status,
+    code: t.data.err_code,
+    msg: t.data.err_msg,
+    rows: t.status === 'OK' ? t.data.rows : undefined,
+    inserted: t.data.inserted,
+    superseded: t.data.superseded,
+  })
   expect(both.on.map(pick)).toEqual(both.off.map(pick))
 }
 
-const HOSTILE = ['', 'plain', 'quote " and \'', 'back\\slash \\N \\\\', 'tab\there', 'cr\rlf\ncrlf\r\n', '\uFEFFbom', 'ünïcödé ✓ 𝄞 日本', '\u0001\u001f\u007f', 'lone \ud800 surrogate', 'x'.repeat(70_000), '{"json": "looking"}', '\\x00', 'null', 'NULL', '\t\n']
+const HOSTILE = [
+  '',
+  'plain',
+  'quote " and \'',
+  'back\\slash \\N \\\\',
+  'tab\there',
+  'cr\rlf\ncrlf\r\n',
+  '\uFEFFbom',
+  'ünïcödé ✓ 𝄞 日本',
+  '\u0001\u001f\u007f',
+  'lone \ud800 surrogate',
+  'x'.repeat(70_000),
+  '{"json": "looking"}',
+  '\\x00',
+  'null',
+  'NULL',
+  '\t\n',
+]
 
 /** Row `i` of a generated table: every anchovies type, hostile strings, nulls. */
 function generated(i: number, variant: number): Record<string, unknown> {
@@ -69,12 +100,21 @@ function generated(i: number, variant: number): Record<string, unknown> {
     n: i % 3 === 0 ? null : i * 1_000_003,
     big: i % 5 === 0 ? 2n ** 62n + BigInt(i) : i,
     b: i % 2 === 0,
-    dt: DateTime.parse(`2025-0${1 + (i % 9)}-1${i % 10}T${String(i % 24).padStart(2, '0')}:00:0${i % 10}.${String(i).padStart(6, '0').slice(-6)}+0${i % 10}:30`),
+    dt: DateTime.parse(
+      `2025-0${1 + (i % 9)}-1${i % 10}T${String(i % 24).padStart(2, '0')}:00:0${i % 10}.${String(i).padStart(6, '0').slice(-6)}+0${i % 10}:30`,
+    ),
     naive: DateTime.parse(`2024-02-29T12:34:5${i % 10}`),
     d: new LocalDate(1999 + (i % 30), 1 + (i % 12), 1 + (i % 28)),
     t: `${String(i % 24).padStart(2, '0')}:15:30.25`,
     by: Buffer.from([i & 255, 0, 92, 10, 13, 9, 255]),
-    o: i % 4 === 0 ? { a: [1, 'two', null, { '3': true, b: 'x\ty' }], z: 1.0 } : i % 4 === 1 ? [`a\\b\n${i}`, 'ü'] : i % 4 === 2 ? 'just a string' : 42,
+    o:
+      i % 4 === 0
+        ? { a: [1, 'two', null, { '3': true, b: 'x\ty' }], z: 1.0 }
+        : i % 4 === 1
+          ? [`a\\b\n${i}`, 'ü']
+          : i % 4 === 2
+            ? 'just a string'
+            : 42,
     dec: i % 7 === 0 ? null : `${i}.${'0123456789'.repeat(3)}`,
     empty: null,
   }
@@ -86,7 +126,10 @@ describe('sql.Uploader byte fast path against the general path (PostgreSQL)', ()
     try {
       const config = 'tbls:\n  all_types:\n    unique_by: id\n    sort_by: -dt\n    exact_decimals: dec\n'
       const N = 12_000
-      feed('all_types', Array.from({ length: N }, (_, i) => generated(i, 0)))
+      feed(
+        'all_types',
+        Array.from({ length: N }, (_, i) => generated(i, 0)),
+      )
       expect((await run({ operator: FEED, id: 'gen', datastore: ds.dir, config })).exitCode).toBe(0)
       let both = await loadBoth(ds.dir, 'gen')
       sameTasks(both)
@@ -95,7 +138,10 @@ describe('sql.Uploader byte fast path against the general path (PostgreSQL)', ()
       expect(await sameTarget('gen', 'all_types')).toBe(N)
 
       // Second load: half the keys again, then a column that widens (int → float) in the middle of the load.
-      feed('all_types', Array.from({ length: N }, (_, i) => ({ ...generated(i + N / 2, 1), ...(i === N / 2 ? { n: 0.5 } : {}) })))
+      feed(
+        'all_types',
+        Array.from({ length: N }, (_, i) => ({ ...generated(i + N / 2, 1), ...(i === N / 2 ? { n: 0.5 } : {}) })),
+      )
       expect((await run({ operator: FEED, id: 'gen', datastore: ds.dir, config })).exitCode).toBe(0)
       both = await loadBoth(ds.dir, 'gen')
       sameTasks(both)
@@ -110,8 +156,19 @@ describe('sql.Uploader byte fast path against the general path (PostgreSQL)', ()
   it('loads declared columns (CSV-like strings in typed columns) the same way', async () => {
     const ds = tempDir()
     try {
-      const config = 'tbls:\n  typed:\n    unique_by: k\n    columns: {k: str, i: int, f: float, b: bool, d: date, t: time}\n'
-      feed('typed', Array.from({ length: 9000 }, (_, i) => ({ k: `k${i}`, i: i % 10 === 0 ? '' : String(i), f: i % 3 === 0 ? ' 1.5 ' : i, b: i % 2 ? 'yes' : true, d: i % 4 === 0 ? '2024-01-02' : null, t: i % 5 === 0 ? '10:00' : null })))
+      const config =
+        'tbls:\n  typed:\n    unique_by: k\n    columns: {k: str, i: int, f: float, b: bool, d: date, t: time}\n'
+      feed(
+        'typed',
+        Array.from({ length: 9000 }, (_, i) => ({
+          k: `k${i}`,
+          i: i % 10 === 0 ? '' : String(i),
+          f: i % 3 === 0 ? ' 1.5 ' : i,
+          b: i % 2 ? 'yes' : true,
+          d: i % 4 === 0 ? '2024-01-02' : null,
+          t: i % 5 === 0 ? '10:00' : null,
+        })),
+      )
       expect((await run({ operator: FEED, id: 'typed', datastore: ds.dir, config })).exitCode).toBe(0)
       const both = await loadBoth(ds.dir, 'typed')
       sameTasks(both)
@@ -139,7 +196,8 @@ function member(text: string | Buffer): Buffer {
 /** Lines of `count` plain rows starting at id `from`. */
 function lines(from: number, count: number): string {
   let out = ''
-  for (let i = from; i < from + count; i++) out += `${encodeRow({ id: i, name: `n${i}`, v: i * 0.5, at: DateTime.parse('2025-01-01T00:00:00+00:00') })}\n`
+  for (let i = from; i < from + count; i++)
+    out += `${encodeRow({ id: i, name: `n${i}`, v: i * 0.5, at: DateTime.parse('2025-01-01T00:00:00+00:00') })}\n`
   return out
 }
 
@@ -151,21 +209,118 @@ function rawDatastore(dir: string, up: string, table: string, files: Record<stri
   const base = `${dir}/test/${up}`
   mkdirSync(`${base}/data/${table}`, { recursive: true })
   mkdirSync(`${base}/$tables`, { recursive: true })
-  writeFileSync(`${base}/$tables/${table}.json`, JSON.stringify({ name: table, namespace: null, cols: '', unique_by: 'id', set_by: '', sort_by: '', deleted_ttl: null }))
+  writeFileSync(
+    `${base}/$tables/${table}.json`,
+    JSON.stringify({
+      name: table,
+      namespace: null,
+      cols: '',
+      unique_by: 'id',
+      set_by: '',
+      sort_by: '',
+      deleted_ttl: null,
+    }),
+  )
   for (const [name, content] of Object.entries(files)) writeFileSync(`${base}/data/${table}/${name}`, content)
 }
 
 describe('hostile data files: the fast path falls back and reports exactly what the general path reports', () => {
   const cases: [string, Record<string, Buffer>][] = [
-    ['members, empty lines and an empty file', { '1.json.gz': Buffer.concat([member(lines(0, 4000)), member(`\n${lines(4000, 4000)}\n`), member(lines(8000, 10))]), '2.json.gz': Buffer.alloc(0) }],
-    ['a plain single-member gzip (Python)', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 3000))]), '2.json.gz': gzipSync(lines(6000, 5000)) }],
-    ['a byte order mark, CRLF line ends and an object-form _types', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(`\uFEFF${lines(3000, 10)}`), member(lines(3010, 50).replace(/\n/g, '\r\n')), member(lines(4000, 100).replace(/"_types":"at@DT"/g, '"_types":{"at":"DT"}'))]) }],
-    ['an unknown annotation code, a key escape, duplicate keys, spaces', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 30).replace(/"at@DT"/g, '"at@XX"')), member('{"id":9000,"n\\u0061me":"esc"}\n{"id":9001,"id":9002}\n{ "id" : 9003 }\n'), member(lines(5000, 3000))]) }],
-    ['a bad JSON line in the second member (file:line)', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(`${lines(3000, 20)}{"id":3020,"name":}\n${lines(3021, 20)}`), member(lines(5000, 3000))]) }],
-    ['a null key in a later member (row and file named)', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 3000))]), '2.json.gz': Buffer.concat([member(lines(6000, 3000)), member(`${lines(9000, 7)}{"id":null,"name":"x"}\n`)]) }],
-    ['an invalid datetime and a line spanning two members', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 10).slice(0, -40)), member(`${lines(3000, 10).slice(-40)}${lines(3010, 10)}`), member(lines(4000, 3).replace('2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+0x:00'))]) }],
-    ['a file cut inside a member', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 3000)), member(lines(6000, 3000))]).subarray(0, -20) }],
-    ['invalid UTF-8 and a NUL escape', { '1.json.gz': Buffer.concat([member(lines(0, 3000)), Buffer.concat([member(lines(3000, 5)), member('{"id":3005,"name":"\\u0000"}\n')]), member(Buffer.concat([Buffer.from(lines(6000, 5)), Buffer.from('{"id":6100,"name":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]))]) }],
+    [
+      'members, empty lines and an empty file',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 4000)),
+          member(`\n${lines(4000, 4000)}\n`),
+          member(lines(8000, 10)),
+        ]),
+        '2.json.gz': Buffer.alloc(0),
+      },
+    ],
+    [
+      'a plain single-member gzip (Python)',
+      {
+        '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 3000))]),
+        '2.json.gz': gzipSync(lines(6000, 5000)),
+      },
+    ],
+    [
+      'a byte order mark, CRLF line ends and an object-form _types',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 3000)),
+          member(`\uFEFF${lines(3000, 10)}`),
+          member(lines(3010, 50).replace(/\n/g, '\r\n')),
+          member(lines(4000, 100).replace(/"_types":"at@DT"/g, '"_types":{"at":"DT"}')),
+        ]),
+      },
+    ],
+    [
+      'an unknown annotation code, a key escape, duplicate keys, spaces',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 3000)),
+          member(lines(3000, 30).replace(/"at@DT"/g, '"at@XX"')),
+          member('{"id":9000,"n\\u0061me":"esc"}\n{"id":9001,"id":9002}\n{ "id" : 9003 }\n'),
+          member(lines(5000, 3000)),
+        ]),
+      },
+    ],
+    [
+      'a bad JSON line in the second member (file:line)',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 3000)),
+          member(`${lines(3000, 20)}{"id":3020,"name":}\n${lines(3021, 20)}`),
+          member(lines(5000, 3000)),
+        ]),
+      },
+    ],
+    [
+      'a null key in a later member (row and file named)',
+      {
+        '1.json.gz': Buffer.concat([member(lines(0, 3000)), member(lines(3000, 3000))]),
+        '2.json.gz': Buffer.concat([member(lines(6000, 3000)), member(`${lines(9000, 7)}{"id":null,"name":"x"}\n`)]),
+      },
+    ],
+    [
+      'an invalid datetime and a line spanning two members',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 3000)),
+          member(lines(3000, 10).slice(0, -40)),
+          member(`${lines(3000, 10).slice(-40)}${lines(3010, 10)}`),
+          member(lines(4000, 3).replace('2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+0x:00')),
+        ]),
+      },
+    ],
+    [
+      'a file cut inside a member',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 3000)),
+          member(lines(3000, 3000)),
+          member(lines(6000, 3000)),
+        ]).subarray(0, -20),
+      },
+    ],
+    [
+      'invalid UTF-8 and a NUL escape',
+      {
+        '1.json.gz': Buffer.concat([
+          member(lines(0, 3000)),
+          Buffer.concat([member(lines(3000, 5)), member('{"id":3005,"name":"\\u0000"}\n')]),
+          member(
+            Buffer.concat([
+              Buffer.from(lines(6000, 5)),
+              Buffer.from('{"id":6100,"name":"'),
+              Buffer.from([0xff, 0xfe]),
+              Buffer.from('"}\n'),
+            ]),
+          ),
+        ]),
+      },
+    ],
   ]
   it.each(cases)('%s', async (name, files) => {
     const ds = tempDir()

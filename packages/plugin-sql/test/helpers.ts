@@ -42,7 +42,14 @@ export async function run(opts: {
 }): Promise<{ exitCode: number; results: Record<string, unknown> }> {
   return startAnchovy(
     {
-      flags: { operator_cls: opts.operator, id: opts.id, user: opts.user ?? 'test', datastore: opts.datastore, ...(opts.upstream ? { upstream: opts.upstream } : {}), ...(opts.enable ? { enabled: opts.enable } : {}) },
+      flags: {
+        operator_cls: opts.operator,
+        id: opts.id,
+        user: opts.user ?? 'test',
+        datastore: opts.datastore,
+        ...(opts.upstream ? { upstream: opts.upstream } : {}),
+        ...(opts.enable ? { enabled: opts.enable } : {}),
+      },
       env: { ...opts.env },
       configText: opts.config,
       cwd: opts.datastore,
@@ -52,7 +59,11 @@ export async function run(opts: {
 }
 
 /** The data of every TABLE task of a run's results. */
-export function tableTasks(results: Record<string, unknown>): { tbl: string; status: string; data: Record<string, unknown> }[] {
-  const batches = results.batches as { done_tasks: { task_type: string; tbl: string; status: string; data: Record<string, unknown> }[] }[]
+export function tableTasks(
+  results: Record<string, unknown>,
+): { tbl: string; status: string; data: Record<string, unknown> }[] {
+  const batches = results.batches as {
+    done_tasks: { task_type: string; tbl: string; status: string; data: Record<string, unknown> }[]
+  }[]
   return batches.flatMap((b) => b.done_tasks.filter((t) => t.task_type === 'TABLE'))
 }

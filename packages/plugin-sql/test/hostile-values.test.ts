@@ -48,7 +48,14 @@ const HOSTILE_NUMBERS = HOSTILE.map(([s]) => s)
 /** The regular expression the uploader used (the readable grammar; quadratic on long digit runs). */
 const OLD_DECIMAL_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 function oldExactAsDouble(s: string): boolean {
-  return s.replace(/^[+-]/, '').replace(/[eE].*$/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '').length <= 15
+  return (
+    s
+      .replace(/^[+-]/, '')
+      .replace(/[eE].*$/, '')
+      .replace('.', '')
+      .replace(/^0+/, '')
+      .replace(/0+$/, '').length <= 15
+  )
 }
 function oldDecimalFits(text: string): boolean {
   const t = text.replace(/^[+-]/, '')
@@ -73,7 +80,16 @@ describe('huge hostile cells', () => {
   })
 
   it('types every declared column type on 200 KB hostile cells in linear time', () => {
-    const cells = [...HOSTILE_NUMBERS, `${'ab'.repeat(BIG / 2)}g`, `${'ab'.repeat(BIG / 2)}a`, '['.repeat(BIG), `${'12:'.repeat(BIG / 3)}`, `${'2025-'.repeat(BIG / 5)}`, 'T'.repeat(BIG), `${' '.repeat(BIG)}x`]
+    const cells = [
+      ...HOSTILE_NUMBERS,
+      `${'ab'.repeat(BIG / 2)}g`,
+      `${'ab'.repeat(BIG / 2)}a`,
+      '['.repeat(BIG),
+      `${'12:'.repeat(BIG / 3)}`,
+      `${'2025-'.repeat(BIG / 5)}`,
+      'T'.repeat(BIG),
+      `${' '.repeat(BIG)}x`,
+    ]
     for (const t of COLUMN_TYPES) {
       for (const s of cells) {
         const label = `${t} ${JSON.stringify(s.slice(0, 12))}… (${s.length} chars)`
@@ -111,14 +127,29 @@ describe('huge hostile cells', () => {
         expect(decimalTextFits(s), JSON.stringify(s)).toBe(oldDecimalFits(s))
       }
     }
-    for (const s of ['1234567890.12345', '1234567890.123456', '0.000000000000000123456789012345', '100000000000000000000', '1.0000000000000010', '-0.0e5', '+.5E-3']) {
+    for (const s of [
+      '1234567890.12345',
+      '1234567890.123456',
+      '0.000000000000000123456789012345',
+      '100000000000000000000',
+      '1.0000000000000010',
+      '-0.0e5',
+      '+.5E-3',
+    ]) {
       expect(coerceDeclared('float', s) instanceof DecimalText, s).toBe(!oldExactAsDouble(s))
       expect(decimalTextFits(s), s).toBe(oldDecimalFits(s))
     }
   })
 
   it('checks and quotes 200 KB column names in linear time on every dialect', () => {
-    const names = ['a'.repeat(BIG), `${'a '.repeat(BIG / 2)}`, `${' '.repeat(BIG)}x`, '😀'.repeat(BIG / 2), '"'.repeat(BIG), '`'.repeat(BIG)]
+    const names = [
+      'a'.repeat(BIG),
+      `${'a '.repeat(BIG / 2)}`,
+      `${' '.repeat(BIG)}x`,
+      '😀'.repeat(BIG / 2),
+      '"'.repeat(BIG),
+      '`'.repeat(BIG),
+    ]
     for (const d of [new PostgresDialect(), new MysqlDialect(), new SqliteDialect()]) {
       for (const n of names) {
         timed(`${d.name} quote(${n.length} chars)`, () => {
@@ -133,7 +164,14 @@ describe('huge hostile cells', () => {
   })
 
   it('reads 200 KB hostile connection URLs in linear time', () => {
-    const urls = [`postgres://${'@'.repeat(BIG)}`, `postgres://u:${':'.repeat(BIG)}@h/db`, `${'a'.repeat(BIG)}://x`, `postgres://${'//'.repeat(BIG / 2)}`, `${'a:'.repeat(BIG / 2)}`, `mysql://u:${'%'.repeat(BIG)}@h`]
+    const urls = [
+      `postgres://${'@'.repeat(BIG)}`,
+      `postgres://u:${':'.repeat(BIG)}@h/db`,
+      `${'a'.repeat(BIG)}://x`,
+      `postgres://${'//'.repeat(BIG / 2)}`,
+      `${'a:'.repeat(BIG / 2)}`,
+      `mysql://u:${'%'.repeat(BIG)}@h`,
+    ]
     for (const u of urls) {
       timed(`splitDbUrl(${u.length} chars)`, () => splitDbUrl(u))
       const shown = timed(`describeUrl(${u.length} chars)`, () => describeUrl(u))

@@ -33,12 +33,22 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
   })
 
   /** Runs the Feed downloader `dl` then the uploader `up` over it. */
-  async function pipeline(dl: string, config: string, opts: { env?: Record<string, string>; operator?: string; up?: string; skipDownload?: boolean } = {}) {
+  async function pipeline(
+    dl: string,
+    config: string,
+    opts: { env?: Record<string, string>; operator?: string; up?: string; skipDownload?: boolean } = {},
+  ) {
     if (!opts.skipDownload) {
       const d = await run({ operator: FEED, id: dl, datastore: ds.dir, config })
       expect(d.exitCode).toBe(0)
     }
-    return run({ operator: opts.operator ?? 'sql.Uploader', id: opts.up ?? `${dl}_up`, datastore: ds.dir, upstream: [dl], env: { ACHVY_CNXN__DB__URL: db.url, ...opts.env } })
+    return run({
+      operator: opts.operator ?? 'sql.Uploader',
+      id: opts.up ?? `${dl}_up`,
+      datastore: ds.dir,
+      upstream: [dl],
+      env: { ACHVY_CNXN__DB__URL: db.url, ...opts.env },
+    })
   }
 
   it('round-trips every type exactly', async () => {
@@ -62,7 +72,21 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
         dec: '12345678901234567890.123456789',
         tiny: `0.${'1'.repeat(35)}`,
       },
-      { id: 2, s: null, i: null, big: null, f: null, b: false, dtz: null, dn: null, d: null, tm: null, by: Buffer.alloc(0), j: [], dec: null },
+      {
+        id: 2,
+        s: null,
+        i: null,
+        big: null,
+        f: null,
+        b: false,
+        dtz: null,
+        dn: null,
+        d: null,
+        tm: null,
+        by: Buffer.alloc(0),
+        j: [],
+        dec: null,
+      },
     ]
     feed('things', rowsOf())
     const config = `tbls:\n  things:\n    unique_by: id\n    columns: {big: int, small: int, tm: time, dec: float, tiny: float}\n`
@@ -80,14 +104,23 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(['f', '0', 'false', 0, 0n, false]).toContain(two!.b)
     // Aware datetimes keep the instant (stored in UTC); naive ones keep the wall clock.
     const dtz = String(one!.dtz)
-    expect(DateTime.parse(dtz.replace(' ', 'T').replace(/\+00$/, '+00:00').replace(/^(.{26})$/, '$1+00:00')).epochMicros).toBe(DateTime.parse('2025-03-10T12:31:59.310028+00:00').epochMicros)
+    expect(
+      DateTime.parse(
+        dtz
+          .replace(' ', 'T')
+          .replace(/\+00$/, '+00:00')
+          .replace(/^(.{26})$/, '$1+00:00'),
+      ).epochMicros,
+    ).toBe(DateTime.parse('2025-03-10T12:31:59.310028+00:00').epochMicros)
     expect(String(one!.dn).replace(' ', 'T')).toBe('2025-03-10T09:24:53.123456')
     expect(String(one!.d)).toBe('2024-02-29')
     expect(String(one!.tm)).toBe('13:45:30.123456')
     const bytes = one!.by
     expect(Buffer.isBuffer(bytes) ? bytes.toString('hex') : String(bytes)).toMatch(/^(\\x)?000102feff$/)
     const emptyBytes = two!.by
-    expect(Buffer.isBuffer(emptyBytes) ? emptyBytes.length : String(emptyBytes)).toSatisfy((v: unknown) => v === 0 || v === '\\x')
+    expect(Buffer.isBuffer(emptyBytes) ? emptyBytes.length : String(emptyBytes)).toSatisfy(
+      (v: unknown) => v === 0 || v === '\\x',
+    )
     const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
     expect(json(one!.j)).toEqual({ a: [1, 'two', null, true, { x: 1.5 }], ключ: 'значение', e: '😀' })
     expect(json(two!.j)).toEqual([])
@@ -108,17 +141,30 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
   it('unique_by keeps the newest row per key by sort_by, ties going to the later arrival', async () => {
     const dl = id('uniq')
     const config = 'tbls:\n  people:\n    unique_by: id\n    sort_by: -ts\n'
-    feed('people', [{ id: 1, v: 'a', ts: 10 }, { id: 2, v: 'b', ts: 10 }, { id: 1, v: 'c', ts: 5 }, { id: 3, v: 'x', ts: null }, { id: 3, v: 'y', ts: 1 }])
+    feed('people', [
+      { id: 1, v: 'a', ts: 10 },
+      { id: 2, v: 'b', ts: 10 },
+      { id: 1, v: 'c', ts: 5 },
+      { id: 3, v: 'x', ts: null },
+      { id: 3, v: 'y', ts: 1 },
+    ])
     let r = await pipeline(dl, config)
     expect(r.exitCode).toBe(0)
-    feed('people', [{ id: 1, v: 'd', ts: 10 }, { id: 2, v: 'e', ts: 3 }])
+    feed('people', [
+      { id: 1, v: 'd', ts: 10 },
+      { id: 2, v: 'e', ts: 3 },
+    ])
     r = await pipeline(dl, config)
     expect(r.exitCode).toBe(0)
     expect(tableTasks(r.results)[0]!.data).toMatchObject({ inserted: 2, superseded: 2 })
     const t = db.target(dl, 'people')
     const rows = await db.rows(t.schema, t.table)
     expect(rows).toHaveLength(7)
-    expect(current(rows).map((x) => `${asStr(x.id)}=${String(x.v)}`).sort()).toEqual(['1=d', '2=b', '3=y'])
+    expect(
+      current(rows)
+        .map((x) => `${asStr(x.id)}=${String(x.v)}`)
+        .sort(),
+    ).toEqual(['1=d', '2=b', '3=y'])
     // _seq is unique and grows with arrival.
     const seqs = rows.map((x) => Number(x._seq))
     expect(new Set(seqs).size).toBe(7)
@@ -152,7 +198,11 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     r = await pipeline(dl, config)
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
     const rows = await db.rows(t.schema, t.table)
-    expect(current(rows).map((x) => `${asStr(x.k)}=${String(x.v)}`).sort()).toEqual(['1=k1-first', '2=k2-tie-later', '3=k3-null-a', '4=k4-extra', '5=k5-b'])
+    expect(
+      current(rows)
+        .map((x) => `${asStr(x.k)}=${String(x.v)}`)
+        .sort(),
+    ).toEqual(['1=k1-first', '2=k2-tie-later', '3=k3-null-a', '4=k4-extra', '5=k5-b'])
     expect(rows).toHaveLength(12)
     expect(tableTasks(r.results)[0]!.data).toMatchObject({ inserted: 7, superseded: 7 })
   })
@@ -160,9 +210,20 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
   it('set_by replaces the whole set with its latest arrival, also across files of one batch', async () => {
     const dl = id('sets')
     const config = 'tbls:\n  lines:\n    set_by: order\n    sort_by: line\n'
-    feed('lines', [{ order: 1, line: 1 }, { order: 1, line: 2 }, { order: 1, line: 3 }, { order: 2, line: 1 }, { order: 2, line: 2 }])
+    feed('lines', [
+      { order: 1, line: 1 },
+      { order: 1, line: 2 },
+      { order: 1, line: 3 },
+      { order: 2, line: 1 },
+      { order: 2, line: 2 },
+    ])
     expect((await pipeline(dl, config)).exitCode).toBe(0)
-    feed('lines', [{ order: 1, line: 2, note: 'new' }, { order: 1, line: 1, note: 'new' }, { order: 3, line: 1, note: 'A' }, { order: 3, line: 2, note: 'A' }])
+    feed('lines', [
+      { order: 1, line: 2, note: 'new' },
+      { order: 1, line: 1, note: 'new' },
+      { order: 3, line: 1, note: 'A' },
+      { order: 3, line: 2, note: 'A' },
+    ])
     expect((await run({ operator: FEED, id: dl, datastore: ds.dir, config })).exitCode).toBe(0)
     feed('lines', [{ order: 3, line: 1, note: 'B' }])
     const r = await pipeline(dl, config)
@@ -171,7 +232,9 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     const t = db.target(dl, 'lines')
     const rows = await db.rows(t.schema, t.table)
     expect(rows).toHaveLength(10)
-    const cur = current(rows).map((x) => `${asStr(x.order)}/${asStr(x.line)}/${String(x.note)}`).sort()
+    const cur = current(rows)
+      .map((x) => `${asStr(x.order)}/${asStr(x.line)}/${String(x.note)}`)
+      .sort()
     expect(cur).toEqual(['1/1/new', '1/2/new', '2/1/null', '2/2/null', '3/1/B'])
   })
 
@@ -191,7 +254,13 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
   it('adds a column that appears mid-stream and widens columns whose values no longer fit', async () => {
     const dl = id('evolve')
     const config = 'tbls:\n  m:\n    unique_by: id\n    columns: {w: int}\n'
-    feed('m', [{ id: 1, a: null, w: '1' }, { id: 2 }, { id: 3, a: 5, n: 1 }, { id: 4, a: 7, n: 2.5 }, { id: 5, n: 'text', late: true }])
+    feed('m', [
+      { id: 1, a: null, w: '1' },
+      { id: 2 },
+      { id: 3, a: 5, n: 1 },
+      { id: 4, a: 7, n: 2.5 },
+      { id: 5, n: 'text', late: true },
+    ])
     let r = await pipeline(dl, config, { env: { DATASET_CHUNKSIZE: '2' } })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
     feed('m', [{ id: 6, a: 1.5, w: '123456789012345678901234567890' }])
@@ -200,7 +269,14 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(tableTasks(r.results)[0]!.data).toMatchObject({ columns_widened: ['w', 'a'], columns_added: [] })
     const t = db.target(dl, 'm')
     const rows = await db.rows(t.schema, t.table)
-    expect(rows.map((x) => [asStr(x.id), x.a === null ? null : Number(x.a), x.n === null ? null : String(x.n), x.late === null ? null : String(x.late)])).toEqual([
+    expect(
+      rows.map((x) => [
+        asStr(x.id),
+        x.a === null ? null : Number(x.a),
+        x.n === null ? null : String(x.n),
+        x.late === null ? null : String(x.late),
+      ]),
+    ).toEqual([
       ['1', null, null, null],
       ['2', null, null, null],
       ['3', 5, '1', null],
@@ -211,32 +287,58 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     // A declared int widened to an exact decimal when a value outgrew 64 bits (int → bigint → numeric).
     const dec = (v: unknown): string | null => (v === null ? null : String(v).replace(/\.0*$/, ''))
     expect(rows.map((x) => dec(x.w))).toEqual(['1', null, null, null, null, '123456789012345678901234567890'])
-    const meta = await db.query(`SELECT changes_json FROM ${t.schema ? `${db.q(t.schema)}.` : ''}${db.q('_anchovies_tables')} WHERE table_name = '${t.table}'`)
-    const changes = JSON.parse(String(meta[0]!.changes_json)) as { change: string; column?: string; from?: string; to?: string }[]
+    const meta = await db.query(
+      `SELECT changes_json FROM ${t.schema ? `${db.q(t.schema)}.` : ''}${db.q('_anchovies_tables')} WHERE table_name = '${t.table}'`,
+    )
+    const changes = JSON.parse(String(meta[0]!.changes_json)) as {
+      change: string
+      column?: string
+      from?: string
+      to?: string
+    }[]
     expect(changes.map((c) => c.change)).toEqual(['created', 'widened', 'widened'])
-    expect(changes).toContainEqual(expect.objectContaining({ change: 'widened', column: 'a', from: 'int', to: 'float' }))
-    expect(changes).toContainEqual(expect.objectContaining({ change: 'widened', column: 'w', from: 'int', to: 'decimal' }))
+    expect(changes).toContainEqual(
+      expect.objectContaining({ change: 'widened', column: 'a', from: 'int', to: 'float' }),
+    )
+    expect(changes).toContainEqual(
+      expect.objectContaining({ change: 'widened', column: 'w', from: 'int', to: 'decimal' }),
+    )
   })
 
-  it.runIf(dialect === 'postgres')('a COPY the server rejects after its first chunk reports the server error, not a TypeError from the closed stream', async () => {
-    const dl = id('rejected')
-    // 150,000 rows fill a dozen 1 MiB COPY chunks; a lone surrogate in a JSON value (which PostgreSQL's json
-    // refuses) in the first chunk makes the server fail the COPY while the uploader is still writing the others.
-    const rows: Row[] = Array.from({ length: 150_000 }, (_, i) => ({ id: i, note: `row ${i} ${'x'.repeat(40)}`, doc: { n: i } }))
-    rows[100]!.doc = { s: 'lone \ud800 surrogate' }
-    feed('rejected', rows)
-    const r = await pipeline(dl, 'tbls:\n  rejected:\n    unique_by: id\n')
-    expect(r.exitCode).toBe(1)
-    const text = JSON.stringify(r.results)
-    expect(text).not.toMatch(/Cannot read properties of null/)
-    expect(text).toMatch(/json|surrogate|Unicode/i)
-    // nothing of the failed load is visible
-    expect(await db.rows(`${dl}__test`, 'rejected').catch(() => [])).toEqual([])
-  })
+  it.runIf(dialect === 'postgres')(
+    'a COPY the server rejects after its first chunk reports the server error, not a TypeError from the closed stream',
+    async () => {
+      const dl = id('rejected')
+      // 150,000 rows fill a dozen 1 MiB COPY chunks; a lone surrogate in a JSON value (which PostgreSQL's json
+      // refuses) in the first chunk makes the server fail the COPY while the uploader is still writing the others.
+      const rows: Row[] = Array.from({ length: 150_000 }, (_, i) => ({
+        id: i,
+        note: `row ${i} ${'x'.repeat(40)}`,
+        doc: { n: i },
+      }))
+      rows[100]!.doc = { s: 'lone \ud800 surrogate' }
+      feed('rejected', rows)
+      const r = await pipeline(dl, 'tbls:\n  rejected:\n    unique_by: id\n')
+      expect(r.exitCode).toBe(1)
+      const text = JSON.stringify(r.results)
+      expect(text).not.toMatch(/Cannot read properties of null/)
+      expect(text).toMatch(/json|surrogate|Unicode/i)
+      // nothing of the failed load is visible
+      expect(await db.rows(`${dl}__test`, 'rejected').catch(() => [])).toEqual([])
+    },
+  )
 
   it('stores hostile column names and schema names safely and rejects names the dialect cannot hold', async () => {
     const dl = id('hostile')
-    const hostile = { 'a"b': 1, 'x; DROP TABLE y; --': 'boom', 'back`tick': 2, "it's": 3, 'with space': 4, '[br]': 5, [`c${'x'.repeat(62)}`]: 'max' }
+    const hostile = {
+      'a"b': 1,
+      'x; DROP TABLE y; --': 'boom',
+      'back`tick': 2,
+      "it's": 3,
+      'with space': 4,
+      '[br]': 5,
+      [`c${'x'.repeat(62)}`]: 'max',
+    }
     if (dialect !== 'mysql') Object.assign(hostile, { 'ünï😀': 6 })
     feed('h', [{ id: 1, ...hostile }])
     const schemaVar = `ACHVY_CNXN__SCHEMAS__${dl.toUpperCase()}`
@@ -279,7 +381,14 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     expect(r.exitCode).toBe(1)
     expect(tableTasks(r.results)[0]!.data).toMatchObject({ err_code: 'ANCH_ERR_SQL_NAME' })
     expect(String(tableTasks(r.results)[0]!.data.err_msg)).toContain('sql_table')
-    r = await run({ operator: 'sql.Uploader', id: `${dl}_up`, datastore: ds.dir, upstream: [dl], config: `tbls:\n  ${long}:\n    sql_table: short_name\n`, env: { ACHVY_CNXN__DB__URL: db.url } })
+    r = await run({
+      operator: 'sql.Uploader',
+      id: `${dl}_up`,
+      datastore: ds.dir,
+      upstream: [dl],
+      config: `tbls:\n  ${long}:\n    sql_table: short_name\n`,
+      env: { ACHVY_CNXN__DB__URL: db.url },
+    })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
     const t = db.target(dl, 'short_name')
     expect(await db.rows(t.schema, t.table)).toHaveLength(1)
@@ -288,10 +397,17 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
   it('rolls back a merge that fails half-way and loads the same data exactly once on rerun', async () => {
     const dl = id('fail')
     const config = 'tbls:\n  o:\n    unique_by: k\n    sort_by: -v\n'
-    const rows = [{ k: 'a', v: 1 }, { k: 'b', v: 2 }, { k: 'a', v: 3 }]
+    const rows = [
+      { k: 'a', v: 1 },
+      { k: 'b', v: 2 },
+      { k: 'a', v: 3 },
+    ]
     feed('o', rows)
     expect((await pipeline(dl, config)).exitCode).toBe(0)
-    feed('o', [{ k: 'b', v: 5 }, { k: 'c', v: 1 }])
+    feed('o', [
+      { k: 'b', v: 5 },
+      { k: 'c', v: 1 },
+    ])
     globalThis.__anchSqlFailMerge = 'o'
     let r = await pipeline(dl, config, { operator: FAILING, up: `${dl}_up` })
     globalThis.__anchSqlFailMerge = undefined
@@ -315,11 +431,15 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     const clean = id('clean')
     feed('o', rows)
     expect((await run({ operator: FEED, id: clean, datastore: ds.dir, config })).exitCode).toBe(0)
-    feed('o', [{ k: 'b', v: 5 }, { k: 'c', v: 1 }])
+    feed('o', [
+      { k: 'b', v: 5 },
+      { k: 'c', v: 1 },
+    ])
     expect((await pipeline(clean, config)).exitCode).toBe(0)
     const ct = db.target(clean, 'o')
     const expected = await db.rows(ct.schema, ct.table)
-    const shape = (xs: Row[]): string[] => xs.map((x) => `${asStr(x._seq)}:${String(x.k)}=${asStr(x.v)}:${x._del === null ? 'current' : 'old'}`)
+    const shape = (xs: Row[]): string[] =>
+      xs.map((x) => `${asStr(x._seq)}:${String(x.k)}=${asStr(x.v)}:${x._del === null ? 'current' : 'old'}`)
     expect(shape(after)).toEqual(shape(expected))
   })
 
@@ -328,11 +448,21 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     const b = id('concb')
     const shared = id('shared')
     const config = 'tbls:\n  c:\n    unique_by: id\n'
-    feed('c', Array.from({ length: 300 }, (_, i) => ({ id: i, x: i })))
+    feed(
+      'c',
+      Array.from({ length: 300 }, (_, i) => ({ id: i, x: i })),
+    )
     expect((await run({ operator: FEED, id: a, datastore: ds.dir, config })).exitCode).toBe(0)
-    feed('c', Array.from({ length: 300 }, (_, i) => ({ id: 1000 + i, y: `v${i}` })))
+    feed(
+      'c',
+      Array.from({ length: 300 }, (_, i) => ({ id: 1000 + i, y: `v${i}` })),
+    )
     expect((await run({ operator: FEED, id: b, datastore: ds.dir, config })).exitCode).toBe(0)
-    const env = { ACHVY_CNXN__DB__URL: db.url, [`ACHVY_CNXN__SCHEMAS__${a.toUpperCase()}`]: shared, [`ACHVY_CNXN__SCHEMAS__${b.toUpperCase()}`]: shared }
+    const env = {
+      ACHVY_CNXN__DB__URL: db.url,
+      [`ACHVY_CNXN__SCHEMAS__${a.toUpperCase()}`]: shared,
+      [`ACHVY_CNXN__SCHEMAS__${b.toUpperCase()}`]: shared,
+    }
     const [ra, rb] = await Promise.all([
       run({ operator: 'sql.Uploader', id: `${a}_up`, datastore: ds.dir, upstream: [a], env }),
       run({ operator: 'sql.Uploader', id: `${b}_up`, datastore: ds.dir, upstream: [b], env }),
@@ -349,23 +479,24 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
   })
 
   // MySQL's default schema is the shared `test` database: the naming is covered by unit tests there.
-  if (dialect !== 'mysql') it('puts tables in the default schema with ACHVY_SQL_NO_SCHEMA_NAME and honours a table\'s deleted_ttl', async () => {
-    const dl = id('noschema')
-    const table = `ns_${dl}`
-    const config = `tbls:\n  ${table}:\n    unique_by: k\n    deleted_ttl: 0\n`
-    const env = { ACHVY_SQL_NO_SCHEMA_NAME: 'true' }
-    for (const v of [1, 2, 3]) {
-      feed(table, [{ k: 1, v }])
-      const r = await pipeline(dl, config, { env })
-      expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
-      await new Promise((res) => setTimeout(res, 20))
-    }
-    // v=1 was superseded by the second load and deleted by the third; v=2 was superseded by the third.
-    expect((await db.rows(null, table)).map((x) => [asStr(x.v), x._del === null])).toEqual([
-      ['2', false],
-      ['3', true],
-    ])
-  })
+  if (dialect !== 'mysql')
+    it("puts tables in the default schema with ACHVY_SQL_NO_SCHEMA_NAME and honours a table's deleted_ttl", async () => {
+      const dl = id('noschema')
+      const table = `ns_${dl}`
+      const config = `tbls:\n  ${table}:\n    unique_by: k\n    deleted_ttl: 0\n`
+      const env = { ACHVY_SQL_NO_SCHEMA_NAME: 'true' }
+      for (const v of [1, 2, 3]) {
+        feed(table, [{ k: 1, v }])
+        const r = await pipeline(dl, config, { env })
+        expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
+        await new Promise((res) => setTimeout(res, 20))
+      }
+      // v=1 was superseded by the second load and deleted by the third; v=2 was superseded by the third.
+      expect((await db.rows(null, table)).map((x) => [asStr(x.v), x._del === null])).toEqual([
+        ['2', false],
+        ['3', true],
+      ])
+    })
 
   it('deletes superseded rows after the retention period', async () => {
     const dl = id('ttl')
@@ -399,7 +530,13 @@ describe('sql.Uploader refuses rows it cannot store faithfully', () => {
   async function attempt(dl: string, config: string, rows: Row[]) {
     feed('z', rows)
     expect((await run({ operator: FEED, id: dl, datastore: ds.dir, config })).exitCode).toBe(0)
-    const r = await run({ operator: 'sql.Uploader', id: `${dl}_up`, datastore: ds.dir, upstream: [dl], env: { ACHVY_CNXN__DB__URL: db.url } })
+    const r = await run({
+      operator: 'sql.Uploader',
+      id: `${dl}_up`,
+      datastore: ds.dir,
+      upstream: [dl],
+      env: { ACHVY_CNXN__DB__URL: db.url },
+    })
     return { exitCode: r.exitCode, task: tableTasks(r.results)[0]! }
   }
 

@@ -50,8 +50,16 @@ const DIALECTS: [string, () => Promise<TestDb & { prefix?: string }>][] = [
   ['sqlite', () => sqliteDb()],
 ]
 
-function anchovy(args: string[], env: Record<string, string>, cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, 'start', ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, encoding: 'utf8' })
+function anchovy(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, 'start', ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    encoding: 'utf8',
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -72,7 +80,11 @@ describe.each(DIALECTS)('column names from data and config on %s', (_dialect, op
   })
 
   /** The current rows of `table` with `names` read through aliases (drivers build row objects by name too). */
-  async function valuesOf(schema: string | null, table: string, names: readonly string[]): Promise<(string | null)[][]> {
+  async function valuesOf(
+    schema: string | null,
+    table: string,
+    names: readonly string[],
+  ): Promise<(string | null)[][]> {
     const from = `${schema ? `${db.q(schema)}.` : ''}${db.q(table)}`
     const list = names.map((n, j) => `${db.q(n)} AS c${j}`).join(', ')
     const rows = await db.query(`SELECT ${list} FROM ${from} WHERE ${db.q('_del')} IS NULL ORDER BY ${db.q('_seq')}`)
@@ -84,18 +96,34 @@ describe.each(DIALECTS)('column names from data and config on %s', (_dialect, op
     mkdirSync(`${dir}/files`, { recursive: true })
     const header = ['id', ...PROTO_NAMES]
     const cell = (i: number, j: number): string => String(i * 1000 + j)
-    const lines = [header.join(','), ...[1, 2, 3].map((i) => [String(i), ...PROTO_NAMES.map((_n, j) => cell(i, j))].join(','))]
+    const lines = [
+      header.join(','),
+      ...[1, 2, 3].map((i) => [String(i), ...PROTO_NAMES.map((_n, j) => cell(i, j))].join(',')),
+    ]
     writeFileSync(`${dir}/files/p.csv`, `${lines.join('\n')}\n`)
     // "undeclared": only id has a type (any declared type used to make the uploader drop these columns);
     // "declared": every column has one.
     const declared = Object.fromEntries(PROTO_NAMES.map((n) => [n, 'int']))
-    const config = { tbls: { undeclared: { path: '/p.csv', columns: { id: 'int' }, unique_by: 'id' }, declared: { path: '/p.csv', columns: { id: 'int', ...declared }, unique_by: 'id' } } }
+    const config = {
+      tbls: {
+        undeclared: { path: '/p.csv', columns: { id: 'int' }, unique_by: 'id' },
+        declared: { path: '/p.csv', columns: { id: 'int', ...declared }, unique_by: 'id' },
+      },
+    }
     writeFileSync(`${dir}/config.yaml`, JSON.stringify(config))
     const dl = id('protof')
     const env = { ACHVY_DATASTORE: `${dir}/datastore`, ACHVY_USER: 'test', ACHVY_LOG_LEVEL: 'warn' }
-    const down = anchovy(['-op', 'sftp.CsvDownloader', '--id', dl], { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href }, dir)
+    const down = anchovy(
+      ['-op', 'sftp.CsvDownloader', '--id', dl],
+      { ...env, ACHVY_CNXN__URI: pathToFileURL(`${dir}/files`).href },
+      dir,
+    )
     expect(down.status, down.stderr).toBe(0)
-    const up = anchovy(['-op', 'sql.Uploader', '--id', `${dl}_up`, '-U', dl], { ...env, ACHVY_CNXN__DB__URL: db.url }, dir)
+    const up = anchovy(
+      ['-op', 'sql.Uploader', '--id', `${dl}_up`, '-U', dl],
+      { ...env, ACHVY_CNXN__DB__URL: db.url },
+      dir,
+    )
     expect(up.status, up.stderr + up.stdout).toBe(0)
     for (const table of ['undeclared', 'declared']) {
       const target = db.target(dl, table)
@@ -106,13 +134,27 @@ describe.each(DIALECTS)('column names from data and config on %s', (_dialect, op
 
   it('stores NULL, not an Object.prototype member, for rows that lack such a column, and keys named like one still must have a value', async () => {
     const dl = id('protom')
-    const full = (i: number): Record<string, unknown> => JSON.parse(JSON.stringify(Object.fromEntries([['id', i], ...PROTO_NAMES.map((n, j) => [n, `${n}=${i}.${j}`])]))) as Record<string, unknown>
+    const full = (i: number): Record<string, unknown> =>
+      JSON.parse(
+        JSON.stringify(Object.fromEntries([['id', i], ...PROTO_NAMES.map((n, j) => [n, `${n}=${i}.${j}`])])),
+      ) as Record<string, unknown>
     // JSON.parse makes `__proto__` an own property, as reading the datastore does.
     feed('m', [full(1), { id: 2 }, full(3)])
     feed('typed', [full(1), { id: 2 }, full(3)])
-    const config = JSON.stringify({ tbls: { m: { unique_by: 'id' }, typed: { unique_by: 'id', columns: { id: 'int', toString: 'str', valueOf: 'str' } } } })
+    const config = JSON.stringify({
+      tbls: {
+        m: { unique_by: 'id' },
+        typed: { unique_by: 'id', columns: { id: 'int', toString: 'str', valueOf: 'str' } },
+      },
+    })
     expect((await run({ operator: FEED, id: dl, datastore: t.dir, config })).exitCode).toBe(0)
-    const r = await run({ operator: 'sql.Uploader', id: `${dl}_up`, datastore: t.dir, upstream: [dl], env: { ACHVY_CNXN__DB__URL: db.url } })
+    const r = await run({
+      operator: 'sql.Uploader',
+      id: `${dl}_up`,
+      datastore: t.dir,
+      upstream: [dl],
+      env: { ACHVY_CNXN__DB__URL: db.url },
+    })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
     for (const table of ['m', 'typed']) {
       const target = db.target(dl, table)
@@ -126,8 +168,17 @@ describe.each(DIALECTS)('column names from data and config on %s', (_dialect, op
     // A key column named like a prototype member that a row lacks is an empty key, not `Object`.
     const dk = id('protok')
     feed('k', [{ constructor: 'a', v: 1 }, { v: 2 }])
-    expect((await run({ operator: FEED, id: dk, datastore: t.dir, config: 'tbls:\n  k:\n    unique_by: constructor\n' })).exitCode).toBe(0)
-    const bad = await run({ operator: 'sql.Uploader', id: `${dk}_up`, datastore: t.dir, upstream: [dk], env: { ACHVY_CNXN__DB__URL: db.url } })
+    expect(
+      (await run({ operator: FEED, id: dk, datastore: t.dir, config: 'tbls:\n  k:\n    unique_by: constructor\n' }))
+        .exitCode,
+    ).toBe(0)
+    const bad = await run({
+      operator: 'sql.Uploader',
+      id: `${dk}_up`,
+      datastore: t.dir,
+      upstream: [dk],
+      env: { ACHVY_CNXN__DB__URL: db.url },
+    })
     expect(bad.exitCode).not.toBe(0)
     expect(JSON.stringify(bad.results)).toContain('ANCH_ERR_SQL_NULL_KEY')
   })
@@ -136,15 +187,25 @@ describe.each(DIALECTS)('column names from data and config on %s', (_dialect, op
     const dl = id('hostile')
     globalThis.__anchPwned = undefined
     // Declarable columns carry numbers as strings (declared int in "hd"), the others text.
-    const value = (i: number, n: string, j: number): string => (DECLARABLE.includes(n) ? String(i * 100 + j) : `${n}|${i}`)
-    const row = (i: number): Record<string, unknown> => Object.fromEntries([['id', i], ...HOSTILE_NAMES.map((n, j) => [n, value(i, n, j)])])
+    const value = (i: number, n: string, j: number): string =>
+      DECLARABLE.includes(n) ? String(i * 100 + j) : `${n}|${i}`
+    const row = (i: number): Record<string, unknown> =>
+      Object.fromEntries([['id', i], ...HOSTILE_NAMES.map((n, j) => [n, value(i, n, j)])])
     feed('h', [row(1), row(2)])
     feed('hd', [row(1), row(2)])
     // "hd" declares them int: their string cells go through the coercing code of the compiled row check.
     const declared = Object.fromEntries(DECLARABLE.map((n) => [n, 'int']))
-    const config = JSON.stringify({ tbls: { h: { unique_by: 'id' }, hd: { unique_by: 'id', columns: { id: 'int', ...declared } } } })
+    const config = JSON.stringify({
+      tbls: { h: { unique_by: 'id' }, hd: { unique_by: 'id', columns: { id: 'int', ...declared } } },
+    })
     expect((await run({ operator: FEED, id: dl, datastore: t.dir, config })).exitCode).toBe(0)
-    const r = await run({ operator: 'sql.Uploader', id: `${dl}_up`, datastore: t.dir, upstream: [dl], env: { ACHVY_CNXN__DB__URL: db.url } })
+    const r = await run({
+      operator: 'sql.Uploader',
+      id: `${dl}_up`,
+      datastore: t.dir,
+      upstream: [dl],
+      env: { ACHVY_CNXN__DB__URL: db.url },
+    })
     expect(r.exitCode, JSON.stringify(r.results)).toBe(0)
     expect(globalThis.__anchPwned).toBeUndefined()
     for (const table of ['h', 'hd']) {

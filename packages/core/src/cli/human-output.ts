@@ -31,7 +31,13 @@ export function formatError(err: unknown, stacks = false): string {
   for (let depth = 0; current !== undefined && current !== null && depth <= MAX_CAUSES && !seen.has(current); depth++) {
     seen.add(current)
     const e = current as { message?: unknown; code?: unknown; name?: unknown; stack?: unknown; cause?: unknown }
-    const code = isAnchoviesError(current) ? current.code : typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : 'Error'
+    const code = isAnchoviesError(current)
+      ? current.code
+      : typeof e.code === 'string'
+        ? e.code
+        : typeof e.name === 'string'
+          ? e.name
+          : 'Error'
     const message = typeof e.message === 'string' ? e.message : String(current)
     const indent = '  '.repeat(depth)
     lines.push(`${indent}${depth ? 'caused by ' : ''}${code}: ${message}`)
@@ -72,7 +78,9 @@ export function formatSummary(results: Record<string, unknown>): string {
   const ms = Date.parse(r.shutdown_at ?? '') - Date.parse(r.startup_at ?? '')
   const duration = Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)}s` : '?'
   const batches = r.batches ?? []
-  const lines = [`${r.anchovy_user ?? '?'}/${r.anchovy_id ?? '?'}: ${r.status ?? '?'} in ${duration}${batches.length > 1 ? `, ${batches.length} batches` : ''} (exit ${r.exit_code ?? '?'})`]
+  const lines = [
+    `${r.anchovy_user ?? '?'}/${r.anchovy_id ?? '?'}: ${r.status ?? '?'} in ${duration}${batches.length > 1 ? `, ${batches.length} batches` : ''} (exit ${r.exit_code ?? '?'})`,
+  ]
   const tables = new Map<string, { rows: number; status: string; error?: string }>()
   for (const b of batches) {
     for (const t of b.done_tasks ?? []) {
@@ -80,22 +88,36 @@ export function formatSummary(results: Record<string, unknown>): string {
       const prev = tables.get(t.tbl) ?? { rows: 0, status: 'OK' }
       const data = t.data ?? {}
       const rows = typeof data.rows === 'number' ? data.rows : 0
-      const error = typeof data.err_msg === 'string' ? `${typeof data.err_code === 'string' ? `${data.err_code}: ` : ''}${data.err_msg}${data.allowed_failure ? ' (allowed)' : ''}` : undefined
-      tables.set(t.tbl, { rows: prev.rows + (t.status === 'OK' ? rows : 0), status: t.status ?? '?', ...(error ? { error } : {}) })
+      const error =
+        typeof data.err_msg === 'string'
+          ? `${typeof data.err_code === 'string' ? `${data.err_code}: ` : ''}${data.err_msg}${data.allowed_failure ? ' (allowed)' : ''}`
+          : undefined
+      tables.set(t.tbl, {
+        rows: prev.rows + (t.status === 'OK' ? rows : 0),
+        status: t.status ?? '?',
+        ...(error ? { error } : {}),
+      })
     }
   }
-  for (const u of r.unfinished ?? []) for (const t of u.tbls) if (!tables.has(t)) tables.set(t, { rows: 0, status: 'STOPPED' })
+  for (const u of r.unfinished ?? [])
+    for (const t of u.tbls) if (!tables.has(t)) tables.set(t, { rows: 0, status: 'STOPPED' })
   const width = Math.min(40, Math.max(0, ...[...tables.keys()].map((k) => k.length)))
   for (const [name, t] of tables) {
     const rows = `${t.rows} row${t.rows === 1 ? '' : 's'}`
     lines.push(`  ${name.padEnd(width)}  ${t.status.padEnd(7)} ${rows}${t.error ? `  ${t.error}` : ''}`)
   }
   for (const task of [r.startup_task, r.shutdown_task]) {
-    if (task?.status === 'ERR') lines.push(`  ${task.task_type ?? 'phase'} failed: ${String(task.data?.err_code ?? '')}${task.data?.err_code ? ': ' : ''}${String(task.data?.err_msg ?? '')}`)
+    if (task?.status === 'ERR')
+      lines.push(
+        `  ${task.task_type ?? 'phase'} failed: ${String(task.data?.err_code ?? '')}${task.data?.err_code ? ': ' : ''}${String(task.data?.err_msg ?? '')}`,
+      )
   }
   for (const b of batches) {
     for (const t of b.done_tasks ?? []) {
-      if (t.task_type !== 'TABLE' && t.status === 'ERR') lines.push(`  batch ${b.batch_id} ${t.task_type ?? 'phase'} failed: ${String(t.data?.err_code ?? '')}${t.data?.err_code ? ': ' : ''}${String(t.data?.err_msg ?? '')}`)
+      if (t.task_type !== 'TABLE' && t.status === 'ERR')
+        lines.push(
+          `  batch ${b.batch_id} ${t.task_type ?? 'phase'} failed: ${String(t.data?.err_code ?? '')}${t.data?.err_code ? ': ' : ''}${String(t.data?.err_msg ?? '')}`,
+        )
     }
   }
   const warnings = r.warnings ?? []
@@ -109,5 +131,7 @@ export function formatSummary(results: Record<string, unknown>): string {
 /** Prints a run's results on stdout: the JSON (piped, `--json`, or inside another program), else the summary. */
 export function printResults(results: Record<string, unknown>): void {
   const argv = getCliArgv()
-  process.stdout.write(redact(argv && isHumanOutput(argv) ? formatSummary(results) : JSON.stringify(results, null, 2) + '\n'))
+  process.stdout.write(
+    redact(argv && isHumanOutput(argv) ? formatSummary(results) : JSON.stringify(results, null, 2) + '\n'),
+  )
 }

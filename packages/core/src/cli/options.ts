@@ -27,8 +27,14 @@ export function addSettingOptions(cmd: Command, specs: readonly SettingSpec[]): 
   for (const spec of specs) {
     if (!spec.flags) continue
     const env = spec.env[0] ?? spec.invertedEnv?.[0]
-    const def = spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0) ? `; default ${JSON.stringify(spec.default)}` : ''
-    const opt = new Option(spec.flags, `${spec.description}${env ? ` [env ${env}${spec.invertedEnv ? ', inverted' : ''}]` : ''}${def}`)
+    const def =
+      spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0)
+        ? `; default ${JSON.stringify(spec.default)}`
+        : ''
+    const opt = new Option(
+      spec.flags,
+      `${spec.description}${env ? ` [env ${env}${spec.invertedEnv ? ', inverted' : ''}]` : ''}${def}`,
+    )
     if (spec.type === 'list') opt.argParser(collect)
     if (spec.choices) opt.choices(spec.choices as string[])
     cmd.addOption(opt)
@@ -48,13 +54,16 @@ export function givenFlags(cmd: Command, specs: readonly SettingSpec[]): Record<
     if (!spec.flags) continue
     const long = /--([a-z-]+)/.exec(spec.flags)?.[1] ?? spec.key
     const attr = long.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())
-    if (cmd.getOptionValueSource(attr) === 'cli' && Object.hasOwn(opts, attr) && opts[attr] !== undefined) out[spec.key] = opts[attr]
+    if (cmd.getOptionValueSource(attr) === 'cli' && Object.hasOwn(opts, attr) && opts[attr] !== undefined)
+      out[spec.key] = opts[attr]
   }
   return out
 }
 
 /** Settings of commands that address one anchovy (healthcheck, checkpoint). */
-export const ADDRESS_SETTINGS = CORE_SETTINGS.filter((s) => ['id', 'user', 'prod', 'datastore', 'log_level', 'workers'].includes(s.key))
+export const ADDRESS_SETTINGS = CORE_SETTINGS.filter((s) =>
+  ['id', 'user', 'prod', 'datastore', 'log_level', 'workers'].includes(s.key),
+)
 
 /** Adds --id/-u/--prod/--datastore/--log-level/-c/--config-file to a command. */
 export function addAddressOptions(cmd: Command): Command {

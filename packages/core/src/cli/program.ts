@@ -17,12 +17,36 @@ interface CommandEntry {
  * does not load the runtime, the datastore or the plugins (hundreds of milliseconds on a small container).
  */
 const COMMANDS: readonly CommandEntry[] = [
-  { name: 'start', summary: 'run an anchovy once, or as a service with -S', load: async () => (await import('./commands/start.js')).startCommand() },
-  { name: 'healthcheck', summary: 'exit 0 when the last run or heartbeat succeeded recently', load: async () => (await import('./commands/healthcheck.js')).healthcheckCommand() },
-  { name: 'checkpoint', summary: "read and change an anchovy's committed checkpoints", load: async () => (await import('./commands/checkpoint.js')).checkpointCommand() },
-  { name: 'plugin', summary: 'inspect plugins', load: async () => (await import('./commands/plugin.js')).pluginCommand() },
-  { name: 'school', summary: 'see, run and watch every anchovy of a datastore', load: async () => (await import('./commands/school.js')).schoolCommand() },
-  { name: 'init', summary: 'write a starter config.yaml into the current folder', load: async () => (await import('./commands/init.js')).initCommand() },
+  {
+    name: 'start',
+    summary: 'run an anchovy once, or as a service with -S',
+    load: async () => (await import('./commands/start.js')).startCommand(),
+  },
+  {
+    name: 'healthcheck',
+    summary: 'exit 0 when the last run or heartbeat succeeded recently',
+    load: async () => (await import('./commands/healthcheck.js')).healthcheckCommand(),
+  },
+  {
+    name: 'checkpoint',
+    summary: "read and change an anchovy's committed checkpoints",
+    load: async () => (await import('./commands/checkpoint.js')).checkpointCommand(),
+  },
+  {
+    name: 'plugin',
+    summary: 'inspect plugins',
+    load: async () => (await import('./commands/plugin.js')).pluginCommand(),
+  },
+  {
+    name: 'school',
+    summary: 'see, run and watch every anchovy of a datastore',
+    load: async () => (await import('./commands/school.js')).schoolCommand(),
+  },
+  {
+    name: 'init',
+    summary: 'write a starter config.yaml into the current folder',
+    load: async () => (await import('./commands/init.js')).initCommand(),
+  },
 ]
 
 /** The exit code for an error that escaped a command. */
@@ -49,12 +73,18 @@ export async function buildProgram(): Promise<Command> {
 async function programFor(argv: readonly string[]): Promise<Command> {
   const words = argv.filter((a) => !a.startsWith('-'))
   const wanted = words[0] === 'help' ? words[1] : words[0]
-  return assemble(await Promise.all(COMMANDS.map(async (c) => (c.name === wanted ? c.load() : new Command(c.name).summary(c.summary)))))
+  return assemble(
+    await Promise.all(
+      COMMANDS.map(async (c) => (c.name === wanted ? c.load() : new Command(c.name).summary(c.summary))),
+    ),
+  )
 }
 
 function assemble(commands: readonly Command[]): Command {
   const program = new Command('anchovy')
-    .description('anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 3 degraded (healthcheck), 75 already running, 124 timeout.')
+    .description(
+      'anchovies: lightweight ETL workers. Exit codes: 0 ok, 1 a table or phase failed, 2 usage/config error, 3 degraded (healthcheck), 75 already running, 124 timeout.',
+    )
     .version(version())
     .exitOverride()
     .showHelpAfterError()
@@ -77,7 +107,8 @@ export async function main(argv: string[]): Promise<number> {
     return (process.exitCode as number | undefined) ?? 0
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return EXIT.OK
       return EXIT.USAGE
     }
     const code = exitCodeFor(err)
@@ -87,7 +118,9 @@ export async function main(argv: string[]): Promise<number> {
       const stacks = ['debug', 'trace'].includes(requestedLogLevel(argv, process.env))
       process.stderr.write(`anchovy: ${redact(formatError(err, stacks))}\n`)
     } else {
-      process.stderr.write(`anchovy: ${redact(isAnchoviesError(err) ? `${e.message} [${err.code}]` : (e.stack ?? String(err)))}\n`)
+      process.stderr.write(
+        `anchovy: ${redact(isAnchoviesError(err) ? `${e.message} [${err.code}]` : (e.stack ?? String(err)))}\n`,
+      )
     }
     return code
   }

@@ -13,7 +13,9 @@ import { CORE_SETTINGS, type SettingSpec } from './settings.js'
 // was a third of `anchovy healthcheck`'s start-up. Synchronous, because the settings are resolved synchronously.
 const requireModule = createRequire(import.meta.url)
 let yamlModule: typeof import('yaml') | undefined
-const YAML = { parse: (text: string): unknown => (yamlModule ??= requireModule('yaml') as typeof import('yaml')).parse(text) }
+const YAML = {
+  parse: (text: string): unknown => (yamlModule ??= requireModule('yaml') as typeof import('yaml')).parse(text),
+}
 
 /** Resolved settings: every declared key, typed. */
 export type Settings = Record<string, unknown> & {
@@ -78,7 +80,11 @@ export interface ConfigSources {
  * Parses operator-specific flags (declared in an operator's `static settings`) out of `args`;
  * anything left over is reported as an unknown option.
  */
-export function parseExtraFlags(args: readonly string[], specs: readonly SettingSpec[], problems: string[]): Record<string, unknown> {
+export function parseExtraFlags(
+  args: readonly string[],
+  specs: readonly SettingSpec[],
+  problems: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
@@ -134,10 +140,13 @@ export function loadDocument(src: ConfigSources, problems: string[]): ConfigDocu
         else for (const [key, value] of Object.entries(v as object)) config[key] = value
       } else if (k === 'tbls') {
         if (v == null) continue
-        if (typeof v !== 'object' || Array.isArray(v)) problems.push(`${where}: tbls must be a map of table name to settings`)
+        if (typeof v !== 'object' || Array.isArray(v))
+          problems.push(`${where}: tbls must be a map of table name to settings`)
         else for (const [name, raw] of Object.entries(v as object)) tableRaw.set(name, { where, raw })
       } else {
-        problems.push(`${where}: unknown top-level key ${JSON.stringify(k.length > 100 ? `${k.slice(0, 100)}…` : k)} (expected tbls and config)`)
+        problems.push(
+          `${where}: unknown top-level key ${JSON.stringify(k.length > 100 ? `${k.slice(0, 100)}…` : k)} (expected tbls and config)`,
+        )
       }
     }
   }
@@ -152,7 +161,9 @@ function parseDoc(text: string, where: string, problems: string[]): Record<strin
   } catch (err) {
     const e = err as { linePos?: { line: number; col: number }[]; message: string }
     const pos = e.linePos?.[0]
-    problems.push(`${where}${pos ? ` line ${pos.line} column ${pos.col}` : ''}: invalid YAML/JSON: ${e.message.split('\n')[0]}`)
+    problems.push(
+      `${where}${pos ? ` line ${pos.line} column ${pos.col}` : ''}: invalid YAML/JSON: ${e.message.split('\n')[0]}`,
+    )
     return undefined
   }
   if (value == null) return {}
@@ -193,7 +204,8 @@ export function resolveSettings(
       const invEnv = spec.invertedEnv?.find((e) => envValue(e) !== undefined)
       if (env) [raw, where] = [envValue(env), env]
       else if (invEnv) [raw, where, invert] = [envValue(invEnv), invEnv, true]
-      else if (ownValue(doc.config, spec.key) !== undefined) [raw, where] = [ownValue(doc.config, spec.key), `${doc.where}: config.${spec.key}`]
+      else if (ownValue(doc.config, spec.key) !== undefined)
+        [raw, where] = [ownValue(doc.config, spec.key), `${doc.where}: config.${spec.key}`]
       else {
         const inv = spec.invertedKeys?.find((k) => ownValue(doc.config, k) !== undefined)
         if (inv) [raw, where, invert] = [ownValue(doc.config, inv), `${doc.where}: config.${inv}`, true]
@@ -216,10 +228,16 @@ export function resolveSettings(
   }
   out.user ??= osUserName(src.env).replace(/[^A-Za-z0-9_.-]/g, '_')
   if (out.id === undefined) {
-    out.id = hostname().split('.')[0]?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'anchovy'
+    out.id =
+      hostname()
+        .split('.')[0]
+        ?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'anchovy'
     out.id_defaulted = true
   }
-  for (const [key, kind] of [['id', 'anchovy id'], ['user', 'user']] as const) {
+  for (const [key, kind] of [
+    ['id', 'anchovy id'],
+    ['user', 'user'],
+  ] as const) {
     const p = nameProblem(kind, String(out[key]))
     if (p) addProblem(problems, `${key}: ${p}`, 'ANCH_ERR_NAME')
   }
@@ -230,8 +248,13 @@ export function resolveSettings(
   const workers = Number(out.workers ?? 1)
   const workerNum = Number(out.worker_num ?? 0)
   if (workerNum >= workers) {
-    const from = ownValue(src.env, 'ACHVY_WORKER_NUM') === undefined && ownValue(src.env, 'JOB_COMPLETION_INDEX') !== undefined ? ' (from JOB_COMPLETION_INDEX: set ACHVY_WORKERS, --workers, to the Indexed Job\'s completions)' : ''
-    problems.push(`worker_num: ${workerNum} is not below workers (${workers}): workers are numbered 0 to workers-1${from}`)
+    const from =
+      ownValue(src.env, 'ACHVY_WORKER_NUM') === undefined && ownValue(src.env, 'JOB_COMPLETION_INDEX') !== undefined
+        ? " (from JOB_COMPLETION_INDEX: set ACHVY_WORKERS, --workers, to the Indexed Job's completions)"
+        : ''
+    problems.push(
+      `worker_num: ${workerNum} is not below workers (${workers}): workers are numbered 0 to workers-1${from}`,
+    )
   }
   if (out.datastore === undefined) {
     const achvyHome = ownValue(src.env, 'ACHVY_HOME')
@@ -240,7 +263,9 @@ export function resolveSettings(
     else if (home) out.datastore = nodePath.join(home, '.anchovies')
     else {
       out.datastore = ''
-      problems.push(`datastore: none given and no home folder for the default ~/.anchovies (${noHomeReason()}); pass --datastore, or set ACHVY_DATASTORE or ACHVY_HOME`)
+      problems.push(
+        `datastore: none given and no home folder for the default ~/.anchovies (${noHomeReason()}); pass --datastore, or set ACHVY_DATASTORE or ACHVY_HOME`,
+      )
     }
   }
   return out as Settings
@@ -272,8 +297,10 @@ function convert(spec: SettingSpec, raw: unknown, where: string, problems: strin
       const n = typeof raw === 'number' ? raw : Number(String(raw).trim())
       if (String(raw).trim() === '' || !Number.isFinite(n)) return bad('must be a number')
       if (spec.type === 'int' && !Number.isInteger(n)) return bad('must be a whole number')
-      if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${spec.min}${spec.minReason ? ` (${spec.minReason})` : ''}`)
-      if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${spec.max}${spec.maxReason ? ` (${spec.maxReason})` : ''}`)
+      if (spec.min !== undefined && n < spec.min)
+        return bad(`must be at least ${spec.min}${spec.minReason ? ` (${spec.minReason})` : ''}`)
+      if (spec.max !== undefined && n > spec.max)
+        return bad(`must be at most ${spec.max}${spec.maxReason ? ` (${spec.maxReason})` : ''}`)
       return n
     }
     case 'list': {

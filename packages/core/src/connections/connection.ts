@@ -45,7 +45,12 @@ export function maskAttributes(attrs: ConnectionAttributes): Record<string, unkn
 function maskObject(obj: object, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(obj)) {
-    Object.defineProperty(out, k, { value: isSecretAttribute(k) ? '***' : maskValue(v, depth + 1), enumerable: true, writable: true, configurable: true })
+    Object.defineProperty(out, k, {
+      value: isSecretAttribute(k) ? '***' : maskValue(v, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
   }
   return out
 }

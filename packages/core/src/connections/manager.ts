@@ -34,10 +34,14 @@ export async function openConnections(
   const classProblems: string[] = []
   const built: { meta: ConnectionMeta; instance: unknown }[] = []
   for (const meta of metas) {
-    const cls = (meta.cls ?? own(classes, meta.id) ?? (meta.id === '' ? own(classes, 'default') : undefined)) as ConnectionClass | undefined
+    const cls = (meta.cls ?? own(classes, meta.id) ?? (meta.id === '' ? own(classes, 'default') : undefined)) as
+      | ConnectionClass
+      | undefined
     if (!cls) {
       // Never a do-nothing base Connection: the operator's code would run against a connection that cannot connect.
-      classProblems.push(`@connection('${meta.id}') on ${operator.constructor.name}.${meta.property}: no class provides connection '${meta.id}' (the operator's module has no definePlugin default export with connections: { ${meta.id || 'default'}: … }, e.g. a CommonJS build)`)
+      classProblems.push(
+        `@connection('${meta.id}') on ${operator.constructor.name}.${meta.property}: no class provides connection '${meta.id}' (the operator's module has no definePlugin default export with connections: { ${meta.id || 'default'}: … }, e.g. a CommonJS build)`,
+      )
       continue
     }
     let attrs: Record<string, unknown> | undefined
@@ -55,16 +59,24 @@ export async function openConnections(
     const required = (cls as unknown as { requiredAttributes?: readonly string[] }).requiredAttributes ?? []
     const missing = required.filter((a) => attrs![a] === undefined || attrs![a] === '')
     if (missing.length) {
-      problems.push(`${name} is missing ${missing.map((a) => `${connectionEnvPrefix(meta.id)}${a.toUpperCase()}`).join(', ')}`)
+      problems.push(
+        `${name} is missing ${missing.map((a) => `${connectionEnvPrefix(meta.id)}${a.toUpperCase()}`).join(', ')}`,
+      )
       continue
     }
     built.push({ meta, instance: new cls(attrs) })
   }
   if (classProblems.length) {
-    throw new AnchoviesError('ANCH_ERR_CONNECTION_CLASS', `${classProblems.join('; ')}; fix: pass the class, @connection('id', MyConnection), or default-export definePlugin({ name, operators, connections }) from the operator's ES module`)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONNECTION_CLASS',
+      `${classProblems.join('; ')}; fix: pass the class, @connection('id', MyConnection), or default-export definePlugin({ name, operators, connections }) from the operator's ES module`,
+    )
   }
   if (problems.length) {
-    throw new AnchoviesError('ANCH_ERR_CONNECTION_MISSING', `connections are not configured:\n  - ${problems.join('\n  - ')}`)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONNECTION_MISSING',
+      `connections are not configured:\n  - ${problems.join('\n  - ')}`,
+    )
   }
   const opened: OpenConnection[] = []
   try {
@@ -79,7 +91,9 @@ export async function openConnections(
     for (const c of opened.reverse()) await c.close().catch(() => undefined)
     // A coded error (a missing driver, a bad URL) keeps its code: it says what to fix.
     if (err instanceof AnchoviesError) throw err
-    throw new AnchoviesError('ANCH_ERR_CONNECTION', `opening connection failed: ${(err as Error).message}`, { cause: err })
+    throw new AnchoviesError('ANCH_ERR_CONNECTION', `opening connection failed: ${(err as Error).message}`, {
+      cause: err,
+    })
   }
   return opened
 }

@@ -7,7 +7,15 @@ import { CommitLog, type CommitRecord, type CommittedFile } from './commit-log.j
 import type { WrittenFile } from './data-file.js'
 import type { Datastore, DatastoreLock, LockOwner } from './datastore.js'
 import { CommittedCheckpoints, Stage, type StageOwner } from './stage.js'
-import { anchovyHome, encodeCheckpoint, type CheckpointStore, type DataBuffer, type StoreContext, type TableStore, type TableWriter } from './stores.js'
+import {
+  anchovyHome,
+  encodeCheckpoint,
+  type CheckpointStore,
+  type DataBuffer,
+  type StoreContext,
+  type TableStore,
+  type TableWriter,
+} from './stores.js'
 
 /** The store classes an anchovy's state is kept with (replaceable with `--*-cls`). */
 export interface StateStores {
@@ -94,9 +102,12 @@ export class AnchovyState implements StageOwner {
    * other kind's live locks are refused, naming the holder. Stale locks (a dead holder) do not count.
    */
   private async refuseOtherKind(ttlMs: number): Promise<void> {
-    const others = this.runDir === this.home
-      ? (await this.datastore.list(`${this.home}/$workers`)).map((e) => e.path).filter((p) => /\/\$workers\/\d{1,6}\/\$lock$/.test(p))
-      : [`${this.home}/$lock`]
+    const others =
+      this.runDir === this.home
+        ? (await this.datastore.list(`${this.home}/$workers`))
+            .map((e) => e.path)
+            .filter((p) => /\/\$workers\/\d{1,6}\/\$lock$/.test(p))
+        : [`${this.home}/$lock`]
     for (const path of others) {
       const holder = await this.datastore.readLock(path)
       if (holder && !isStale(holder, ttlMs)) throw new AnchovyLocked(holder, path.replace(/\/\$lock$/, ''))
@@ -128,10 +139,15 @@ export class AnchovyState implements StageOwner {
 
   /**
    * Takes the run lock (renewed every third of `ttlMs`; `onLost` is told when another holder took it; `owner` names a
- * supervising process), then recovers; `replaced` names checkpoint keys about to be set or deleted deliberately.
+   * supervising process), then recovers; `replaced` names checkpoint keys about to be set or deleted deliberately.
    * The lock is released again if recovery fails.
    */
-  async open(ttlMs: number, onLost: (err: Error) => void, replaced?: (key: string) => boolean, owner?: LockOwner): Promise<void> {
+  async open(
+    ttlMs: number,
+    onLost: (err: Error) => void,
+    replaced?: (key: string) => boolean,
+    owner?: LockOwner,
+  ): Promise<void> {
     this.ttlMs = ttlMs
     this.lock = await this.datastore.lock(`${this.runDir}/$lock`, ttlMs, owner)
     try {
@@ -140,9 +156,12 @@ export class AnchovyState implements StageOwner {
       await this.release()
       throw err
     }
-    this.heartbeat = setInterval(() => {
-      this.lock?.renew().catch((err: unknown) => onLost(err as Error))
-    }, Math.max(1000, ttlMs / 3))
+    this.heartbeat = setInterval(
+      () => {
+        this.lock?.renew().catch((err: unknown) => onLost(err as Error))
+      },
+      Math.max(1000, ttlMs / 3),
+    )
     this.heartbeat.unref()
     try {
       await this.underCommitLock(() => this.recover(replaced))
@@ -171,8 +190,11 @@ export class AnchovyState implements StageOwner {
     if (latest) await this.reapply(latest, replaced)
     await this.removeOrphans(latest)
     await this.log.markFormat()
-    this.committedValues = new CommittedCheckpoints(await readCheckpoints(this.stores.checkpoint, latest, this.home, replaced))
-    for (const t of await this.stores.table.load()) this.tableRecords.set(t.name, JSON.stringify(this.stores.table.record(t)))
+    this.committedValues = new CommittedCheckpoints(
+      await readCheckpoints(this.stores.checkpoint, latest, this.home, replaced),
+    )
+    for (const t of await this.stores.table.load())
+      this.tableRecords.set(t.name, JSON.stringify(this.stores.table.record(t)))
   }
 
   /**
@@ -182,9 +204,15 @@ export class AnchovyState implements StageOwner {
   private async reapply(latest: CommitRecord, replaced?: (key: string) => boolean): Promise<void> {
     const stored = await this.stores.checkpoint.load(replaced)
     const set: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>
-    for (const [k, v] of Object.entries(latest.checkpoints)) if (!stored.has(k) || encodeCheckpoint(stored.get(k)!) !== encodeCheckpoint(v)) set[k] = v
-    await this.stores.checkpoint.apply(set, latest.deleted_checkpoints.filter((k) => stored.has(k)))
-    const current = new Map((await this.stores.table.load()).map((t) => [t.name, JSON.stringify(this.stores.table.record(t))]))
+    for (const [k, v] of Object.entries(latest.checkpoints))
+      if (!stored.has(k) || encodeCheckpoint(stored.get(k)!) !== encodeCheckpoint(v)) set[k] = v
+    await this.stores.checkpoint.apply(
+      set,
+      latest.deleted_checkpoints.filter((k) => stored.has(k)),
+    )
+    const current = new Map(
+      (await this.stores.table.load()).map((t) => [t.name, JSON.stringify(this.stores.table.record(t))]),
+    )
     await this.stores.table.apply(latest.tables.filter((r) => current.get(String(r.name)) !== JSON.stringify(r)))
     await this.log.repairHead()
   }
@@ -214,7 +242,9 @@ export class AnchovyState implements StageOwner {
     try {
       return await fn()
     } finally {
-      await lock.release().catch((err: unknown) => this.logger.warn({ err }, 'could not release the commit lock (it expires)'))
+      await lock
+        .release()
+        .catch((err: unknown) => this.logger.warn({ err }, 'could not release the commit lock (it expires)'))
     }
   }
 
@@ -234,18 +264,28 @@ export class AnchovyState implements StageOwner {
       tag = undefined
     }
     if (typeof tag !== 'string' || !TAG_RE.test(tag)) {
-      throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${this.inflightPath()} is corrupt: it must name the batch in flight ({"tag": …}); the data files that batch left cannot be told apart. Remove the uncommitted files under ${this.home}/data by hand, then delete the marker`)
+      throw new AnchoviesError(
+        'ANCH_ERR_DATASTORE_CORRUPT',
+        `${this.inflightPath()} is corrupt: it must name the batch in flight ({"tag": …}); the data files that batch left cannot be told apart. Remove the uncommitted files under ${this.home}/data by hand, then delete the marker`,
+      )
     }
     // The batch's files may be in any commit since it began (intermediate commits); older markers name no start.
     const committed = new Set((latest?.files ?? []).map((f) => f.path))
     if (latest && typeof afterSeq === 'number' && Number.isInteger(afterSeq) && afterSeq >= 0) {
       const from = Math.max(afterSeq + 1, await this.log.base())
-      for (let seq = from; seq < latest.seq; seq++) for (const f of (await this.log.read(seq)).files) committed.add(f.path)
+      for (let seq = from; seq < latest.seq; seq++)
+        for (const f of (await this.log.read(seq)).files) committed.add(f.path)
     }
-    const orphans = (await this.datastore.list(`${this.home}/data`)).filter((e) => e.path.includes(`.${tag}-`) && !committed.has(e.path))
+    const orphans = (await this.datastore.list(`${this.home}/data`)).filter(
+      (e) => e.path.includes(`.${tag}-`) && !committed.has(e.path),
+    )
     for (const e of orphans) await this.datastore.delete(e.path)
     const partial = (await this.datastore.sweep?.(`${this.home}/data`)) ?? 0
-    if (orphans.length + partial) this.logger.info({ files: orphans.length, partial_files: partial, batch: tag }, 'removed data files of a batch that never committed')
+    if (orphans.length + partial)
+      this.logger.info(
+        { files: orphans.length, partial_files: partial, batch: tag },
+        'removed data files of a batch that never committed',
+      )
     await this.datastore.delete(this.inflightPath())
   }
 
@@ -274,11 +314,21 @@ export class AnchovyState implements StageOwner {
     const dir = `${this.home}/data/${table}/`
     for (const f of files) {
       // Recovery finds a dead batch's files by the tag: a file named otherwise could never be cleaned up.
-      if (!f.path.startsWith(dir) || f.path.slice(dir.length).includes('/') || !f.path.includes(`.${this.batchTag()}-`)) {
-        throw new AnchoviesError('ANCH_ERR_DATASTORE', `data file ${f.path} is not named as ${dir}<stamp>.<batch tag>-<n>.json.gz: a --data-buffer-cls must name files with the unique tag it is given`)
+      if (
+        !f.path.startsWith(dir) ||
+        f.path.slice(dir.length).includes('/') ||
+        !f.path.includes(`.${this.batchTag()}-`)
+      ) {
+        throw new AnchoviesError(
+          'ANCH_ERR_DATASTORE',
+          `data file ${f.path} is not named as ${dir}<stamp>.<batch tag>-<n>.json.gz: a --data-buffer-cls must name files with the unique tag it is given`,
+        )
       }
       if (!Number.isInteger(f.rows) || f.rows < 0 || !Number.isInteger(f.bytes) || f.bytes < 0) {
-        throw new AnchoviesError('ANCH_ERR_DATASTORE', `data file ${f.path}: the writer reported ${f.rows} rows and ${f.bytes} bytes`)
+        throw new AnchoviesError(
+          'ANCH_ERR_DATASTORE',
+          `data file ${f.path}: the writer reported ${f.rows} rows and ${f.bytes} bytes`,
+        )
       }
     }
   }
@@ -286,7 +336,11 @@ export class AnchovyState implements StageOwner {
   async deleteFiles(paths: readonly string[]): Promise<void> {
     const run = (async () => {
       for (const p of paths) {
-        await this.datastore.delete(p).catch((err: unknown) => this.logger.warn({ err, path: p }, 'could not delete an uncommitted data file (the next run removes it)'))
+        await this.datastore
+          .delete(p)
+          .catch((err: unknown) =>
+            this.logger.warn({ err, path: p }, 'could not delete an uncommitted data file (the next run removes it)'),
+          )
       }
     })()
     this.deleting.add(run)
@@ -302,15 +356,26 @@ export class AnchovyState implements StageOwner {
    * checkpoint and table files and runs the afterCommit callbacks. Nothing to commit: only the callbacks run.
    * `intermediate` commits what a table staged so far and keeps the stage (and its writers) going.
    */
-  commit(stage: Stage, meta: { sessionId: string; batchId: string | null }, tables: readonly Table[] = [], intermediate = false): Promise<CommitSummary | undefined> {
+  commit(
+    stage: Stage,
+    meta: { sessionId: string; batchId: string | null },
+    tables: readonly Table[] = [],
+    intermediate = false,
+  ): Promise<CommitSummary | undefined> {
     const run = this.committing.then(() => this.commitNow(stage, meta, tables, intermediate))
     this.committing = run.catch(() => undefined)
     return run
   }
 
-  private async commitNow(stage: Stage, meta: { sessionId: string; batchId: string | null }, tables: readonly Table[], intermediate: boolean): Promise<CommitSummary | undefined> {
+  private async commitNow(
+    stage: Stage,
+    meta: { sessionId: string; batchId: string | null },
+    tables: readonly Table[],
+    intermediate: boolean,
+  ): Promise<CommitSummary | undefined> {
     if (!intermediate) {
-      if (stage !== this.sessionStage && this.sessionStage && !this.sessionStage.empty) this.sessionStage.mergeInto(stage)
+      if (stage !== this.sessionStage && this.sessionStage && !this.sessionStage.empty)
+        this.sessionStage.mergeInto(stage)
       // A committed (or merged) session stage is spent: what is staged outside a batch from now on starts afresh.
       if (stage === this.sessionStage || this.sessionStage?.empty) this.sessionStage = undefined
     }
@@ -318,7 +383,12 @@ export class AnchovyState implements StageOwner {
     // files a commit record is about to name.
     const { set, deleted, files, callbacks } = stage.take()
     if (!intermediate) stage.clear()
-    if (files.length === 0 && Object.keys(set).length === 0 && deleted.length === 0 && this.changedRecords(tables).length === 0) {
+    if (
+      files.length === 0 &&
+      Object.keys(set).length === 0 &&
+      deleted.length === 0 &&
+      this.changedRecords(tables).length === 0
+    ) {
       await this.runAfterCommit(callbacks)
       return undefined
     }
@@ -364,7 +434,17 @@ export class AnchovyState implements StageOwner {
     }
     const { rec, records } = committed
     await this.runAfterCommit(callbacks)
-    this.logger.info({ batch_id: meta.batchId, seq: rec.seq, files: files.length, checkpoints: Object.keys(set).length + deleted.length, tables: records.length, ...(intermediate ? { intermediate } : {}) }, 'committed')
+    this.logger.info(
+      {
+        batch_id: meta.batchId,
+        seq: rec.seq,
+        files: files.length,
+        checkpoints: Object.keys(set).length + deleted.length,
+        tables: records.length,
+        ...(intermediate ? { intermediate } : {}),
+      },
+      'committed',
+    )
     return { seq: rec.seq, files: files.length, rows: files.reduce((n, f) => n + f.rows, 0) }
   }
 
@@ -384,17 +464,27 @@ export class AnchovyState implements StageOwner {
    * looked. A record that changed a checkpoint this commit sets or deletes, or committed data of a table this
    * commit holds, means two runs moved the same table at once: this commit is refused rather than duplicate it.
    */
-  private catchUp(records: readonly CommitRecord[], set: Readonly<Record<string, JsonValue>>, deleted: readonly string[], files: readonly CommittedFile[]): void {
+  private catchUp(
+    records: readonly CommitRecord[],
+    set: Readonly<Record<string, JsonValue>>,
+    deleted: readonly string[],
+    files: readonly CommittedFile[],
+  ): void {
     const mine = new Set([...Object.keys(set), ...deleted])
     const myTables = new Set(files.map((f) => f.table))
     for (const r of records) {
       const key = [...Object.keys(r.checkpoints), ...r.deleted_checkpoints].find((k) => mine.has(k))
       const table = r.files.find((f) => myTables.has(f.table))?.table
       if (key !== undefined || table !== undefined) {
-        throw new AnchoviesError('ANCH_ERR_LOCKED', `${table !== undefined ? `table ${table}` : `checkpoint ${key}`} was committed by another run of ${this.home} (commit ${r.seq}, session ${r.session_id}${r.worker ? `, worker ${r.worker}` : ''}) while this run held it: two runs (or workers with different --workers) moved the same table at once; this commit is refused so nothing is duplicated, and the table runs again next time`)
+        throw new AnchoviesError(
+          'ANCH_ERR_LOCKED',
+          `${table !== undefined ? `table ${table}` : `checkpoint ${key}`} was committed by another run of ${this.home} (commit ${r.seq}, session ${r.session_id}${r.worker ? `, worker ${r.worker}` : ''}) while this run held it: two runs (or workers with different --workers) moved the same table at once; this commit is refused so nothing is duplicated, and the table runs again next time`,
+        )
       }
       this.committedValues.apply(r.checkpoints, r.deleted_checkpoints)
-      for (const t of r.tables) if (t && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string') this.tableRecords.set((t as { name: string }).name, JSON.stringify(t))
+      for (const t of r.tables)
+        if (t && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string')
+          this.tableRecords.set((t as { name: string }).name, JSON.stringify(t))
     }
   }
 
@@ -425,7 +515,10 @@ export class AnchovyState implements StageOwner {
           seq = undefined
         }
         if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0) {
-          this.logger.warn({ path: e.path }, 'commit retention: a reader file is not {"seq": <commit>}; keeping every commit record (delete the file if that reader is gone)')
+          this.logger.warn(
+            { path: e.path },
+            'commit retention: a reader file is not {"seq": <commit>}; keeping every commit record (delete the file if that reader is gone)',
+          )
           return 0
         }
         minRead = Math.min(minRead, seq)
@@ -440,7 +533,11 @@ export class AnchovyState implements StageOwner {
         keepFrom = seq + 1
       }
       const removed = await this.log.prune(keepFrom)
-      if (removed) this.logger.info({ removed, first_kept: keepFrom }, 'commit retention: removed commit records every reader has read')
+      if (removed)
+        this.logger.info(
+          { removed, first_kept: keepFrom },
+          'commit retention: removed commit records every reader has read',
+        )
       return removed
     })
   }
@@ -461,7 +558,12 @@ export class AnchovyState implements StageOwner {
  * digests. A value changed, added or removed outside a commit is reported (naming the key), never used; keys
  * `replaced` says are about to be set or deleted deliberately are not checked.
  */
-export async function readCheckpoints(store: CheckpointStore, latest: CommitRecord | undefined, home: string, replaced?: (key: string) => boolean): Promise<Map<string, JsonValue>> {
+export async function readCheckpoints(
+  store: CheckpointStore,
+  latest: CommitRecord | undefined,
+  home: string,
+  replaced?: (key: string) => boolean,
+): Promise<Map<string, JsonValue>> {
   const values = await store.load(replaced)
   if (!latest) return values
   for (const [k, v] of Object.entries(latest.checkpoints)) values.set(k, v)
@@ -472,11 +574,23 @@ export async function readCheckpoints(store: CheckpointStore, latest: CommitReco
   const fix = 'restore it from a backup, or set it deliberately with anchovy checkpoint set/delete'
   for (const [key, value] of values) {
     if (replaced?.(key)) continue
-    if (!Object.hasOwn(digests, key)) throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where(key)} was not written by any commit (commit ${latest.seq} does not list it): ${fix}`)
-    if (digests[key] !== checkpointDigest(value)) throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where(key)} does not hold the value commit ${latest.seq} wrote: ${fix}`)
+    if (!Object.hasOwn(digests, key))
+      throw new AnchoviesError(
+        'ANCH_ERR_DATASTORE_CORRUPT',
+        `${where(key)} was not written by any commit (commit ${latest.seq} does not list it): ${fix}`,
+      )
+    if (digests[key] !== checkpointDigest(value))
+      throw new AnchoviesError(
+        'ANCH_ERR_DATASTORE_CORRUPT',
+        `${where(key)} does not hold the value commit ${latest.seq} wrote: ${fix}`,
+      )
   }
   for (const key of Object.keys(digests)) {
-    if (!values.has(key) && !replaced?.(key)) throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where(key)} is missing (commit ${latest.seq} wrote it): ${fix}`)
+    if (!values.has(key) && !replaced?.(key))
+      throw new AnchoviesError(
+        'ANCH_ERR_DATASTORE_CORRUPT',
+        `${where(key)} is missing (commit ${latest.seq} wrote it): ${fix}`,
+      )
   }
   return values
 }

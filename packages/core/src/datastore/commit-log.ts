@@ -94,7 +94,9 @@ export class CommitLog {
     if (afterSeq > end) {
       const listed = await this.verifiedEnd()
       if (afterSeq > listed) {
-        throw corrupt(`${this.home}/$commits ends at commit ${listed}, but a reader's position is at commit ${afterSeq}: commit records were lost (restored from an older copy?); restore them, or reset the reader's position deliberately with anchovy checkpoint delete`)
+        throw corrupt(
+          `${this.home}/$commits ends at commit ${listed}, but a reader's position is at commit ${afterSeq}: commit records were lost (restored from an older copy?); restore them, or reset the reader's position deliberately with anchovy checkpoint delete`,
+        )
       }
       end = listed
     }
@@ -102,7 +104,9 @@ export class CommitLog {
     if (afterSeq < base - 1) {
       // A reader that never read this anchovy starts with what retention kept; one that read before cannot skip.
       if (afterSeq > 0) {
-        throw corrupt(`${this.home}/$commits starts at commit ${base} (older ones were removed by commit_retention_days), but a reader's position is at commit ${afterSeq}: the commits in between are gone; reset the reader's position deliberately with anchovy checkpoint delete (it then reads from commit ${base})`)
+        throw corrupt(
+          `${this.home}/$commits starts at commit ${base} (older ones were removed by commit_retention_days), but a reader's position is at commit ${afterSeq}: the commits in between are gone; reset the reader's position deliberately with anchovy checkpoint delete (it then reads from commit ${base})`,
+        )
       }
       afterSeq = base - 1
     }
@@ -124,7 +128,10 @@ export class CommitLog {
     const raw = await this.datastore.read(`${this.home}/$commits/BASE`)
     if (!raw) return 1
     const text = raw.toString('utf8').trim()
-    if (!DIGITS_RE.test(text) || Number(text) < 1) throw corrupt(`${this.home}/$commits/BASE is corrupt: it must hold the first kept commit number (got ${JSON.stringify(text.slice(0, 40))})`)
+    if (!DIGITS_RE.test(text) || Number(text) < 1)
+      throw corrupt(
+        `${this.home}/$commits/BASE is corrupt: it must hold the first kept commit number (got ${JSON.stringify(text.slice(0, 40))})`,
+      )
     return Number(text)
   }
 
@@ -152,7 +159,10 @@ export class CommitLog {
     const base = await this.base()
     const seqs = (await this.listSequences()).filter((n) => n >= base)
     for (let i = 0; i < seqs.length; i++) {
-      if (seqs[i] !== base + i) throw corrupt(`commit record ${this.path(base + i)} is missing (records up to ${seqs.at(-1)} exist): restore it from a backup; anchovies never skips a commit`)
+      if (seqs[i] !== base + i)
+        throw corrupt(
+          `commit record ${this.path(base + i)} is missing (records up to ${seqs.at(-1)} exist): restore it from a backup; anchovies never skips a commit`,
+        )
     }
     return seqs.at(-1) ?? base - 1
   }
@@ -192,7 +202,8 @@ export class CommitLog {
   async read(seq: number): Promise<CommitRecord> {
     const path = this.path(seq)
     const raw = await this.datastore.read(path)
-    if (!raw) throw corrupt(`commit record ${path} is missing: restore it from a backup; anchovies never skips a commit`)
+    if (!raw)
+      throw corrupt(`commit record ${path} is missing: restore it from a backup; anchovies never skips a commit`)
     let rec: CommitRecord
     try {
       rec = JSON.parse(raw.toString('utf8')) as CommitRecord
@@ -213,7 +224,8 @@ export class CommitLog {
   /** Brings the HEAD hint up to date (the writer does this under the run lock when it starts). */
   async repairHead(): Promise<void> {
     if (this.last === undefined) await this.latest()
-    if (this.last! > 0 && (await this.head()) !== this.last) await this.datastore.write(this.headPath(), String(this.last))
+    if (this.last! > 0 && (await this.head()) !== this.last)
+      await this.datastore.write(this.headPath(), String(this.last))
   }
 
   /**
@@ -261,14 +273,27 @@ function recordProblem(rec: unknown, seq: number): string | undefined {
   if (!Array.isArray(r.files)) return 'files is not a list'
   for (const [i, f] of r.files.entries()) {
     const file = f as Record<string, unknown> | null
-    if (!file || typeof file !== 'object' || typeof file.table !== 'string' || typeof file.path !== 'string' || !isCount(file.rows) || !isCount(file.bytes)) {
+    if (
+      !file ||
+      typeof file !== 'object' ||
+      typeof file.table !== 'string' ||
+      typeof file.path !== 'string' ||
+      !isCount(file.rows) ||
+      !isCount(file.bytes)
+    ) {
       return `files[${i}] is not {table, path, rows, bytes}`
     }
   }
-  if (!r.checkpoints || typeof r.checkpoints !== 'object' || Array.isArray(r.checkpoints)) return 'checkpoints is not a map'
-  if (!Array.isArray(r.deleted_checkpoints) || !r.deleted_checkpoints.every((k) => typeof k === 'string')) return 'deleted_checkpoints is not a list of keys'
+  if (!r.checkpoints || typeof r.checkpoints !== 'object' || Array.isArray(r.checkpoints))
+    return 'checkpoints is not a map'
+  if (!Array.isArray(r.deleted_checkpoints) || !r.deleted_checkpoints.every((k) => typeof k === 'string'))
+    return 'deleted_checkpoints is not a list of keys'
   if (!Array.isArray(r.tables)) return 'tables is not a list'
   const d = r.checkpoint_digests
-  if (d !== undefined && (!d || typeof d !== 'object' || Array.isArray(d) || !Object.values(d).every((v) => typeof v === 'string'))) return 'checkpoint_digests is not a map of digests'
+  if (
+    d !== undefined &&
+    (!d || typeof d !== 'object' || Array.isArray(d) || !Object.values(d).every((v) => typeof v === 'string'))
+  )
+    return 'checkpoint_digests is not a map of digests'
   return undefined
 }

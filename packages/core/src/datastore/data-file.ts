@@ -51,7 +51,9 @@ export function encodeRow(row: Row, floats?: ReadonlySet<string>): string {
     if (annotated) annotated.push([key, code])
     else if (plainAnnotationName(key)) types += types ? ` ${key}@${code}` : `${key}@${code}`
     else {
-      annotated = types ? types.split(' ').map((part) => [part.slice(0, part.lastIndexOf('@')), part.slice(part.lastIndexOf('@') + 1)]) : []
+      annotated = types
+        ? types.split(' ').map((part) => [part.slice(0, part.lastIndexOf('@')), part.slice(part.lastIndexOf('@') + 1)])
+        : []
       annotated.push([key, code])
     }
   }
@@ -81,7 +83,8 @@ export function encodeRow(row: Row, floats?: ReadonlySet<string>): string {
         annotate(key, 'B')
       } else text = JSON.stringify(v) as string | undefined
     } else if (typeof v === 'boolean') text = v ? 'true' : 'false'
-    else if (typeof v === 'bigint') text = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? String(Number(v)) : `"${v}"`
+    else if (typeof v === 'bigint')
+      text = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? String(Number(v)) : `"${v}"`
     // undefined, functions and symbols are left out, as JSON.stringify does
     if (text === undefined) continue
     out += (out ? ',' : '{') + keyPrefix(key) + text
@@ -108,7 +111,8 @@ function parseAnnotation(types: string): ReadonlyArray<readonly [string, string]
 
 /** Sets a row value by name as an own property, whatever the name (`__proto__` included). */
 function setValue(obj: Row, col: string, value: unknown): void {
-  if (col === '__proto__') Object.defineProperty(obj, col, { value, enumerable: true, writable: true, configurable: true })
+  if (col === '__proto__')
+    Object.defineProperty(obj, col, { value, enumerable: true, writable: true, configurable: true })
   else obj[col] = value as Row[string]
 }
 
@@ -288,12 +292,20 @@ export interface ExpectedContent {
 }
 
 /** Reads the rows of one gzip JSON-lines data file, restoring `_types`; errors name the file and line. */
-export async function* readDataFile(datastore: Datastore, path: string, signal?: AbortSignal, expected?: ExpectedContent): AsyncGenerator<Row> {
+export async function* readDataFile(
+  datastore: Datastore,
+  path: string,
+  signal?: AbortSignal,
+  expected?: ExpectedContent,
+): AsyncGenerator<Row> {
   for await (const chunk of readDataFileChunks(datastore, path, signal, expected)) yield* chunk
 }
 
 function mismatch(path: string, what: string, got: number, want: number): AnchoviesError {
-  return new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `data file ${path} holds ${got} ${what} but its commit record says ${want}: the file was cut short or changed after it was committed; restore it from a backup (nothing of it was loaded)`)
+  return new AnchoviesError(
+    'ANCH_ERR_DATASTORE_CORRUPT',
+    `data file ${path} holds ${got} ${what} but its commit record says ${want}: the file was cut short or changed after it was committed; restore it from a backup (nothing of it was loaded)`,
+  )
 }
 
 /**
@@ -302,7 +314,12 @@ function mismatch(path: string, what: string, got: number, want: number): Anchov
  * boundary still inflates cleanly, and only this check tells it from the real one. Rows of a file that fails the
  * check are not all yielded: the last chunk is held back until the count is known.
  */
-export async function* readDataFileChunks(datastore: Datastore, path: string, signal?: AbortSignal, expected?: ExpectedContent): AsyncGenerator<Row[]> {
+export async function* readDataFileChunks(
+  datastore: Datastore,
+  path: string,
+  signal?: AbortSignal,
+  expected?: ExpectedContent,
+): AsyncGenerator<Row[]> {
   const input = await datastore.readStream(path)
   const decoder = new StringDecoder('utf8')
   let rest = ''
@@ -312,7 +329,9 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
     try {
       return decodeRow(JSON.parse(line) as Row)
     } catch (err) {
-      throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `data file ${path} line ${lineNo}: ${(err as Error).message}`, { cause: err })
+      throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `data file ${path} line ${lineNo}: ${(err as Error).message}`, {
+        cause: err,
+      })
     }
   }
   let bytes = 0
@@ -347,7 +366,9 @@ export async function* readDataFileChunks(datastore: Datastore, path: string, si
     if (held) yield held
   } catch (err) {
     if (err instanceof AnchoviesError) throw err
-    throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })
+    throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    })
   } finally {
     input.destroy()
   }

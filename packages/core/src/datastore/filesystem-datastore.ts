@@ -5,7 +5,14 @@ import * as nodePath from 'node:path'
 import { Writable, type Readable } from 'node:stream'
 import { AnchoviesError, AnchovyLocked } from '../errors.js'
 import { joinPath } from '../names.js'
-import { lockOwner, type Datastore, type DatastoreEntry, type DatastoreLock, type LockInfo, type LockOwner } from './datastore.js'
+import {
+  lockOwner,
+  type Datastore,
+  type DatastoreEntry,
+  type DatastoreLock,
+  type LockInfo,
+  type LockOwner,
+} from './datastore.js'
 
 /** A datastore in a local folder: atomic writes by temporary file + fsync + rename. */
 export class FilesystemDatastore implements Datastore {
@@ -134,13 +141,26 @@ export class FilesystemDatastore implements Datastore {
       return JSON.parse(raw.toString('utf8')) as LockInfo
     } catch {
       // a torn lock cannot happen with atomic writes; treat garbage as a dead holder
-      return { host: '?', pid: 0, since: new Date(0).toISOString(), heartbeat: new Date(0).toISOString(), token: raw.toString('hex') }
+      return {
+        host: '?',
+        pid: 0,
+        since: new Date(0).toISOString(),
+        heartbeat: new Date(0).toISOString(),
+        token: raw.toString('hex'),
+      }
     }
   }
 
   async lock(path: string, ttlMs: number, owner?: LockOwner): Promise<DatastoreLock> {
     const now = new Date().toISOString()
-    const info: LockInfo = { host: hostname(), pid: process.pid, since: now, heartbeat: now, token: randomBytes(12).toString('hex'), ...lockOwner(owner) }
+    const info: LockInfo = {
+      host: hostname(),
+      pid: process.pid,
+      since: now,
+      heartbeat: now,
+      token: randomBytes(12).toString('hex'),
+      ...lockOwner(owner),
+    }
     const where = path.replace(/\/?\$lock$/, '')
     for (let attempt = 0; attempt < 3; attempt++) {
       if (await this.createExclusive(path, JSON.stringify(info))) return this.held(path, info)
@@ -177,7 +197,10 @@ export class FilesystemDatastore implements Datastore {
       renew: async () => {
         const now = await this.readLock(path)
         if (!now || now.token !== info.token) {
-          throw new AnchoviesError('ANCH_ERR_LOCKED', `the run lock ${path} was taken over by ${now ? `${now.host} pid ${now.pid}` : 'nobody (deleted)'}`)
+          throw new AnchoviesError(
+            'ANCH_ERR_LOCKED',
+            `the run lock ${path} was taken over by ${now ? `${now.host} pid ${now.pid}` : 'nobody (deleted)'}`,
+          )
         }
         current = { ...info, heartbeat: new Date().toISOString() }
         await this.write(path, JSON.stringify(current))
@@ -224,18 +247,27 @@ class AtomicFileWriter extends Writable {
   override _construct(callback: (error?: Error | null) => void): void {
     fs.mkdir(nodePath.dirname(this.file), { recursive: true })
       .then(() => fs.open(this.tmp, 'wx'))
-      .then((h) => {
-        this.handle = h
-        callback()
-      }, (err: unknown) => callback(wrap(err, `writing ${this.label}`)))
+      .then(
+        (h) => {
+          this.handle = h
+          callback()
+        },
+        (err: unknown) => callback(wrap(err, `writing ${this.label}`)),
+      )
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.handle!.write(chunk).then(() => callback(), (err: unknown) => callback(wrap(err, `writing ${this.label}`)))
+    this.handle!.write(chunk).then(
+      () => callback(),
+      (err: unknown) => callback(wrap(err, `writing ${this.label}`)),
+    )
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.handle!.writev(chunks.map((c) => c.chunk)).then(() => callback(), (err: unknown) => callback(wrap(err, `writing ${this.label}`)))
+    this.handle!.writev(chunks.map((c) => c.chunk)).then(
+      () => callback(),
+      (err: unknown) => callback(wrap(err, `writing ${this.label}`)),
+    )
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -243,10 +275,13 @@ class AtomicFileWriter extends Writable {
     h.sync()
       .then(() => h.close())
       .then(() => fs.rename(this.tmp, this.file))
-      .then(() => {
-        this.done = true
-        callback()
-      }, (err: unknown) => callback(wrap(err, `writing ${this.label}`)))
+      .then(
+        () => {
+          this.done = true
+          callback()
+        },
+        (err: unknown) => callback(wrap(err, `writing ${this.label}`)),
+      )
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -255,7 +290,10 @@ class AtomicFileWriter extends Writable {
     Promise.resolve(h?.close())
       .catch(() => undefined)
       .then(() => fs.rm(this.tmp, { force: true }))
-      .then(() => callback(error), () => callback(error))
+      .then(
+        () => callback(error),
+        () => callback(error),
+      )
   }
 }
 
@@ -280,5 +318,9 @@ function isCode(err: unknown, code: string): boolean {
 function wrap(err: unknown, doing: string): AnchoviesError {
   if (err instanceof AnchoviesError) return err
   const code = (err as { code?: string }).code
-  return new AnchoviesError('ANCH_ERR_DATASTORE', `${doing} failed${code ? ` (${code})` : ''}: ${(err as Error).message}`, { cause: err })
+  return new AnchoviesError(
+    'ANCH_ERR_DATASTORE',
+    `${doing} failed${code ? ` (${code})` : ''}: ${(err as Error).message}`,
+    { cause: err },
+  )
 }

@@ -32,7 +32,10 @@ export async function openDatastore(location: string): Promise<Datastore> {
     const plugin = await loadPlugin(pluginName)
     for (const f of plugin.datastores ?? []) if (f.accepts(location)) return f.open(location)
   }
-  throw new AnchoviesError('ANCH_ERR_CONFIG', `datastore ${JSON.stringify(location.replace(/\?.*$/, '?…'))}: no installed plugin handles ${scheme}:// URLs`)
+  throw new AnchoviesError(
+    'ANCH_ERR_CONFIG',
+    `datastore ${JSON.stringify(location.replace(/\?.*$/, '?…'))}: no installed plugin handles ${scheme}:// URLs`,
+  )
 }
 
 /** `~` or `~/…` with the home folder (`$HOME`, else the password database); a clear error when there is none. */
@@ -40,7 +43,10 @@ function expandHome(location: string): string {
   if (location !== '~' && !location.startsWith('~/')) return location
   const home = homeDirectory(process.env)
   if (!home) {
-    throw new AnchoviesError('ANCH_ERR_CONFIG', `datastore ${JSON.stringify(location)}: cannot expand "~" (${noHomeReason()}); give an absolute path`)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONFIG',
+      `datastore ${JSON.stringify(location)}: cannot expand "~" (${noHomeReason()}); give an absolute path`,
+    )
   }
   return home + location.slice(1)
 }

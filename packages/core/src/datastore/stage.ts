@@ -138,7 +138,12 @@ export class Stage implements CheckpointScope {
   }
 
   /** Takes everything staged out of the stage (for a commit); the stage goes on empty. */
-  take(): { set: Record<string, JsonValue>; deleted: string[]; files: CommittedFile[]; callbacks: (() => Promise<void> | void)[] } {
+  take(): {
+    set: Record<string, JsonValue>
+    deleted: string[]
+    files: CommittedFile[]
+    callbacks: (() => Promise<void> | void)[]
+  } {
     const taken = { ...this.changes(), files: [...this.files], callbacks: [...this.afterCommit] }
     this.reset()
     return taken

@@ -41,7 +41,9 @@ export function runDir(ctx: StoreContext): string {
 export function workerSlot(settings: Readonly<Record<string, unknown>>): { num: number; count: number } | undefined {
   const count = Number(settings.workers ?? 1)
   const num = Number(settings.worker_num ?? 0)
-  return Number.isInteger(count) && count > 1 && Number.isInteger(num) && num >= 0 && num < count ? { num, count } : undefined
+  return Number.isInteger(count) && count > 1 && Number.isInteger(num) && num >= 0 && num < count
+    ? { num, count }
+    : undefined
 }
 
 /** The results file name of this run (`anchovy_run_results.json`; `.w<num>` before `.json` for a worker). */
@@ -77,13 +79,19 @@ export function decodeCheckpoint(data: string | Uint8Array, where = 'checkpoint'
   try {
     text = typeof data === 'string' ? data : utf8.decode(data)
   } catch {
-    throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where} is corrupt (not valid UTF-8): restore it or delete the key deliberately with anchovy checkpoint delete`)
+    throw new AnchoviesError(
+      'ANCH_ERR_DATASTORE_CORRUPT',
+      `${where} is corrupt (not valid UTF-8): restore it or delete the key deliberately with anchovy checkpoint delete`,
+    )
   }
   try {
     return JSON.parse(text) as JsonValue
   } catch {
     if (text === '' || text.includes('\u0000') || /^[\s{["]/.test(text)) {
-      throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `${where} is corrupt (${text === '' ? 'empty' : 'not a complete value'}): restore it or delete the key deliberately with anchovy checkpoint delete`)
+      throw new AnchoviesError(
+        'ANCH_ERR_DATASTORE_CORRUPT',
+        `${where} is corrupt (${text === '' ? 'empty' : 'not a complete value'}): restore it or delete the key deliberately with anchovy checkpoint delete`,
+      )
     }
     return text
   }
@@ -122,7 +130,9 @@ export class CheckpointStore {
   /** Writes committed changes (called after the commit record exists; must be idempotent). */
   async apply(set: Readonly<Record<string, JsonValue>>, deleted: readonly string[]): Promise<void> {
     await Promise.all([
-      ...Object.entries(set).map(([k, v]) => this.ctx.datastore.write(`${this.dir()}/${validateName('checkpoint key', k)}`, encodeCheckpoint(v))),
+      ...Object.entries(set).map(([k, v]) =>
+        this.ctx.datastore.write(`${this.dir()}/${validateName('checkpoint key', k)}`, encodeCheckpoint(v)),
+      ),
       ...deleted.map((k) => this.ctx.datastore.delete(`${this.dir()}/${validateName('checkpoint key', k)}`)),
     ])
   }
@@ -144,7 +154,9 @@ export class TableStore {
       try {
         rec = JSON.parse(raw.toString('utf8')) as Record<string, unknown>
       } catch (err) {
-        throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `table metadata ${e.path} is not valid JSON`, { cause: err })
+        throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `table metadata ${e.path} is not valid JSON`, {
+          cause: err,
+        })
       }
       const problems: string[] = []
       const name = typeof rec.name === 'string' ? rec.name : e.path.slice(dir.length + 1, -5)
@@ -160,7 +172,9 @@ export class TableStore {
   async apply(records: readonly Record<string, unknown>[]): Promise<void> {
     const dir = `${anchovyHome(this.ctx)}/$tables`
     await Promise.all(
-      records.map((r) => this.ctx.datastore.write(`${dir}/${validateName('table name', String(r.name))}.json`, JSON.stringify(r))),
+      records.map((r) =>
+        this.ctx.datastore.write(`${dir}/${validateName('table name', String(r.name))}.json`, JSON.stringify(r)),
+      ),
     )
   }
 
@@ -216,7 +230,10 @@ export class TaskStore {
 
   /** Writes the service heartbeat (after every batch in service mode). */
   async writeHeartbeat(text: string): Promise<void> {
-    await this.ctx.datastore.write(`${anchovyHome(this.ctx)}/$results/${resultsFile(this.ctx.settings, 'heartbeat')}`, text)
+    await this.ctx.datastore.write(
+      `${anchovyHome(this.ctx)}/$results/${resultsFile(this.ctx.settings, 'heartbeat')}`,
+      text,
+    )
   }
 
   /** The folder holding this anchovy's task logs (and nothing of another anchovy's). */
@@ -249,7 +266,10 @@ export class TaskStore {
       return base.slice(0, base.search(/[-]|\.json$/) >>> 0)
     }
     let removed = 0
-    for (const [dir, isFile] of [[this.logRoot(), (p: string) => p.endsWith('.json')], [`${results}/sessions`, (p: string) => p.endsWith('.json')]] as const) {
+    for (const [dir, isFile] of [
+      [this.logRoot(), (p: string) => p.endsWith('.json')],
+      [`${results}/sessions`, (p: string) => p.endsWith('.json')],
+    ] as const) {
       for (const e of await ds.list(dir)) {
         if (!isFile(e.path) || !(e.mtime.getTime() < cutoff.getTime()) || keep.has(sessionOf(e.path))) continue
         await ds.delete(e.path)
@@ -266,7 +286,11 @@ export class TaskStore {
  */
 export class HiveTaskStore extends TaskStore {
   protected override logRoot(): string {
-    return joinPath('$task_logs', `anchovy_user=${validateName('user', this.ctx.user)}`, `anchovy_id=${validateName('anchovy id', this.ctx.anchovyId)}`)
+    return joinPath(
+      '$task_logs',
+      `anchovy_user=${validateName('user', this.ctx.user)}`,
+      `anchovy_id=${validateName('anchovy id', this.ctx.anchovyId)}`,
+    )
   }
 
   protected override taskPath(record: TaskRecord, counter: number): string {
@@ -306,7 +330,11 @@ export class DataBuffer {
     const maxBytes = Number(this.ctx.settings.data_file_max_bytes ?? 64 * 1024 * 1024)
     const level = Number(this.ctx.settings.data_compression_level ?? 1)
     const floats = new Set(Object.keys(columns).filter((c) => columns[c] === 'float'))
-    return new DataFileWriter(this.ctx.datastore, (i) => `${dir}/${stamp}.${unique}-${String(i).padStart(4, '0')}.json.gz`, { maxBytes, level, ...(floats.size ? { floats } : {}) })
+    return new DataFileWriter(
+      this.ctx.datastore,
+      (i) => `${dir}/${stamp}.${unique}-${String(i).padStart(4, '0')}.json.gz`,
+      { maxBytes, level, ...(floats.size ? { floats } : {}) },
+    )
   }
 
   /** Reads one data file's rows. */

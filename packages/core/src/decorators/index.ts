@@ -19,7 +19,10 @@ export function sink(table = '*'): MethodDecorator {
 /** Runs the method in the given lifecycle phase (`startup`, `xopen`, `xclose`, `shutdown`, `error`). */
 export function onTask(phase: TaskPhase): MethodDecorator {
   if (!(TASK_PHASES as readonly string[]).includes(phase)) {
-    throw new AnchoviesError('ANCH_ERR_CONFIG', `@onTask: unknown phase ${JSON.stringify(phase)} (use ${TASK_PHASES.join(', ')})`)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONFIG',
+      `@onTask: unknown phase ${JSON.stringify(phase)} (use ${TASK_PHASES.join(', ')})`,
+    )
   }
   return (target, key) => addHook(target, String(key), phase)
 }

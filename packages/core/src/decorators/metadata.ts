@@ -59,7 +59,12 @@ export function addConnection(target: Proto, meta: ConnectionMeta): void {
  */
 export function readMembers<V>(key: symbol, instance: object, methodsOnly: boolean): Map<string, V> {
   const chain: Proto[] = []
-  for (let p = Object.getPrototypeOf(instance) as Proto | null; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as Proto | null) chain.push(p)
+  for (
+    let p = Object.getPrototypeOf(instance) as Proto | null;
+    p && p !== Object.prototype;
+    p = Object.getPrototypeOf(p) as Proto | null
+  )
+    chain.push(p)
   const decided = new Set<string>()
   const found = new Map<string, V>()
   for (const proto of chain) {

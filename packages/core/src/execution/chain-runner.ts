@@ -49,20 +49,31 @@ export interface CommitLimits {
  */
 function sourceChunks(iterable: unknown, state: RunState, what: string): AsyncIterable<Row[]> {
   if (!iterable || typeof (iterable as AsyncIterable<Row>)[Symbol.asyncIterator] !== 'function') {
-    throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `${what} must be an async generator (async *method) or return an AsyncIterable`)
+    throw new AnchoviesError(
+      'ANCH_ERR_NO_SOURCE',
+      `${what} must be an async generator (async *method) or return an AsyncIterable`,
+    )
   }
   const it = (iterable as AsyncIterable<Row | Row[]>)[Symbol.asyncIterator]()
-  const chunk = (r: IteratorResult<Row | Row[]>): IteratorResult<Row[]> => (r.done ? r : { value: Array.isArray(r.value) ? r.value : [r.value], done: false })
+  const chunk = (r: IteratorResult<Row | Row[]>): IteratorResult<Row[]> =>
+    r.done ? r : { value: Array.isArray(r.value) ? r.value : [r.value], done: false }
   return {
     [Symbol.asyncIterator]: () => ({
       next: () => runWith(state, () => it.next()).then(chunk),
-      return: (v?: unknown) => runWith(state, () => it.return?.(v) ?? Promise.resolve({ value: undefined, done: true as const })).then(chunk),
+      return: (v?: unknown) =>
+        runWith(state, () => it.return?.(v) ?? Promise.resolve({ value: undefined, done: true as const })).then(chunk),
     }),
   }
 }
 
 /** Counts rows into the table's task, checks each is an object, stops on abort and logs progress. */
-function counted(chunks: AsyncIterable<Row[]>, task: TableTask, signal: AbortSignal, logger: Logger, progressMs: number): AsyncIterable<Row[]> {
+function counted(
+  chunks: AsyncIterable<Row[]>,
+  task: TableTask,
+  signal: AbortSignal,
+  logger: Logger,
+  progressMs: number,
+): AsyncIterable<Row[]> {
   const data = task.info.data
   let n = 0
   let nextLog = progressMs > 0 ? Date.now() + progressMs : Infinity
@@ -76,7 +87,10 @@ function counted(chunks: AsyncIterable<Row[]>, task: TableTask, signal: AbortSig
     if (signal.aborted) throw signal.reason
     for (const row of r.value) {
       if (row === null || typeof row !== 'object' || Array.isArray(row)) {
-        throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `table ${task.key}: row ${n + 1} is not an object (got ${Array.isArray(row) ? 'array' : typeof row})`)
+        throw new AnchoviesError(
+          'ANCH_ERR_DATA_FORMAT',
+          `table ${task.key}: row ${n + 1} is not an object (got ${Array.isArray(row) ? 'array' : typeof row})`,
+        )
       }
       n++
     }
@@ -109,7 +123,10 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
     return { ...env.base, task: task.info, signal, checkpoints: env.stage, logger: env.logger.child({ table: key }) }
   }
   const notRoot = async (): Promise<boolean> => {
-    throw new AnchoviesError('ANCH_ERR_CONTEXT', `commitPoint() and commit() are for the source of a chain's first table (${chain.root}), between its yields`)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONTEXT',
+      `commitPoint() and commit() are for the source of a chain's first table (${chain.root}), between its yields`,
+    )
   }
   const ctxFor = (key: string, output?: string, root = false): StreamContext => {
     const p = env.plan.tables.get(key)!
@@ -138,14 +155,20 @@ export async function runChain(chain: Chain, env: ChainEnv): Promise<void> {
     const { limits } = env
     if (!env.commit) return false
     if (!force) {
-      const due = (limits.rows > 0 && rows - rowsAtCommit >= limits.rows) || (limits.bytes > 0 && env.stage.bytes >= limits.bytes) || (limits.intervalMs > 0 && Date.now() - lastCommitAt >= limits.intervalMs)
+      const due =
+        (limits.rows > 0 && rows - rowsAtCommit >= limits.rows) ||
+        (limits.bytes > 0 && env.stage.bytes >= limits.bytes) ||
+        (limits.intervalMs > 0 && Date.now() - lastCommitAt >= limits.intervalMs)
       if (!due) return false
     }
     if (signal.aborted) throw signal.reason
     // The source is paused in this call: once every consumer asks for more, every earlier row is in a writer.
     for (const f of fanOuts) await f.idle()
     await env.stage.cut()
-    const tables = chain.tables.map((k) => env.plan.tables.get(k)!).filter((p) => p.selected).map((p) => p.table)
+    const tables = chain.tables
+      .map((k) => env.plan.tables.get(k)!)
+      .filter((p) => p.selected)
+      .map((p) => p.table)
     const committed = await env.commit(tables)
     rowsAtCommit = rows
     lastCommitAt = Date.now()

@@ -18,7 +18,13 @@ export interface FanOutState {
  * bounded. A consumer that stops early is dropped; when all stop, the source is closed. An error in the source
  * reaches every consumer.
  */
-export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number, signal: AbortSignal, state?: { fanOut?: FanOutState }): ClosableChunks[] {
+export function fanOut(
+  source: AsyncIterable<Row[]>,
+  n: number,
+  capacity: number,
+  signal: AbortSignal,
+  state?: { fanOut?: FanOutState },
+): ClosableChunks[] {
   // One consumer pulls the source itself: while the source runs, that consumer is waiting, so it is always idle.
   if (n === 1) return [Object.assign(source, { close: () => undefined })]
   const queues: Row[][][] = Array.from({ length: n }, () => [])
@@ -52,7 +58,10 @@ export function fanOut(source: AsyncIterable<Row[]>, n: number, capacity: number
     idleWaiters = []
     for (const w of ws) w()
   }
-  if (state) state.fanOut = { idle: () => (isIdle() || ended ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))) }
+  if (state)
+    state.fanOut = {
+      idle: () => (isIdle() || ended ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    }
 
   const pump = async (): Promise<void> => {
     const it = source[Symbol.asyncIterator]()

@@ -20,7 +20,12 @@ export interface PhaseEnv {
   /** The operator (undefined until startup built it). */
   operator(): Operator | undefined
   /** The context state for a task of `batch` staged in `stage`. */
-  state(batch: BatchInfo | undefined, stage: Stage | undefined, signal: AbortSignal | undefined, task: TaskInfo): RunState
+  state(
+    batch: BatchInfo | undefined,
+    stage: Stage | undefined,
+    signal: AbortSignal | undefined,
+    task: TaskInfo,
+  ): RunState
 }
 
 /** Runs the operator's lifecycle hooks as logged tasks (STARTUP, XOPEN, XCLOSE, SHUTDOWN, and ERROR on failure). */
@@ -32,7 +37,8 @@ export class Phases {
     const operator = this.env.operator()
     if (!operator) return
     for (const [name, phases] of readMembers<TaskPhase[]>(META.hooks, operator, true)) {
-      if (phases.includes(phase)) await (operator as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args)
+      if (phases.includes(phase))
+        await (operator as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args)
     }
   }
 
@@ -40,7 +46,13 @@ export class Phases {
    * Runs `fn` as the task `type`; it is abandoned `abortGraceMs` after `signal` aborts. A failure is logged and
    * runs the error phase; an abort (the run is stopping) is not a failure of its own.
    */
-  async run(type: TaskType, batch: BatchInfo | null, fn: (task: TaskInfo) => Promise<void>, stage?: Stage, signal?: AbortSignal): Promise<PhaseOutcome> {
+  async run(
+    type: TaskType,
+    batch: BatchInfo | null,
+    fn: (task: TaskInfo) => Promise<void>,
+    stage?: Stage,
+    signal?: AbortSignal,
+  ): Promise<PhaseOutcome> {
     const task: TaskInfo & { data: Record<string, unknown> } = { type, table: null, data: {} }
     const started = new Date()
     let error: unknown
@@ -64,11 +76,17 @@ export class Phases {
 
   /** The error phase: the operator's `error` hooks, logged as an ERROR task carrying the failure. */
   async error(error: unknown, batch: BatchInfo | null, failedTask: TaskType, table?: string): Promise<void> {
-    const task: TaskInfo & { data: Record<string, unknown> } = { type: 'ERROR', table: null, data: { failed_task: failedTask, ...(table ? { tbl: table } : {}), ...errData(error) } }
+    const task: TaskInfo & { data: Record<string, unknown> } = {
+      type: 'ERROR',
+      table: null,
+      data: { failed_task: failedTask, ...(table ? { tbl: table } : {}), ...errData(error) },
+    }
     const started = new Date()
     let hookError: unknown
     try {
-      await runWith(this.env.state(batch ?? undefined, undefined, undefined, task), () => this.hooks('error', error, { phase: failedTask, table: table ?? null }))
+      await runWith(this.env.state(batch ?? undefined, undefined, undefined, task), () =>
+        this.hooks('error', error, { phase: failedTask, table: table ?? null }),
+      )
     } catch (err) {
       hookError = err
       this.env.log.error({ err }, 'an error hook failed')
@@ -87,5 +105,8 @@ export async function closeAll(connections: readonly { close(): Promise<void> }[
       errors.push(err)
     }
   }
-  if (errors.length) throw new AnchoviesError('ANCH_ERR_CONNECTION', `closing ${errors.length} connection(s) failed`, { cause: errors[0] })
+  if (errors.length)
+    throw new AnchoviesError('ANCH_ERR_CONNECTION', `closing ${errors.length} connection(s) failed`, {
+      cause: errors[0],
+    })
 }

@@ -15,7 +15,9 @@ export interface PlannedTable {
 }
 
 /** What consumes a table's rows. */
-export type Consumer = { readonly kind: 'sink'; readonly method: StreamMethod } | { readonly kind: 'transform'; readonly method: StreamMethod; readonly output: string }
+export type Consumer =
+  | { readonly kind: 'sink'; readonly method: StreamMethod }
+  | { readonly kind: 'transform'; readonly method: StreamMethod; readonly output: string }
 
 /** One independently runnable unit: a root source and everything downstream of it. */
 export interface Chain {
@@ -60,10 +62,18 @@ export function planBatch(methods: readonly StreamMethod[], selected: readonly T
 
   const need = (key: string, stack: string[]): void => {
     if (planned.has(key)) return
-    if (stack.includes(key)) throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${key}: transforms form a cycle (${[...stack, key].join(' -> ')})`)
+    if (stack.includes(key))
+      throw new AnchoviesError(
+        'ANCH_ERR_NO_SOURCE',
+        `table ${key}: transforms form a cycle (${[...stack, key].join(' -> ')})`,
+      )
     const table = byKey.get(key)!
     const source = resolveSource(methods, table.name)
-    if (!source) throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${key} has no @source: add one or disable the table with -d ${table.name}`)
+    if (!source)
+      throw new AnchoviesError(
+        'ANCH_ERR_NO_SOURCE',
+        `table ${key} has no @source: add one or disable the table with -d ${table.name}`,
+      )
     const inputs: string[] = []
     for (const pattern of source.sinks) {
       for (const [k, t] of byKey) {
@@ -71,7 +81,10 @@ export function planBatch(methods: readonly StreamMethod[], selected: readonly T
       }
     }
     if (source.sinks.length && inputs.length === 0) {
-      throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${key}: transform ${source.name} consumes ${source.sinks.join(', ')}, which matches no known table`)
+      throw new AnchoviesError(
+        'ANCH_ERR_NO_SOURCE',
+        `table ${key}: transform ${source.name} consumes ${source.sinks.join(', ')}, which matches no known table`,
+      )
     }
     for (const k of inputs) need(k, [...stack, key])
     planned.set(key, { key, table, selected: selectedKeys.has(key), source, inputs })
@@ -92,10 +105,12 @@ export function planBatch(methods: readonly StreamMethod[], selected: readonly T
     const p = planned.get(key)
     if (!p) return []
     const out: Consumer[] = []
-    for (const [k, q] of planned) if (q.inputs.includes(key)) out.push({ kind: 'transform', method: q.source, output: k })
+    for (const [k, q] of planned)
+      if (q.inputs.includes(key)) out.push({ kind: 'transform', method: q.source, output: k })
     if (p.selected) {
       for (const m of methods) {
-        if (m.source === undefined && m.sinks.some((pattern) => globMatch(pattern, p.table.name))) out.push({ kind: 'sink', method: m })
+        if (m.source === undefined && m.sinks.some((pattern) => globMatch(pattern, p.table.name)))
+          out.push({ kind: 'sink', method: m })
       }
     }
     return out
@@ -116,13 +131,22 @@ export function planBatch(methods: readonly StreamMethod[], selected: readonly T
 }
 
 /** The tables `-e` enables (all when none is given) and `-d` does not disable, matched on bare or qualified name. */
-export function selectTables(tables: readonly Table[], enabled: readonly string[], disabled: readonly string[]): Table[] {
-  const matches = (patterns: readonly string[], t: Table): boolean => patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
+export function selectTables(
+  tables: readonly Table[],
+  enabled: readonly string[],
+  disabled: readonly string[],
+): Table[] {
+  const matches = (patterns: readonly string[], t: Table): boolean =>
+    patterns.some((p) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
   return tables.filter((t) => (enabled.length === 0 || matches(enabled, t)) && !matches(disabled, t))
 }
 
 /** The `-e`/`-d` names and globs that match none of `tables` (each is a typo or a table that is gone). */
-export function unmatchedSelection(tables: readonly Table[], enabled: readonly string[], disabled: readonly string[]): { flag: '-e' | '-d'; pattern: string }[] {
+export function unmatchedSelection(
+  tables: readonly Table[],
+  enabled: readonly string[],
+  disabled: readonly string[],
+): { flag: '-e' | '-d'; pattern: string }[] {
   const matchesAny = (p: string): boolean => tables.some((t) => globMatch(p, t.name) || globMatch(p, qualifiedName(t)))
   return [
     ...enabled.filter((p) => !matchesAny(p)).map((pattern) => ({ flag: '-e' as const, pattern })),
@@ -135,7 +159,12 @@ export function unmatchedSelection(tables: readonly Table[], enabled: readonly s
  * accepts (a table and the transforms it feeds stay together), and selected tables that cannot be planned whose
  * own name it accepts (so exactly one worker reports each).
  */
-export function workerShare(methods: readonly StreamMethod[], selected: readonly Table[], known: readonly Table[], owns: (key: string) => boolean): Table[] {
+export function workerShare(
+  methods: readonly StreamMethod[],
+  selected: readonly Table[],
+  known: readonly Table[],
+  owns: (key: string) => boolean,
+): Table[] {
   const plan = planBatch(methods, selected, known)
   const mine = new Set<string>()
   for (const c of plan.chains) if (owns(c.root)) for (const k of c.tables) mine.add(k)

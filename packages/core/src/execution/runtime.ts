@@ -5,7 +5,13 @@ import type { Settings } from '../config/load-config.js'
 import { AnchovyState } from '../datastore/anchovy-state.js'
 import { CommitLog } from '../datastore/commit-log.js'
 import type { Stage } from '../datastore/stage.js'
-import { anchovyHome, type DataBuffer, type StoreContext, type TableStore, type TaskStore } from '../datastore/stores.js'
+import {
+  anchovyHome,
+  type DataBuffer,
+  type StoreContext,
+  type TableStore,
+  type TaskStore,
+} from '../datastore/stores.js'
 import { AnchoviesError, AnchovyExecutionTimeout, EXIT, isConfigError } from '../errors.js'
 import { redact } from '../logging/secrets.js'
 import { validateName } from '../names.js'
@@ -65,11 +71,24 @@ export class AnchovyRun {
     this.dataBuffer = new opts.stores.dataBuffer(this.storeCtx)
     const now = new Date()
     const sessionId = `${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.${randomBytes(4).toString('hex')}`
-    this.session = { anchovyId: this.s.id, user: this.s.user, sessionId, operator: opts.operatorClass.name, startedAt: now, upstream: [...this.s.upstream], service: this.s.service }
+    this.session = {
+      anchovyId: this.s.id,
+      user: this.s.user,
+      sessionId,
+      operator: opts.operatorClass.name,
+      startedAt: now,
+      upstream: [...this.s.upstream],
+      service: this.s.service,
+    }
     this.log = opts.logger.child({ anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: sessionId })
     const worker = this.s.workers > 1 ? { num: this.s.worker_num, count: this.s.workers } : undefined
     if (worker) this.log = this.log.child({ worker: `${worker.num}/${worker.count}` })
-    this.state = new AnchovyState(this.storeCtx, { checkpoint: new opts.stores.checkpoint(this.storeCtx), table: this.tableStore, dataBuffer: this.dataBuffer }, this.log, worker)
+    this.state = new AnchovyState(
+      this.storeCtx,
+      { checkpoint: new opts.stores.checkpoint(this.storeCtx), table: this.tableStore, dataBuffer: this.dataBuffer },
+      this.log,
+      worker,
+    )
     this.taskLog = new TaskLog(this.taskStore, this.session, this.log)
     this.phases = new Phases({
       log: this.log,
@@ -88,55 +107,91 @@ export class AnchovyRun {
   /** Runs the whole session and returns the exit code; never throws for table or phase failures. */
   async run(): Promise<RunResult> {
     if (this.s.id_defaulted) {
-      this.taskLog.warn({ code: 'ANCH_WARN_ID_DEFAULT', message: `no --id given: the anchovy id defaults to the host name "${this.s.id}", which changes when a pod or container is recreated and then starts from zero (no checkpoints, no progress); pass --id or set ACHVY_ID` })
+      this.taskLog.warn({
+        code: 'ANCH_WARN_ID_DEFAULT',
+        message: `no --id given: the anchovy id defaults to the host name "${this.s.id}", which changes when a pod or container is recreated and then starts from zero (no checkpoints, no progress); pass --id or set ACHVY_ID`,
+      })
     }
     await this.checkUpstreams()
-    await this.state.open(this.s.lock_ttl * 1000, (err) => {
-      this.lockLost = true
-      this.log.error({ err }, 'lost the run lock; aborting')
-      this.requestStop(err)
-    }, undefined, { ...(this.opts.supervisorPid ? { supervisorPid: this.opts.supervisorPid } : {}) })
+    await this.state.open(
+      this.s.lock_ttl * 1000,
+      (err) => {
+        this.lockLost = true
+        this.log.error({ err }, 'lost the run lock; aborting')
+        this.requestStop(err)
+      },
+      undefined,
+      { ...(this.opts.supervisorPid ? { supervisorPid: this.opts.supervisorPid } : {}) },
+    )
     const listen = this.listen()
     await this.writeSummary()
     let exitCode: number = EXIT.OK
     let results: Record<string, unknown> = {}
     try {
       this.opts.onPhase?.('startup')
-      const started = await this.timed(this.stopping, () => this.phases.run('STARTUP', null, async () => {
-        this.operator = new this.opts.operatorClass()
-        this.operator.runtime = this.operatorRuntime()
-        try {
-          this.connections = await openConnections(this.operator, this.opts.connectionClasses, this.opts.env, this.log)
-          await this.phases.hooks('startup')
-        } catch (err) {
-          // A missing connection, driver or plugin setting: fix the configuration (exit 2), nothing ran.
-          this.configError = isConfigError(err)
-          throw err
-        }
-      }, this.state.session, this.stopping.signal))
+      const started = await this.timed(this.stopping, () =>
+        this.phases.run(
+          'STARTUP',
+          null,
+          async () => {
+            this.operator = new this.opts.operatorClass()
+            this.operator.runtime = this.operatorRuntime()
+            try {
+              this.connections = await openConnections(
+                this.operator,
+                this.opts.connectionClasses,
+                this.opts.env,
+                this.log,
+              )
+              await this.phases.hooks('startup')
+            } catch (err) {
+              // A missing connection, driver or plugin setting: fix the configuration (exit 2), nothing ran.
+              this.configError = isConfigError(err)
+              throw err
+            }
+          },
+          this.state.session,
+          this.stopping.signal,
+        ),
+      )
       this.count(started)
       if (started === 'ok') await this.batches()
       this.opts.onPhase?.('shutdown')
-      const ended = await this.timed(this.stopping, () => this.phases.run('SHUTDOWN', null, async () => {
-        try {
-          await this.phases.hooks('shutdown')
-        } finally {
-          const open = this.connections
-          this.connections = []
-          await closeAll(open)
-        }
-        await this.state.commit(this.state.session, { sessionId: this.session.sessionId, batchId: null })
-      }, this.state.session, this.stopping.signal))
+      const ended = await this.timed(this.stopping, () =>
+        this.phases.run(
+          'SHUTDOWN',
+          null,
+          async () => {
+            try {
+              await this.phases.hooks('shutdown')
+            } finally {
+              const open = this.connections
+              this.connections = []
+              await closeAll(open)
+            }
+            await this.state.commit(this.state.session, { sessionId: this.session.sessionId, batchId: null })
+          },
+          this.state.session,
+          this.stopping.signal,
+        ),
+      )
       this.count(ended)
       // Data files of abandoned tables (timeout, signal) may still be in flight: leave the marker for the next run.
       await this.state.finish(!this.timedOut && !this.stopRequested)
       if (this.s.commit_retention_days > 0 && !this.timedOut && !this.stopRequested && !this.failed) {
-        await this.state.pruneCommits(this.s.commit_retention_days).catch((err: unknown) => this.log.warn({ err }, 'commit retention failed (the next run tries again)'))
+        await this.state
+          .pruneCommits(this.s.commit_retention_days)
+          .catch((err: unknown) => this.log.warn({ err }, 'commit retention failed (the next run tries again)'))
       }
       if (this.s.log_retention_days > 0 && !this.timedOut && !this.stopRequested) {
         const cutoff = new Date(Date.now() - this.s.log_retention_days * 86_400_000)
         await this.taskStore.prune(cutoff, this.session.sessionId).then(
-          (removed) => removed && this.log.info({ removed, days: this.s.log_retention_days }, 'log retention: removed old task logs and session results'),
+          (removed) =>
+            removed &&
+            this.log.info(
+              { removed, days: this.s.log_retention_days },
+              'log retention: removed old task logs and session results',
+            ),
           (err: unknown) => this.log.warn({ err }, 'log retention failed (the next run tries again)'),
         )
       }
@@ -144,7 +199,13 @@ export class AnchovyRun {
       listen()
       await this.taskLog.flush()
       results = this.taskLog.results(this.failed || this.timedOut || this.lockLost)
-      exitCode = this.configError ? EXIT.USAGE : this.timedOut ? EXIT.TIMEOUT : this.failed || this.lockLost ? EXIT.FAILED : EXIT.OK
+      exitCode = this.configError
+        ? EXIT.USAGE
+        : this.timedOut
+          ? EXIT.TIMEOUT
+          : this.failed || this.lockLost
+            ? EXIT.FAILED
+            : EXIT.OK
       results.exit_code = exitCode
       try {
         await this.taskStore.writeResults(this.session.sessionId, redact(JSON.stringify(results, null, 2)))
@@ -197,7 +258,9 @@ export class AnchovyRun {
       sessionId: this.session.sessionId,
       startedAt: this.session.startedAt,
     }
-    await writeSummary(this.opts.datastore, run, results).catch((err: unknown) => this.log.warn({ err }, 'could not write the school summary'))
+    await writeSummary(this.opts.datastore, run, results).catch((err: unknown) =>
+      this.log.warn({ err }, 'could not write the school summary'),
+    )
   }
 
   private async batches(): Promise<void> {
@@ -224,7 +287,10 @@ export class AnchovyRun {
       },
       stalled: () => {
         this.failed = true
-        const err = new AnchoviesError('ANCH_ERR_STALLED', 'the run stalled: a hook, source or sink awaits a promise that can never settle (nothing left to wait for); stopping')
+        const err = new AnchoviesError(
+          'ANCH_ERR_STALLED',
+          'the run stalled: a hook, source or sink awaits a promise that can never settle (nothing left to wait for); stopping',
+        )
         this.log.error({ err }, err.message)
         this.requestStop(err)
       },
@@ -234,7 +300,8 @@ export class AnchovyRun {
   private requestStop(reason?: Error): void {
     this.stopRequested = true
     if (reason) this.currentBatch?.abort(reason)
-    if (!this.stopping.signal.aborted) this.stopping.abort(reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'the run is stopping'))
+    if (!this.stopping.signal.aborted)
+      this.stopping.abort(reason ?? new AnchoviesError('ANCH_ERR_ABORTED', 'the run is stopping'))
     this.wake?.()
   }
 
@@ -251,7 +318,12 @@ export class AnchovyRun {
         // --follow: an upstream commit ends the pause (the pipelined mode: each batch as soon as it is committed).
         const check = async (): Promise<void> => {
           for (const [id, seen] of this.upstreamEnds) {
-            if ((await this.commitLogOf(id).end().catch(() => seen)) > seen) return paused ? this.wake?.() : undefined
+            if (
+              (await this.commitLogOf(id)
+                .end()
+                .catch(() => seen)) > seen
+            )
+              return paused ? this.wake?.() : undefined
           }
           if (paused) poll = setTimeout(() => void check(), FOLLOW_POLL_MS)
         }
@@ -271,19 +343,27 @@ export class AnchovyRun {
   /** With --follow: the newest commit of every upstream when a batch starts (what the next pause waits past). */
   private async noteUpstreamEnds(): Promise<void> {
     if (!this.s.follow) return
-    for (const id of this.s.upstream) this.upstreamEnds.set(id, await this.commitLogOf(id).end().catch(() => 0))
+    for (const id of this.s.upstream)
+      this.upstreamEnds.set(
+        id,
+        await this.commitLogOf(id)
+          .end()
+          .catch(() => 0),
+      )
   }
 
   /** Runs `work` under `-t`: when it overruns, the run times out and `controller` aborts (the work gets abort_grace). */
   private async timed<T>(controller: AbortController, work: () => Promise<T>): Promise<T> {
     const seconds = this.s.execution_timeout
-    const timer = seconds ? setTimeout(() => {
-      this.timedOut = true
-      this.log.error({ seconds }, 'execution timeout: aborting')
-      const err = new AnchovyExecutionTimeout(seconds)
-      controller.abort(err)
-      if (!this.stopping.signal.aborted) this.stopping.abort(err)
-    }, seconds * 1000) : undefined
+    const timer = seconds
+      ? setTimeout(() => {
+          this.timedOut = true
+          this.log.error({ seconds }, 'execution timeout: aborting')
+          const err = new AnchovyExecutionTimeout(seconds)
+          controller.abort(err)
+          if (!this.stopping.signal.aborted) this.stopping.abort(err)
+        }, seconds * 1000)
+      : undefined
     try {
       return await work()
     } finally {
@@ -312,7 +392,12 @@ export class AnchovyRun {
     }
   }
 
-  private contextState(batch: BatchInfo | undefined, stage: Stage | undefined, signal: AbortSignal | undefined, task: RunState['task']): RunState {
+  private contextState(
+    batch: BatchInfo | undefined,
+    stage: Stage | undefined,
+    signal: AbortSignal | undefined,
+    task: RunState['task'],
+  ): RunState {
     return {
       session: this.session,
       ...(batch ? { batch } : {}),
@@ -341,26 +426,53 @@ export class AnchovyRun {
     await this.timed(controller, async () => {
       const stage = await this.state.beginBatch(batchId)
       let known: Table[] = []
-      const opened = await this.phases.run('XOPEN', batch, async (task) => {
-        await this.phases.hooks('xopen')
-        known = await this.operator!.discoverTbls()
-        this.checkSelection(known)
-        const chosen = selectTables(known, this.s.enabled, this.s.disabled)
-        const { workers, worker_num: num } = this.s
-        selected.push(...(workers > 1 ? workerShare(this.operator!.streamMethods(), chosen, known, (key) => ownedBy(key, num, workers)) : chosen))
-        task.data.tbls = selected.map(qualifiedName)
-      }, stage, controller.signal)
+      const opened = await this.phases.run(
+        'XOPEN',
+        batch,
+        async (task) => {
+          await this.phases.hooks('xopen')
+          known = await this.operator!.discoverTbls()
+          this.checkSelection(known)
+          const chosen = selectTables(known, this.s.enabled, this.s.disabled)
+          const { workers, worker_num: num } = this.s
+          selected.push(
+            ...(workers > 1
+              ? workerShare(this.operator!.streamMethods(), chosen, known, (key) => ownedBy(key, num, workers))
+              : chosen),
+          )
+          task.data.tbls = selected.map(qualifiedName)
+        },
+        stage,
+        controller.signal,
+      )
       failed = opened === 'failed'
       let succeeded: Table[] = []
       if (selected.length && !controller.signal.aborted) {
         const tables = await runTables({
-          operator: this.operator!, session: this.session, batch, known, stage, controller, logger: this.log.child({ batch_id: batchId }),
-          taskLog: this.taskLog, phases: this.phases, concurrency: this.s.concurrency, queueSize: this.s.stream_queue_size,
-          progressMs: this.s.progress_interval * 1000, abortGraceMs: this.s.abort_grace * 1000, failFast: this.s.fail_fast,
+          operator: this.operator!,
+          session: this.session,
+          batch,
+          known,
+          stage,
+          controller,
+          logger: this.log.child({ batch_id: batchId }),
+          taskLog: this.taskLog,
+          phases: this.phases,
+          concurrency: this.s.concurrency,
+          queueSize: this.s.stream_queue_size,
+          progressMs: this.s.progress_interval * 1000,
+          abortGraceMs: this.s.abort_grace * 1000,
+          failFast: this.s.fail_fast,
           allowFailures: this.s.allow_failures,
           deadline,
-          limits: { rows: this.s.batch_max_rows, bytes: this.s.batch_max_bytes, intervalMs: this.s.commit_interval * 1000 },
-          commit: async (chainStage, tables) => (await this.state.commit(chainStage, { sessionId: this.session.sessionId, batchId }, tables, true)) !== undefined,
+          limits: {
+            rows: this.s.batch_max_rows,
+            bytes: this.s.batch_max_bytes,
+            intervalMs: this.s.commit_interval * 1000,
+          },
+          commit: async (chainStage, tables) =>
+            (await this.state.commit(chainStage, { sessionId: this.session.sessionId, batchId }, tables, true)) !==
+            undefined,
         })
         succeeded = tables.succeeded
         failed ||= tables.failed
@@ -368,14 +480,20 @@ export class AnchovyRun {
         failedKeys.push(...tables.failures.map((f) => f.table))
         this.taskLog.fail(batchId, tables.failures)
       }
-      const closed = await this.phases.run('XCLOSE', batch, async (task) => {
-        try {
-          await this.phases.hooks('xclose')
-        } finally {
-          const rec = await this.state.commit(stage, { sessionId: this.session.sessionId, batchId }, succeeded)
-          if (rec) task.data.commit = rec
-        }
-      }, stage, this.stopping.signal)
+      const closed = await this.phases.run(
+        'XCLOSE',
+        batch,
+        async (task) => {
+          try {
+            await this.phases.hooks('xclose')
+          } finally {
+            const rec = await this.state.commit(stage, { sessionId: this.session.sessionId, batchId }, succeeded)
+            if (rec) task.data.commit = rec
+          }
+        },
+        stage,
+        this.stopping.signal,
+      )
       failed ||= closed === 'failed'
     })
     this.failed ||= failed
@@ -384,9 +502,22 @@ export class AnchovyRun {
     const unfinished = this.stopRequested ? selected.map(qualifiedName).filter((k) => !done.has(k)) : []
     this.taskLog.stopped(batchId, unfinished)
     const status = failed || this.timedOut ? 'ERR' : unfinished.length || failedKeys.length ? 'DEGRADED' : 'OK'
-    this.taskLog.closeBatch({ batch_id: batchId, status, opened_at: openedAt.toISOString(), tbls: selected.map(qualifiedName).join(', ') })
+    this.taskLog.closeBatch({
+      batch_id: batchId,
+      status,
+      opened_at: openedAt.toISOString(),
+      tbls: selected.map(qualifiedName).join(', '),
+    })
     if (this.s.service) {
-      const hb = { anchovy_id: this.s.id, anchovy_user: this.s.user, session_id: this.session.sessionId, batch_id: batchId, status, at: new Date().toISOString(), pid: process.pid }
+      const hb = {
+        anchovy_id: this.s.id,
+        anchovy_user: this.s.user,
+        session_id: this.session.sessionId,
+        batch_id: batchId,
+        status,
+        at: new Date().toISOString(),
+        pid: process.pid,
+      }
       this.taskLog.track(this.taskStore.writeHeartbeat(JSON.stringify(hb)), 'could not write the heartbeat')
     }
     this.currentBatch = undefined

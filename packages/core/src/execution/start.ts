@@ -1,5 +1,12 @@
 import type { Logger } from 'pino'
-import { loadDocument, parseExtraFlags, resolveSettings, throwProblems, type ConfigSources, type Settings } from '../config/load-config.js'
+import {
+  loadDocument,
+  parseExtraFlags,
+  resolveSettings,
+  throwProblems,
+  type ConfigSources,
+  type Settings,
+} from '../config/load-config.js'
 import { CORE_SETTINGS } from '../config/settings.js'
 import { addProblem } from '../config/problems.js'
 import { registerConnectionSecrets } from '../connections/connection.js'
@@ -25,7 +32,11 @@ export const BUILTIN_COMPONENTS: Readonly<Record<string, Readonly<Record<string,
 }
 
 /** Reads config, env and flags, loads the operator and the store classes; throws one error listing every problem. */
-export async function prepareRun(src: ConfigSources, operatorRequired = true, given?: OperatorGiven): Promise<Prepared> {
+export async function prepareRun(
+  src: ConfigSources,
+  operatorRequired = true,
+  given?: OperatorGiven,
+): Promise<Prepared> {
   registerConnectionSecrets(src.env)
   const problems: string[] = []
   const doc = loadDocument(src, problems)
@@ -51,7 +62,10 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true, gi
   }
   const extra = (operatorClass as unknown as typeof Operator | undefined)?.settings ?? []
   const extraFlags = src.extraArgs?.length ? parseExtraFlags(src.extraArgs, extra, problems) : {}
-  settings = resolveSettings({ ...src, flags: { ...src.flags, ...extraFlags } }, doc, problems, [...CORE_SETTINGS, ...extra])
+  settings = resolveSettings({ ...src, flags: { ...src.flags, ...extraFlags } }, doc, problems, [
+    ...CORE_SETTINGS,
+    ...extra,
+  ])
   const stores: Record<string, unknown> = {}
   for (const [key, builtins] of Object.entries(BUILTIN_COMPONENTS)) {
     const ref = settings[key] as string | undefined
@@ -62,11 +76,17 @@ export async function prepareRun(src: ConfigSources, operatorRequired = true, gi
     try {
       stores[key] = (await resolveClass(ref, 'components', src.cwd)).value
     } catch (err) {
-      addProblem(problems, `${key}: ${(err as Error).message}`, isAnchoviesError(err) ? err.code : 'ANCH_ERR_PLUGIN_LOAD')
+      addProblem(
+        problems,
+        `${key}: ${(err as Error).message}`,
+        isAnchoviesError(err) ? err.code : 'ANCH_ERR_PLUGIN_LOAD',
+      )
     }
   }
   if (settings.prod && settings.id_defaulted) {
-    problems.push('--prod requires --id (or ACHVY_ID, config.id): without it the id defaults to the host name, which changes when a pod is recreated and resets the anchovy\'s progress')
+    problems.push(
+      "--prod requires --id (or ACHVY_ID, config.id): without it the id defaults to the host name, which changes when a pod is recreated and resets the anchovy's progress",
+    )
   }
   throwProblems(problems)
   return {
@@ -112,7 +132,9 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
       logger,
       env: src.env,
       handleSignals: options.handleSignals ?? false,
-      ...(watchdog ? { onPhase: (phase: 'startup' | 'batch' | 'shutdown') => watchdog.phase(phase), supervisorPid: process.ppid } : {}),
+      ...(watchdog
+        ? { onPhase: (phase: 'startup' | 'batch' | 'shutdown') => watchdog.phase(phase), supervisorPid: process.ppid }
+        : {}),
     })
     if (watchdog) reportSession(watchdog, run, prepared.settings)
     return await run.run()
@@ -120,7 +142,6 @@ export async function startAnchovy(src: ConfigSources, options: StartOptions = {
     await datastore.close().catch(() => undefined)
   }
 }
-
 
 /** Tells the supervisor the session (before the run takes its lock), so it can write the results if it must kill the run. */
 function reportSession(watchdog: WatchdogReporter, run: AnchovyRun, s: Settings): void {

@@ -77,14 +77,25 @@ export async function runTables(env: TablePoolEnv): Promise<TablesOutcome> {
   const note = (keys: readonly string[], tables: readonly Table[], err: unknown): boolean => {
     const allowed = env.allowFailures || (tables.length > 0 && tables.every(allowsFailure))
     const e = err as { code?: unknown; message?: unknown }
-    for (const table of keys) failures.push({ table, code: typeof e?.code === 'string' ? e.code : null, message: String(e?.message ?? err), allowed })
+    for (const table of keys)
+      failures.push({
+        table,
+        code: typeof e?.code === 'string' ? e.code : null,
+        message: String(e?.message ?? err),
+        allowed,
+      })
     if (!allowed) failed = true
     return allowed
   }
   for (const [key, err] of plan.failures) {
     const table = batch.tables.find((t) => qualifiedName(t) === key)!
     const allowed = note([key], [table], err)
-    env.taskLog.record({ type: 'TABLE', table, data: allowed ? { allowed_failure: true } : {} }, batch.batchId, new Date(), err)
+    env.taskLog.record(
+      { type: 'TABLE', table, data: allowed ? { allowed_failure: true } : {} },
+      batch.batchId,
+      new Date(),
+      err,
+    )
     await env.phases.error(err, batch, 'TABLE', key)
   }
   const queue = [...plan.chains]
@@ -94,7 +105,14 @@ export async function runTables(env: TablePoolEnv): Promise<TablesOutcome> {
       const stage = env.stage.child()
       const tasks = new Map<string, TableTask>()
       const startedAt = new Date()
-      for (const key of chain.tables) tasks.set(key, { key, startedAt, info: { type: 'TABLE', table: plan.tables.get(key)!.table, data: {} } as TaskInfo & { data: Record<string, unknown> } })
+      for (const key of chain.tables)
+        tasks.set(key, {
+          key,
+          startedAt,
+          info: { type: 'TABLE', table: plan.tables.get(key)!.table, data: {} } as TaskInfo & {
+            data: Record<string, unknown>
+          },
+        })
       let error: unknown
       const run = runChain(chain, {
         operator: env.operator,
@@ -124,20 +142,32 @@ export async function runTables(env: TablePoolEnv): Promise<TablesOutcome> {
         await stage.discard()
       }
       // Stopped by a signal or --fail-fast: whatever the table threw on its way out is not its own failure.
-      const isAbort = isAnchoviesError(error, 'ANCH_ERR_ABORTED') || (controller.signal.aborted && isAnchoviesError(controller.signal.reason, 'ANCH_ERR_ABORTED'))
+      const isAbort =
+        isAnchoviesError(error, 'ANCH_ERR_ABORTED') ||
+        (controller.signal.aborted && isAnchoviesError(controller.signal.reason, 'ANCH_ERR_ABORTED'))
       const selectedKeys = chain.tables.filter((key) => plan.tables.get(key)!.selected)
-      const allowed = error !== undefined && !isAbort && note(selectedKeys, selectedKeys.map((key) => plan.tables.get(key)!.table), error)
+      const allowed =
+        error !== undefined &&
+        !isAbort &&
+        note(
+          selectedKeys,
+          selectedKeys.map((key) => plan.tables.get(key)!.table),
+          error,
+        )
       for (const key of selectedKeys) {
         const task = tasks.get(key)!
         if (allowed) task.info.data.allowed_failure = true
         env.taskLog.record(task.info, batch.batchId, startedAt, error)
-        if (error === undefined) logger.info({ table: key, rows: task.info.data.rows, ms: Date.now() - startedAt.getTime() }, 'table done')
+        if (error === undefined)
+          logger.info({ table: key, rows: task.info.data.rows, ms: Date.now() - startedAt.getTime() }, 'table done')
       }
       if (error !== undefined && !isAbort) {
-        if (allowed) logger.warn({ err: error, table: chain.root }, 'table failed (allowed: the run goes on and ends DEGRADED)')
+        if (allowed)
+          logger.warn({ err: error, table: chain.root }, 'table failed (allowed: the run goes on and ends DEGRADED)')
         else logger.error({ err: error, table: chain.root }, 'table failed')
         await env.phases.error(error, batch, 'TABLE', chain.root)
-        if (env.failFast && !allowed) controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', `--fail-fast: table ${chain.root} failed`))
+        if (env.failFast && !allowed)
+          controller.abort(new AnchoviesError('ANCH_ERR_ABORTED', `--fail-fast: table ${chain.root} failed`))
       }
     }
   }

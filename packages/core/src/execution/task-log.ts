@@ -5,7 +5,10 @@ import { redact } from '../logging/secrets.js'
 import { qualifiedName } from '../tables.js'
 
 /** A task as it appears in the run results. */
-export type ResultTask = Omit<TaskRecord, 'anchovy_id' | 'anchovy_user' | 'session_id' | 'batch_id' | 'task_key' | 'started_at' | 'completed_at'>
+export type ResultTask = Omit<
+  TaskRecord,
+  'anchovy_id' | 'anchovy_user' | 'session_id' | 'batch_id' | 'task_key' | 'started_at' | 'completed_at'
+>
 
 /** A batch as it appears in the run results. */
 export interface BatchResult {
@@ -143,8 +146,13 @@ export class TaskLog {
 
   /** The run results (`$results/anchovy_run_results.json`). */
   results(failed: boolean): Record<string, unknown> {
-    const err = failed || this.startup?.status === 'ERR' || this.shutdown?.status === 'ERR' || this.batches.some((b) => b.status === 'ERR')
-    const degraded = this.failures.length > 0 || this.unfinished.length > 0 || this.batches.some((b) => b.status === 'DEGRADED')
+    const err =
+      failed ||
+      this.startup?.status === 'ERR' ||
+      this.shutdown?.status === 'ERR' ||
+      this.batches.some((b) => b.status === 'ERR')
+    const degraded =
+      this.failures.length > 0 || this.unfinished.length > 0 || this.batches.some((b) => b.status === 'DEGRADED')
     const status = err ? 'ERR' : degraded ? 'DEGRADED' : 'OK'
     return {
       anchovy_id: this.session.anchovyId,

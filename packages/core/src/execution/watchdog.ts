@@ -127,7 +127,12 @@ export function supervisionPlan(src: ConfigSources): SupervisionPlan | undefined
     const timeout = s.execution_timeout
     if (typeof timeout !== 'number' || !(timeout > 0)) return undefined
     return {
-      timing: { timeout, grace: Number(s.abort_grace) || 0, service: s.service === true, interval: Number(s.interval) || 0 },
+      timing: {
+        timeout,
+        grace: Number(s.abort_grace) || 0,
+        service: s.service === true,
+        interval: Number(s.interval) || 0,
+      },
       anchovyId: String(s.id),
       user: String(s.user),
       argv: cliArgv,
@@ -263,10 +268,19 @@ function isSession(v: unknown): v is WatchdogSession {
   const s = v as Record<string, unknown>
   const t = s.timing as Record<string, unknown> | null | undefined
   return (
-    typeof s.sessionId === 'string' && typeof s.anchovyId === 'string' && typeof s.user === 'string' &&
-    typeof s.operator === 'string' && typeof s.startedAt === 'string' && typeof s.datastore === 'string' &&
-    typeof s.lockTtl === 'number' && typeof t === 'object' && t !== null && typeof t.timeout === 'number' &&
-    typeof t.grace === 'number' && typeof t.service === 'boolean' && typeof t.interval === 'number'
+    typeof s.sessionId === 'string' &&
+    typeof s.anchovyId === 'string' &&
+    typeof s.user === 'string' &&
+    typeof s.operator === 'string' &&
+    typeof s.startedAt === 'string' &&
+    typeof s.datastore === 'string' &&
+    typeof s.lockTtl === 'number' &&
+    typeof t === 'object' &&
+    t !== null &&
+    typeof t.timeout === 'number' &&
+    typeof t.grace === 'number' &&
+    typeof t.service === 'boolean' &&
+    typeof t.interval === 'number'
   )
 }
 
@@ -303,7 +317,11 @@ async function postMortem(w: Watch, ended: Ended): Promise<number> {
   const results = resultsOf(w, error, exitCode)
   let note: string | undefined
   if (w.session) {
-    note = await bounded(writeResults(w, w.session, results), POST_MORTEM_MS, `writing the results took longer than ${POST_MORTEM_MS / 1000}s`)
+    note = await bounded(
+      writeResults(w, w.session, results),
+      POST_MORTEM_MS,
+      `writing the results took longer than ${POST_MORTEM_MS / 1000}s`,
+    )
   } else {
     note = 'results not written: the process ended before its run lock was taken'
   }
@@ -330,7 +348,16 @@ function resultsOf(w: Watch, error: AnchoviesError, exitCode: number): Record<st
   })
   const batches =
     w.phase === 'batch'
-      ? [{ batch_id: String(w.batches - 1).padStart(3, '0'), status: 'ERR', opened_at: new Date(w.phaseSince).toISOString(), closed_at: now.toISOString(), tbls: '', done_tasks: [] }]
+      ? [
+          {
+            batch_id: String(w.batches - 1).padStart(3, '0'),
+            status: 'ERR',
+            opened_at: new Date(w.phaseSince).toISOString(),
+            closed_at: now.toISOString(),
+            tbls: '',
+            done_tasks: [],
+          },
+        ]
       : []
   return {
     anchovy_id: w.session?.anchovyId ?? w.plan.anchovyId,
@@ -353,7 +380,11 @@ function resultsOf(w: Watch, error: AnchoviesError, exitCode: number): Record<st
  * child (this host, its pid); the lock is taken over (its holder is provably dead) and released after. Returns a
  * note for stderr when the results could not be written.
  */
-async function writeResults(w: Watch, s: WatchdogSession, results: Record<string, unknown>): Promise<string | undefined> {
+async function writeResults(
+  w: Watch,
+  s: WatchdogSession,
+  results: Record<string, unknown>,
+): Promise<string | undefined> {
   let ds: Datastore | undefined
   try {
     ds = await openDatastore(s.datastore)
@@ -366,7 +397,17 @@ async function writeResults(w: Watch, s: WatchdogSession, results: Record<string
     const lock = await ds.lock(lockPath, s.lockTtl * 1000)
     try {
       await new TaskStore(ctx).writeResults(s.sessionId, redact(JSON.stringify(results, null, 2)))
-      await finishSummary(ds, { user: s.user, anchovyId: s.anchovyId, operator: s.operator, sessionId: s.sessionId, startedAt: new Date(s.startedAt) }, results).catch(() => undefined)
+      await finishSummary(
+        ds,
+        {
+          user: s.user,
+          anchovyId: s.anchovyId,
+          operator: s.operator,
+          sessionId: s.sessionId,
+          startedAt: new Date(s.startedAt),
+        },
+        results,
+      ).catch(() => undefined)
     } finally {
       await lock.release()
     }

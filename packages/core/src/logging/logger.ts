@@ -12,7 +12,14 @@ function prettyError(v: unknown, stacks: boolean): string {
   if (v === null || typeof v !== 'object') return typeof v === 'string' ? v : JSON.stringify(v)
   const e = v as { code?: unknown; type?: unknown; message?: unknown; stack?: unknown }
   const head = `${typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : 'Error'}: ${String(e.message ?? '')}`
-  const frames = stacks && typeof e.stack === 'string' ? e.stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => `\n    ${l.trim()}`).join('') : ''
+  const frames =
+    stacks && typeof e.stack === 'string'
+      ? e.stack
+          .split('\n')
+          .filter((l) => /^\s+at /.test(l))
+          .map((l) => `\n    ${l.trim()}`)
+          .join('')
+      : ''
   return head + frames
 }
 

@@ -99,7 +99,12 @@ function urlPasswords(value: string): string[] {
 function isUserName(s: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i)
-    const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c > 127 || '-._~!$&\'()*+,;=%'.includes(s[i]!)
+    const ok =
+      (c >= 48 && c <= 57) ||
+      (c >= 65 && c <= 90) ||
+      (c >= 97 && c <= 122) ||
+      c > 127 ||
+      "-._~!$&'()*+,;=%".includes(s[i]!)
     if (!ok) return false
   }
   return true

@@ -80,7 +80,8 @@ export class Operator {
     const out: StreamMethod[] = []
     for (const [name, meta] of readMembers<StreamMeta>(META.streams, this, true)) {
       const fn = (this as unknown as Record<string, unknown>)[name]
-      if (typeof fn === 'function') out.push({ name, source: meta.source, sinks: [...meta.sinks], fn: fn as StreamMethod['fn'] })
+      if (typeof fn === 'function')
+        out.push({ name, source: meta.source, sinks: [...meta.sinks], fn: fn as StreamMethod['fn'] })
     }
     return out
   }

@@ -37,7 +37,11 @@ export class Uploader extends Operator {
    * bytes (cut short, truncated at a gzip member boundary, replaced) fails naming the file.
    */
   readUpstream(file: UpstreamFile, signal?: AbortSignal): AsyncGenerator<Row[]> {
-    return this.runtime.dataBuffer.readChunks(file.path, signal, file.seq > 0 ? { rows: file.rows, bytes: file.bytes } : undefined)
+    return this.runtime.dataBuffer.readChunks(
+      file.path,
+      signal,
+      file.seq > 0 ? { rows: file.rows, bytes: file.bytes } : undefined,
+    )
   }
 
   /** The committed upstream files of the task's table after its position, in commit order (bounded by `upload_batch_size`). */
@@ -45,7 +49,10 @@ export class Uploader extends Operator {
     const table = ctx.table
     const up = table.namespace
     if (!up) {
-      throw new AnchoviesError('ANCH_ERR_NO_SOURCE', `table ${table.name} has no upstream anchovy: start the uploader with -U <downloader id>`)
+      throw new AnchoviesError(
+        'ANCH_ERR_NO_SOURCE',
+        `table ${table.name} has no upstream anchovy: start the uploader with -U <downloader id>`,
+      )
     }
     const pos = this.position(ctx)
     const limit = Number(this.runtime.settings.upload_batch_size ?? 0)
@@ -68,7 +75,10 @@ export class Uploader extends Operator {
       for (const f of rec.files) {
         if (f.table !== table.name) continue
         if (!f.path.startsWith(dir) || f.path.slice(dir.length).includes('/')) {
-          throw new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `commit ${seq} of ${up} names ${f.path}, which is not a data file of ${table.name} (${dir}…)`)
+          throw new AnchoviesError(
+            'ANCH_ERR_DATASTORE_CORRUPT',
+            `commit ${seq} of ${up} names ${f.path}, which is not a data file of ${table.name} (${dir}…)`,
+          )
         }
         out.push({ ...f, anchovyId: up, seq, id: `${up}/${f.path}` })
         bytes += f.bytes
@@ -89,12 +99,15 @@ export class Uploader extends Operator {
    * with the batch only if the whole table succeeded, so a failed sink leaves the position where it was.
    */
   advance(ctx: StreamContext, file: UpstreamFile): void {
-    const pos: UpstreamPosition = file.seq === 0 ? { seq: 0, file: file.path.slice(file.path.lastIndexOf('/') + 1) } : { seq: file.seq }
+    const pos: UpstreamPosition =
+      file.seq === 0 ? { seq: 0, file: file.path.slice(file.path.lastIndexOf('/') + 1) } : { seq: file.seq }
     ctx.stage.set(positionKey(ctx.table), { ...pos })
     if (file.seq > 0) {
       // Registered with the upstream anchovy once committed: its commit retention keeps what readers have not read.
       const path = `${this.runtime.user}/${file.anchovyId}/$readers/${this.runtime.anchovyId}/${ctx.table.name}.json`
-      ctx.stage.onCommit(() => this.runtime.datastore.write(path, JSON.stringify({ seq: file.seq, at: new Date().toISOString() })))
+      ctx.stage.onCommit(() =>
+        this.runtime.datastore.write(path, JSON.stringify({ seq: file.seq, at: new Date().toISOString() })),
+      )
     }
   }
 }

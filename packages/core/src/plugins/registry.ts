@@ -46,8 +46,15 @@ async function doImport(specifier: string, cwd: string): Promise<Record<string, 
     }
   } catch (err) {
     const code = (err as { code?: string }).code
-    const hint = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? ` (is it installed? npm install ${specifier})` : ''
-    throw new AnchoviesError('ANCH_ERR_PLUGIN_LOAD', `cannot load ${specifier}${hint}: ${(err as Error).message.split('\n')[0]}`, { cause: err })
+    const hint =
+      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+        ? ` (is it installed? npm install ${specifier})`
+        : ''
+    throw new AnchoviesError(
+      'ANCH_ERR_PLUGIN_LOAD',
+      `cannot load ${specifier}${hint}: ${(err as Error).message.split('\n')[0]}`,
+      { cause: err },
+    )
   }
 }
 
@@ -75,7 +82,11 @@ export async function loadPlugin(name: string, cwd = process.cwd()): Promise<Plu
  * Resolves `plugin.Class`, `package.Class`, `@scope/package.Class` or `./module.js:Class` to a class:
  * from a plugin's operators/components, or a module's named export.
  */
-export async function resolveClass<T = unknown>(ref: string, kind: 'operators' | 'components', cwd = process.cwd()): Promise<Resolved<T>> {
+export async function resolveClass<T = unknown>(
+  ref: string,
+  kind: 'operators' | 'components',
+  cwd = process.cwd(),
+): Promise<Resolved<T>> {
   let moduleName: string
   let className: string
   const colon = ref.lastIndexOf(':')
@@ -84,7 +95,11 @@ export async function resolveClass<T = unknown>(ref: string, kind: 'operators' |
     className = ref.slice(colon + 1)
   } else {
     const dot = ref.lastIndexOf('.')
-    if (dot <= 0) throw new AnchoviesError('ANCH_ERR_USAGE', `${JSON.stringify(ref)}: use plugin.Class (e.g. sftp.CsvDownloader) or ./module.js:Class`)
+    if (dot <= 0)
+      throw new AnchoviesError(
+        'ANCH_ERR_USAGE',
+        `${JSON.stringify(ref)}: use plugin.Class (e.g. sftp.CsvDownloader) or ./module.js:Class`,
+      )
     moduleName = ref.slice(0, dot)
     className = ref.slice(dot + 1)
   }

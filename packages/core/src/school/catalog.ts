@@ -117,8 +117,12 @@ export class Catalog {
       const id = parts[2]!.slice(0, -5)
       if (isName(user) && isName(id)) found.push({ user, id, size: e.size })
     }
-    const entries = await mapLimit(found, READ_CONCURRENCY, (f) => this.entry(f.user, f.id, now, opts.staleAfterS ?? DEFAULT_STALE_AFTER_S, f.size))
-    return entries.filter((e): e is AnchovyEntry => e !== undefined).sort((a, b) => (a.user === b.user ? a.id.localeCompare(b.id) : a.user.localeCompare(b.user)))
+    const entries = await mapLimit(found, READ_CONCURRENCY, (f) =>
+      this.entry(f.user, f.id, now, opts.staleAfterS ?? DEFAULT_STALE_AFTER_S, f.size),
+    )
+    return entries
+      .filter((e): e is AnchovyEntry => e !== undefined)
+      .sort((a, b) => (a.user === b.user ? a.id.localeCompare(b.id) : a.user.localeCompare(b.user)))
   }
 
   /** One anchovy, or undefined when it has no (valid) summary. */
@@ -127,8 +131,17 @@ export class Catalog {
     return this.entry(user, id, opts.now ?? Date.now(), opts.staleAfterS ?? DEFAULT_STALE_AFTER_S)
   }
 
-  private async entry(user: string, id: string, now: number, staleAfterS: number, size?: number): Promise<AnchovyEntry | undefined> {
-    const raw = size !== undefined && size > MAX_OBJECT_BYTES ? undefined : await this.datastore.read(`${SCHOOL_DIR}/${user}/${id}.json`)
+  private async entry(
+    user: string,
+    id: string,
+    now: number,
+    staleAfterS: number,
+    size?: number,
+  ): Promise<AnchovyEntry | undefined> {
+    const raw =
+      size !== undefined && size > MAX_OBJECT_BYTES
+        ? undefined
+        : await this.datastore.read(`${SCHOOL_DIR}/${user}/${id}.json`)
     const s = parseSummary(raw)
     // A summary that names another anchovy than its path is not trusted.
     if (!s || s.anchovy_user !== user || s.anchovy_id !== id) return undefined
@@ -136,11 +149,20 @@ export class Catalog {
     // only a marked anchovy can have a live holder: the lock is read for those only (half the requests on a blob
     // store). A run killed hard leaves the mark; its lock then shows whether the holder is still alive.
     const lock = s.running ? await this.datastore.readLock(`${user}/${id}/$lock`).catch(() => undefined) : undefined
-    const holder = holderOf(lock, s.lock_ttl_s, now) ?? (s.running ? await this.workerHolder(user, id, s.lock_ttl_s, now) : null)
+    const holder =
+      holderOf(lock, s.lock_ttl_s, now) ?? (s.running ? await this.workerHolder(user, id, s.lock_ttl_s, now) : null)
     const okAt = s.last_ok_at ? Date.parse(s.last_ok_at) : NaN
     const stale = !Number.isFinite(okAt) || now - okAt > staleAfterS * 1000
     const endedAt = s.last_run?.ended_at ? Date.parse(s.last_run.ended_at) : NaN
-    const state: AnchovyState = holder ? 'running' : !s.last_run ? 'never' : s.last_run.status !== 'OK' ? 'failed' : stale ? 'stale' : 'ok'
+    const state: AnchovyState = holder
+      ? 'running'
+      : !s.last_run
+        ? 'never'
+        : s.last_run.status !== 'OK'
+          ? 'failed'
+          : stale
+            ? 'stale'
+            : 'ok'
     return {
       id,
       user,
@@ -162,7 +184,9 @@ export class Catalog {
   /** The first live holder of a worker lock (`$workers/<n>/$lock`, runs with `--workers N`). */
   private async workerHolder(user: string, id: string, ttlS: number, now: number): Promise<Holder | null> {
     const dir = `${user}/${id}/$workers/`
-    const locks = (await this.datastore.list(dir).catch(() => [])).filter((e) => /^\d{1,6}\/\$lock$/.test(e.path.slice(dir.length))).slice(0, 256)
+    const locks = (await this.datastore.list(dir).catch(() => []))
+      .filter((e) => /^\d{1,6}\/\$lock$/.test(e.path.slice(dir.length)))
+      .slice(0, 256)
     for (const e of locks) {
       const holder = holderOf(await this.datastore.readLock(e.path).catch(() => undefined), ttlS, now)
       if (holder) return holder
@@ -189,7 +213,12 @@ export class Catalog {
     return this.runResults(user, id, session)
   }
 
-  private async runResults(user: string, id: string, session: string, size?: number): Promise<Record<string, unknown> | undefined> {
+  private async runResults(
+    user: string,
+    id: string,
+    session: string,
+    size?: number,
+  ): Promise<Record<string, unknown> | undefined> {
     const doc = parseJson(await readBounded(this.datastore, `${user}/${id}/$results/sessions/${session}.json`, size))
     if (!isObject(doc) || doc.anchovy_id !== id || doc.anchovy_user !== user) return undefined
     return sanitize(doc) as Record<string, unknown>
@@ -202,7 +231,12 @@ export class Catalog {
     const hive = `$task_logs/anchovy_user=${user}/anchovy_id=${id}/`
     const [a, b] = await Promise.all([this.datastore.list(own), this.datastore.list(hive)])
     const paths = [...a, ...b]
-      .filter((e) => e.path.endsWith('.json') && (e.path.split('/').pop() ?? '').startsWith(`${session}-`) && e.size <= MAX_OBJECT_BYTES)
+      .filter(
+        (e) =>
+          e.path.endsWith('.json') &&
+          (e.path.split('/').pop() ?? '').startsWith(`${session}-`) &&
+          e.size <= MAX_OBJECT_BYTES,
+      )
       .slice(0, MAX_TASKS)
     const records = await mapLimit(paths, READ_CONCURRENCY, async (e) => parseJson(await this.datastore.read(e.path)))
     return records
@@ -215,7 +249,9 @@ export class Catalog {
   async tables(user: string, id: string): Promise<Record<string, unknown>[]> {
     if (!isName(user) || !isName(id)) return []
     const dir = `${user}/${id}/$tables/`
-    const files = (await this.datastore.list(dir)).filter((e) => e.path.endsWith('.json') && isTable(e.path.slice(dir.length, -5)))
+    const files = (await this.datastore.list(dir)).filter(
+      (e) => e.path.endsWith('.json') && isTable(e.path.slice(dir.length, -5)),
+    )
     const out = await mapLimit(files, READ_CONCURRENCY, async (e) => {
       const rec = parseJson(await readBounded(this.datastore, e.path, e.size))
       if (!isObject(rec)) return undefined
@@ -230,7 +266,9 @@ export class Catalog {
   async lastRows(user: string, id: string, table: string, limit = 20): Promise<Record<string, unknown>[]> {
     if (!isName(user) || !isName(id) || !isTable(table)) return []
     const dir = `${user}/${id}/data/${table}/`
-    const files = (await this.datastore.list(dir)).filter((e) => e.path.endsWith('.json.gz') && !e.path.slice(dir.length).includes('/'))
+    const files = (await this.datastore.list(dir)).filter(
+      (e) => e.path.endsWith('.json.gz') && !e.path.slice(dir.length).includes('/'),
+    )
     const newest = files.sort((a, b) => b.path.localeCompare(a.path))[0]
     if (!newest) return []
     const rows: Record<string, unknown>[] = []
@@ -250,7 +288,9 @@ export class Catalog {
   async checkpoints(user: string, id: string): Promise<{ key: string; value: unknown }[]> {
     if (!isName(user) || !isName(id)) return []
     const dir = `${user}/${id}/$checkpoints/`
-    const files = (await this.datastore.list(dir)).filter((e) => !e.path.slice(dir.length).includes('/') && e.size <= MAX_OBJECT_BYTES)
+    const files = (await this.datastore.list(dir)).filter(
+      (e) => !e.path.slice(dir.length).includes('/') && e.size <= MAX_OBJECT_BYTES,
+    )
     return mapLimit(files, READ_CONCURRENCY, async (e) => {
       const key = e.path.slice(dir.length)
       const raw = await this.datastore.read(e.path)
@@ -261,7 +301,10 @@ export class Catalog {
         value = '(corrupt)'
       }
       const shown = JSON.stringify(sanitize(value)) ?? 'null'
-      return { key: redact(key), value: shown.length > 1000 ? `${shown.slice(0, 999)}…` : (JSON.parse(shown) as unknown) }
+      return {
+        key: redact(key),
+        value: shown.length > 1000 ? `${shown.slice(0, 999)}…` : (JSON.parse(shown) as unknown),
+      }
     })
   }
 }

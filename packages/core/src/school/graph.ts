@@ -34,12 +34,21 @@ export type GraphFormat = (typeof GRAPH_FORMATS)[number]
 /** Builds the DAG: an upstream id names an anchovy of the same user (as the runtime reads it). */
 export function buildGraph(entries: readonly AnchovyEntry[]): SchoolGraph {
   const nodes = new Map<string, Omit<GraphNode, 'level'>>()
-  for (const e of entries) nodes.set(`${e.user}/${e.id}`, { key: `${e.user}/${e.id}`, user: e.user, id: e.id, state: e.state, stale: e.stale, operator: e.operator })
+  for (const e of entries)
+    nodes.set(`${e.user}/${e.id}`, {
+      key: `${e.user}/${e.id}`,
+      user: e.user,
+      id: e.id,
+      state: e.state,
+      stale: e.stale,
+      operator: e.operator,
+    })
   const edges: GraphEdge[] = []
   for (const e of entries) {
     for (const up of e.upstream) {
       const from = `${e.user}/${up}`
-      if (!nodes.has(from)) nodes.set(from, { key: from, user: e.user, id: up, state: 'unknown', stale: false, operator: '' })
+      if (!nodes.has(from))
+        nodes.set(from, { key: from, user: e.user, id: up, state: 'unknown', stale: false, operator: '' })
       edges.push({ from, to: `${e.user}/${e.id}` })
     }
   }
@@ -67,7 +76,14 @@ export function buildGraph(entries: readonly AnchovyEntry[]): SchoolGraph {
   return { nodes: out, edges, cycles: [...cycles].sort() }
 }
 
-const MARK: Readonly<Record<GraphNode['state'], string>> = { ok: 'ok', failed: 'FAILED', running: 'running', stale: 'STALE', never: 'never ran', unknown: 'no summary' }
+const MARK: Readonly<Record<GraphNode['state'], string>> = {
+  ok: 'ok',
+  failed: 'FAILED',
+  running: 'running',
+  stale: 'STALE',
+  never: 'never ran',
+  unknown: 'no summary',
+}
 
 function label(n: GraphNode, users: boolean): string {
   return `${users ? n.key : n.id} [${MARK[n.state]}${n.stale && n.state !== 'stale' && n.state !== 'never' ? ', stale' : ''}]`
@@ -104,9 +120,23 @@ export function renderGraph(g: SchoolGraph, format: GraphFormat): string {
     )
     return lines.join('\n')
   }
-  const colour: Readonly<Record<GraphNode['state'], string>> = { ok: '#d7f5dd', failed: '#fddede', running: '#dde9fd', stale: '#fff3cd', never: '#eeeeee', unknown: '#ffffff' }
-  const lines = ['digraph school {', '  rankdir=LR;', '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
-  for (const n of g.nodes) lines.push(`  ${ids.get(n.key)} [label="${label(n, users)}", fillcolor="${colour[n.state]}"${n.state === 'unknown' ? ', style="rounded,dashed"' : ''}];`)
+  const colour: Readonly<Record<GraphNode['state'], string>> = {
+    ok: '#d7f5dd',
+    failed: '#fddede',
+    running: '#dde9fd',
+    stale: '#fff3cd',
+    never: '#eeeeee',
+    unknown: '#ffffff',
+  }
+  const lines = [
+    'digraph school {',
+    '  rankdir=LR;',
+    '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+  ]
+  for (const n of g.nodes)
+    lines.push(
+      `  ${ids.get(n.key)} [label="${label(n, users)}", fillcolor="${colour[n.state]}"${n.state === 'unknown' ? ', style="rounded,dashed"' : ''}];`,
+    )
   for (const e of g.edges) lines.push(`  ${ids.get(e.from)} -> ${ids.get(e.to)};`)
   lines.push('}')
   return lines.join('\n')

@@ -93,7 +93,17 @@ export async function runPlan(plan: Plan, opts: PlanRunOptions): Promise<PlanRes
     after: s.after,
   })
   const notRun = (s: PlanStep, status: StepStatus, error: string): StepResult => ({
-    ...base(s), status, exit_code: null, signal: null, started_at: null, ended_at: null, duration_ms: null, tables: [], rows: 0, error, log_tail: null,
+    ...base(s),
+    status,
+    exit_code: null,
+    signal: null,
+    started_at: null,
+    ended_at: null,
+    duration_ms: null,
+    tables: [],
+    rows: 0,
+    error,
+    log_tail: null,
   })
 
   const runStep = async (s: PlanStep): Promise<void> => {
@@ -128,10 +138,17 @@ export async function runPlan(plan: Plan, opts: PlanRunOptions): Promise<PlanRes
     } catch {
       doc = undefined
     }
-    const digest = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? digestResults(doc as Record<string, unknown>) : { tables: [], rows: 0, error: null }
+    const digest =
+      typeof doc === 'object' && doc !== null && !Array.isArray(doc)
+        ? digestResults(doc as Record<string, unknown>)
+        : { tables: [], rows: 0, error: null }
     const ok = code === 0 && !interrupted()
     const lastLogLine = tail.trim().split('\n').at(-1) ?? ''
-    const error = ok ? null : interrupted() ? 'interrupted (SIGTERM)' : (digest.error ?? oneLine(lastLogLine.replace(/^\{.*"msg":"([^"]*)".*$/, '$1')) ?? `exit code ${code}`)
+    const error = ok
+      ? null
+      : interrupted()
+        ? 'interrupted (SIGTERM)'
+        : (digest.error ?? oneLine(lastLogLine.replace(/^\{.*"msg":"([^"]*)".*$/, '$1')) ?? `exit code ${code}`)
     const result: StepResult = {
       ...base(s),
       status: ok ? 'OK' : interrupted() ? 'INTERRUPTED' : 'ERR',
@@ -158,8 +175,14 @@ export async function runPlan(plan: Plan, opts: PlanRunOptions): Promise<PlanRes
       const waiting = s.after.some((d) => !results.has(d))
       let skip: StepResult | undefined
       if (interrupted()) skip = notRun(s, 'INTERRUPTED', 'not started: the plan was interrupted')
-      else if (blocked) skip = notRun(s, 'SKIPPED', `not started: step ${blocked.step} ${blocked.status === 'ERR' ? 'failed' : 'did not run'}`)
-      else if (failed && !opts.continueOnError) skip = notRun(s, 'SKIPPED', 'not started: a step failed (use --continue-on-error to run the independent steps)')
+      else if (blocked)
+        skip = notRun(
+          s,
+          'SKIPPED',
+          `not started: step ${blocked.step} ${blocked.status === 'ERR' ? 'failed' : 'did not run'}`,
+        )
+      else if (failed && !opts.continueOnError)
+        skip = notRun(s, 'SKIPPED', 'not started: a step failed (use --continue-on-error to run the independent steps)')
       if (skip) {
         results.set(s.name, skip)
         pending.splice(i, 1)
@@ -177,7 +200,8 @@ export async function runPlan(plan: Plan, opts: PlanRunOptions): Promise<PlanRes
     if (running.size) await Promise.race(running.values())
     else if (pending.length) {
       // Only steps waiting for steps that will never end here: cannot happen with a checked plan, but never spin.
-      for (const s of pending.splice(0)) results.set(s.name, notRun(s, 'SKIPPED', 'not started: its dependencies never ran'))
+      for (const s of pending.splice(0))
+        results.set(s.name, notRun(s, 'SKIPPED', 'not started: its dependencies never ran'))
     }
   }
   opts.signal?.removeEventListener('abort', onAbort)
@@ -200,7 +224,11 @@ export async function runPlan(plan: Plan, opts: PlanRunOptions): Promise<PlanRes
 async function writePlanResult(ds: Datastore, result: PlanResult): Promise<void> {
   const dir = `${PLANS_DIR}/${result.plan}/${result.run_id}`
   const text = (v: unknown): string => redact(JSON.stringify(v, null, 2))
-  await Promise.all(result.steps.map((s) => ds.write(`${dir}/${s.step}.json`, text({ plan: result.plan, run_id: result.run_id, ...s }))))
+  await Promise.all(
+    result.steps.map((s) =>
+      ds.write(`${dir}/${s.step}.json`, text({ plan: result.plan, run_id: result.run_id, ...s })),
+    ),
+  )
   await ds.write(`${dir}/plan_results.json`, text(result))
   await ds.write(`${PLANS_DIR}/${result.plan}/latest.json`, text(result))
 }

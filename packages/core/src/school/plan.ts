@@ -50,7 +50,11 @@ export function splitWords(line: string): string[] {
       word = (word ?? '') + c
     }
   }
-  if (quote) throw new AnchoviesError('ANCH_ERR_CONFIG', `unterminated ${quote} quote in plan command ${JSON.stringify(line.slice(0, 200))}`)
+  if (quote)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONFIG',
+      `unterminated ${quote} quote in plan command ${JSON.stringify(line.slice(0, 200))}`,
+    )
   if (word !== undefined) words.push(word)
   return words
 }
@@ -83,33 +87,59 @@ export function parsePlan(text: string, defaultName: string): Plan {
     throw new AnchoviesError('ANCH_ERR_CONFIG', `the plan is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
   }
   if (Array.isArray(doc)) doc = { steps: doc }
-  if (!isObject(doc) || !Array.isArray(doc.steps)) throw new AnchoviesError('ANCH_ERR_CONFIG', 'the plan must be a mapping with a "steps:" list (or a list of commands)')
+  if (!isObject(doc) || !Array.isArray(doc.steps))
+    throw new AnchoviesError(
+      'ANCH_ERR_CONFIG',
+      'the plan must be a mapping with a "steps:" list (or a list of commands)',
+    )
   const name = doc.name === undefined ? defaultName : doc.name
-  if (typeof name !== 'string' || !NAME.test(name) || name.includes('..')) problems.push(`plan name ${JSON.stringify(name)}: use letters, digits, "_", "-" and "."`)
-  const raw: { name: string; args: string[]; id: string | undefined; ups: string[]; after: string[]; env: Map<string, string> }[] = []
+  if (typeof name !== 'string' || !NAME.test(name) || name.includes('..'))
+    problems.push(`plan name ${JSON.stringify(name)}: use letters, digits, "_", "-" and "."`)
+  const raw: {
+    name: string
+    args: string[]
+    id: string | undefined
+    ups: string[]
+    after: string[]
+    env: Map<string, string>
+  }[] = []
   doc.steps.forEach((s: unknown, i: number) => {
     const where = `steps[${i}]`
     const step = typeof s === 'string' || Array.isArray(s) ? { run: s } : s
     if (!isObject(step)) return problems.push(`${where}: a command string or a mapping with "run:"`)
     let args: string[]
     try {
-      args = typeof step.run === 'string' ? splitWords(step.run) : Array.isArray(step.run) && step.run.every((w) => typeof w === 'string') ? [...(step.run as string[])] : []
+      args =
+        typeof step.run === 'string'
+          ? splitWords(step.run)
+          : Array.isArray(step.run) && step.run.every((w) => typeof w === 'string')
+            ? [...(step.run as string[])]
+            : []
     } catch (err) {
       return problems.push(`${where}: ${(err as Error).message}`)
     }
     if (args[0] === 'anchovy') args.shift()
-    if (args[0] !== 'start') return problems.push(`${where}: the command must be "start …" (the words of anchovy start), got ${JSON.stringify(args.slice(0, 3).join(' '))}`)
+    if (args[0] !== 'start')
+      return problems.push(
+        `${where}: the command must be "start …" (the words of anchovy start), got ${JSON.stringify(args.slice(0, 3).join(' '))}`,
+      )
     const ids = flagValues(args, ['--id', '-i'])
     const id = ids.at(-1)
     const stepName = step.name === undefined ? id : step.name
-    if (typeof stepName !== 'string' || !NAME.test(stepName) || stepName.includes('..')) return problems.push(`${where}: give the step a "name:" or the command an --id (letters, digits, "_", "-", ".")`)
+    if (typeof stepName !== 'string' || !NAME.test(stepName) || stepName.includes('..'))
+      return problems.push(`${where}: give the step a "name:" or the command an --id (letters, digits, "_", "-", ".")`)
     const after = step.after === undefined ? [] : Array.isArray(step.after) ? step.after : [step.after]
-    if (!after.every((a): a is string => typeof a === 'string')) return problems.push(`${where}: "after:" lists step names`)
+    if (!after.every((a): a is string => typeof a === 'string'))
+      return problems.push(`${where}: "after:" lists step names`)
     const env = new Map<string, string>()
     if (step.env !== undefined) {
       if (!isObject(step.env)) return problems.push(`${where}: "env:" is a mapping of variable names to values`)
       for (const [k, v] of Object.entries(step.env)) {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')) problems.push(`${where}: env ${JSON.stringify(k)} must be a NAME: scalar`)
+        if (
+          !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ||
+          (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+        )
+          problems.push(`${where}: env ${JSON.stringify(k)} must be a NAME: scalar`)
         else env.set(k, String(v))
       }
     }

@@ -41,10 +41,24 @@ const anchovyParams = {
   type: 'object',
   required: ['user', 'id'],
   additionalProperties: false,
-  properties: { user: { type: 'string', pattern: NAME_PATTERN, not: { pattern: '\\.\\.' } }, id: { type: 'string', pattern: NAME_PATTERN, not: { pattern: '\\.\\.' } } },
+  properties: {
+    user: { type: 'string', pattern: NAME_PATTERN, not: { pattern: '\\.\\.' } },
+    id: { type: 'string', pattern: NAME_PATTERN, not: { pattern: '\\.\\.' } },
+  },
 } as const
-const runParams = { ...anchovyParams, required: ['user', 'id', 'session'], properties: { ...anchovyParams.properties, session: { type: 'string', pattern: SESSION_PATTERN } } } as const
-const tableParams = { ...anchovyParams, required: ['user', 'id', 'table'], properties: { ...anchovyParams.properties, table: { type: 'string', pattern: TABLE_PATTERN, not: { pattern: '\\.\\.' } } } } as const
+const runParams = {
+  ...anchovyParams,
+  required: ['user', 'id', 'session'],
+  properties: { ...anchovyParams.properties, session: { type: 'string', pattern: SESSION_PATTERN } },
+} as const
+const tableParams = {
+  ...anchovyParams,
+  required: ['user', 'id', 'table'],
+  properties: {
+    ...anchovyParams.properties,
+    table: { type: 'string', pattern: TABLE_PATTERN, not: { pattern: '\\.\\.' } },
+  },
+} as const
 
 /** Registers the secrets of an environment, so no response can carry them (connection values, passwords in URLs). */
 export function registerEnvSecrets(env: Readonly<Record<string, string | undefined>>): void {
@@ -90,13 +104,22 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook('onSend', async (_req, _reply, payload) => (typeof payload === 'string' ? redact(payload) : payload))
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not found' }))
   app.setErrorHandler((err: { statusCode?: number; validation?: unknown }, _req, reply) => {
-    const status = err.validation ? 400 : err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
-    return reply.code(status).send({ error: status === 400 ? 'bad request' : status === 500 ? 'internal error' : 'error' })
+    const status = err.validation
+      ? 400
+      : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
+        ? err.statusCode
+        : 500
+    return reply
+      .code(status)
+      .send({ error: status === 400 ? 'bad request' : status === 500 ? 'internal error' : 'error' })
   })
 
   for (const [route, { file, type }] of WEB_FILES) {
     app.get(route, async (_req, reply) => {
-      reply.header('content-security-policy', "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+      reply.header(
+        'content-security-policy',
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      )
       return reply.type(type).send(web.get(file))
     })
   }
@@ -110,16 +133,27 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   app.get('/api/anchovies', async () => ({ anchovies: await list() }))
   app.get('/api/graph', async () => buildGraph(await list()))
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(await list())))
+  app.get('/metrics', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(await list())),
+  )
   app.get('/api/anchovies/:user/:id', { schema: { params: anchovyParams } }, async (req, reply) => {
     const { user, id } = req.params as P
     return (await find(user, id)) ?? notFound(reply)
   })
-  app.get('/api/anchovies/:user/:id/runs', { schema: { params: anchovyParams, querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 500 } } } } }, async (req, reply) => {
-    const { user, id } = req.params as P
-    if (!(await find(user, id))) return notFound(reply)
-    return { runs: await catalog.runs(user, id, (req.query as { limit?: number }).limit ?? 50) }
-  })
+  app.get(
+    '/api/anchovies/:user/:id/runs',
+    {
+      schema: {
+        params: anchovyParams,
+        querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 500 } } },
+      },
+    },
+    async (req, reply) => {
+      const { user, id } = req.params as P
+      if (!(await find(user, id))) return notFound(reply)
+      return { runs: await catalog.runs(user, id, (req.query as { limit?: number }).limit ?? 50) }
+    },
+  )
   app.get('/api/anchovies/:user/:id/runs/:session', { schema: { params: runParams } }, async (req, reply) => {
     const { user, id, session } = req.params as P
     if (!(await find(user, id))) return notFound(reply)
@@ -135,13 +169,22 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     if (!(await find(user, id))) return notFound(reply)
     return { tables: await catalog.tables(user, id) }
   })
-  app.get('/api/anchovies/:user/:id/tables/:table/rows', { schema: { params: tableParams, querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } }, async (req, reply) => {
-    const { user, id, table } = req.params as P
-    const entry = await find(user, id)
-    // Only a table the anchovy's summary names: a name from the request never picks a folder on its own.
-    if (!entry || !entry.tables.some((t) => t.name === table)) return notFound(reply)
-    return { rows: await catalog.lastRows(user, id, table, (req.query as { limit?: number }).limit ?? 20) }
-  })
+  app.get(
+    '/api/anchovies/:user/:id/tables/:table/rows',
+    {
+      schema: {
+        params: tableParams,
+        querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+      },
+    },
+    async (req, reply) => {
+      const { user, id, table } = req.params as P
+      const entry = await find(user, id)
+      // Only a table the anchovy's summary names: a name from the request never picks a folder on its own.
+      if (!entry || !entry.tables.some((t) => t.name === table)) return notFound(reply)
+      return { rows: await catalog.lastRows(user, id, table, (req.query as { limit?: number }).limit ?? 20) }
+    },
+  )
   app.get('/api/anchovies/:user/:id/checkpoints', { schema: { params: anchovyParams } }, async (req, reply) => {
     const { user, id } = req.params as P
     if (!(await find(user, id))) return notFound(reply)

@@ -77,14 +77,19 @@ function resultTasks(results: Record<string, unknown>): Record<string, unknown>[
   const tasks: Record<string, unknown>[] = []
   if (isObject(results.startup_task)) tasks.push(results.startup_task)
   if (Array.isArray(results.batches)) {
-    for (const b of results.batches) if (isObject(b) && Array.isArray(b.done_tasks)) for (const t of b.done_tasks) if (isObject(t)) tasks.push(t)
+    for (const b of results.batches)
+      if (isObject(b) && Array.isArray(b.done_tasks)) for (const t of b.done_tasks) if (isObject(t)) tasks.push(t)
   }
   if (isObject(results.shutdown_task)) tasks.push(results.shutdown_task)
   return tasks
 }
 
 /** Rows per table (summed over batches), and the first error, of a run results document. */
-export function digestResults(results: Record<string, unknown>): { tables: TableSummary[]; rows: number; error: string | null } {
+export function digestResults(results: Record<string, unknown>): {
+  tables: TableSummary[]
+  rows: number
+  error: string | null
+} {
   const tables = new Map<string, { rows: number; status: 'OK' | 'ERR' }>()
   let error: string | null = null
   let rows = 0
@@ -93,7 +98,9 @@ export function digestResults(results: Record<string, unknown>): { tables: Table
     const failed = t.status === 'ERR'
     if (failed && error === null) {
       const where = typeof t.tbl === 'string' ? `table ${t.tbl}` : String(t.task_type ?? 'task').toLowerCase()
-      error = oneLine(`${where}: ${str(data.err_msg) ?? 'failed'}${typeof data.err_code === 'string' ? ` [${data.err_code}]` : ''}`)
+      error = oneLine(
+        `${where}: ${str(data.err_msg) ?? 'failed'}${typeof data.err_code === 'string' ? ` [${data.err_code}]` : ''}`,
+      )
     }
     if (t.task_type !== 'TABLE' || typeof t.tbl !== 'string') continue
     const n = num(data.rows) ?? 0
@@ -103,9 +110,15 @@ export function digestResults(results: Record<string, unknown>): { tables: Table
   }
   // Results a supervisor wrote for a run it killed carry the reason at the top level.
   if (error === null && isObject(results.error) && typeof results.error.err_msg === 'string') {
-    error = oneLine(`${results.error.err_msg}${typeof results.error.err_code === 'string' ? ` [${results.error.err_code}]` : ''}`)
+    error = oneLine(
+      `${results.error.err_msg}${typeof results.error.err_code === 'string' ? ` [${results.error.err_code}]` : ''}`,
+    )
   }
-  return { tables: [...tables].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name)), rows, error }
+  return {
+    tables: [...tables].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name)),
+    rows,
+    error,
+  }
 }
 
 /** Who and what a run is, as the runtime knows it when it writes the summary. */
@@ -126,7 +139,11 @@ export interface SummaryRun {
  * (the run results digested into the last run, the table rows and the history). Read-modify-write under the run
  * lock, so only this run writes it.
  */
-export async function writeSummary(datastore: Datastore, run: SummaryRun, results?: Record<string, unknown>): Promise<void> {
+export async function writeSummary(
+  datastore: Datastore,
+  run: SummaryRun,
+  results?: Record<string, unknown>,
+): Promise<void> {
   const path = summaryPath(run.user, run.anchovyId)
   const previous = parseSummary(await datastore.read(path).catch(() => undefined))
   const now = new Date()
@@ -158,7 +175,10 @@ export async function writeSummary(datastore: Datastore, run: SummaryRun, result
       exit_code: exitCode,
       duration_ms: now.getTime() - run.startedAt.getTime(),
       rows: digest.rows,
-      error: status === 'ERR' ? (digest.error ?? `the run failed${exitCode === null ? '' : ` (exit code ${exitCode})`}`) : null,
+      error:
+        status === 'ERR'
+          ? (digest.error ?? `the run failed${exitCode === null ? '' : ` (exit code ${exitCode})`}`)
+          : null,
     }
     summary = {
       ...fields(run, previous),
@@ -166,7 +186,10 @@ export async function writeSummary(datastore: Datastore, run: SummaryRun, result
       running: null,
       last_run: last,
       last_ok_at: status === 'OK' ? last.ended_at : (previous?.last_ok_at ?? null),
-      history: [last, ...(previous?.history ?? []).filter((h) => h.session_id !== run.sessionId)].slice(0, SUMMARY_HISTORY),
+      history: [last, ...(previous?.history ?? []).filter((h) => h.session_id !== run.sessionId)].slice(
+        0,
+        SUMMARY_HISTORY,
+      ),
       updated_at: now.toISOString(),
     }
   }
@@ -177,7 +200,11 @@ export async function writeSummary(datastore: Datastore, run: SummaryRun, result
  * Ends the summary of a run that could not end it itself (the `-t` supervisor killed it or saw it die): how the
  * anchovy was started comes from the summary the run wrote at its start.
  */
-export async function finishSummary(datastore: Datastore, who: Pick<SummaryRun, 'user' | 'anchovyId' | 'operator' | 'sessionId' | 'startedAt'>, results: Record<string, unknown>): Promise<void> {
+export async function finishSummary(
+  datastore: Datastore,
+  who: Pick<SummaryRun, 'user' | 'anchovyId' | 'operator' | 'sessionId' | 'startedAt'>,
+  results: Record<string, unknown>,
+): Promise<void> {
   const previous = parseSummary(await datastore.read(summaryPath(who.user, who.anchovyId)).catch(() => undefined))
   const run: SummaryRun = {
     ...who,
@@ -189,7 +216,13 @@ export async function finishSummary(datastore: Datastore, who: Pick<SummaryRun, 
   await writeSummary(datastore, run, results)
 }
 
-function fields(run: SummaryRun, _previous: AnchovySummary | undefined): Pick<AnchovySummary, 'format' | 'anchovy_id' | 'anchovy_user' | 'operator' | 'upstream' | 'service' | 'task_store' | 'lock_ttl_s'> {
+function fields(
+  run: SummaryRun,
+  _previous: AnchovySummary | undefined,
+): Pick<
+  AnchovySummary,
+  'format' | 'anchovy_id' | 'anchovy_user' | 'operator' | 'upstream' | 'service' | 'task_store' | 'lock_ttl_s'
+> {
   return {
     format: 1,
     anchovy_id: run.anchovyId,
@@ -207,7 +240,8 @@ const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_\-.]{0,127}$/
 const TABLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_\-.]{0,255}$/
 
 const isoOrNull = (v: unknown): string | null => (typeof v === 'string' && ISO.test(v) ? v : null)
-const safeName = (v: unknown): string | null => (typeof v === 'string' && SAFE_NAME.test(v) && !v.includes('..') ? v : null)
+const safeName = (v: unknown): string | null =>
+  typeof v === 'string' && SAFE_NAME.test(v) && !v.includes('..') ? v : null
 const text = (v: unknown, max: number): string => (typeof v === 'string' ? v.slice(0, max) : '')
 
 function parseRun(v: unknown): RunSummary | null {
@@ -249,16 +283,27 @@ export function parseSummary(raw: Buffer | undefined): AnchovySummary | undefine
   const tables: TableSummary[] = []
   if (Array.isArray(v.tables)) {
     for (const t of v.tables.slice(0, 10_000)) {
-      if (isObject(t) && typeof t.name === 'string' && TABLE_NAME.test(t.name)) tables.push({ name: t.name, rows: num(t.rows) ?? 0, status: t.status === 'ERR' ? 'ERR' : 'OK' })
+      if (isObject(t) && typeof t.name === 'string' && TABLE_NAME.test(t.name))
+        tables.push({ name: t.name, rows: num(t.rows) ?? 0, status: t.status === 'ERR' ? 'ERR' : 'OK' })
     }
   }
-  const history = Array.isArray(v.history) ? v.history.slice(0, SUMMARY_HISTORY).map(parseRun).filter((r): r is RunSummary => r !== null) : []
+  const history = Array.isArray(v.history)
+    ? v.history
+        .slice(0, SUMMARY_HISTORY)
+        .map(parseRun)
+        .filter((r): r is RunSummary => r !== null)
+    : []
   return {
     format: 1,
     anchovy_id: id,
     anchovy_user: user,
     operator: text(v.operator, 200),
-    upstream: Array.isArray(v.upstream) ? v.upstream.map(safeName).filter((u): u is string => u !== null).slice(0, 1000) : [],
+    upstream: Array.isArray(v.upstream)
+      ? v.upstream
+          .map(safeName)
+          .filter((u): u is string => u !== null)
+          .slice(0, 1000)
+      : [],
     service: v.service === true,
     task_store: text(v.task_store, 200) || 'default',
     lock_ttl_s: num(v.lock_ttl_s) ?? 60,

@@ -23,7 +23,8 @@ interface Results {
   batches: { status: string; done_tasks: { tbl: string | null; status: string; data: Record<string, unknown> }[] }[]
 }
 
-const results = (ds: string, id: string): Results => JSON.parse(readFileSync(path.join(ds, 'dev', id, '$results', 'anchovy_run_results.json'), 'utf8')) as Results
+const results = (ds: string, id: string): Results =>
+  JSON.parse(readFileSync(path.join(ds, 'dev', id, '$results', 'anchovy_run_results.json'), 'utf8')) as Results
 
 /** Every task log record of `dev/<id>`. */
 function taskLogs(ds: string, id: string): { tbl: string | null; status: string; data: Record<string, unknown> }[] {
@@ -39,11 +40,23 @@ describe('allowed failures', () => {
     const res = results(ds, 'a')
     expect(res.status).toBe('DEGRADED')
     expect(res.exit_code).toBe(0)
-    expect(res.failures).toEqual([{ batch_id: '000', table: 'bad', code: 'ANCH_ERR_FIXTURE_BROKEN', message: 'table bad is broken on purpose', allowed: true }])
+    expect(res.failures).toEqual([
+      {
+        batch_id: '000',
+        table: 'bad',
+        code: 'ANCH_ERR_FIXTURE_BROKEN',
+        message: 'table bad is broken on purpose',
+        allowed: true,
+      },
+    ])
     expect(res.batches[0]!.status).toBe('DEGRADED')
     const bad = taskLogs(ds, 'a').find((t) => t.tbl === 'bad')!
     expect(bad.status).toBe('ERR')
-    expect(bad.data).toMatchObject({ err_code: 'ANCH_ERR_FIXTURE_BROKEN', err_msg: 'table bad is broken on purpose', allowed_failure: true })
+    expect(bad.data).toMatchObject({
+      err_code: 'ANCH_ERR_FIXTURE_BROKEN',
+      err_msg: 'table bad is broken on purpose',
+      allowed_failure: true,
+    })
     expect(taskLogs(ds, 'a').find((t) => t.tbl === 'good')!.status).toBe('OK')
     const h = await runCli(health(ds, 'a'))
     expect(h.code, h.stdout).toBe(3)
@@ -65,11 +78,16 @@ describe('allowed failures', () => {
     expect(results(ds, 'a').status).toBe('DEGRADED')
     expect(results(ds, 'a').failures.map((f) => [f.table, f.allowed])).toEqual([['bad', true]])
 
-    const worse = await runCli([...start(ds, 'b'), '-c', config], { env: { TABLES: 'good,other', FAIL_TABLES: 'bad,other' } })
+    const worse = await runCli([...start(ds, 'b'), '-c', config], {
+      env: { TABLES: 'good,other', FAIL_TABLES: 'bad,other' },
+    })
     expect(worse.code, worse.stderr).toBe(1)
     const res = results(ds, 'b')
     expect(res.status).toBe('ERR')
-    expect(res.failures.map((f) => [f.table, f.allowed]).sort()).toEqual([['bad', true], ['other', false]])
+    expect(res.failures.map((f) => [f.table, f.allowed]).sort()).toEqual([
+      ['bad', true],
+      ['other', false],
+    ])
     const h = await runCli(health(ds, 'b'))
     expect(h.code, h.stdout).toBe(1)
   }, 60_000)
@@ -87,7 +105,9 @@ describe('allowed failures', () => {
     const ds = tempDir()
     const ready = path.join(ds, 'ready')
     // One table at a time: good has finished when slow starts, so only slow is unfinished at the SIGTERM.
-    const child = spawnCli([...start(ds, 'a'), '--concurrency', '1'], { env: { TABLES: 'good,slow', HANG_TABLES: 'slow', READY_FILE: ready } })
+    const child = spawnCli([...start(ds, 'a'), '--concurrency', '1'], {
+      env: { TABLES: 'good,slow', HANG_TABLES: 'slow', READY_FILE: ready },
+    })
     running.add(child)
     await waitFor(() => existsSync(ready), 30_000, 'the slow table to start')
     child.kill('SIGTERM')

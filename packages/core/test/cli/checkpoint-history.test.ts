@@ -25,12 +25,24 @@ describe('anchovy checkpoint history and restore', () => {
     const json = await runCli(['checkpoint', 'history', 'sales.last', '--id', 'dl', '--json'], { env })
     expect(json.code).toBe(0)
     const changes = JSON.parse(json.stdout) as Change[]
-    expect(changes.map((c) => [c.seq, c.value, c.batch_id])).toEqual([[1, 2, '000'], [2, 4, '000'], [3, 6, '000']])
+    expect(changes.map((c) => [c.seq, c.value, c.batch_id])).toEqual([
+      [1, 2, '000'],
+      [2, 4, '000'],
+      [3, 6, '000'],
+    ])
     for (const c of changes) expect(Date.parse(c.committed_at)).toBeGreaterThan(Date.now() - 600_000)
 
     const text = await runCli(['checkpoint', 'history', 'contacts.last', '--id', 'dl'], { env })
-    const lines = text.stdout.trim().split('\n').map((l) => l.split('\t'))
-    expect(lines.map((l) => [l[0], l[3]])).toEqual([['1', '2'], ['2', '4'], ['3', '6'], ['4', '(deleted)']])
+    const lines = text.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'))
+    expect(lines.map((l) => [l[0], l[3]])).toEqual([
+      ['1', '2'],
+      ['2', '4'],
+      ['3', '6'],
+      ['4', '(deleted)'],
+    ])
     expect(lines[3]![2]).toBe('cli') // the CLI's own commit has no batch: its session is shown
 
     // back to the value of commit 1: a new commit (5), recorded in the history like any other
@@ -38,10 +50,19 @@ describe('anchovy checkpoint history and restore', () => {
     expect(restored.code).toBe(0)
     expect(restored.stdout).toBe('restored sales.last to its value of commit 1: 2\n')
     expect(readFileSync(path.join(ds, 'dev/dl/$checkpoints/sales.last'), 'utf8')).toBe('2')
-    const after = JSON.parse((await runCli(['checkpoint', 'history', 'sales.last', '--id', 'dl', '--json'], { env })).stdout) as Change[]
-    expect(after.map((c) => [c.seq, c.value])).toEqual([[1, 2], [2, 4], [3, 6], [5, 2]])
+    const after = JSON.parse(
+      (await runCli(['checkpoint', 'history', 'sales.last', '--id', 'dl', '--json'], { env })).stdout,
+    ) as Change[]
+    expect(after.map((c) => [c.seq, c.value])).toEqual([
+      [1, 2],
+      [2, 4],
+      [3, 6],
+      [5, 2],
+    ])
     // the commit in effect at 2 is commit 2's value
-    expect((await runCli(['checkpoint', 'restore', 'sales.last', '--at', '2', '--id', 'dl'], { env })).stdout).toContain('value of commit 2: 4')
+    expect(
+      (await runCli(['checkpoint', 'restore', 'sales.last', '--at', '2', '--id', 'dl'], { env })).stdout,
+    ).toContain('value of commit 2: 4')
     // the run continues from the restored value
     expect((await runCli(start, { env })).code).toBe(0)
     expect((await runCli(['checkpoint', 'get', 'sales.last', '--id', 'dl'], { env })).stdout).toBe('6\n')
@@ -64,8 +85,13 @@ describe('anchovy checkpoint history and restore', () => {
       const r = await runCli(['checkpoint', 'restore', 'sales.last', '--at', bad, '--id', 'dl'], { env })
       expect(r.code, bad).not.toBe(0)
     }
-    const history = JSON.parse((await runCli(['checkpoint', 'history', 'sales.last', '--id', 'dl', '--json'], { env })).stdout) as Change[]
-    expect(history.map((c) => [c.seq, c.value ?? 'deleted'])).toEqual([[1, 2], [2, 'deleted']])
+    const history = JSON.parse(
+      (await runCli(['checkpoint', 'history', 'sales.last', '--id', 'dl', '--json'], { env })).stdout,
+    ) as Change[]
+    expect(history.map((c) => [c.seq, c.value ?? 'deleted'])).toEqual([
+      [1, 2],
+      [2, 'deleted'],
+    ])
     const none = await runCli(['checkpoint', 'history', 'nothing.here', '--id', 'dl'], { env })
     expect(none.code).toBe(0)
     expect(none.stderr).toBe('no commit changed nothing.here\n')

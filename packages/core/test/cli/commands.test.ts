@@ -42,7 +42,9 @@ describe('anchovy healthcheck', () => {
     const stale = await runCli(['healthcheck', '--id', 'dl', '--max-age', '1'], { env })
     expect(stale.code).toBe(1)
     expect(stale.stdout).toMatch(/last run was \d+s ago \(max 1s\)/)
-    await runCli(['start', '-op', `${FIXTURE_OPS}:FileUploader`, '--id', 'up', '-U', 'dl'], { env: { ...env, OUT_FILE: path.join(ds, 'o'), FAIL_UPLOAD: 'sales' } })
+    await runCli(['start', '-op', `${FIXTURE_OPS}:FileUploader`, '--id', 'up', '-U', 'dl'], {
+      env: { ...env, OUT_FILE: path.join(ds, 'o'), FAIL_UPLOAD: 'sales' },
+    })
     const failed = await runCli(['healthcheck', '--id', 'up'], { env })
     expect(failed.code).toBe(1)
     expect(failed.stdout).toMatch(/ended with status ERR/)
@@ -52,8 +54,12 @@ describe('anchovy healthcheck', () => {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_CNXN__WEB__URL: 'https://example.com' }
     await runCli(['start', '-op', `${FIXTURE_OPS}:NeedsWeb`, '--id', 'w'], { env })
-    expect((await runCli(['healthcheck', '--id', 'w', '--connections', '-o', `${FIXTURE_OPS}:NeedsWeb`], { env })).code).toBe(0)
-    const missing = await runCli(['healthcheck', '--id', 'w', '--connections', '-o', `${FIXTURE_OPS}:NeedsWeb`], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
+    expect(
+      (await runCli(['healthcheck', '--id', 'w', '--connections', '-o', `${FIXTURE_OPS}:NeedsWeb`], { env })).code,
+    ).toBe(0)
+    const missing = await runCli(['healthcheck', '--id', 'w', '--connections', '-o', `${FIXTURE_OPS}:NeedsWeb`], {
+      env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+    })
     expect(missing.code).toBe(1)
     expect(missing.stdout).toMatch(/connection check failed: .*ACHVY_CNXN__WEB__URL/)
   })

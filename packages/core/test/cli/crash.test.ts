@@ -13,7 +13,9 @@ async function committedRows(root: string, home: string): Promise<Map<string, st
   const dir = path.join(root, home, '$commits')
   const out = new Map<string, string[]>()
   if (!existsSync(dir)) return out
-  for (const name of readdirSync(dir).filter((f) => /^\d{12}\.json$/.test(f)).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((f) => /^\d{12}\.json$/.test(f))
+    .sort()) {
     const rec = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as CommitRecord
     for (const f of rec.files) {
       const list = out.get(f.table) ?? []
@@ -23,7 +25,6 @@ async function committedRows(root: string, home: string): Promise<Map<string, st
   }
   return out
 }
-
 
 describe('SIGKILL at random points', () => {
   it('never loses or duplicates a committed batch for a downstream uploader', async () => {
@@ -63,7 +64,9 @@ describe('SIGKILL at random points', () => {
       for (const home of ['dev/dl', 'dev/up']) {
         const referenced = new Set<string>()
         for (const f of commitRecords(path.join(ds, home, '$commits'))) {
-          for (const file of (JSON.parse(readFileSync(path.join(ds, home, '$commits', f), 'utf8')) as CommitRecord).files) referenced.add(file.path)
+          for (const file of (JSON.parse(readFileSync(path.join(ds, home, '$commits', f), 'utf8')) as CommitRecord)
+            .files)
+            referenced.add(file.path)
         }
         const onDisk = [...readTree(path.join(ds, home, 'data')).keys()].map((p) => `${home}/data/${p}`)
         expect(onDisk.filter((p) => !referenced.has(p))).toEqual([])
@@ -82,7 +85,10 @@ describe('an uploader running while its downloader commits', () => {
   it('reads every committed file once, however commits and reads interleave', async () => {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '700', ACHVY_LOG_LEVEL: 'warn' }
-    const dl = spawnCli(['start', '-op', `${FIXTURE_OPS}:Stream`, '--id', 'dl', '-S', '--interval', '0', '--max-batches', '25'], { env })
+    const dl = spawnCli(
+      ['start', '-op', `${FIXTURE_OPS}:Stream`, '--id', 'dl', '-S', '--interval', '0', '--max-batches', '25'],
+      { env },
+    )
     let runs = 0
     let done = false
     void dl.result.then(() => (done = true))
@@ -113,7 +119,9 @@ describe('a corrupt datastore', () => {
       const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '2' }
       expect((await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl'], { env })).code).toBe(0)
       // the newest commit only touches contacts, so re-applying it cannot repair sales.last
-      expect((await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl', '-e', 'contacts'], { env })).code).toBe(0)
+      expect(
+        (await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl', '-e', 'contacts'], { env })).code,
+      ).toBe(0)
       const { writeFileSync: write } = await import('node:fs')
       write(path.join(ds, file), content)
       const r = await runCli(['start', '-op', `${FIXTURE_OPS}:TwoTables`, '--id', 'dl'], { env })

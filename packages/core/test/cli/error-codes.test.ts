@@ -35,27 +35,54 @@ const run = async (args: string[], env: Record<string, string> = {}): Promise<Se
   return { exit: r.code, text: r.stdout + r.stderr }
 }
 
-const start = (ds: string, op: string, ...more: string[]): string[] => ['start', '--datastore', ds, '-u', 'dev', '-i', 'e', '-op', op, ...more]
+const start = (ds: string, op: string, ...more: string[]): string[] => [
+  'start',
+  '--datastore',
+  ds,
+  '-u',
+  'dev',
+  '-i',
+  'e',
+  '-op',
+  op,
+  ...more,
+]
 
 /**
  * How each documented code is triggered: a CLI run as a user would start it (with the exit code it must end
  * with), or, where no run can reach it, the reason and a unit-level check.
  */
-type Trigger = { readonly exit: number; readonly run: (ds: string) => Promise<Seen> } | { readonly unit: string; readonly check: () => Promise<void> | void }
+type Trigger =
+  | { readonly exit: number; readonly run: (ds: string) => Promise<Seen> }
+  | { readonly unit: string; readonly check: () => Promise<void> | void }
 
 const TRIGGERS: Record<string, Trigger> = {
-  ANCH_ERR_CONFIG: { exit: EXIT.USAGE, run: (ds) => run(start(ds, `${EDGES}:Flaky`, '--config-file', path.join(ds, 'missing.yaml'))) },
+  ANCH_ERR_CONFIG: {
+    exit: EXIT.USAGE,
+    run: (ds) => run(start(ds, `${EDGES}:Flaky`, '--config-file', path.join(ds, 'missing.yaml'))),
+  },
   ANCH_ERR_USAGE: { exit: EXIT.USAGE, run: (ds) => run(start(ds, 'NoDotNoColon')) },
-  ANCH_ERR_NAME: { exit: EXIT.USAGE, run: (ds) => run(start(ds, `${EDGES}:Flaky`, '-c', JSON.stringify({ tbls: { '../../etc': {} } }))) },
+  ANCH_ERR_NAME: {
+    exit: EXIT.USAGE,
+    run: (ds) => run(start(ds, `${EDGES}:Flaky`, '-c', JSON.stringify({ tbls: { '../../etc': {} } }))),
+  },
   ANCH_ERR_PLUGIN_LOAD: { exit: EXIT.USAGE, run: (ds) => run(start(ds, path.join(ds, 'no-such-module.js:Op'))) },
   ANCH_ERR_CONNECTION_MISSING: { exit: EXIT.USAGE, run: (ds) => run(start(ds, `${FIXTURE_OPS}:NeedsWeb`)) },
-  ANCH_ERR_CONNECTION_CLASS: { exit: EXIT.USAGE, run: (ds) => run(start(ds, `${EDGES}:NeedsMystery`), { ACHVY_CNXN__MYSTERY__URL: 'https://example.invalid' }) },
-  ANCH_ERR_CONNECTION: { exit: EXIT.FAILED, run: (ds) => run(start(ds, `${EDGES}:NeedsDown`), { ACHVY_CNXN__DOWN__HOST: 'localhost' }) },
+  ANCH_ERR_CONNECTION_CLASS: {
+    exit: EXIT.USAGE,
+    run: (ds) => run(start(ds, `${EDGES}:NeedsMystery`), { ACHVY_CNXN__MYSTERY__URL: 'https://example.invalid' }),
+  },
+  ANCH_ERR_CONNECTION: {
+    exit: EXIT.FAILED,
+    run: (ds) => run(start(ds, `${EDGES}:NeedsDown`), { ACHVY_CNXN__DOWN__HOST: 'localhost' }),
+  },
   ANCH_ERR_LOCKED: {
     exit: EXIT.LOCKED,
     run: async (ds) => {
       const ready = path.join(ds, 'ready')
-      const first = spawnCli(start(ds, `${EDGES}:Flaky`), { env: { TABLES: 'slow', HANG_TABLES: 'slow', READY_FILE: ready } })
+      const first = spawnCli(start(ds, `${EDGES}:Flaky`), {
+        env: { TABLES: 'slow', HANG_TABLES: 'slow', READY_FILE: ready },
+      })
       running.add(first)
       await waitFor(() => existsSync(ready), 30_000, 'the first run to hold the lock')
       const second = await run(start(ds, `${EDGES}:Flaky`))
@@ -64,15 +91,34 @@ const TRIGGERS: Record<string, Trigger> = {
       return second
     },
   },
-  ANCH_ERR_TIMEOUT: { exit: EXIT.TIMEOUT, run: (ds) => run(start(ds, `${EDGES}:Flaky`, '-t', '1'), { TABLES: 'slow', HANG_TABLES: 'slow', READY_FILE: path.join(ds, 'ready') }) },
-  ANCH_ERR_TIMEOUT_KILLED: { exit: EXIT.TIMEOUT, run: (ds) => run(start(ds, `${SPIN}:Spinner`, '-t', '1', '--abort-grace', '0.5'), { SPIN_PHASE: 'table' }) },
-  ANCH_ERR_RUN_DIED: { exit: EXIT.FAILED, run: (ds) => run(start(ds, `${EDGES}:Flaky`, '-t', '60'), { TABLES: 'boom', CRASH_TABLES: 'boom' }) },
-  ANCH_ERR_STALLED: { exit: EXIT.FAILED, run: (ds) => run(start(ds, `${EDGES}:Flaky`), { TABLES: 'stuck', STALL_TABLES: 'stuck' }) },
+  ANCH_ERR_TIMEOUT: {
+    exit: EXIT.TIMEOUT,
+    run: (ds) =>
+      run(start(ds, `${EDGES}:Flaky`, '-t', '1'), {
+        TABLES: 'slow',
+        HANG_TABLES: 'slow',
+        READY_FILE: path.join(ds, 'ready'),
+      }),
+  },
+  ANCH_ERR_TIMEOUT_KILLED: {
+    exit: EXIT.TIMEOUT,
+    run: (ds) => run(start(ds, `${SPIN}:Spinner`, '-t', '1', '--abort-grace', '0.5'), { SPIN_PHASE: 'table' }),
+  },
+  ANCH_ERR_RUN_DIED: {
+    exit: EXIT.FAILED,
+    run: (ds) => run(start(ds, `${EDGES}:Flaky`, '-t', '60'), { TABLES: 'boom', CRASH_TABLES: 'boom' }),
+  },
+  ANCH_ERR_STALLED: {
+    exit: EXIT.FAILED,
+    run: (ds) => run(start(ds, `${EDGES}:Flaky`), { TABLES: 'stuck', STALL_TABLES: 'stuck' }),
+  },
   ANCH_ERR_ABORTED: {
     exit: EXIT.OK,
     run: async (ds) => {
       const ready = path.join(ds, 'ready')
-      const child = spawnCli(start(ds, `${EDGES}:Flaky`), { env: { TABLES: 'slow', HANG_TABLES: 'slow', READY_FILE: ready } })
+      const child = spawnCli(start(ds, `${EDGES}:Flaky`), {
+        env: { TABLES: 'slow', HANG_TABLES: 'slow', READY_FILE: ready },
+      })
       running.add(child)
       await waitFor(() => existsSync(ready), 30_000, 'the table to start')
       child.kill('SIGTERM')
@@ -99,9 +145,18 @@ const TRIGGERS: Record<string, Trigger> = {
       return run(start(ds, `${EDGES}:Flaky`), { TABLES: 'good' })
     },
   },
-  ANCH_ERR_DATA_FORMAT: { exit: EXIT.FAILED, run: (ds) => run(start(ds, `${EDGES}:Flaky`), { TABLES: 'odd', BAD_ROW_TABLES: 'odd' }) },
-  ANCH_ERR_NO_SOURCE: { exit: EXIT.FAILED, run: (ds) => run(start(ds, `${FIXTURE_OPS}:TwoTables`, '-c', JSON.stringify({ tbls: { orphan: {} } }))) },
-  ANCH_ERR_CONTEXT: { exit: EXIT.FAILED, run: (ds) => run(start(ds, `${PROGRESS}:CommitInSink`), { TOTAL: '10', PAGE: '5' }) },
+  ANCH_ERR_DATA_FORMAT: {
+    exit: EXIT.FAILED,
+    run: (ds) => run(start(ds, `${EDGES}:Flaky`), { TABLES: 'odd', BAD_ROW_TABLES: 'odd' }),
+  },
+  ANCH_ERR_NO_SOURCE: {
+    exit: EXIT.FAILED,
+    run: (ds) => run(start(ds, `${FIXTURE_OPS}:TwoTables`, '-c', JSON.stringify({ tbls: { orphan: {} } }))),
+  },
+  ANCH_ERR_CONTEXT: {
+    exit: EXIT.FAILED,
+    run: (ds) => run(start(ds, `${PROGRESS}:CommitInSink`), { TOTAL: '10', PAGE: '5' }),
+  },
   ANCH_ERR_TABLE: {
     unit: 'core never raises it: a failed table keeps the code of what it threw (err_code in the task log); the code stays for plugins (plugin-sql raises it when a dialect cannot rebuild a table)',
     check: () => undefined,
@@ -111,7 +166,9 @@ const TRIGGERS: Record<string, Trigger> = {
     check: async () => {
       const { registerCoreCopy } = await import('../../src/core-copies.js')
       registerCoreCopy(path.join(REPO, 'packages/core'))
-      expect(() => registerCoreCopy(path.join(REPO, 'elsewhere/core'))).toThrow(expect.objectContaining({ code: 'ANCH_ERR_CORE_COPIES' }))
+      expect(() => registerCoreCopy(path.join(REPO, 'elsewhere/core'))).toThrow(
+        expect.objectContaining({ code: 'ANCH_ERR_CORE_COPIES' }),
+      )
     },
   },
   ANCH_ERR_PHASE: {

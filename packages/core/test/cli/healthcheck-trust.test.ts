@@ -13,7 +13,8 @@ let good = ''
 const env = (): Record<string, string> => ({ ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' })
 const healthcheck = (...args: string[]) => runCli(['healthcheck', '--id', 'dl', ...args], { env: env() })
 const iso = (offsetMs: number): string => new Date(Date.now() + offsetMs).toISOString()
-const withResults = (fields: Record<string, unknown>): string => JSON.stringify({ ...(JSON.parse(good) as object), ...fields })
+const withResults = (fields: Record<string, unknown>): string =>
+  JSON.stringify({ ...(JSON.parse(good) as object), ...fields })
 
 beforeAll(async () => {
   ds = tempDir()
@@ -30,7 +31,10 @@ describe('healthcheck: timestamps from the future', () => {
     for (const args of [[], ['--max-age', '60']]) {
       const r = await healthcheck(...args)
       expect(r.code).toBe(1)
-      const m = /^unhealthy: last run is dated \S+, (\d+)s in the future \(more than --max-skew 60s\): the clock of this host or of the anchovy's host is wrong\n$/.exec(r.stdout)
+      const m =
+        /^unhealthy: last run is dated \S+, (\d+)s in the future \(more than --max-skew 60s\): the clock of this host or of the anchovy's host is wrong\n$/.exec(
+          r.stdout,
+        )
       expect(m, r.stdout).not.toBeNull()
       expect(Number(m![1])).toBeGreaterThan(3500)
     }
@@ -51,7 +55,10 @@ describe('healthcheck: timestamps from the future', () => {
 
   it('reports a service heartbeat dated in the future as unhealthy, even next to a good last run', async () => {
     writeFileSync(results, good)
-    writeFileSync(heartbeat, JSON.stringify({ anchovy_id: 'dl', anchovy_user: 'dev', status: 'OK', at: iso(86_400_000 * 365) }))
+    writeFileSync(
+      heartbeat,
+      JSON.stringify({ anchovy_id: 'dl', anchovy_user: 'dev', status: 'OK', at: iso(86_400_000 * 365) }),
+    )
     try {
       const r = await healthcheck()
       expect(r.code).toBe(1)
@@ -72,15 +79,47 @@ describe('healthcheck: corrupt status files', () => {
     ['JSON null', () => 'null', /not a JSON object \(got null\)/],
     ['a JSON string', () => '"OK"', /not a JSON object \(got string "OK"\)/],
     ['no status', () => JSON.stringify({ shutdown_at: now() }), /no "status" field/],
-    ['a status inherited through __proto__', () => `{"__proto__": {"status": "OK"}, "shutdown_at": "${now()}"}`, /no "status" field/],
-    ['a numeric status', () => JSON.stringify({ status: 1, shutdown_at: now() }), /"status" must be a string \(got number 1\)/],
-    ['an object status', () => JSON.stringify({ status: { ok: true }, shutdown_at: now() }), /"status" must be a string \(got an object\)/],
-    ['a status with terminal escapes', () => JSON.stringify({ status: 'OK\u001b[2J\u001b[H', shutdown_at: now() }), /"status" must be a word like OK or ERR \(got "OK\\u001b\[2J\\u001b\[H"\)/],
+    [
+      'a status inherited through __proto__',
+      () => `{"__proto__": {"status": "OK"}, "shutdown_at": "${now()}"}`,
+      /no "status" field/,
+    ],
+    [
+      'a numeric status',
+      () => JSON.stringify({ status: 1, shutdown_at: now() }),
+      /"status" must be a string \(got number 1\)/,
+    ],
+    [
+      'an object status',
+      () => JSON.stringify({ status: { ok: true }, shutdown_at: now() }),
+      /"status" must be a string \(got an object\)/,
+    ],
+    [
+      'a status with terminal escapes',
+      () => JSON.stringify({ status: 'OK\u001b[2J\u001b[H', shutdown_at: now() }),
+      /"status" must be a word like OK or ERR \(got "OK\\u001b\[2J\\u001b\[H"\)/,
+    ],
     ['no time', () => JSON.stringify({ status: 'OK' }), /no "shutdown_at" field/],
-    ['a numeric time', () => JSON.stringify({ status: 'OK', shutdown_at: Date.now() }), /"shutdown_at" must be an ISO 8601 time string \(got number \d+\)/],
-    ['a time that is not ISO 8601', () => JSON.stringify({ status: 'OK', shutdown_at: 'yesterday' }), /"shutdown_at" must be an ISO 8601 time like .* \(got "yesterday"\)/],
-    ['an impossible date', () => JSON.stringify({ status: 'OK', shutdown_at: '2025-13-45T99:00:00Z' }), /"shutdown_at" must be an ISO 8601 time/],
-    ['a huge but well-formed file', () => withResults({ pad: 'x'.repeat(MAX_STATUS_FILE_BYTES) }), new RegExp(`larger than ${MAX_STATUS_FILE_BYTES} bytes`)],
+    [
+      'a numeric time',
+      () => JSON.stringify({ status: 'OK', shutdown_at: Date.now() }),
+      /"shutdown_at" must be an ISO 8601 time string \(got number \d+\)/,
+    ],
+    [
+      'a time that is not ISO 8601',
+      () => JSON.stringify({ status: 'OK', shutdown_at: 'yesterday' }),
+      /"shutdown_at" must be an ISO 8601 time like .* \(got "yesterday"\)/,
+    ],
+    [
+      'an impossible date',
+      () => JSON.stringify({ status: 'OK', shutdown_at: '2025-13-45T99:00:00Z' }),
+      /"shutdown_at" must be an ISO 8601 time/,
+    ],
+    [
+      'a huge but well-formed file',
+      () => withResults({ pad: 'x'.repeat(MAX_STATUS_FILE_BYTES) }),
+      new RegExp(`larger than ${MAX_STATUS_FILE_BYTES} bytes`),
+    ],
   ]
 
   for (const [what, content, reason] of cases) {
@@ -103,7 +142,9 @@ describe('healthcheck: corrupt status files', () => {
     const started = Date.now()
     const r = await healthcheck()
     expect(r.code).toBe(1)
-    expect(r.stdout).toContain(`unhealthy: last run file ${results} is corrupt: larger than ${MAX_STATUS_FILE_BYTES} bytes`)
+    expect(r.stdout).toContain(
+      `unhealthy: last run file ${results} is corrupt: larger than ${MAX_STATUS_FILE_BYTES} bytes`,
+    )
     expect(Date.now() - started).toBeLessThan(20_000)
   })
 

@@ -13,7 +13,10 @@ const FLAKY = `${path.join(REPO, 'test/fixtures/dist/edges.js')}:Flaky`
 const sh = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
 
 /** Runs the CLI under a pseudo-terminal (util-linux `script`): stdout and stderr are a TTY, both in `output`. */
-function runOnTerminal(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+function runOnTerminal(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; output: string }> {
   const cmd = [process.execPath, BIN, ...args].map(sh).join(' ')
   const child = spawn('script', ['-qec', cmd, '/dev/null'], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ACHVY_LOG_LEVEL: 'info', TERM: 'dumb', ...env },
@@ -28,8 +31,16 @@ function runOnTerminal(args: string[], env: Record<string, string> = {}): Promis
 describe('formatError', () => {
   it('prints code: message, then each cause on its own line, stacks only when asked', () => {
     const root = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:22'), { code: 'ECONNREFUSED' })
-    const err = new AnchoviesError('ANCH_ERR_CONNECTION', 'opening connection sftp', { cause: new AnchoviesError('ANCH_ERR_SFTP_CONNECT', 'connecting to sftp://host:22', { cause: root }) })
-    expect(formatError(err)).toBe(['ANCH_ERR_CONNECTION: opening connection sftp', '  caused by ANCH_ERR_SFTP_CONNECT: connecting to sftp://host:22', '    caused by ECONNREFUSED: connect ECONNREFUSED 10.0.0.1:22'].join('\n'))
+    const err = new AnchoviesError('ANCH_ERR_CONNECTION', 'opening connection sftp', {
+      cause: new AnchoviesError('ANCH_ERR_SFTP_CONNECT', 'connecting to sftp://host:22', { cause: root }),
+    })
+    expect(formatError(err)).toBe(
+      [
+        'ANCH_ERR_CONNECTION: opening connection sftp',
+        '  caused by ANCH_ERR_SFTP_CONNECT: connecting to sftp://host:22',
+        '    caused by ECONNREFUSED: connect ECONNREFUSED 10.0.0.1:22',
+      ].join('\n'),
+    )
     expect(formatError(err)).not.toMatch(/\bat /)
     expect(formatError(err, true)).toMatch(/\n {2}at .*human-output\.test/)
   })
@@ -51,25 +62,42 @@ describe('formatError', () => {
 describe('formatSummary', () => {
   it('gives status, duration, each table with rows and status, failures and warnings', () => {
     const text = formatSummary({
-      anchovy_id: 'sales', anchovy_user: 'dev', status: 'DEGRADED', exit_code: 0,
-      startup_at: '2025-01-01T00:00:00.000Z', shutdown_at: '2025-01-01T00:00:02.500Z',
-      batches: [{ batch_id: '000', status: 'DEGRADED', done_tasks: [
-        { task_type: 'XOPEN', status: 'OK', data: {} },
-        { task_type: 'TABLE', tbl: 'orders', status: 'OK', data: { rows: 1 } },
-        { task_type: 'TABLE', tbl: 'contacts', status: 'ERR', data: { rows: 5, err_code: 'ANCH_ERR_X', err_msg: 'boom', allowed_failure: true } },
-      ] }],
+      anchovy_id: 'sales',
+      anchovy_user: 'dev',
+      status: 'DEGRADED',
+      exit_code: 0,
+      startup_at: '2025-01-01T00:00:00.000Z',
+      shutdown_at: '2025-01-01T00:00:02.500Z',
+      batches: [
+        {
+          batch_id: '000',
+          status: 'DEGRADED',
+          done_tasks: [
+            { task_type: 'XOPEN', status: 'OK', data: {} },
+            { task_type: 'TABLE', tbl: 'orders', status: 'OK', data: { rows: 1 } },
+            {
+              task_type: 'TABLE',
+              tbl: 'contacts',
+              status: 'ERR',
+              data: { rows: 5, err_code: 'ANCH_ERR_X', err_msg: 'boom', allowed_failure: true },
+            },
+          ],
+        },
+      ],
       unfinished: [{ batch_id: '000', tbls: ['slow'] }],
       warnings: [{ code: 'ANCH_WARN_NO_MATCH', message: '-e x matches no table' }],
     })
-    expect(text).toBe([
-      'dev/sales: DEGRADED in 2.5s (exit 0)',
-      '  orders    OK      1 row',
-      '  contacts  ERR     0 rows  ANCH_ERR_X: boom (allowed)',
-      '  slow      STOPPED 0 rows',
-      'warnings:',
-      '  ANCH_WARN_NO_MATCH: -e x matches no table',
-      '',
-    ].join('\n'))
+    expect(text).toBe(
+      [
+        'dev/sales: DEGRADED in 2.5s (exit 0)',
+        '  orders    OK      1 row',
+        '  contacts  ERR     0 rows  ANCH_ERR_X: boom (allowed)',
+        '  slow      STOPPED 0 rows',
+        'warnings:',
+        '  ANCH_WARN_NO_MATCH: -e x matches no table',
+        '',
+      ].join('\n'),
+    )
   })
 })
 
@@ -82,7 +110,9 @@ describe('anchovy start on a terminal', () => {
     expect(tty.code, tty.output).toBe(0)
     expect(tty.output).toMatch(/^dev\/h: DEGRADED in \d+\.\ds \(exit 0\)$/m)
     expect(tty.output).toMatch(/^ {2}good +OK +1 row$/m)
-    expect(tty.output).toMatch(/^ {2}bad +ERR +0 rows {2}ANCH_ERR_FIXTURE_BROKEN: table bad is broken on purpose \(allowed\)$/m)
+    expect(tty.output).toMatch(
+      /^ {2}bad +ERR +0 rows {2}ANCH_ERR_FIXTURE_BROKEN: table bad is broken on purpose \(allowed\)$/m,
+    )
     expect(tty.output).not.toContain('"batches"')
 
     const json = await runOnTerminal([...args, '--json'], env)
@@ -98,7 +128,9 @@ describe('anchovy start on a terminal', () => {
     const args = ['start', '--datastore', ds, '-i', 'h', '-op', FLAKY, '--config-file', path.join(ds, 'missing.yaml')]
     const tty = await runOnTerminal(args)
     expect(tty.code).toBe(2)
-    expect(tty.output).toMatch(/^anchovy: ANCH_ERR_CONFIG: invalid configuration:\n {2}- .*missing\.yaml: cannot be read \(ENOENT\)$/m)
+    expect(tty.output).toMatch(
+      /^anchovy: ANCH_ERR_CONFIG: invalid configuration:\n {2}- .*missing\.yaml: cannot be read \(ENOENT\)$/m,
+    )
     expect(tty.output).not.toMatch(/^\s+at /m)
     const piped = await runCli(args)
     expect(piped.code).toBe(2)

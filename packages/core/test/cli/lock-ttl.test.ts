@@ -12,9 +12,13 @@ const op = (name: string): string[] => ['-op', `${FIXTURE_OPS}:${name}`]
 describe('lock_ttl the heartbeat cannot hold', () => {
   it('rejects --lock-ttl 1 (the heartbeat interval would equal the TTL), naming the setting and the minimum', async () => {
     const ds = tempDir()
-    const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl', '--lock-ttl', '1'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
+    const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl', '--lock-ttl', '1'], {
+      env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+    })
     expect(r.code).toBe(2)
-    expect(r.stderr).toContain(`option for lock_ttl: must be at least ${MIN_LOCK_TTL_SECONDS} (seconds: the lock is renewed every lock_ttl/3 seconds`)
+    expect(r.stderr).toContain(
+      `option for lock_ttl: must be at least ${MIN_LOCK_TTL_SECONDS} (seconds: the lock is renewed every lock_ttl/3 seconds`,
+    )
     expect(readdirSync(ds)).toEqual([])
   })
 
@@ -26,17 +30,27 @@ describe('lock_ttl the heartbeat cannot hold', () => {
       [['--lock-ttl', '-5'], {}, `option for lock_ttl: must be at least ${MIN_LOCK_TTL_SECONDS}`],
       [[], { ACHVY_LOCK_TTL: '2' }, `ACHVY_LOCK_TTL: must be at least ${MIN_LOCK_TTL_SECONDS}`],
       [['-c', 'config: {lock_ttl: 1}'], {}, `--config: config.lock_ttl: must be at least ${MIN_LOCK_TTL_SECONDS}`],
-      [['-c', '{"config": {"lock_ttl": 0.5}}'], {}, `--config: config.lock_ttl: must be at least ${MIN_LOCK_TTL_SECONDS}`],
+      [
+        ['-c', '{"config": {"lock_ttl": 0.5}}'],
+        {},
+        `--config: config.lock_ttl: must be at least ${MIN_LOCK_TTL_SECONDS}`,
+      ],
       [['--lock-ttl', String(MAX_TIMER_SECONDS + 1)], {}, `option for lock_ttl: must be at most ${MAX_TIMER_SECONDS}`],
       [[], { ACHVY_LOCK_TTL: '1e10' }, `ACHVY_LOCK_TTL: must be at most ${MAX_TIMER_SECONDS}`],
       // the other timers overflow the same way: a longer delay fires after 1 ms
       [['-t', '3000000'], {}, `option for execution_timeout: must be at most ${MAX_TIMER_SECONDS}`],
       [[], { ACHVY_INTERVAL: '1e9' }, `ACHVY_INTERVAL: must be at most ${MAX_TIMER_SECONDS}`],
-      [['-c', 'config: {abort_grace: 9999999}'], {}, `--config: config.abort_grace: must be at most ${MAX_TIMER_SECONDS}`],
+      [
+        ['-c', 'config: {abort_grace: 9999999}'],
+        {},
+        `--config: config.abort_grace: must be at most ${MAX_TIMER_SECONDS}`,
+      ],
       [[], { ACHVY_PROGRESS_INTERVAL: '5e6' }, `ACHVY_PROGRESS_INTERVAL: must be at most ${MAX_TIMER_SECONDS}`],
     ] as const) {
       const ds = tempDir()
-      const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl', ...args], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ...env } })
+      const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl', ...args], {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ...env },
+      })
       expect(r.code, `${args.join(' ')} ${JSON.stringify(env)}: ${r.stderr}`).toBe(2)
       expect(r.stderr).toContain(message)
       expect(readdirSync(ds)).toEqual([])
@@ -72,7 +86,22 @@ onTask('xopen')(Sleepy.prototype, 'sleep')
 source('t')(Sleepy.prototype, 'rows')
 `,
     )
-    const holder = spawnCli(['start', '-op', './sleepy.mjs:Sleepy', '--id', 'one', '--lock-ttl', ttl, '-t', String(holdSeconds), '--abort-grace', '1'], { env, cwd: dir })
+    const holder = spawnCli(
+      [
+        'start',
+        '-op',
+        './sleepy.mjs:Sleepy',
+        '--id',
+        'one',
+        '--lock-ttl',
+        ttl,
+        '-t',
+        String(holdSeconds),
+        '--abort-grace',
+        '1',
+      ],
+      { env, cwd: dir },
+    )
     const lockFile = path.join(ds, 'dev/one/$lock')
     await waitFor(() => existsSync(lockFile), 15_000, 'the lock')
     // Watch the heartbeat's age the way a second run sees it.

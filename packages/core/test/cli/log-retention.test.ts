@@ -6,7 +6,17 @@ import { FIXTURE_OPS, cleanupTempDirs, runCli, tempDir } from '../helpers.js'
 afterAll(cleanupTempDirs)
 
 const TWO = ['-op', `${FIXTURE_OPS}:TwoTables`]
-const start = (ds: string, ...more: string[]): string[] => ['start', '--datastore', ds, '-u', 'dev', '-i', 'r', ...TWO, ...more]
+const start = (ds: string, ...more: string[]): string[] => [
+  'start',
+  '--datastore',
+  ds,
+  '-u',
+  'dev',
+  '-i',
+  'r',
+  ...TWO,
+  ...more,
+]
 
 const home = (ds: string): string => path.join(ds, 'dev', 'r')
 const taskLogs = (ds: string): string[] => readdirSync(path.join(home(ds), '$task_logs')).sort()
@@ -16,7 +26,8 @@ const sessionOf = (out: string): string => (JSON.parse(out) as { session_id: str
 /** Sets every task log and session results file of `session` to `days` days ago. */
 function backdate(ds: string, session: string, days: number): void {
   const when = new Date(Date.now() - days * 86_400_000)
-  for (const f of taskLogs(ds).filter((n) => n.startsWith(`${session}-`))) utimesSync(path.join(home(ds), '$task_logs', f), when, when)
+  for (const f of taskLogs(ds).filter((n) => n.startsWith(`${session}-`)))
+    utimesSync(path.join(home(ds), '$task_logs', f), when, when)
   utimesSync(path.join(home(ds), '$results', 'sessions', `${session}.json`), when, when)
 }
 
@@ -40,9 +51,15 @@ describe('log retention (ACHVY_LOG_RETENTION_DAYS)', () => {
     const c = sessionOf(r.stdout)
     expect(r.stderr).toContain('log retention: removed old task logs and session results')
     const logs = taskLogs(ds)
-    expect(logs.some((f) => f.startsWith(`${b}-`)), 'the old run of worker 0 is gone').toBe(false)
+    expect(
+      logs.some((f) => f.startsWith(`${b}-`)),
+      'the old run of worker 0 is gone',
+    ).toBe(false)
     expect(sessions(ds)).not.toContain(`${b}.json`)
-    expect(logs.some((f) => f.startsWith(`${a}-`)), "worker 1's latest run is kept, however old").toBe(true)
+    expect(
+      logs.some((f) => f.startsWith(`${a}-`)),
+      "worker 1's latest run is kept, however old",
+    ).toBe(true)
     expect(sessions(ds)).toContain(`${a}.json`)
     expect(logs.some((f) => f.startsWith(`${c}-`))).toBe(true)
     expect(sessions(ds)).toContain(`${c}.json`)

@@ -29,7 +29,11 @@ function runAs(args: string[], env: Record<string, string>, cwd: string): Promis
   const child = spawn(
     'setpriv',
     [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', process.execPath, BIN, ...args],
-    { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ACHVY_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ACHVY_LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   )
   let stdout = ''
   let stderr = ''
@@ -42,7 +46,9 @@ const op = ['-op', `${FIXTURE_OPS}:TwoTables`]
 const NO_CRASH = /uv_os_get_passwd|SystemError|\n\s+at /
 
 beforeAll(() => {
-  expect(process.getuid?.(), 'these tests switch to a uid without a passwd entry with setpriv, which needs root').toBe(0)
+  expect(process.getuid?.(), 'these tests switch to a uid without a passwd entry with setpriv, which needs root').toBe(
+    0,
+  )
   uid = unusedId('passwd', 1_000_680_000)
   gid = unusedId('group', 1_000_680_000)
 })
@@ -73,7 +79,9 @@ describe('a uid with no passwd entry', () => {
 
   it('takes the default user from $USER, else $LOGNAME', async () => {
     const home = ownedDir()
-    expect((await runAs(['start', ...op, '--id', 'dl'], { HOME: home, USER: 'alice', LOGNAME: 'bob' }, home)).code).toBe(0)
+    expect(
+      (await runAs(['start', ...op, '--id', 'dl'], { HOME: home, USER: 'alice', LOGNAME: 'bob' }, home)).code,
+    ).toBe(0)
     expect((await runAs(['start', ...op, '--id', 'dl'], { HOME: home, LOGNAME: 'bob' }, home)).code).toBe(0)
     expect(readdirSync(path.join(home, '.anchovies')).sort()).toEqual(['$school', 'alice', 'bob'])
     const list = await runAs(['checkpoint', 'list', '--id', 'dl'], { HOME: home, LOGNAME: 'bob' }, home)
@@ -82,11 +90,17 @@ describe('a uid with no passwd entry', () => {
 
   it('with HOME unset, every command that needs the datastore stops with exit 2 naming what to set; init still works', async () => {
     const cwd = ownedDir()
-    for (const args of [['start', ...op, '--id', 'dl'], ['healthcheck', '--id', 'dl'], ['checkpoint', 'list', '--id', 'dl']]) {
+    for (const args of [
+      ['start', ...op, '--id', 'dl'],
+      ['healthcheck', '--id', 'dl'],
+      ['checkpoint', 'list', '--id', 'dl'],
+    ]) {
       const r = await runAs(args, {}, cwd)
       expect(r.stderr).not.toMatch(NO_CRASH)
       expect(r.code, `${args[0]}: ${r.stderr}`).toBe(2)
-      expect(r.stderr).toContain(`no home folder for the default ~/.anchovies (HOME is not set and uid ${uid} has no home directory in the password database); pass --datastore, or set ACHVY_DATASTORE or ACHVY_HOME [ANCH_ERR_CONFIG]`)
+      expect(r.stderr).toContain(
+        `no home folder for the default ~/.anchovies (HOME is not set and uid ${uid} has no home directory in the password database); pass --datastore, or set ACHVY_DATASTORE or ACHVY_HOME [ANCH_ERR_CONFIG]`,
+      )
     }
     const init = await runAs(['init'], {}, cwd)
     expect(init.code, init.stderr).toBe(0)
@@ -99,7 +113,9 @@ describe('a uid with no passwd entry', () => {
     expect((await runAs(['start', ...op, '--id', 'dl'], viaEnv, root)).code).toBe(0)
     expect(existsSync(path.join(root, String(uid), 'dl/$commits/000000000001.json'))).toBe(true)
     expect((await runAs(['healthcheck', '--id', 'dl'], viaEnv, root)).code).toBe(0)
-    expect((await runAs(['checkpoint', 'list', '--id', 'dl'], viaEnv, root)).stdout).toBe('contacts.last\t3\nsales.last\t3\n')
+    expect((await runAs(['checkpoint', 'list', '--id', 'dl'], viaEnv, root)).stdout).toBe(
+      'contacts.last\t3\nsales.last\t3\n',
+    )
     const flag = await runAs(['checkpoint', 'list', '--id', 'dl', '--datastore', root], {}, root)
     expect(flag.stdout).toBe('contacts.last\t3\nsales.last\t3\n')
   })
@@ -112,6 +128,8 @@ describe('a uid with no passwd entry', () => {
     const none = await runAs(['start', ...op, '--id', 'dl', '--datastore', '~/store'], {}, home)
     expect(none.stderr).not.toMatch(NO_CRASH)
     expect(none.code).toBe(2)
-    expect(none.stderr).toContain(`datastore "~/store": cannot expand "~" (HOME is not set and uid ${uid} has no home directory in the password database); give an absolute path`)
+    expect(none.stderr).toContain(
+      `datastore "~/store": cannot expand "~" (HOME is not set and uid ${uid} has no home directory in the password database); give an absolute path`,
+    )
   })
 })

@@ -27,15 +27,19 @@ export function commits(ds: string, id: string): Rec[] {
   return commitRecords(dir).map((f) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Rec)
 }
 
-const committedRows = (ds: string, id: string): number => commits(ds, id).reduce((n, r) => n + r.files.reduce((m, f) => m + f.rows, 0), 0)
+const committedRows = (ds: string, id: string): number =>
+  commits(ds, id).reduce((n, r) => n + r.files.reduce((m, f) => m + f.rows, 0), 0)
 
 /** The rows the test uploader wrote, as `table:id` keys (duplicates kept). */
 function uploaded(out: string): string[] {
   if (!existsSync(out)) return []
-  return readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => {
-    const r = JSON.parse(l) as { table: string; id: number }
-    return `${r.table}:${r.id}`
-  })
+  return readFileSync(out, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const r = JSON.parse(l) as { table: string; id: number }
+      return `${r.table}:${r.id}`
+    })
 }
 
 /** Every `table:id` for ids 0…total-1 of `tables` read from upstream `up`. */
@@ -60,7 +64,9 @@ describe('intermediate commits', () => {
       expect(up.code, up.stderr).toBe(0)
       if (r.code === 0) break
       expect(r.code, r.stderr).toBe(124)
-      expect(progress.at(-1)!, `run ${run} committed nothing new: ${progress.join(', ')}`).toBeGreaterThan(progress.at(-2) ?? 0)
+      expect(progress.at(-1)!, `run ${run} committed nothing new: ${progress.join(', ')}`).toBeGreaterThan(
+        progress.at(-2) ?? 0,
+      )
     }
     expect(progress.length, `runs: ${progress.join(', ')}`).toBeGreaterThan(2)
     expect(committedRows(ds, 'src')).toBe(1200)
@@ -81,7 +87,9 @@ describe('intermediate commits', () => {
     expect(kept).toBeLessThan(2000)
     const again = await runCli([...base(ds, 'src'), ...PAGED], { env })
     expect(again.code, again.stderr).toBe(0)
-    const results = JSON.parse(again.stdout) as { batches: { done_tasks: { task_type: string; data: { started_at_id?: number } }[] }[] }
+    const results = JSON.parse(again.stdout) as {
+      batches: { done_tasks: { task_type: string; data: { started_at_id?: number } }[] }[]
+    }
     const table = results.batches[0]!.done_tasks.find((t) => t.task_type === 'TABLE')!
     expect(table.data.started_at_id).toBe(kept)
     const up = await runCli([...base(ds, 'dst'), ...UPLOAD, '-U', 'src'], { env: { OUT_FILE: out } })
@@ -91,7 +99,11 @@ describe('intermediate commits', () => {
 
   it('a commit point in a sink is refused with a clear error', async () => {
     const ds = tempDir()
-    const r = await runCli([...base(ds, 'src'), '-op', `${path.join(REPO, 'test/fixtures/dist/progress.js')}:CommitInSink`])
+    const r = await runCli([
+      ...base(ds, 'src'),
+      '-op',
+      `${path.join(REPO, 'test/fixtures/dist/progress.js')}:CommitInSink`,
+    ])
     expect(r.code).toBe(1)
     expect(r.stdout + r.stderr).toContain("commitPoint() and commit() are for the source of a chain's first table")
   })
@@ -103,9 +115,13 @@ describe('--follow (pipelined stages)', () => {
     const out = path.join(ds, 'out.jsonl')
     // The downloader must exist before the uploader reads its tables.
     expect((await runCli([...base(ds, 'src'), ...PAGED], { env: { TOTAL: '20', PAGE: '20' } })).code).toBe(0)
-    const follower = spawnCli([...base(ds, 'dst'), ...UPLOAD, '-U', 'src', '-S', '--interval', '60', '--follow'], { env: { OUT_FILE: out } })
+    const follower = spawnCli([...base(ds, 'dst'), ...UPLOAD, '-U', 'src', '-S', '--interval', '60', '--follow'], {
+      env: { OUT_FILE: out },
+    })
     running.add(follower)
-    const producer = spawnCli([...base(ds, 'src'), ...PAGED], { env: { TOTAL: '1000', PAGE: '20', PAGE_MS: '100', ACHVY_BATCH_MAX_ROWS: '20' } })
+    const producer = spawnCli([...base(ds, 'src'), ...PAGED], {
+      env: { TOTAL: '1000', PAGE: '20', PAGE_MS: '100', ACHVY_BATCH_MAX_ROWS: '20' },
+    })
     running.add(producer)
     // Rows arrive downstream long before the downloader ends (about 5 s) and far sooner than --interval 60.
     await waitFor(() => uploaded(out).length > 100, 30_000, 'rows uploaded while the downloader runs')
@@ -121,7 +137,14 @@ describe('--follow (pipelined stages)', () => {
 describe('workers and the rest of the CLI', () => {
   it('a run without workers, and anchovy checkpoint set, are refused while a worker of the same anchovy runs', async () => {
     const ds = tempDir()
-    const env = { TOTAL: '100000', PAGE: '10', PAGE_MS: '50', ACHVY_WORKERS: '2', ACHVY_WORKER_NUM: '1', TABLES: 'a,b,c,d' }
+    const env = {
+      TOTAL: '100000',
+      PAGE: '10',
+      PAGE_MS: '50',
+      ACHVY_WORKERS: '2',
+      ACHVY_WORKER_NUM: '1',
+      TABLES: 'a,b,c,d',
+    }
     const worker = spawnCli([...base(ds, 'src'), ...PAGED], { env })
     running.add(worker)
     await waitFor(() => existsSync(path.join(ds, 'dev/src/$workers/1/$lock')), 30_000, 'the worker lock')

@@ -22,11 +22,20 @@ describe('anchovy start with names of Object.prototype members', () => {
 
   it('names every Object.prototype member used as a config: key of a YAML or JSON --config-file, exit 2', async () => {
     const cwd = tempDir()
-    writeFileSync(path.join(cwd, 'c.yaml'), `config:\n${PROTO_NAMES.map((n) => `  "${n}": {interval: 1}\n`).join('')}  interval: 1\n`)
-    writeFileSync(path.join(cwd, 'c.json'), JSON.stringify({ config: { ...Object.fromEntries(PROTO_NAMES.map((n) => [n, 1])), interval: 1 } }))
+    writeFileSync(
+      path.join(cwd, 'c.yaml'),
+      `config:\n${PROTO_NAMES.map((n) => `  "${n}": {interval: 1}\n`).join('')}  interval: 1\n`,
+    )
+    writeFileSync(
+      path.join(cwd, 'c.json'),
+      JSON.stringify({ config: { ...Object.fromEntries(PROTO_NAMES.map((n) => [n, 1])), interval: 1 } }),
+    )
     for (const file of ['c.yaml', 'c.json']) {
       const ds = tempDir()
-      const r = await runCli(['start', ...op, '--id', 'dl', '--config-file', file], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }, cwd })
+      const r = await runCli(['start', ...op, '--id', 'dl', '--config-file', file], {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+        cwd,
+      })
       expect(r.code, r.stderr).toBe(2)
       const reported = r.stderr.split('\n').map((l) => l.replace(/^ {2}- /, '').replace(/ \[ANCH_ERR_CONFIG\]$/, ''))
       for (const n of PROTO_NAMES) expect(reported).toContain(`${file}: unknown setting config.${n}`)
@@ -50,7 +59,9 @@ describe('anchovy start with names of Object.prototype members', () => {
   it('reports --constructor, --__proto__ and --toString as unknown options', async () => {
     for (const n of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
       const ds = tempDir()
-      const r = await runCli(['start', ...op, '--id', 'dl', `--${n}`, '1'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
+      const r = await runCli(['start', ...op, '--id', 'dl', `--${n}`, '1'], {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+      })
       expect(r.code, r.stderr).toBe(2)
       expect(r.stderr).toContain(`unknown option or argument "--${n}"`)
       expect(readdirSync(ds)).toEqual([])
@@ -58,9 +69,13 @@ describe('anchovy start with names of Object.prototype members', () => {
   })
 
   it('reports a constructor:// datastore as a scheme no plugin handles', async () => {
-    const r = await runCli(['start', ...op, '--id', 'dl', '--datastore', 'constructor://x/y'], { env: { ACHVY_USER: 'dev' } })
+    const r = await runCli(['start', ...op, '--id', 'dl', '--datastore', 'constructor://x/y'], {
+      env: { ACHVY_USER: 'dev' },
+    })
     expect(r.code).toBe(2)
-    expect(r.stderr).toContain('datastore "constructor://x/y": no installed plugin handles constructor:// URLs [ANCH_ERR_CONFIG]')
+    expect(r.stderr).toContain(
+      'datastore "constructor://x/y": no installed plugin handles constructor:// URLs [ANCH_ERR_CONFIG]',
+    )
   })
 })
 

@@ -18,7 +18,9 @@ describe('hostile names', () => {
   ] as const) {
     it(`rejects ${flag} ${JSON.stringify(value)} with exit 2 and writes nothing`, async () => {
       const ds = tempDir()
-      const r = await runCli(['start', ...op('TwoTables'), flag, value, ...(flag === '--id' ? [] : ['--id', 'ok'])], { env: { ACHVY_DATASTORE: path.join(ds, 'root'), ACHVY_USER: 'dev' } })
+      const r = await runCli(['start', ...op('TwoTables'), flag, value, ...(flag === '--id' ? [] : ['--id', 'ok'])], {
+        env: { ACHVY_DATASTORE: path.join(ds, 'root'), ACHVY_USER: 'dev' },
+      })
       expect(r.code).toBe(2)
       expect(r.stderr).toMatch(/invalid (anchovy id|user|upstream id)/)
       expect(readdirSync(ds)).toEqual([])
@@ -29,7 +31,10 @@ describe('hostile names', () => {
     const ds = tempDir()
     const cwd = tempDir()
     writeFileSync(path.join(cwd, 'config.yaml'), 'tbls:\n  "../../x": {}\n  "ok": {columns: {a: varchar}}\n')
-    const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }, cwd })
+    const r = await runCli(['start', ...op('TwoTables'), '--id', 'dl'], {
+      env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+      cwd,
+    })
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/config\.yaml: tbls\.\.\.\/\.\.\/x: invalid table name/)
     expect(r.stderr).toMatch(/config\.yaml: tbls\.ok\.columns\.a: unknown type "varchar"/)
@@ -39,7 +44,9 @@ describe('hostile names', () => {
   it('rejects hostile checkpoint keys', async () => {
     const ds = tempDir()
     for (const key of ['../x', 'a/b', '.hidden']) {
-      const r = await runCli(['checkpoint', 'set', key, '1', '--id', 'dl'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
+      const r = await runCli(['checkpoint', 'set', key, '1', '--id', 'dl'], {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+      })
       expect(r.code).toBe(2)
       expect(r.stderr).toMatch(/invalid checkpoint key/)
     }
@@ -50,10 +57,22 @@ describe('hostile names', () => {
 describe('configuration', () => {
   it('reports every problem at once with exit 2, naming env vars, keys and flags', async () => {
     const cwd = tempDir()
-    writeFileSync(path.join(cwd, 'config.yaml'), 'config:\n  concurrency: many\n  colour: blue\ntbls:\n  sales: {unique_by: 3}\n')
-    const r = await runCli(['start', ...op('TwoTables'), '--interval', 'soon'], { env: { ACHVY_DATASTORE: cwd, ACHVY_EXECUTION_TIMEOUT: 'ten' }, cwd })
+    writeFileSync(
+      path.join(cwd, 'config.yaml'),
+      'config:\n  concurrency: many\n  colour: blue\ntbls:\n  sales: {unique_by: 3}\n',
+    )
+    const r = await runCli(['start', ...op('TwoTables'), '--interval', 'soon'], {
+      env: { ACHVY_DATASTORE: cwd, ACHVY_EXECUTION_TIMEOUT: 'ten' },
+      cwd,
+    })
     expect(r.code).toBe(2)
-    for (const m of [/ACHVY_EXECUTION_TIMEOUT: must be a number/, /option for interval: must be a number/, /config\.yaml: config\.concurrency: must be a number/, /unknown setting config\.colour/, /tbls\.sales\.unique_by/]) {
+    for (const m of [
+      /ACHVY_EXECUTION_TIMEOUT: must be a number/,
+      /option for interval: must be a number/,
+      /config\.yaml: config\.concurrency: must be a number/,
+      /unknown setting config\.colour/,
+      /tbls\.sales\.unique_by/,
+    ]) {
       expect(r.stderr).toMatch(m)
     }
   })
@@ -61,14 +80,19 @@ describe('configuration', () => {
   it('names the line of a YAML syntax error', async () => {
     const cwd = tempDir()
     writeFileSync(path.join(cwd, 'broken.yaml'), 'tbls:\n  sales: {a: 1\n')
-    const r = await runCli(['start', ...op('TwoTables'), '--config-file', 'broken.yaml'], { env: { ACHVY_DATASTORE: cwd }, cwd })
+    const r = await runCli(['start', ...op('TwoTables'), '--config-file', 'broken.yaml'], {
+      env: { ACHVY_DATASTORE: cwd },
+      cwd,
+    })
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/broken\.yaml line \d+/)
   })
 
   it('fails at startup naming the env vars of a missing connection', async () => {
     const ds = tempDir()
-    const r = await runCli(['start', ...op('NeedsWeb'), '--id', 'w'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
+    const r = await runCli(['start', ...op('NeedsWeb'), '--id', 'w'], {
+      env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+    })
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/connection 'web' is not configured: set ACHVY_CNXN__WEB__URL/)
   })
@@ -98,6 +122,7 @@ describe('secrets', () => {
     expect(r.stderr).toMatch(/web connection ready/)
     expect(r.stderr).toMatch(/cannot fetch https:\/\/bob:\*\*\*@api\.example\.com/)
     const everything = [r.stdout, r.stderr, ...[...readTree(ds).values()].map((b) => b.toString('utf8'))].join('\n')
-    for (const needle of [secret, encodeURIComponent(secret), `${secret}-token`]) expect(everything).not.toContain(needle)
+    for (const needle of [secret, encodeURIComponent(secret), `${secret}-token`])
+      expect(everything).not.toContain(needle)
   })
 })

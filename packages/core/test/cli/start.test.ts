@@ -1,7 +1,16 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { FIXTURE_OPS, cleanupTempDirs, commitRecords, readTree, runCli, spawnCli, tempDir, waitFor } from '../helpers.js'
+import {
+  FIXTURE_OPS,
+  cleanupTempDirs,
+  commitRecords,
+  readTree,
+  runCli,
+  spawnCli,
+  tempDir,
+  waitFor,
+} from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -9,7 +18,10 @@ const op = (name: string): string[] => ['-op', `${FIXTURE_OPS}:${name}`]
 
 function lines(file: string): Record<string, unknown>[] {
   if (!existsSync(file)) return []
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
 describe('anchovy start', () => {
@@ -41,7 +53,9 @@ describe('anchovy start', () => {
     const out = path.join(ds, 'out.jsonl')
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', OUT_FILE: out }
     await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })
-    const failed = await runCli(['start', ...op('FileUploader'), '--id', 'up', '-U', 'dl'], { env: { ...env, FAIL_UPLOAD: 'sales' } })
+    const failed = await runCli(['start', ...op('FileUploader'), '--id', 'up', '-U', 'dl'], {
+      env: { ...env, FAIL_UPLOAD: 'sales' },
+    })
     expect(failed.code).toBe(1)
     expect(lines(out).map((r) => r.table)).toEqual(['dl.contacts', 'dl.contacts', 'dl.contacts'])
     expect((await runCli(['start', ...op('FileUploader'), '--id', 'up', '-U', 'dl'], { env })).code).toBe(0)
@@ -58,7 +72,9 @@ describe('anchovy start', () => {
       })
       expect(r.code).toBe(124)
       expect(Date.now() - started).toBeLessThan(15_000)
-      const logs = [...readTree(path.join(ds, 'dev/slow/$task_logs')).values()].map((b) => JSON.parse(b.toString()) as Record<string, unknown>)
+      const logs = [...readTree(path.join(ds, 'dev/slow/$task_logs')).values()].map(
+        (b) => JSON.parse(b.toString()) as Record<string, unknown>,
+      )
       const types = logs.map((l) => l.task_type)
       expect(types).toEqual(expect.arrayContaining(['STARTUP', 'XOPEN', 'TABLE', 'XCLOSE', 'SHUTDOWN']))
       const table = logs.find((l) => l.task_type === 'TABLE')!
@@ -86,7 +102,9 @@ describe('anchovy start', () => {
 
   it('in service mode runs batches until SIGTERM, then commits, runs shutdown and exits 0', async () => {
     const ds = tempDir()
-    const child = spawnCli(['start', ...op('Ticker'), '--id', 'svc', '-S', '--interval', '0.2'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })
+    const child = spawnCli(['start', ...op('Ticker'), '--id', 'svc', '-S', '--interval', '0.2'], {
+      env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+    })
     const commits = path.join(ds, 'dev/svc/$commits')
     await waitFor(() => commitRecords(commits).length >= 3, 20_000, 'three batches')
     child.kill('SIGTERM')
@@ -98,15 +116,31 @@ describe('anchovy start', () => {
     expect(results.shutdown_task.status).toBe('OK')
     expect(existsSync(path.join(ds, 'dev/svc/$results/heartbeat.json'))).toBe(true)
     expect(existsSync(path.join(ds, 'dev/svc/$lock'))).toBe(false)
-    expect((await runCli(['healthcheck', '--id', 'svc', '--max-age', '60'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })).code).toBe(0)
+    expect(
+      (
+        await runCli(['healthcheck', '--id', 'svc', '--max-age', '60'], {
+          env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+        })
+      ).code,
+    ).toBe(0)
   })
 
   it('lets --no-service override ACHVY_IS_TASK_EXECUTOR=false, and -S override it the other way', async () => {
     const ds = tempDir()
-    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_IS_TASK_EXECUTOR: 'false', ACHVY_INTERVAL: '0.05', ACHVY_MAX_BATCHES: '3' }
-    const service = JSON.parse((await runCli(['start', ...op('Ticker'), '--id', 'a'], { env })).stdout) as { batches: unknown[] }
+    const env = {
+      ACHVY_DATASTORE: ds,
+      ACHVY_USER: 'dev',
+      ACHVY_IS_TASK_EXECUTOR: 'false',
+      ACHVY_INTERVAL: '0.05',
+      ACHVY_MAX_BATCHES: '3',
+    }
+    const service = JSON.parse((await runCli(['start', ...op('Ticker'), '--id', 'a'], { env })).stdout) as {
+      batches: unknown[]
+    }
     expect(service.batches).toHaveLength(3)
-    const task = JSON.parse((await runCli(['start', ...op('Ticker'), '--id', 'b', '--no-service'], { env })).stdout) as { batches: unknown[] }
+    const task = JSON.parse(
+      (await runCli(['start', ...op('Ticker'), '--id', 'b', '--no-service'], { env })).stdout,
+    ) as { batches: unknown[] }
     expect(task.batches).toHaveLength(1)
   })
 
@@ -134,7 +168,13 @@ describe('anchovy start', () => {
     expect(r.stderr).not.toMatch(/already running/)
     // a taker killed mid-takeover leaves a marker: it names a dead pid, so the next run goes ahead at once
     const { hostname } = await import('node:os')
-    const dead = { host: hostname(), pid: 2 ** 22 + 12345, since: old, heartbeat: new Date().toISOString(), token: 'dead' }
+    const dead = {
+      host: hostname(),
+      pid: 2 ** 22 + 12345,
+      since: old,
+      heartbeat: new Date().toISOString(),
+      token: 'dead',
+    }
     writeFileSync(lockFile, JSON.stringify(dead))
     writeFileSync(`${lockFile}.takeover`, JSON.stringify({ ...dead, token: 'taker' }))
     expect((await runCli(['start', ...op('TwoTables'), '--id', 'dl'], { env })).code).toBe(0)
@@ -163,7 +203,10 @@ describe('signals and progress in task mode', () => {
     child.kill('SIGTERM')
     const r = await child.result
     expect(r.code).toBe(0)
-    const results = JSON.parse(r.stdout) as { shutdown_task: { status: string }; batches: { done_tasks: { task_type: string; status: string; data: { err_code?: string } }[] }[] }
+    const results = JSON.parse(r.stdout) as {
+      shutdown_task: { status: string }
+      batches: { done_tasks: { task_type: string; status: string; data: { err_code?: string } }[] }[]
+    }
     expect(results.shutdown_task.status).toBe('OK')
     const table = results.batches[0]!.done_tasks.find((t) => t.task_type === 'TABLE')!
     expect(table.status).toBe('ERR')

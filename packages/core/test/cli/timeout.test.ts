@@ -3,7 +3,17 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import * as path from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { FIXTURE_OPS, REPO, cleanupTempDirs, commitRecords, runCli, spawnCli, tempDir, waitFor, type CliResult } from '../helpers.js'
+import {
+  FIXTURE_OPS,
+  REPO,
+  cleanupTempDirs,
+  commitRecords,
+  runCli,
+  spawnCli,
+  tempDir,
+  waitFor,
+  type CliResult,
+} from '../helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -28,7 +38,11 @@ interface Results {
   error?: { err_code: string; err_msg: string }
   startup_task: { status: string; task_type: string; duration: number; data: { err_code?: string } } | null
   shutdown_task: { status: string; task_type: string; data: { err_code?: string } } | null
-  batches: { batch_id: string; status: string; done_tasks: { task_type: string; status: string; data: { err_code?: string } }[] }[]
+  batches: {
+    batch_id: string
+    status: string
+    done_tasks: { task_type: string; status: string; data: { err_code?: string } }[]
+  }[]
 }
 
 /** Data files under `<ds>/dev/<id>/data` (relative to the datastore). */
@@ -50,7 +64,9 @@ function dataFiles(ds: string, id: string): string[] {
 function committedFiles(ds: string, id: string): string[] {
   const dir = path.join(ds, 'dev', id, '$commits')
   return commitRecords(dir)
-    .flatMap((f) => (JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { files: { path: string }[] }).files.map((x) => x.path))
+    .flatMap((f) =>
+      (JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { files: { path: string }[] }).files.map((x) => x.path),
+    )
     .sort()
 }
 
@@ -64,7 +80,14 @@ async function timed(args: string[], env: Record<string, string>): Promise<CliRe
 }
 
 /** Checks what a killed run must leave: exit 124, results printed and stored, the lock free, the marker kept. */
-function expectKilled(r: CliResult & { ms: number }, ds: string, id: string, t: number, g: number, what: string): Results {
+function expectKilled(
+  r: CliResult & { ms: number },
+  ds: string,
+  id: string,
+  t: number,
+  g: number,
+  what: string,
+): Results {
   expect(r.code, `${what}: ${r.stderr.slice(-2000)}`).toBe(124)
   expect(r.ms, what).toBeLessThan(budgetMs(t, g) + SLACK_MS)
   const results = JSON.parse(r.stdout) as Results
@@ -75,7 +98,9 @@ function expectKilled(r: CliResult & { ms: number }, ds: string, id: string, t: 
   const home = path.join(ds, 'dev', id)
   const latest = JSON.parse(readFileSync(path.join(home, '$results/anchovy_run_results.json'), 'utf8')) as Results
   expect(latest).toEqual(results)
-  expect(JSON.parse(readFileSync(path.join(home, `$results/sessions/${results.session_id}.json`), 'utf8'))).toEqual(results)
+  expect(JSON.parse(readFileSync(path.join(home, `$results/sessions/${results.session_id}.json`), 'utf8'))).toEqual(
+    results,
+  )
   expect(existsSync(path.join(home, '$lock')), `${what}: lock left behind`).toBe(false)
   return results
 }
@@ -84,10 +109,15 @@ describe('the execution timeout holds when user code never yields the event loop
   it('kills a run whose table is CPU-bound (while (true) {}) with 124, writes its results, frees the lock, and the next run removes the orphaned data files', async () => {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_DATA_FILE_MAX_BYTES: '1024', ROWS: '400' }
-    const r = await timed(['start', ...SPIN, '--id', 'cpu', '-t', '1', '--abort-grace', '1'], { ...env, SPIN_PHASE: 'table' })
+    const r = await timed(['start', ...SPIN, '--id', 'cpu', '-t', '1', '--abort-grace', '1'], {
+      ...env,
+      SPIN_PHASE: 'table',
+    })
     const results = expectKilled(r, ds, 'cpu', 1, 1, 'table')
     expect(results.batches.map((b) => [b.batch_id, b.status])).toEqual([['000', 'ERR']])
-    expect(results.error!.err_msg).toMatch(/^batch 000 was still running 5s after it began \(execution timeout 1s .*killed$/)
+    expect(results.error!.err_msg).toMatch(
+      /^batch 000 was still running 5s after it began \(execution timeout 1s .*killed$/,
+    )
     // the batch never committed: its files are orphans, and the marker that names them is kept for recovery
     const orphans = dataFiles(ds, 'cpu')
     expect(orphans.length).toBeGreaterThan(1)
@@ -106,22 +136,39 @@ describe('the execution timeout holds when user code never yields the event loop
 
   it('kills a CPU-bound startup, xopen, xclose or shutdown hook with 124 and names the phase; the lock is free for the next run', async () => {
     const cases: [phase: string, check: (r: Results) => void][] = [
-      ['startup', (r) => {
-        expect(r.startup_task).toMatchObject({ task_type: 'STARTUP', status: 'ERR', data: { err_code: 'ANCH_ERR_TIMEOUT_KILLED' } })
-        expect(r.startup_task!.duration).toBeGreaterThanOrEqual(budgetMs(1, 0) - 100)
-        expect(r.batches).toEqual([])
-      }],
+      [
+        'startup',
+        (r) => {
+          expect(r.startup_task).toMatchObject({
+            task_type: 'STARTUP',
+            status: 'ERR',
+            data: { err_code: 'ANCH_ERR_TIMEOUT_KILLED' },
+          })
+          expect(r.startup_task!.duration).toBeGreaterThanOrEqual(budgetMs(1, 0) - 100)
+          expect(r.batches).toEqual([])
+        },
+      ],
       ['xopen', (r) => expect(r.batches.map((b) => b.status)).toEqual(['ERR'])],
       ['xclose', (r) => expect(r.batches.map((b) => b.status)).toEqual(['ERR'])],
-      ['shutdown', (r) => {
-        expect(r.shutdown_task).toMatchObject({ task_type: 'SHUTDOWN', status: 'ERR', data: { err_code: 'ANCH_ERR_TIMEOUT_KILLED' } })
-        expect(r.error!.err_msg).toMatch(/^SHUTDOWN /)
-      }],
+      [
+        'shutdown',
+        (r) => {
+          expect(r.shutdown_task).toMatchObject({
+            task_type: 'SHUTDOWN',
+            status: 'ERR',
+            data: { err_code: 'ANCH_ERR_TIMEOUT_KILLED' },
+          })
+          expect(r.error!.err_msg).toMatch(/^SHUTDOWN /)
+        },
+      ],
     ]
     for (const [phase, check] of cases) {
       const ds = tempDir()
       const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '3' }
-      const r = await timed(['start', ...SPIN, '--id', phase, '-t', '1', '--abort-grace', '0'], { ...env, SPIN_PHASE: phase })
+      const r = await timed(['start', ...SPIN, '--id', phase, '-t', '1', '--abort-grace', '0'], {
+        ...env,
+        SPIN_PHASE: phase,
+      })
       check(expectKilled(r, ds, phase, 1, 0, phase))
       const next = await timed(['start', ...SPIN, '--id', phase, '-t', '30'], env)
       expect(next.code, `${phase}, next run: ${next.stderr}`).toBe(0)
@@ -131,12 +178,22 @@ describe('the execution timeout holds when user code never yields the event loop
   })
 
   it('kills a run blocked in native code (a synchronous child process, Atomics.wait) or allocating in a loop, and the processes the blocked code started', async () => {
-    for (const [how, phase] of [['native', 'xopen'], ['atomics', 'table'], ['json', 'shutdown'], ['native', 'table']] as const) {
+    for (const [how, phase] of [
+      ['native', 'xopen'],
+      ['atomics', 'table'],
+      ['json', 'shutdown'],
+      ['native', 'table'],
+    ] as const) {
       const ds = tempDir()
       const id = `${how}_${phase}`
       const tag = `3599.${Math.floor(Math.random() * 1e9)}`
       const r = await timed(['start', ...SPIN, '--id', id, '-t', '1', '--abort-grace', '0'], {
-        ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '3', SPIN_PHASE: phase, SPIN_HOW: how, SPIN_SLEEP: tag,
+        ACHVY_DATASTORE: ds,
+        ACHVY_USER: 'dev',
+        ROWS: '3',
+        SPIN_PHASE: phase,
+        SPIN_HOW: how,
+        SPIN_SLEEP: tag,
       })
       expectKilled(r, ds, id, 1, 0, `${how} in ${phase}`)
       if (how === 'native') expect(processesWith(tag), 'the sleep started by the hook outlived the run').toEqual([])
@@ -147,14 +204,20 @@ describe('the execution timeout holds when user code never yields the event loop
     for (const phase of ['startup', 'table', 'shutdown']) {
       const ds = tempDir()
       const r = await timed(['start', ...SPIN, '--id', phase, '-t', '1', '--abort-grace', '0'], {
-        ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '3', SPIN_PHASE: phase, SPIN_HOW: 'idle',
+        ACHVY_DATASTORE: ds,
+        ACHVY_USER: 'dev',
+        ROWS: '3',
+        SPIN_PHASE: phase,
+        SPIN_HOW: 'idle',
       })
       // the runtime may stop this one itself (its timers still run) or the supervisor kills it: either way 124
       expect(r.code, `${phase}: ${r.stderr.slice(-2000)}`).toBe(124)
       expect(r.ms).toBeLessThan(budgetMs(1, 0) + SLACK_MS)
       const results = JSON.parse(r.stdout) as Results
       expect(results).toMatchObject({ status: 'ERR', exit_code: 124 })
-      expect(JSON.parse(readFileSync(path.join(ds, 'dev', phase, '$results/anchovy_run_results.json'), 'utf8'))).toEqual(results)
+      expect(
+        JSON.parse(readFileSync(path.join(ds, 'dev', phase, '$results/anchovy_run_results.json'), 'utf8')),
+      ).toEqual(results)
       expect(existsSync(path.join(ds, 'dev', phase, '$lock'))).toBe(false)
     }
   })
@@ -189,7 +252,10 @@ describe('the supervisor that enforces -t', () => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const ds = tempDir()
       const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_PROGRESS_INTERVAL: '0.2' }
-      const child = spawnCli(['start', '-op', `${FIXTURE_OPS}:Stubborn`, '--id', 'term', '-t', '60', '--abort-grace', '1'], { env })
+      const child = spawnCli(
+        ['start', '-op', `${FIXTURE_OPS}:Stubborn`, '--id', 'term', '-t', '60', '--abort-grace', '1'],
+        { env },
+      )
       running.add(child)
       let stderr = ''
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
@@ -208,7 +274,9 @@ describe('the supervisor that enforces -t', () => {
   it('ends with exit 1, results and a free lock when the run process dies without finishing (killed from outside)', async () => {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ACHVY_DATA_FILE_MAX_BYTES: '1024', ROWS: '400' }
-    const child = spawnCli(['start', ...SPIN, '--id', 'oom', '-t', '600'], { env: { ...env, SPIN_PHASE: 'table', SPIN_HOW: 'idle' } })
+    const child = spawnCli(['start', ...SPIN, '--id', 'oom', '-t', '600'], {
+      env: { ...env, SPIN_PHASE: 'table', SPIN_HOW: 'idle' },
+    })
     running.add(child)
     const lock = path.join(ds, 'dev/oom/$lock')
     await waitFor(() => dataFiles(ds, 'oom').length > 1 && existsSync(lock), 20_000, 'data files')
@@ -220,7 +288,9 @@ describe('the supervisor that enforces -t', () => {
     const results = JSON.parse(r.stdout) as Results
     expect(results).toMatchObject({ status: 'ERR', exit_code: 1, error: { err_code: 'ANCH_ERR_RUN_DIED' } })
     expect(results.error!.err_msg).toContain('killed by SIGKILL during batch 000')
-    expect(JSON.parse(readFileSync(path.join(ds, 'dev/oom/$results/anchovy_run_results.json'), 'utf8'))).toEqual(results)
+    expect(JSON.parse(readFileSync(path.join(ds, 'dev/oom/$results/anchovy_run_results.json'), 'utf8'))).toEqual(
+      results,
+    )
     expect(existsSync(lock)).toBe(false)
     expect(existsSync(path.join(ds, 'dev/oom/$inflight.json'))).toBe(true)
     const next = await runCli(['start', ...SPIN, '--id', 'oom'], { env: { ...env, ROWS: '2' } })
@@ -233,7 +303,11 @@ describe('the supervisor that enforces -t', () => {
     const ds = tempDir()
     // the secret also names the anchovy, so it is in every field the supervisor prints and stores
     const r = await timed(['start', ...SPIN, '--id', secret, '-t', '1', '--abort-grace', '0'], {
-      ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', SPIN_PHASE: 'startup', ACHVY_CNXN__WEB__PASSWORD: secret, ACHVY_CNXN__WEB__URL: `https://u:${secret}@example.com`,
+      ACHVY_DATASTORE: ds,
+      ACHVY_USER: 'dev',
+      SPIN_PHASE: 'startup',
+      ACHVY_CNXN__WEB__PASSWORD: secret,
+      ACHVY_CNXN__WEB__URL: `https://u:${secret}@example.com`,
     })
     expect(r.code, r.stderr.slice(-2000)).toBe(124)
     expect(r.stdout).not.toContain(secret)

@@ -11,12 +11,20 @@ const op = (name: string): string[] => ['-op', `${TRUST}:${name}`]
 
 function jsonLines(file: string): Record<string, unknown>[] {
   if (!existsSync(file)) return []
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
 function dataFiles(ds: string, home: string, table: string): string[] {
   const dir = path.join(ds, home, 'data', table)
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json.gz')).sort().map((f) => path.join(dir, f)) : []
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.json.gz'))
+        .sort()
+        .map((f) => path.join(dir, f))
+    : []
 }
 
 const ODD_CONFIG = JSON.stringify({
@@ -34,7 +42,7 @@ const ODD_CONFIG = JSON.stringify({
         toString: 'str',
         hasOwnProperty: 'str',
         ['__proto__']: 'str',
-        'quote"d \'n\' back\\slash': 'str',
+        "quote\"d 'n' back\\slash": 'str',
       },
       unique_by: ['id', 'amount,usd'],
       sort_by: ['-Order Date', '+-odd', ' edge '],
@@ -73,7 +81,7 @@ describe('trust: what a run reads back is verified', () => {
       expect(byName.get('amount,usd')?.[0]).toBe('number')
       expect(byName.get('a@b')).toEqual(['string', 'at'])
       expect(byName.get(' edge ')).toEqual(['string', 'spaces'])
-      expect(byName.get('quote"d \'n\' back\\slash')).toEqual(['string', 'q'])
+      expect(byName.get("quote\"d 'n' back\\slash")).toEqual(['string', 'q'])
       expect(byName.get('constructor')?.[0]).toBe('number')
       expect(byName.get('toString')).toEqual(['string', 'ts'])
       expect(byName.get('hasOwnProperty')).toEqual(['string', 'h'])
@@ -85,12 +93,28 @@ describe('trust: what a run reads back is verified', () => {
   it('float columns holding whole numbers are written as floats that outside readers see as floats', async () => {
     const ds = tempDir()
     const config = JSON.stringify({ tbls: { seq: { columns: { id: 'int', x: 'float' } } } })
-    const r = await runCli(['start', ...op('Counter'), '--id', 'c', '-c', config], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '5' } })
+    const r = await runCli(['start', ...op('Counter'), '--id', 'c', '-c', config], {
+      env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '5' },
+    })
     expect(r.code).toBe(0)
     const [file] = dataFiles(ds, 'dev/c', 'seq')
     // Python's gzip and json, as the Python implementation and pandas read these files
-    const py = execFileSync('python3', ['-c', 'import gzip,json,sys\nfor l in gzip.open(sys.argv[1],"rt"):\n  r=json.loads(l); print(type(r["id"]).__name__, type(r["x"]).__name__, r["x"])', file!], { encoding: 'utf8' })
-    expect(py.trim().split('\n')).toEqual(['int float 0.0', 'int float 2.0', 'int float 4.0', 'int float 6.0', 'int float 8.0'])
+    const py = execFileSync(
+      'python3',
+      [
+        '-c',
+        'import gzip,json,sys\nfor l in gzip.open(sys.argv[1],"rt"):\n  r=json.loads(l); print(type(r["id"]).__name__, type(r["x"]).__name__, r["x"])',
+        file!,
+      ],
+      { encoding: 'utf8' },
+    )
+    expect(py.trim().split('\n')).toEqual([
+      'int float 0.0',
+      'int float 2.0',
+      'int float 4.0',
+      'int float 6.0',
+      'int float 8.0',
+    ])
   })
 })
 
@@ -107,7 +131,9 @@ function memberStarts(file: string): number[] {
 }
 
 describe('trust: data files are checked against their commit record', () => {
-  async function downloaded(rows: number): Promise<{ ds: string; env: Record<string, string>; file: string; out: string }> {
+  async function downloaded(
+    rows: number,
+  ): Promise<{ ds: string; env: Record<string, string>; file: string; out: string }> {
     const ds = tempDir()
     const out = path.join(ds, 'out.jsonl')
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', OUT_FILE: out, ROWS: String(rows) }
@@ -115,7 +141,8 @@ describe('trust: data files are checked against their commit record', () => {
     const [file] = dataFiles(ds, 'dev/dl', 'seq')
     return { ds, env, file: file!, out }
   }
-  const upload = (env: Record<string, string>) => runCli(['start', ...op('TypeProbe'), '--id', 'up', '-U', 'dl'], { env })
+  const upload = (env: Record<string, string>) =>
+    runCli(['start', ...op('TypeProbe'), '--id', 'up', '-U', 'dl'], { env })
 
   it('a data file cut at a gzip member boundary fails the upload naming the file, and nothing is loaded', async () => {
     const { env, file, out } = await downloaded(100_000)
@@ -161,9 +188,19 @@ describe('trust: an upstream without a commit record is not taken for a Python-w
   it('an uploader never reads the data files of a first batch that is in flight or died', async () => {
     const ds = tempDir()
     const out = path.join(ds, 'out.jsonl')
-    const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', OUT_FILE: out, ROWS: '20000', ACHVY_DATA_FILE_MAX_BYTES: '100000' }
+    const env = {
+      ACHVY_DATASTORE: ds,
+      ACHVY_USER: 'dev',
+      OUT_FILE: out,
+      ROWS: '20000',
+      ACHVY_DATA_FILE_MAX_BYTES: '100000',
+    }
     const dl = spawnCli(['start', ...op('WritesThenWaits'), '--id', 'dl'], { env })
-    await waitFor(() => dataFiles(ds, 'dev/dl', 'slow').length > 2, 30_000, 'finished data files of the batch in flight')
+    await waitFor(
+      () => dataFiles(ds, 'dev/dl', 'slow').length > 2,
+      30_000,
+      'finished data files of the batch in flight',
+    )
     // in flight: the lock and $inflight.json are there, no commit record
     let r = await runCli(['start', ...op('TypeProbe'), '--id', 'up', '-U', 'dl'], { env })
     expect(r.code).toBe(0)
@@ -192,8 +229,10 @@ describe('trust: $commits/HEAD is a hint, and a gap is reported', () => {
     expect(commitRecords(path.join(ds, 'dev/dl/$commits'))).toHaveLength(6)
     return { ds, env, out }
   }
-  const upload = (env: Record<string, string>) => runCli(['start', ...op('TypeProbe'), '--id', 'up', '-U', 'dl'], { env })
-  const ids = (out: string): number[] => jsonLines(out).map((r) => Number((r.values as [string, string, string][])[0]![2]))
+  const upload = (env: Record<string, string>) =>
+    runCli(['start', ...op('TypeProbe'), '--id', 'up', '-U', 'dl'], { env })
+  const ids = (out: string): number[] =>
+    jsonLines(out).map((r) => Number((r.values as [string, string, string][])[0]![2]))
 
   it('an empty, missing, lowered or garbage HEAD neither re-reads nor hides commits', async () => {
     const base = await sixCommits()
@@ -257,13 +296,35 @@ describe('trust: checkpoint files are verified against the commit that wrote the
   async function committedTwice(): Promise<{ ds: string; env: Record<string, string> }> {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '6', OUT_FILE: path.join(ds, 'out') }
-    expect((await runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'dl'], { env })).code).toBe(0)
+    expect(
+      (
+        await runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'dl'], {
+          env,
+        })
+      ).code,
+    ).toBe(0)
     // the newest commit carries only contacts.last
-    expect((await runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'dl', '-e', 'contacts'], { env })).code).toBe(0)
+    expect(
+      (
+        await runCli(
+          [
+            'start',
+            '-op',
+            `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`,
+            '--id',
+            'dl',
+            '-e',
+            'contacts',
+          ],
+          { env },
+        )
+      ).code,
+    ).toBe(0)
     expect(readFileSync(path.join(ds, 'dev/dl/$checkpoints/sales.last'), 'utf8')).toBe('6')
     return { ds, env }
   }
-  const start = (env: Record<string, string>) => runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'dl'], { env })
+  const start = (env: Record<string, string>) =>
+    runCli(['start', '-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:TwoTables`, '--id', 'dl'], { env })
 
   it('a checkpoint damaged to a shorter valid value is refused by the run and the CLI, and repaired deliberately', async () => {
     const { ds, env } = await committedTwice()
@@ -303,7 +364,14 @@ describe('trust: a failed table leaves nothing behind', () => {
   it('a table that fails after a data-file rollover leaves none of its files, and the next run is clean', async () => {
     for (const concurrency of ['1', '2']) {
       const ds = tempDir()
-      const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ROWS: '5000', FAIL_AFTER: '1', ACHVY_DATA_FILE_MAX_BYTES: '20000', ACHVY_CONCURRENCY: concurrency }
+      const env = {
+        ACHVY_DATASTORE: ds,
+        ACHVY_USER: 'dev',
+        ROWS: '5000',
+        FAIL_AFTER: '1',
+        ACHVY_DATA_FILE_MAX_BYTES: '20000',
+        ACHVY_CONCURRENCY: concurrency,
+      }
       const r = await runCli(['start', ...op('FailsLate'), '--id', 'dl'], { env })
       expect(r.code).toBe(1)
       expect(dataFiles(ds, 'dev/dl', 'big')).toEqual([])
@@ -313,7 +381,10 @@ describe('trust: a failed table leaves nothing behind', () => {
       expect(ok.code).toBe(0)
       const files = dataFiles(ds, 'dev/dl', 'big')
       expect(files.length).toBeGreaterThan(5)
-      const rows = files.reduce((n, f) => n + execFileSync('gzip', ['-dc', f]).toString().split('\n').filter(Boolean).length, 0)
+      const rows = files.reduce(
+        (n, f) => n + execFileSync('gzip', ['-dc', f]).toString().split('\n').filter(Boolean).length,
+        0,
+      )
       expect(rows).toBe(5000)
     }
   })
@@ -323,14 +394,26 @@ describe('trust: every run ends with a result', () => {
   it('a hook or source awaiting a promise that never settles ends the run with a clear error, results and a free lock', async () => {
     for (const hang of ['startup', 'xopen', 'xclose', 'shutdown', 'table']) {
       const ds = tempDir()
-      const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', ...(hang === 'table' ? { HANG_TABLE: '1' } : { HANG_PHASE: hang }) }
+      const env = {
+        ACHVY_DATASTORE: ds,
+        ACHVY_USER: 'dev',
+        ...(hang === 'table' ? { HANG_TABLE: '1' } : { HANG_PHASE: hang }),
+      }
       const r = await runCli(['start', ...op('NeverSettles'), '--id', 'n', '--abort-grace', '1'], { env })
       expect(r.code, `${hang}: ${r.stderr}`).toBe(1)
       expect(r.stdout + r.stderr).toContain('ANCH_ERR_STALLED')
-      const results = JSON.parse(readFileSync(path.join(ds, 'dev/n/$results/anchovy_run_results.json'), 'utf8')) as { exit_code: number }
+      const results = JSON.parse(readFileSync(path.join(ds, 'dev/n/$results/anchovy_run_results.json'), 'utf8')) as {
+        exit_code: number
+      }
       expect(results.exit_code).toBe(1)
       expect(existsSync(path.join(ds, 'dev/n/$lock'))).toBe(false)
-      expect((await runCli(['start', ...op('NeverSettles'), '--id', 'n'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' } })).code).toBe(0)
+      expect(
+        (
+          await runCli(['start', ...op('NeverSettles'), '--id', 'n'], {
+            env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' },
+          })
+        ).code,
+      ).toBe(0)
     }
   })
 
@@ -338,22 +421,31 @@ describe('trust: every run ends with a result', () => {
     for (const hang of ['startup', 'shutdown']) {
       const ds = tempDir()
       const started = Date.now()
-      const r = await runCli(['start', ...op('BusyHooks'), '--id', 'b', '-t', '1', '--abort-grace', '1'], { env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', HANG_PHASE: hang } })
+      const r = await runCli(['start', ...op('BusyHooks'), '--id', 'b', '-t', '1', '--abort-grace', '1'], {
+        env: { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', HANG_PHASE: hang },
+      })
       expect(r.code, `${hang}: ${r.stderr}`).toBe(124)
       expect(Date.now() - started).toBeLessThan(20_000)
-      expect(JSON.parse(readFileSync(path.join(ds, 'dev/b/$results/anchovy_run_results.json'), 'utf8')).exit_code).toBe(124)
+      expect(JSON.parse(readFileSync(path.join(ds, 'dev/b/$results/anchovy_run_results.json'), 'utf8')).exit_code).toBe(
+        124,
+      )
       expect(existsSync(path.join(ds, 'dev/b/$lock'))).toBe(false)
     }
   })
 })
-
 
 describe('trust: class references named after Object.prototype members', () => {
   it('-op and --*-cls with constructor, toString, __proto__ … get a clear error, never a TypeError', async () => {
     const ds = tempDir()
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
-      for (const args of [['-op', `${name}.X`], ['-op', `sftp.${name}`], ['-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:${name}`], ['-op', `${TRUST}:Counter`, '--task-store-cls', name], ['-op', `${TRUST}:Counter`, '--checkpoint-cls', `sftp.${name}`]]) {
+      for (const args of [
+        ['-op', `${name}.X`],
+        ['-op', `sftp.${name}`],
+        ['-op', `${path.join(REPO, 'test/fixtures/dist/basic.js')}:${name}`],
+        ['-op', `${TRUST}:Counter`, '--task-store-cls', name],
+        ['-op', `${TRUST}:Counter`, '--checkpoint-cls', `sftp.${name}`],
+      ]) {
         const r = await runCli(['start', ...args, '--id', 'p'], { env })
         expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
         expect(r.stderr, args.join(' ')).not.toMatch(/TypeError|is not a function|at .*\.js:\d+/)

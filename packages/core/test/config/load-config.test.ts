@@ -38,7 +38,11 @@ describe('settings precedence', () => {
   })
 
   it('collects every problem', () => {
-    const { problems } = resolve({ concurrency: '0' }, { ACHVY_FAIL_FAST: 'maybe', ACHVY_LOG_LEVEL: 'loud' }, 'config: {nope: 1}\nextra: 2')
+    const { problems } = resolve(
+      { concurrency: '0' },
+      { ACHVY_FAIL_FAST: 'maybe', ACHVY_LOG_LEVEL: 'loud' },
+      'config: {nope: 1}\nextra: 2',
+    )
     expect(problems).toHaveLength(5)
   })
 })

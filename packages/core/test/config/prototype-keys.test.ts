@@ -15,17 +15,26 @@ const DEFAULTS = Object.fromEntries(CORE_SETTINGS.filter((s) => s.default !== un
 
 function resolve(src: Partial<ConfigSources>): { settings: Record<string, unknown>; problems: string[] } {
   const problems: string[] = []
-  const full: ConfigSources = { flags: { id: 'dl', user: 'dev', datastore: '/nowhere' }, env: {}, cwd: tempDir(), ...src }
+  const full: ConfigSources = {
+    flags: { id: 'dl', user: 'dev', datastore: '/nowhere' },
+    env: {},
+    cwd: tempDir(),
+    ...src,
+  }
   const settings = resolveSettings(full, loadDocument(full, problems), problems)
   return { settings, problems }
 }
 
 /** A YAML map with one entry per name (names quoted, so `__proto__` is a plain key). */
-const yamlMap = (names: readonly string[], value: string): string => `{${names.map((n) => `"${n}": ${value}`).join(', ')}}`
+const yamlMap = (names: readonly string[], value: string): string =>
+  `{${names.map((n) => `"${n}": ${value}`).join(', ')}}`
 
 describe('config: keys named like Object.prototype members', () => {
   it('config: {__proto__: …} is reported as an unknown setting instead of lending its settings to every lookup', () => {
-    for (const text of ['config: {__proto__: {id: sneaky, lock_ttl: 1, nonsense: 1}}', '{"config": {"__proto__": {"id": "sneaky", "lock_ttl": 1, "nonsense": 1}}}']) {
+    for (const text of [
+      'config: {__proto__: {id: sneaky, lock_ttl: 1, nonsense: 1}}',
+      '{"config": {"__proto__": {"id": "sneaky", "lock_ttl": 1, "nonsense": 1}}}',
+    ]) {
       const { settings, problems } = resolve({ flags: { user: 'dev', datastore: '/nowhere' }, configText: text })
       expect(problems).toEqual(['--config: unknown setting config.__proto__'])
       expect(settings.id).not.toBe('sneaky')
@@ -52,7 +61,9 @@ describe('config: keys named like Object.prototype members', () => {
   })
 
   it('keeps known settings working next to Object.prototype member names with scalar values', () => {
-    const { settings, problems } = resolve({ configText: `config: ${yamlMap([...PROTO_NAMES, 'interval', 'concurrency'], '7')}` })
+    const { settings, problems } = resolve({
+      configText: `config: ${yamlMap([...PROTO_NAMES, 'interval', 'concurrency'], '7')}`,
+    })
     expect(problems).toHaveLength(PROTO_NAMES.length)
     expect(settings.interval).toBe(7)
     expect(settings.concurrency).toBe(7)
@@ -61,7 +72,9 @@ describe('config: keys named like Object.prototype members', () => {
 
   it('reports Object.prototype member names as unknown top-level keys', () => {
     const { problems } = resolve({ configText: yamlMap(PROTO_NAMES, '{interval: 1}') })
-    expect([...problems].sort()).toEqual(PROTO_NAMES.map((n) => `--config: unknown top-level key "${n}" (expected tbls and config)`).sort())
+    expect([...problems].sort()).toEqual(
+      PROTO_NAMES.map((n) => `--config: unknown top-level key "${n}" (expected tbls and config)`).sort(),
+    )
   })
 
   it('ignores ACHVY_* variables named after Object.prototype members and still reads the declared ones', () => {
@@ -80,7 +93,10 @@ describe('config: keys named like Object.prototype members', () => {
   })
 
   it('never takes a setting from a flags object through its prototype', () => {
-    const flags = Object.assign(Object.create({ interval: 99, id: 'inherited' }) as Record<string, unknown>, { user: 'dev', datastore: '/nowhere' })
+    const flags = Object.assign(Object.create({ interval: 99, id: 'inherited' }) as Record<string, unknown>, {
+      user: 'dev',
+      datastore: '/nowhere',
+    })
     const { settings } = resolve({ flags })
     expect(settings.interval).toBe(60)
     expect(settings.id).not.toBe('inherited')
@@ -98,6 +114,12 @@ describe('config: keys named like Object.prototype members', () => {
 
   it('passes command-line words named after Object.prototype members through untouched', () => {
     expect(normalizeArgv(['checkpoint', 'set', ...PROTO_NAMES])).toEqual(['checkpoint', 'set', ...PROTO_NAMES])
-    expect(normalizeArgv(['-op', 'x', '-up', 'y', '--enabled=z'])).toEqual(['--operator-cls', 'x', '--upstream', 'y', '--enable=z'])
+    expect(normalizeArgv(['-op', 'x', '-up', 'y', '--enabled=z'])).toEqual([
+      '--operator-cls',
+      'x',
+      '--upstream',
+      'y',
+      '--enable=z',
+    ])
   })
 })

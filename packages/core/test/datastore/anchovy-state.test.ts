@@ -1,7 +1,16 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { AnchovyState, CheckpointStore, DataBuffer, FilesystemDatastore, TableStore, bareTable, type Datastore, type StoreContext } from './state-helpers.js'
+import {
+  AnchovyState,
+  CheckpointStore,
+  DataBuffer,
+  FilesystemDatastore,
+  TableStore,
+  bareTable,
+  type Datastore,
+  type StoreContext,
+} from './state-helpers.js'
 import { cleanupTempDirs, memoryLogger, tempDir } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
@@ -36,7 +45,11 @@ class FailingDatastore extends FilesystemDatastore {
 
 function stateOn(ds: Datastore, id = 'dl'): AnchovyState {
   const ctx: StoreContext = { datastore: ds, user: 'dev', anchovyId: id, settings: {} }
-  return new AnchovyState(ctx, { checkpoint: new CheckpointStore(ctx), table: new TableStore(ctx), dataBuffer: new DataBuffer(ctx) }, memoryLogger().logger)
+  return new AnchovyState(
+    ctx,
+    { checkpoint: new CheckpointStore(ctx), table: new TableStore(ctx), dataBuffer: new DataBuffer(ctx) },
+    memoryLogger().logger,
+  )
 }
 
 /** One batch that writes `rows` rows of table t and sets checkpoint t.last, committed. */
@@ -120,7 +133,9 @@ describe('AnchovyState (the batch commit)', () => {
     const root = tempDir()
     const a = stateOn(new FilesystemDatastore(root))
     await a.open(60_000, () => undefined)
-    await expect(stateOn(new FilesystemDatastore(root)).open(60_000, () => undefined)).rejects.toMatchObject({ code: 'ANCH_ERR_LOCKED' })
+    await expect(stateOn(new FilesystemDatastore(root)).open(60_000, () => undefined)).rejects.toMatchObject({
+      code: 'ANCH_ERR_LOCKED',
+    })
     // a frozen holder: its heartbeat is old, so B takes over; A wakes up and tries to commit
     expireLock(root)
     const b = stateOn(new FilesystemDatastore(root))
@@ -154,7 +169,11 @@ describe('AnchovyState (the batch commit)', () => {
     const root = tempDir()
     const ds = new FilesystemDatastore(root)
     const ctx: StoreContext = { datastore: ds, user: 'dev', anchovyId: 'dl', settings: { data_file_max_bytes: 100 } }
-    const state = new AnchovyState(ctx, { checkpoint: new CheckpointStore(ctx), table: new TableStore(ctx), dataBuffer: new DataBuffer(ctx) }, memoryLogger().logger)
+    const state = new AnchovyState(
+      ctx,
+      { checkpoint: new CheckpointStore(ctx), table: new TableStore(ctx), dataBuffer: new DataBuffer(ctx) },
+      memoryLogger().logger,
+    )
     await state.open(60_000, () => undefined)
     const stage = await state.beginBatch('000')
     const chain = stage.child()

@@ -3,7 +3,22 @@ import { decodeCheckpoint, encodeCheckpoint } from '../../src/index.js'
 
 describe('checkpoint file format', () => {
   it('round-trips every JSON value, writing plain strings raw like the Python implementation', () => {
-    for (const v of ['hello', '2025-04-16T11:23:13+00:00', '', '1020', '{abc', '"q"', ' lead', 'true', 1020, 1.5, true, null, [1, 'a'], { a: { b: [] } }]) {
+    for (const v of [
+      'hello',
+      '2025-04-16T11:23:13+00:00',
+      '',
+      '1020',
+      '{abc',
+      '"q"',
+      ' lead',
+      'true',
+      1020,
+      1.5,
+      true,
+      null,
+      [1, 'a'],
+      { a: { b: [] } },
+    ]) {
       expect(decodeCheckpoint(encodeCheckpoint(v))).toEqual(v)
     }
     expect(encodeCheckpoint('hello')).toBe('hello')

@@ -2,7 +2,15 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { DataFileWriter, DateTime, FilesystemDatastore, LocalDate, decodeRow, encodeRow, readDataFile } from '../../src/index.js'
+import {
+  DataFileWriter,
+  DateTime,
+  FilesystemDatastore,
+  LocalDate,
+  decodeRow,
+  encodeRow,
+  readDataFile,
+} from '../../src/index.js'
 import { gzipMember } from '../../src/datastore/gzip-members.js'
 import { cleanupTempDirs, tempDir } from '../helpers.js'
 
@@ -18,17 +26,26 @@ describe('data file format', () => {
       n: null,
       nested: { a: [1, 2] },
     })
-    expect(line).toBe('{"id":0,"ts":"2025-01-01T00:00:00+00:00","b":"0102","d":"2025-01-02","n":null,"nested":{"a":[1,2]},"_types":"ts@DT b@B d@D"}')
+    expect(line).toBe(
+      '{"id":0,"ts":"2025-01-01T00:00:00+00:00","b":"0102","d":"2025-01-02","n":null,"nested":{"a":[1,2]},"_types":"ts@DT b@B d@D"}',
+    )
   })
 
   it('writes an empty annotation, overwrites a source _types column and keeps ms as microseconds', () => {
     expect(encodeRow({ a: 1, _types: 'x@DT' })).toBe('{"a":1,"_types":""}')
     expect(encodeRow({})).toBe('{"_types":""}')
-    expect(encodeRow({ t: new Date(Date.UTC(2025, 0, 1, 0, 0, 0, 123)) })).toBe('{"t":"2025-01-01T00:00:00.123000+00:00","_types":"t@DT"}')
+    expect(encodeRow({ t: new Date(Date.UTC(2025, 0, 1, 0, 0, 0, 123)) })).toBe(
+      '{"t":"2025-01-01T00:00:00.123000+00:00","_types":"t@DT"}',
+    )
   })
 
   it('round-trips aware, naive and offset datetimes exactly', () => {
-    for (const iso of ['2025-04-02T23:32:01.441251', '2025-01-01T10:00:00+05:30', '2024-12-31T23:59:59.999999+00:00', '2025-03-01T00:00:00-03:00']) {
+    for (const iso of [
+      '2025-04-02T23:32:01.441251',
+      '2025-01-01T10:00:00+05:30',
+      '2024-12-31T23:59:59.999999+00:00',
+      '2025-03-01T00:00:00-03:00',
+    ]) {
       const row = decodeRow(JSON.parse(encodeRow({ v: DateTime.parse(iso) })))
       expect(row.v).toBeInstanceOf(DateTime)
       expect(String(row.v)).toBe(iso)
@@ -50,7 +67,9 @@ describe('data file format', () => {
     const files = await w.close()
     expect(files.length).toBeGreaterThan(3)
     expect(files.reduce((n, f) => n + f.rows, 0)).toBe(10_000)
-    const firstLine = gunzipSync(readFileSync(path.join(root, files[0]!.path))).toString('utf8').split('\n')[0]
+    const firstLine = gunzipSync(readFileSync(path.join(root, files[0]!.path)))
+      .toString('utf8')
+      .split('\n')[0]
     expect(firstLine).toBe('{"i":0,"s":"xxxxxxxxxxxxxxxxxxxx","d":"2025-01-01","_types":"d@D"}')
     let n = 0
     for (const f of files) for await (const row of readDataFile(ds, f.path)) expect(row.i).toBe(n++)
@@ -83,8 +102,11 @@ describe('data file format', () => {
   it('reads members that record their length, plain gzip members after them, and rejects a truncated file', async () => {
     const root = tempDir()
     const ds = new FilesystemDatastore(root)
-    const lines = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `{"i":${from + i},"_types":""}\n`).join('')
-    const ours = (await Promise.all([gzipMember(Buffer.from(lines(0, 5000)), 1), gzipMember(Buffer.from(lines(5000, 5000)), 6)])).flat()
+    const lines = (from: number, n: number): string =>
+      Array.from({ length: n }, (_, i) => `{"i":${from + i},"_types":""}\n`).join('')
+    const ours = (
+      await Promise.all([gzipMember(Buffer.from(lines(0, 5000)), 1), gzipMember(Buffer.from(lines(5000, 5000)), 6)])
+    ).flat()
     // Written by another gzip (Python's, say): no length field; the reader streams the rest of the file.
     const theirs = [gzipSync(lines(10_000, 100)), gzipSync(lines(10_100, 100))]
     await ds.write('mixed.json.gz', Buffer.concat([...ours, ...theirs]))
@@ -101,7 +123,11 @@ describe('data file format', () => {
   })
 
   it('builds a DateTime from validated text exactly as parse would', () => {
-    for (const [iso, offset] of [['2024-02-29T23:59:59.123456-05:30', -330], ['1999-12-31T00:00:00', null], ['2025-01-01T00:00:00+00:00', 0]] as const) {
+    for (const [iso, offset] of [
+      ['2024-02-29T23:59:59.123456-05:30', -330],
+      ['1999-12-31T00:00:00', null],
+      ['2025-01-01T00:00:00+00:00', 0],
+    ] as const) {
       const made = DateTime.ofValidated(iso, offset)
       expect(made).toEqual(DateTime.parse(iso))
       expect(made.epochMicros).toBe(DateTime.parse(iso).epochMicros)
@@ -111,7 +137,13 @@ describe('data file format', () => {
   it('parses datetimes on the fast path exactly as the ISO pattern does (fuzzed)', () => {
     const RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/
     const alphabet = '0123456789-: T.Z+z'
-    const bases = ['2024-05-03T12:34:56.123456+05:30', '2024-05-03 12:34', '2024-05-03T12:34:56Z', '2024-05-03T12:34:56-0800', '2024-05-03T12:34:56.1']
+    const bases = [
+      '2024-05-03T12:34:56.123456+05:30',
+      '2024-05-03 12:34',
+      '2024-05-03T12:34:56Z',
+      '2024-05-03T12:34:56-0800',
+      '2024-05-03T12:34:56.1',
+    ]
     let seed = 7
     const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
     for (let k = 0; k < 50_000; k++) {
@@ -130,18 +162,30 @@ describe('data file format', () => {
         continue
       }
       const tz = m[8]?.replace(':', '')
-      const offset = tz === undefined ? null : tz === 'Z' ? 0 : (tz[0] === '-' ? -1 : 1) * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(3, 5)))
+      const offset =
+        tz === undefined
+          ? null
+          : tz === 'Z'
+            ? 0
+            : (tz[0] === '-' ? -1 : 1) * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(3, 5)))
       const got = DateTime.parse(text)
       expect([got.iso, got.offsetMinutes], text).toEqual([text, offset])
     }
     expect(LocalDate.parse('2024-05-03')).toEqual(new LocalDate(2024, 5, 3))
-    for (const bad of ['2024-5-03', '2024-05-0x', '20240-05-03', '2024-05-03 ']) expect(() => LocalDate.parse(bad), bad).toThrow('not a date')
+    for (const bad of ['2024-5-03', '2024-05-0x', '20240-05-03', '2024-05-03 '])
+      expect(() => LocalDate.parse(bad), bad).toThrow('not a date')
   })
 
   it('caches parsed annotations without mixing up columns', () => {
     for (let i = 0; i < 3; i++) {
-      expect(decodeRow(JSON.parse('{"a":"2025-01-02","b":"00ff","_types":"a@D b@B"}'))).toEqual({ a: new LocalDate(2025, 1, 2), b: Buffer.from([0, 255]) })
-      expect(decodeRow(JSON.parse('{"a":"00ff","b":"2025-01-02","_types":"a@B b@D"}'))).toEqual({ a: Buffer.from([0, 255]), b: new LocalDate(2025, 1, 2) })
+      expect(decodeRow(JSON.parse('{"a":"2025-01-02","b":"00ff","_types":"a@D b@B"}'))).toEqual({
+        a: new LocalDate(2025, 1, 2),
+        b: Buffer.from([0, 255]),
+      })
+      expect(decodeRow(JSON.parse('{"a":"00ff","b":"2025-01-02","_types":"a@B b@D"}'))).toEqual({
+        a: Buffer.from([0, 255]),
+        b: new LocalDate(2025, 1, 2),
+      })
     }
   })
 

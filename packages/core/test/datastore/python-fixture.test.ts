@@ -1,13 +1,31 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { cpSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { DateTime, FilesystemDatastore, LocalDate, TableStore, CheckpointStore, Uploader, sink, type Row, type StreamContext } from '../../src/index.js'
+import {
+  DateTime,
+  FilesystemDatastore,
+  LocalDate,
+  TableStore,
+  CheckpointStore,
+  Uploader,
+  sink,
+  type Row,
+  type StreamContext,
+} from '../../src/index.js'
 import { REPO, cleanupTempDirs, runOperator, tempDir } from '../helpers.js'
 
 const FIXTURE = path.join(REPO, 'test/fixtures/py-anchovies-datastore')
 const EXPECTED = JSON.parse(readFileSync(path.join(FIXTURE, 'EXPECTED.json'), 'utf8')) as {
   checkpoints: Record<string, string>
-  tables: Record<string, { tbl_json: Record<string, unknown>; row_count: number; rows: Record<string, unknown>[]; row_types: Record<string, string>[] }>
+  tables: Record<
+    string,
+    {
+      tbl_json: Record<string, unknown>
+      row_count: number
+      rows: Record<string, unknown>[]
+      row_types: Record<string, string>[]
+    }
+  >
 }
 
 afterAll(cleanupTempDirs)
@@ -34,7 +52,12 @@ describe('a datastore written by the Python implementation', () => {
   it('is read by an uploader with every type restored as EXPECTED.json says, once', async () => {
     const root = tempDir()
     cpSync(path.join(FIXTURE, 'fixture'), path.join(root, 'fixture'), { recursive: true })
-    const first = await runOperator(Collect, { datastore: root, id: 'up', user: 'fixture', flags: { upstream: ['py_sales'] } })
+    const first = await runOperator(Collect, {
+      datastore: root,
+      id: 'up',
+      user: 'fixture',
+      flags: { upstream: ['py_sales'] },
+    })
     expect(first.exitCode).toBe(0)
     for (const name of ['sales', 'contacts']) {
       const exp = EXPECTED.tables[name]!
@@ -50,7 +73,12 @@ describe('a datastore written by the Python implementation', () => {
       })
     }
     received.clear()
-    const second = await runOperator(Collect, { datastore: root, id: 'up', user: 'fixture', flags: { upstream: ['py_sales'] } })
+    const second = await runOperator(Collect, {
+      datastore: root,
+      id: 'up',
+      user: 'fixture',
+      flags: { upstream: ['py_sales'] },
+    })
     expect(second.exitCode).toBe(0)
     expect([...received.values()].flat()).toHaveLength(0)
   })

@@ -1,7 +1,18 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { Downloader, Uploader, batch, context, onTask, session, sink, source, type Row, type StreamContext } from '../../src/index.js'
+import {
+  Downloader,
+  Uploader,
+  batch,
+  context,
+  onTask,
+  session,
+  sink,
+  source,
+  type Row,
+  type StreamContext,
+} from '../../src/index.js'
 import { cleanupTempDirs, commitRecords, readTree, runOperator, tempDir } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
@@ -26,7 +37,11 @@ class Phases extends Downloader {
     events.push(`xopen:${batch().batchId}`)
   }
   @onTask('xclose') async c(): Promise<void> {
-    events.push(`xclose:${batch().tables.map((t) => t.name).join('+')}`)
+    events.push(
+      `xclose:${batch()
+        .tables.map((t) => t.name)
+        .join('+')}`,
+    )
   }
   @onTask('shutdown') async d(): Promise<void> {
     events.push('shutdown')
@@ -57,12 +72,20 @@ describe('task lifecycle', () => {
     expect(events.at(-1)).toBe('shutdown')
     expect(events.indexOf('error:TABLE:bad:boom')).toBeLessThan(events.length - 2)
     const logs = taskLogs(root)
-    expect(logs.map((l) => l.task_type)).toEqual(expect.arrayContaining(['STARTUP', 'XOPEN', 'TABLE', 'ERROR', 'XCLOSE', 'SHUTDOWN']))
+    expect(logs.map((l) => l.task_type)).toEqual(
+      expect.arrayContaining(['STARTUP', 'XOPEN', 'TABLE', 'ERROR', 'XCLOSE', 'SHUTDOWN']),
+    )
     const bad = logs.find((l) => l.task_type === 'TABLE' && l.tbl === 'bad')!
     expect(bad.status).toBe('ERR')
     expect(bad.data).toMatchObject({ err_type: 'Error', err_msg: 'boom' })
     const good = logs.find((l) => l.task_type === 'TABLE' && l.tbl === 'good')!
-    expect(good).toMatchObject({ status: 'OK', anchovy_id: 'op', anchovy_user: 'test', operator: 'Phases', batch_id: '000' })
+    expect(good).toMatchObject({
+      status: 'OK',
+      anchovy_id: 'op',
+      anchovy_user: 'test',
+      operator: 'Phases',
+      batch_id: '000',
+    })
     expect(good.data).toMatchObject({ rows: 1 })
     for (const key of ['session_id', 'duration', 'timestamp']) expect(good).toHaveProperty(key)
     expect(r.results.status).toBe('ERR')
@@ -76,7 +99,9 @@ describe('task lifecycle', () => {
     expect(files[0]).toMatch(/^good\/[^/]+\.json\.gz$/)
     const commits = commitRecords(path.join(root, 'test/op/$commits'))
     expect(commits).toHaveLength(1)
-    const rec = JSON.parse(readFileSync(path.join(root, 'test/op/$commits', commits[0]!), 'utf8')) as { files: { table: string }[] }
+    const rec = JSON.parse(readFileSync(path.join(root, 'test/op/$commits', commits[0]!), 'utf8')) as {
+      files: { table: string }[]
+    }
     expect(rec.files.map((f) => f.table)).toEqual(['good'])
   })
 
@@ -109,7 +134,10 @@ class Streams extends Downloader {
   @source('doubled') @sink('base') async *doubled(rows: AsyncIterable<Row>): AsyncGenerator<Row> {
     for await (const r of rows) yield { i: (r.i as number) * 2 }
   }
-  @source('tripled') @sink('doubled') async *tripled(rows: AsyncIterable<Row>, ctx: StreamContext): AsyncGenerator<Row> {
+  @source('tripled') @sink('doubled') async *tripled(
+    rows: AsyncIterable<Row>,
+    ctx: StreamContext,
+  ): AsyncGenerator<Row> {
     for await (const r of rows) yield { i: (r.i as number) * 3, from: ctx.table.name, to: ctx.output?.name }
   }
   @source('w_*') async *anyW(ctx: StreamContext): AsyncGenerator<Row> {
@@ -140,7 +168,11 @@ describe('sources, sinks and transforms', () => {
 
   it('restricts tables with --enable/--disable, --disable winning, and runs only the inputs a transform needs', async () => {
     const root = tempDir()
-    const r = await runOperator(Streams, { datastore: root, config: 'tbls: {w_a: {}, w_b: {}}', flags: { enabled: ['tripled', 'w_*'], disabled: ['w_b'] } })
+    const r = await runOperator(Streams, {
+      datastore: root,
+      config: 'tbls: {w_a: {}, w_b: {}}',
+      flags: { enabled: ['tripled', 'w_*'], disabled: ['w_b'] },
+    })
     expect(r.exitCode).toBe(0)
     expect(Object.keys(received).sort()).toEqual(['tripled', 'w_a'])
     expect(readdirSync(path.join(root, 'test/op/data')).sort()).toEqual(['tripled', 'w_a'])
@@ -161,7 +193,11 @@ describe('sources, sinks and transforms', () => {
 
   it('fails a table that has no source, naming it, and runs the others', async () => {
     const root = tempDir()
-    const r = await runOperator(Streams, { datastore: root, config: 'tbls: {orphan: {}}', flags: { enabled: ['orphan', 'base'] } })
+    const r = await runOperator(Streams, {
+      datastore: root,
+      config: 'tbls: {orphan: {}}',
+      flags: { enabled: ['orphan', 'base'] },
+    })
     expect(r.exitCode).toBe(1)
     expect(received.base).toHaveLength(5)
     expect(JSON.stringify(r.results)).toMatch(/table orphan has no @source/)

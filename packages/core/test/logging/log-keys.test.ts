@@ -61,22 +61,36 @@ export function duplicateKeys(text: string): string[] {
 
 describe('log lines never repeat a key', () => {
   it('the reader finds a repeated key that JSON.parse hides', () => {
-    expect(duplicateKeys('{"a":1,"table":"demo_sftp.sales","b":{"x":[1,{"y":2,"y":3}]},"table":"sales"}')).toEqual(['b.x.y', 'table'])
+    expect(duplicateKeys('{"a":1,"table":"demo_sftp.sales","b":{"x":[1,{"y":2,"y":3}]},"table":"sales"}')).toEqual([
+      'b.x.y',
+      'table',
+    ])
     expect(duplicateKeys(uniqueKeys('{"a":1,"table":"demo_sftp.sales","table":"sales"}'))).toEqual([])
-    expect(JSON.parse(uniqueKeys('{"a":1,"table":"demo_sftp.sales","table":"sales"}'))).toEqual({ a: 1, table: 'sales' })
+    expect(JSON.parse(uniqueKeys('{"a":1,"table":"demo_sftp.sales","table":"sales"}'))).toEqual({
+      a: 1,
+      table: 'sales',
+    })
   })
 
   it('every log line of a real run (a source logging its own table field, a failing table, a supervised run) has unique keys', async () => {
     const ds = tempDir()
     const env = { ACHVY_LOG_LEVEL: 'debug', FAIL_TABLES: 'bad' }
     const runs = [
-      await runCli(['start', '--datastore', ds, '-u', 'dev', '-i', 'k', '-op', `${EDGES}:Flaky`, '--allow-failures'], { env }),
-      await runCli(['start', '--datastore', ds, '-u', 'dev', '-i', 'k', '-op', `${EDGES}:Flaky`, '-t', '60', '--allow-failures'], { env }),
+      await runCli(['start', '--datastore', ds, '-u', 'dev', '-i', 'k', '-op', `${EDGES}:Flaky`, '--allow-failures'], {
+        env,
+      }),
+      await runCli(
+        ['start', '--datastore', ds, '-u', 'dev', '-i', 'k', '-op', `${EDGES}:Flaky`, '-t', '60', '--allow-failures'],
+        { env },
+      ),
     ]
     let lines = 0
     for (const r of runs) {
       const json = r.stderr.split('\n').filter((l) => l.startsWith('{'))
-      expect(json.some((l) => l.includes('"msg":"reading"')), r.stderr).toBe(true)
+      expect(
+        json.some((l) => l.includes('"msg":"reading"')),
+        r.stderr,
+      ).toBe(true)
       for (const line of json) {
         lines++
         expect(duplicateKeys(line), line).toEqual([])

@@ -9,8 +9,19 @@ afterEach(clearSecrets)
 
 describe('secret masking', () => {
   it('knows which connection attributes are secrets', () => {
-    for (const a of ['password', 'PASSPHRASE', 'api_key', 'token', 'sas_token', 'connection_string', 'jsondata', 'client_secret']) expect(isSecretAttribute(a)).toBe(true)
-    for (const a of ['url', 'host', 'user', 'ppk_path', 'key_file', 'known_hosts', 'port']) expect(isSecretAttribute(a)).toBe(false)
+    for (const a of [
+      'password',
+      'PASSPHRASE',
+      'api_key',
+      'token',
+      'sas_token',
+      'connection_string',
+      'jsondata',
+      'client_secret',
+    ])
+      expect(isSecretAttribute(a)).toBe(true)
+    for (const a of ['url', 'host', 'user', 'ppk_path', 'key_file', 'known_hosts', 'port'])
+      expect(isSecretAttribute(a)).toBe(false)
   })
 
   it('masks registered values, their JSON-escaped and URL-encoded forms, and URL passwords', () => {
@@ -53,7 +64,15 @@ function expectNoFragment(text: string, secret: string, where: string): void {
 }
 
 /** Passwords as people paste them into URLs, not percent-encoded. */
-const RAW_PASSWORDS = ['p@ss:w/rd%?#', 'Zq@x:7/ yW%?#é', 'ü@ñí/cödé:ß#?%20', 'a"b\\c\'@d{}', '%E2%82%AC@/€uro', 'only@at@signs', 'tw:o:colons']
+const RAW_PASSWORDS = [
+  'p@ss:w/rd%?#',
+  'Zq@x:7/ yW%?#é',
+  'ü@ñí/cödé:ß#?%20',
+  'a"b\\c\'@d{}',
+  '%E2%82%AC@/€uro',
+  'only@at@signs',
+  'tw:o:colons',
+]
 
 describe('URL passwords that are not percent-encoded', () => {
   const shapes = (pw: string): string[] => [
@@ -70,7 +89,13 @@ describe('URL passwords that are not percent-encoded', () => {
       for (const url of shapes(pw)) {
         clearSecrets()
         registerConnectionSecrets({ ACHVY_CNXN__DB__URL: url })
-        const texts = [url, JSON.stringify({ url }), `cannot reach ${url}: refused`, `${url} ${url}`, JSON.stringify({ msg: `x ${JSON.stringify(url)}` })]
+        const texts = [
+          url,
+          JSON.stringify({ url }),
+          `cannot reach ${url}: refused`,
+          `${url} ${url}`,
+          JSON.stringify({ msg: `x ${JSON.stringify(url)}` }),
+        ]
         let whatwg: string | undefined
         try {
           const u = new URL(url)
@@ -93,7 +118,10 @@ describe('URL passwords that are not percent-encoded', () => {
       clearSecrets()
       const url = `postgres://u:${pw}@h:5432/db`
       registerConnectionSecrets({
-        ACHVY_CNXN__DB__JSONDATA: JSON.stringify({ connection: { dsn: url }, replicas: [{ uri: `sftp://r:${pw}x@r1` }] }),
+        ACHVY_CNXN__DB__JSONDATA: JSON.stringify({
+          connection: { dsn: url },
+          replicas: [{ uri: `sftp://r:${pw}x@r1` }],
+        }),
         ACHVY_CNXN__BACKUP__HOST: `mysql://b:${pw}y@backup`,
         ACHVY_CNXN__SSH__TARGET: `deploy:${pw}z@10.0.0.1:22`,
         ACHVY_CNXN__Q__URL: `postgres://app@h/db?sslmode=require&password=${pw}q&x=1`,
@@ -119,7 +147,14 @@ describe('URL passwords that are not percent-encoded', () => {
 
   it('masks URL credentials in log lines of 200 KB hostile text in linear time', () => {
     registerSecret('some-registered-secret')
-    const inputs = ['a'.repeat(200_000), `${'a'.repeat(200_000)}://`, 'a://'.repeat(50_000), `x://${':'.repeat(200_000)}`, `x://u:${'@'.repeat(200_000)}`, `${'x://u:p@h '.repeat(20_000)}`]
+    const inputs = [
+      'a'.repeat(200_000),
+      `${'a'.repeat(200_000)}://`,
+      'a://'.repeat(50_000),
+      `x://${':'.repeat(200_000)}`,
+      `x://u:${'@'.repeat(200_000)}`,
+      `${'x://u:p@h '.repeat(20_000)}`,
+    ]
     for (const text of inputs) {
       const started = performance.now()
       redact(text)
@@ -129,10 +164,16 @@ describe('URL passwords that are not percent-encoded', () => {
   })
 
   it('keeps attribute names from JSONDATA as plain names (no prototype) and masks URL passwords when a connection is shown', () => {
-    const attrs = readConnectionAttributes({ ACHVY_CNXN__DB__JSONDATA: '{"__proto__": {"url": "postgres://evil"}, "constructor": "c", "toString": "t"}' }, 'db')!
+    const attrs = readConnectionAttributes(
+      { ACHVY_CNXN__DB__JSONDATA: '{"__proto__": {"url": "postgres://evil"}, "constructor": "c", "toString": "t"}' },
+      'db',
+    )!
     expect(Object.keys(attrs).sort()).toEqual(['__proto__', 'constructor', 'tostring'])
     expect(attrs.url).toBeUndefined()
-    const c = new Connection({ url: 'postgres://u:p@ss:w/rd%?#@h/db', nested: { client_secret: 'zzz-top', list: ['https://a:b@c'] } })
+    const c = new Connection({
+      url: 'postgres://u:p@ss:w/rd%?#@h/db',
+      nested: { client_secret: 'zzz-top', list: ['https://a:b@c'] },
+    })
     const shown = JSON.stringify(c)
     expectNoFragment(shown, 'p@ss:w/rd%?#', shown)
     expect(shown).not.toContain('zzz-top')
@@ -142,7 +183,14 @@ describe('URL passwords that are not percent-encoded', () => {
 
 describe('pretty logs', () => {
   it('formats a pino line for a terminal', () => {
-    const line = JSON.stringify({ level: 30, time: Date.UTC(2025, 0, 1, 12, 0, 1), pid: 1, msg: 'table done', table: 'sales', rows: 3 })
+    const line = JSON.stringify({
+      level: 30,
+      time: Date.UTC(2025, 0, 1, 12, 0, 1),
+      pid: 1,
+      msg: 'table done',
+      table: 'sales',
+      rows: 3,
+    })
     expect(prettyLine(line)).toBe('12:00:01 INFO  table done  table=sales rows=3\n')
     expect(prettyLine('not json\n')).toBe('not json\n')
   })

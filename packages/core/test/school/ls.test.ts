@@ -35,10 +35,17 @@ describe('anchovy school ls', () => {
     const by = new Map(entries.map((e) => [e.id, e]))
     expect([...by.keys()]).toEqual(['dl', 'old', 'relay', 'tick', 'up', 'web'])
     expect(by.get('dl')).toMatchObject({ operator: 'TwoTables', upstream: [], state: 'ok', stale: false, lock: null })
-    expect(by.get('dl')!.tables).toEqual([{ name: 'contacts', rows: 3, status: 'OK' }, { name: 'sales', rows: 3, status: 'OK' }])
+    expect(by.get('dl')!.tables).toEqual([
+      { name: 'contacts', rows: 3, status: 'OK' },
+      { name: 'sales', rows: 3, status: 'OK' },
+    ])
     expect(by.get('dl')!.last_run).toMatchObject({ status: 'OK', exit_code: 0, error: null, rows: 6 })
     expect(by.get('up')).toMatchObject({ operator: 'FileUploader', upstream: ['dl'], state: 'failed' })
-    expect(by.get('up')!.last_run).toMatchObject({ status: 'ERR', exit_code: 1, error: 'table dl.sales: upload of sales failed on purpose' })
+    expect(by.get('up')!.last_run).toMatchObject({
+      status: 'ERR',
+      exit_code: 1,
+      error: 'table dl.sales: upload of sales failed on purpose',
+    })
     expect(by.get('up')!.tables.find((t) => t.name === 'dl.sales')?.status).toBe('ERR')
     expect(by.get('relay')).toMatchObject({ upstream: ['dl'], state: 'ok' })
     expect(by.get('old')).toMatchObject({ state: 'stale', stale: true })
@@ -65,13 +72,21 @@ describe('anchovy school ls', () => {
     expect(JSON.parse(other.stdout)).toEqual([])
     // a summary whose content names another anchovy than its path, and files that are not summaries
     mkdirSync(path.join(school.ds, '$school/eve'), { recursive: true })
-    writeFileSync(path.join(school.ds, '$school/eve/x.json'), JSON.stringify({ format: 1, anchovy_id: 'dl', anchovy_user: 'dev' }))
-    writeFileSync(path.join(school.ds, '$school/eve/y.json'), '{"format":1,"anchovy_id":"y","anchovy_user":"eve","upstream":["../../etc"],"__proto__":{"polluted":1}}')
+    writeFileSync(
+      path.join(school.ds, '$school/eve/x.json'),
+      JSON.stringify({ format: 1, anchovy_id: 'dl', anchovy_user: 'dev' }),
+    )
+    writeFileSync(
+      path.join(school.ds, '$school/eve/y.json'),
+      '{"format":1,"anchovy_id":"y","anchovy_user":"eve","upstream":["../../etc"],"__proto__":{"polluted":1}}',
+    )
     writeFileSync(path.join(school.ds, '$school/eve/z.json'), 'not json')
     const all = await runCli(['school', 'ls', '--json', '--all-users'], { env: school.env })
     expect(all.code, all.stderr).toBe(0)
     const entries = JSON.parse(all.stdout) as Entry[]
-    expect(entries.filter((e) => e.user === 'eve').map((e) => [e.id, e.upstream, e.state])).toEqual([['y', [], 'never']])
+    expect(entries.filter((e) => e.user === 'eve').map((e) => [e.id, e.upstream, e.state])).toEqual([
+      ['y', [], 'never'],
+    ])
     expect(entries.filter((e) => e.user === 'dev')).toHaveLength(6)
     const text = await runCli(['school', 'ls', '-a'], { env: school.env })
     expect(text.stdout.split('\n')[0]).toMatch(/^USER\s+ID/)

@@ -9,7 +9,8 @@ import { buildSchool, SECRET, type School } from './school-fixture.js'
 import { serve, type Served } from './serve-helpers.js'
 
 /** Debian's chromium (`.ci/run` installs it); override with CHROMIUM_PATH. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p))
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p))
 
 let school: School
 let server: Served
@@ -47,34 +48,68 @@ describe('the school page in a real browser', () => {
     await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 })
     await page.waitForSelector('#timeline .row', { timeout: 30_000 })
 
-    const rows = await page.$$eval('#anchovies tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.id, (tr as HTMLElement).dataset.state]))
-    expect(Object.fromEntries(rows)).toEqual({ dl: 'ok', old: 'stale', relay: 'ok', tick: 'running', up: 'failed', web: 'failed' })
+    const rows = await page.$$eval('#anchovies tbody tr', (trs) =>
+      trs.map((tr) => [(tr as HTMLElement).dataset.id, (tr as HTMLElement).dataset.state]),
+    )
+    expect(Object.fromEntries(rows)).toEqual({
+      dl: 'ok',
+      old: 'stale',
+      relay: 'ok',
+      tick: 'running',
+      up: 'failed',
+      web: 'failed',
+    })
     const upError = await page.$eval('#anchovies tbody tr[data-id="up"] td.error', (td) => td.textContent)
     expect(upError).toBe('table dl.sales: upload of sales failed on purpose')
 
-    const nodes = await page.$$eval('#dag g.node', (gs) => gs.map((g) => [(g as SVGGElement).dataset.key, (g as SVGGElement).dataset.state]))
-    expect(Object.fromEntries(nodes)).toMatchObject({ 'dev/dl': 'ok', 'dev/up': 'failed', 'dev/relay': 'ok', 'dev/old': 'stale', 'dev/tick': 'running' })
-    expect(await page.$$eval('#dag path.edge', (ps) => ps.map((p) => `${(p as SVGPathElement).dataset.from}>${(p as SVGPathElement).dataset.to}`).sort())).toEqual(['dev/dl>dev/relay', 'dev/dl>dev/up'])
+    const nodes = await page.$$eval('#dag g.node', (gs) =>
+      gs.map((g) => [(g as SVGGElement).dataset.key, (g as SVGGElement).dataset.state]),
+    )
+    expect(Object.fromEntries(nodes)).toMatchObject({
+      'dev/dl': 'ok',
+      'dev/up': 'failed',
+      'dev/relay': 'ok',
+      'dev/old': 'stale',
+      'dev/tick': 'running',
+    })
+    expect(
+      await page.$$eval('#dag path.edge', (ps) =>
+        ps.map((p) => `${(p as SVGPathElement).dataset.from}>${(p as SVGPathElement).dataset.to}`).sort(),
+      ),
+    ).toEqual(['dev/dl>dev/relay', 'dev/dl>dev/up'])
     const fill = await page.$eval('#dag g.node[data-key="dev/up"] rect', (r) => getComputedStyle(r).fill)
     expect(fill).toBe('rgb(253, 222, 222)')
 
     // The first failed anchovy is selected: its run's timeline and the error text of the failed task.
     await page.click('#anchovies tbody tr[data-id="up"]')
-    await page.waitForFunction(() => (document.querySelector('#detail') as HTMLElement | null)?.dataset.loaded === 'dev/up', { timeout: 30_000 })
-    const timeline = await page.$$eval('#timeline .row', (rs) => rs.map((r) => `${(r as HTMLElement).dataset.task}:${(r as HTMLElement).dataset.status}`))
+    await page.waitForFunction(
+      () => (document.querySelector('#detail') as HTMLElement | null)?.dataset.loaded === 'dev/up',
+      { timeout: 30_000 },
+    )
+    const timeline = await page.$$eval('#timeline .row', (rs) =>
+      rs.map((r) => `${(r as HTMLElement).dataset.task}:${(r as HTMLElement).dataset.status}`),
+    )
     expect(timeline).toEqual(expect.arrayContaining(['STARTUP:OK', 'XOPEN:OK', 'TABLE:ERR', 'TABLE:OK', 'SHUTDOWN:OK']))
-    expect(await page.$eval('#errors pre.error', (p) => p.textContent)).toContain('table dl.sales: Error: upload of sales failed on purpose')
+    expect(await page.$eval('#errors pre.error', (p) => p.textContent)).toContain(
+      'table dl.sales: Error: upload of sales failed on purpose',
+    )
 
     // The web anchovy's error names the URL, password masked.
     const html = await page.content()
     expect(html).not.toContain(SECRET)
     await page.click('#anchovies tbody tr[data-id="web"]')
-    await page.waitForFunction(() => (document.querySelector('#detail') as HTMLElement | null)?.dataset.loaded === 'dev/web', { timeout: 30_000 })
+    await page.waitForFunction(
+      () => (document.querySelector('#detail') as HTMLElement | null)?.dataset.loaded === 'dev/web',
+      { timeout: 30_000 },
+    )
     expect(await page.$eval('#errors pre.error', (p) => p.textContent)).toContain('https://admin:***@api.example.com')
     expect(await page.content()).not.toContain(SECRET)
 
     await page.click('#anchovies tbody tr[data-id="up"]')
-    await page.waitForFunction(() => (document.querySelector('#detail') as HTMLElement | null)?.dataset.loaded === 'dev/up', { timeout: 30_000 })
+    await page.waitForFunction(
+      () => (document.querySelector('#detail') as HTMLElement | null)?.dataset.loaded === 'dev/up',
+      { timeout: 30_000 },
+    )
     const shots = process.env.SCHOOL_SCREENSHOT_DIR
     if (shots) {
       mkdirSync(shots, { recursive: true })

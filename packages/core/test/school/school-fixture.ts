@@ -22,7 +22,12 @@ export interface School {
  */
 export async function buildSchool(): Promise<School> {
   const ds = tempDir('anchovies-school-')
-  const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev', OUT_FILE: path.join(ds, 'out.jsonl'), ACHVY_CNXN__WEB__URL: `https://admin:${SECRET}@api.example.com/v1` }
+  const env = {
+    ACHVY_DATASTORE: ds,
+    ACHVY_USER: 'dev',
+    OUT_FILE: path.join(ds, 'out.jsonl'),
+    ACHVY_CNXN__WEB__URL: `https://admin:${SECRET}@api.example.com/v1`,
+  }
   const run = async (args: string[], extra: Record<string, string> = {}, code = 0): Promise<void> => {
     const r = await runCli(['start', ...args], { env: { ...env, ...extra } })
     if (r.code !== code) throw new Error(`anchovy start ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
@@ -35,9 +40,15 @@ export async function buildSchool(): Promise<School> {
     run([...op('NeedsWeb'), '--id', 'web'], { FAIL_PAGES: '1' }, 1),
   ])
   backdate(ds, 'old', 2 * 86_400_000)
-  const ticker = spawnCli(['start', ...op('Ticker'), '--id', 'tick', '-S', '--interval', '0.2', '--lock-ttl', '30'], { env })
+  const ticker = spawnCli(['start', ...op('Ticker'), '--id', 'tick', '-S', '--interval', '0.2', '--lock-ttl', '30'], {
+    env,
+  })
   const lock = path.join(ds, 'dev/tick/$lock')
-  await waitFor(() => existsSync(lock) && existsSync(path.join(ds, '$school/dev/tick.json')), 30_000, 'the service to take its lock')
+  await waitFor(
+    () => existsSync(lock) && existsSync(path.join(ds, '$school/dev/tick.json')),
+    30_000,
+    'the service to take its lock',
+  )
   return {
     ds,
     env,
@@ -52,8 +63,12 @@ export async function buildSchool(): Promise<School> {
 /** Moves every time in an anchovy's summary `ms` into the past (a run that happened then). */
 export function backdate(ds: string, id: string, ms: number): void {
   const file = path.join(ds, '$school/dev', `${id}.json`)
-  const shift = (iso: unknown): unknown => (typeof iso === 'string' ? new Date(Date.parse(iso) - ms).toISOString() : iso)
-  const s = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> & { last_run: Record<string, unknown>; history: Record<string, unknown>[] }
+  const shift = (iso: unknown): unknown =>
+    typeof iso === 'string' ? new Date(Date.parse(iso) - ms).toISOString() : iso
+  const s = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> & {
+    last_run: Record<string, unknown>
+    history: Record<string, unknown>[]
+  }
   for (const r of [s.last_run, ...s.history]) {
     r.started_at = shift(r.started_at)
     r.ended_at = shift(r.ended_at)

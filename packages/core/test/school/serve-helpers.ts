@@ -26,16 +26,31 @@ export async function serve(env: Record<string, string>, args: string[] = []): P
 }
 
 /** GET a path (sent as is, never normalised) and return status and body. */
-export async function get(base: string, path: string, token?: string): Promise<{ status: number; body: string; type: string }> {
+export async function get(
+  base: string,
+  path: string,
+  token?: string,
+): Promise<{ status: number; body: string; type: string }> {
   const { request } = await import('node:http')
   const u = new URL(base)
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, method: 'GET', headers: token === undefined ? {} : { authorization: `Bearer ${token}` } }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => (body += d))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }))
-    })
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path,
+        method: 'GET',
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (body += d))
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }),
+        )
+      },
+    )
     req.on('error', reject)
     req.end()
   })

@@ -14,14 +14,28 @@ const OUTSIDE = 'OUTSIDE-THE-DATASTORE-7f3a'
 
 beforeAll(async () => {
   school = await buildSchool()
-  writeFileSync(path.join(school.ds, '..', `${path.basename(school.ds)}-outside.json`), JSON.stringify({ format: 1, anchovy_id: 'x', anchovy_user: 'dev', marker: OUTSIDE }))
+  writeFileSync(
+    path.join(school.ds, '..', `${path.basename(school.ds)}-outside.json`),
+    JSON.stringify({ format: 1, anchovy_id: 'x', anchovy_user: 'dev', marker: OUTSIDE }),
+  )
   // A task log an older version wrote without redaction: the server still masks its own env's secrets.
   const logs = path.join(school.ds, 'dev/web/$task_logs')
   const first = readdirSync(logs).sort()[0]!
-  writeFileSync(path.join(logs, first.replace(/\.json$/, '.9999.json')), JSON.stringify({ anchovy_id: 'web', session_id: first.split('-')[0], status: 'ERR', started_at: '2025-01-01T00:00:00Z', data: { err_msg: `leaked ${SECRET}` } }))
+  writeFileSync(
+    path.join(logs, first.replace(/\.json$/, '.9999.json')),
+    JSON.stringify({
+      anchovy_id: 'web',
+      session_id: first.split('-')[0],
+      status: 'ERR',
+      started_at: '2025-01-01T00:00:00Z',
+      data: { err_msg: `leaked ${SECRET}` },
+    }),
+  )
   mkdirSync(path.join(school.ds, '$school/dev'), { recursive: true })
   // an anchovy whose task logs go to the school-wide hive layout at the root
-  const hive = await runCli(['start', ...op('TwoTables'), '--id', 'hive', '--task-store-cls', 'hive'], { env: school.env })
+  const hive = await runCli(['start', ...op('TwoTables'), '--id', 'hive', '--task-store-cls', 'hive'], {
+    env: school.env,
+  })
   expect(hive.code, hive.stderr).toBe(0)
   ;[open, locked] = await Promise.all([serve(school.env), serve(school.env, ['--token', TOKEN])])
 })
@@ -47,9 +61,24 @@ async function json<T>(p: string, served = open, token?: string): Promise<T> {
 describe('school serve: the API', () => {
   it('lists the anchovies with the states the runs left, and the graph of their upstreams', async () => {
     const { anchovies } = await json<{ anchovies: Entry[] }>('/api/anchovies')
-    expect(Object.fromEntries(anchovies.map((a) => [a.id, a.state]))).toEqual({ dl: 'ok', hive: 'ok', old: 'stale', relay: 'ok', tick: 'running', up: 'failed', web: 'failed' })
-    const graph = await json<{ nodes: { id: string; level: number }[]; edges: { from: string; to: string }[] }>('/api/graph')
-    expect(graph.edges).toEqual(expect.arrayContaining([{ from: 'dev/dl', to: 'dev/up' }, { from: 'dev/dl', to: 'dev/relay' }]))
+    expect(Object.fromEntries(anchovies.map((a) => [a.id, a.state]))).toEqual({
+      dl: 'ok',
+      hive: 'ok',
+      old: 'stale',
+      relay: 'ok',
+      tick: 'running',
+      up: 'failed',
+      web: 'failed',
+    })
+    const graph = await json<{ nodes: { id: string; level: number }[]; edges: { from: string; to: string }[] }>(
+      '/api/graph',
+    )
+    expect(graph.edges).toEqual(
+      expect.arrayContaining([
+        { from: 'dev/dl', to: 'dev/up' },
+        { from: 'dev/dl', to: 'dev/relay' },
+      ]),
+    )
     expect(graph.nodes.find((n) => n.id === 'up')!.level).toBe(1)
     const one = await json<Entry>('/api/anchovies/dev/up')
     expect(one.last_run!.error).toBe('table dl.sales: upload of sales failed on purpose')
@@ -57,23 +86,45 @@ describe('school serve: the API', () => {
 
   it('serves runs, the task logs of a run, tables with columns and last rows, and checkpoints', async () => {
     const up = await json<Entry>('/api/anchovies/dev/up')
-    const { runs } = await json<{ runs: { session_id: string; status: string; exit_code: number }[] }>('/api/anchovies/dev/up/runs')
+    const { runs } = await json<{ runs: { session_id: string; status: string; exit_code: number }[] }>(
+      '/api/anchovies/dev/up/runs',
+    )
     expect(runs[0]).toMatchObject({ session_id: up.last_run!.session_id, status: 'ERR', exit_code: 1 })
-    const { tasks } = await json<{ tasks: { task_type: string; tbl: string | null; status: string; data: { err_msg?: string } }[] }>(`/api/anchovies/dev/up/runs/${runs[0]!.session_id}/tasks`)
+    const { tasks } = await json<{
+      tasks: { task_type: string; tbl: string | null; status: string; data: { err_msg?: string } }[]
+    }>(`/api/anchovies/dev/up/runs/${runs[0]!.session_id}/tasks`)
     expect(tasks.map((t) => t.task_type)).toEqual(['STARTUP', 'XOPEN', 'TABLE', 'TABLE', 'ERROR', 'XCLOSE', 'SHUTDOWN'])
-    expect(tasks.find((t) => t.tbl === 'dl.sales')).toMatchObject({ status: 'ERR', data: { err_msg: 'upload of sales failed on purpose' } })
+    expect(tasks.find((t) => t.tbl === 'dl.sales')).toMatchObject({
+      status: 'ERR',
+      data: { err_msg: 'upload of sales failed on purpose' },
+    })
     const { tables } = await json<{ tables: { name: string }[] }>('/api/anchovies/dev/dl/tables')
     expect(tables.map((t) => t.name)).toEqual(['contacts', 'sales'])
     const { rows } = await json<{ rows: { id: number }[] }>('/api/anchovies/dev/dl/tables/sales/rows?limit=2')
     expect(rows.map((r) => r.id)).toEqual([1, 2])
-    const { checkpoints } = await json<{ checkpoints: { key: string; value: unknown }[] }>('/api/anchovies/dev/dl/checkpoints')
-    expect(checkpoints).toEqual([{ key: 'contacts.last', value: 3 }, { key: 'sales.last', value: 3 }])
+    const { checkpoints } = await json<{ checkpoints: { key: string; value: unknown }[] }>(
+      '/api/anchovies/dev/dl/checkpoints',
+    )
+    expect(checkpoints).toEqual([
+      { key: 'contacts.last', value: 3 },
+      { key: 'sales.last', value: 3 },
+    ])
   })
 
   it('reads the task logs of a run from the hive layout too (--task-store-cls hive)', async () => {
     const hive = await json<Entry>('/api/anchovies/dev/hive')
-    const { tasks } = await json<{ tasks: { task_type: string; tbl: string | null; data: { rows?: number } }[] }>(`/api/anchovies/dev/hive/runs/${hive.last_run!.session_id}/tasks`)
-    expect(tasks.filter((t) => t.task_type === 'TABLE').map((t) => [t.tbl, t.data.rows]).sort()).toEqual([['contacts', 3], ['sales', 3]])
+    const { tasks } = await json<{ tasks: { task_type: string; tbl: string | null; data: { rows?: number } }[] }>(
+      `/api/anchovies/dev/hive/runs/${hive.last_run!.session_id}/tasks`,
+    )
+    expect(
+      tasks
+        .filter((t) => t.task_type === 'TABLE')
+        .map((t) => [t.tbl, t.data.rows])
+        .sort(),
+    ).toEqual([
+      ['contacts', 3],
+      ['sales', 3],
+    ])
     expect(readdirSync(path.join(school.ds, '$task_logs'))).toEqual(['anchovy_user=dev'])
   })
 
@@ -87,7 +138,9 @@ describe('school serve: the API', () => {
     expect(r.body).toMatch(/^anchovy_running\{user="dev",id="tick",operator="Ticker"\} 1$/m)
     expect(r.body).toMatch(/^anchovy_stale\{user="dev",id="old",operator="TwoTables"\} 1$/m)
     expect(r.body).toMatch(/^anchovy_table_rows\{user="dev",id="dl",table="sales"\} 3$/m)
-    expect(Number(/^anchovy_last_success_age_seconds\{user="dev",id="old",[^}]*\} (\S+)$/m.exec(r.body)![1])).toBeGreaterThan(86_400)
+    expect(
+      Number(/^anchovy_last_success_age_seconds\{user="dev",id="old",[^}]*\} (\S+)$/m.exec(r.body)![1]),
+    ).toBeGreaterThan(86_400)
   })
 })
 
@@ -106,14 +159,52 @@ describe('school serve: security', () => {
   })
 
   it('never lets a path leave the datastore: .., encoded, absolute and doubly encoded names get 400 or 404', async () => {
-    const bad = ['..', '%2e%2e', '%2E%2E', '..%2f..', '%2e%2e%2f%2e%2e', '%252e%252e', '/etc', '%2fetc%2fpasswd', '.', '...', 'a%00b', '%5c..%5c', 'constructor', '__proto__']
+    const bad = [
+      '..',
+      '%2e%2e',
+      '%2E%2E',
+      '..%2f..',
+      '%2e%2e%2f%2e%2e',
+      '%252e%252e',
+      '/etc',
+      '%2fetc%2fpasswd',
+      '.',
+      '...',
+      'a%00b',
+      '%5c..%5c',
+      'constructor',
+      '__proto__',
+    ]
     const attempts: string[] = []
     for (const b of bad) {
-      attempts.push(`/api/anchovies/${b}/dl`, `/api/anchovies/dev/${b}`, `/api/anchovies/dev/${b}/runs`, `/api/anchovies/dev/dl/runs/${b}`, `/api/anchovies/dev/dl/runs/${b}/tasks`)
-      attempts.push(`/api/anchovies/dev/dl/tables/${b}/rows`, `/api/anchovies/${b}/${b}/checkpoints`, `/api/anchovies/dev/${b}/tables`, `/${b}`, `/${b}/${b}/etc/passwd`, `/api/${b}/anchovies`)
+      attempts.push(
+        `/api/anchovies/${b}/dl`,
+        `/api/anchovies/dev/${b}`,
+        `/api/anchovies/dev/${b}/runs`,
+        `/api/anchovies/dev/dl/runs/${b}`,
+        `/api/anchovies/dev/dl/runs/${b}/tasks`,
+      )
+      attempts.push(
+        `/api/anchovies/dev/dl/tables/${b}/rows`,
+        `/api/anchovies/${b}/${b}/checkpoints`,
+        `/api/anchovies/dev/${b}/tables`,
+        `/${b}`,
+        `/${b}/${b}/etc/passwd`,
+        `/api/${b}/anchovies`,
+      )
     }
-    attempts.push('/../../../../etc/passwd', '/api/anchovies/dev/../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '//etc/passwd', '/app.js/../../package.json', '/style.css%2f..%2f..%2fpackage.json')
-    attempts.push(`/api/anchovies/dev/${path.basename(school.ds)}-outside`, `/api/anchovies/..%2f${path.basename(school.ds)}-outside/x`)
+    attempts.push(
+      '/../../../../etc/passwd',
+      '/api/anchovies/dev/../../../etc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '//etc/passwd',
+      '/app.js/../../package.json',
+      '/style.css%2f..%2f..%2fpackage.json',
+    )
+    attempts.push(
+      `/api/anchovies/dev/${path.basename(school.ds)}-outside`,
+      `/api/anchovies/..%2f${path.basename(school.ds)}-outside/x`,
+    )
     for (const a of attempts) {
       const r = await get(open.url, a)
       expect([400, 404], `${a} -> ${r.status} ${r.body.slice(0, 100)}`).toContain(r.status)

@@ -12,10 +12,18 @@ describe('the per-anchovy summary', () => {
   it('is ended by the -t supervisor when it kills a run that never yields: failed, exit 124, the reason in one line', async () => {
     const ds = tempDir('anchovies-school-summary-')
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }
-    const r = await runCli(['start', ...SPIN, '--id', 'cpu', '-t', '1', '--abort-grace', '1', '-U', 'src'], { env: { ...env, SPIN_PHASE: 'table' } })
+    const r = await runCli(['start', ...SPIN, '--id', 'cpu', '-t', '1', '--abort-grace', '1', '-U', 'src'], {
+      env: { ...env, SPIN_PHASE: 'table' },
+    })
     expect(r.code, r.stderr.slice(-1000)).toBe(124)
     const ls = await runCli(['school', 'ls', '--json'], { env })
-    const [entry] = JSON.parse(ls.stdout) as { id: string; state: string; upstream: string[]; lock: unknown; last_run: { exit_code: number; error: string } }[]
+    const [entry] = JSON.parse(ls.stdout) as {
+      id: string
+      state: string
+      upstream: string[]
+      lock: unknown
+      last_run: { exit_code: number; error: string }
+    }[]
     expect(entry).toMatchObject({ id: 'cpu', state: 'failed', upstream: ['src'], lock: null })
     expect(entry!.last_run.exit_code).toBe(124)
     expect(entry!.last_run.error).toMatch(/was still running .* \[ANCH_ERR_TIMEOUT_KILLED\]$/)
@@ -24,7 +32,23 @@ describe('the per-anchovy summary', () => {
   it('shows a run of one worker (--workers N) as running, with the worker lock holder', async () => {
     const ds = tempDir('anchovies-school-summary-')
     const env = { ACHVY_DATASTORE: ds, ACHVY_USER: 'dev' }
-    const worker = spawnCli(['start', '-op', `${FIXTURE_OPS}:Ticker`, '--id', 'w', '-S', '--interval', '0.2', '--workers', '2', '--worker-num', '1'], { env })
+    const worker = spawnCli(
+      [
+        'start',
+        '-op',
+        `${FIXTURE_OPS}:Ticker`,
+        '--id',
+        'w',
+        '-S',
+        '--interval',
+        '0.2',
+        '--workers',
+        '2',
+        '--worker-num',
+        '1',
+      ],
+      { env },
+    )
     try {
       await waitFor(() => existsSync(path.join(ds, '$school/dev/w.json')), 30_000, 'the worker to start')
       const ls = await runCli(['school', 'ls', '--json'], { env })
@@ -43,7 +67,11 @@ describe('the per-anchovy summary', () => {
       anchovy_user: 'u',
       operator: { toString: 'x' },
       upstream: ['ok', '../up', '/abs', 'a/b', '..', 7, '__proto__'],
-      tables: [{ name: '../../etc', rows: 1 }, { name: 'good', rows: 'many' }, { name: 't', rows: 5, status: 'ERR' }],
+      tables: [
+        { name: '../../etc', rows: 1 },
+        { name: 'good', rows: 'many' },
+        { name: 't', rows: 5, status: 'ERR' },
+      ],
       running: { session_id: '../x', started_at: '2025-01-01T00:00:00Z' },
       last_run: { session_id: 's1', started_at: 'yesterday', status: 'OK' },
       history: 'not a list',
@@ -53,7 +81,10 @@ describe('the per-anchovy summary', () => {
     const s = parseSummary(Buffer.from(hostile))!
     expect(s.operator).toBe('')
     expect(s.upstream).toEqual(['ok', '__proto__'])
-    expect(s.tables).toEqual([{ name: 'good', rows: 0, status: 'OK' }, { name: 't', rows: 5, status: 'ERR' }])
+    expect(s.tables).toEqual([
+      { name: 'good', rows: 0, status: 'OK' },
+      { name: 't', rows: 5, status: 'ERR' },
+    ])
     expect(s.running).toBeNull()
     expect(s.last_run).toBeNull()
     expect(s.history).toEqual([])

@@ -25,7 +25,12 @@ export function runCli(args: string[], env: Record<string, string>, cwd: string,
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ACHVY_USER: 'tester', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/root',
+        ACHVY_USER: 'tester',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
@@ -92,8 +97,13 @@ export function allFiles(dir: string): string[] {
 }
 
 /** The task-log data of the table task `table` in a run's results. */
-export function tableTask(results: Record<string, unknown> | undefined, table: string): Record<string, unknown> | undefined {
-  const batches = (results?.batches ?? []) as { done_tasks: { tbl: string | null; task_type: string; status: string; data: Record<string, unknown> }[] }[]
+export function tableTask(
+  results: Record<string, unknown> | undefined,
+  table: string,
+): Record<string, unknown> | undefined {
+  const batches = (results?.batches ?? []) as {
+    done_tasks: { tbl: string | null; task_type: string; status: string; data: Record<string, unknown> }[]
+  }[]
   for (const b of batches) {
     const t = b.done_tasks.find((x) => x.task_type === 'TABLE' && x.tbl === table)
     if (t) return { status: t.status, ...t.data }

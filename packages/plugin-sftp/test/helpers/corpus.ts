@@ -21,6 +21,9 @@ export function badCorpus(): Buffer {
   return Buffer.concat([
     Buffer.from('\ufeffid,name,amount\r\n1,alice,1.5\r\n2,bob\r\n3,"car"ol,2\r\n4,d', 'utf8'),
     Buffer.from([0xff, 0xfe]),
-    Buffer.from(`ave,3\r\n5,"eve",x\r\n6,"${BIG_FIELD}",4\r\n7,"multi\r\nline",5\r\n8,"unterminated,6\r\n9,zed,7\r\n`, 'utf8'),
+    Buffer.from(
+      `ave,3\r\n5,"eve",x\r\n6,"${BIG_FIELD}",4\r\n7,"multi\r\nline",5\r\n8,"unterminated,6\r\n9,zed,7\r\n`,
+      'utf8',
+    ),
   ])
 }

@@ -38,14 +38,29 @@ export function rsaTestKey(): RsaTestKey {
         const pad = 16 - (priv.length % 16)
         priv = Buffer.concat([priv, createHash('sha1').update(priv).digest().subarray(0, pad)])
       }
-      const macData = Buffer.concat([sshString('ssh-rsa'), sshString(encryption), sshString(comment), sshString(pub), sshString(priv)])
-      const macKey = createHash('sha1').update('putty-private-key-file-mac-key').update(passphrase ?? '').digest()
+      const macData = Buffer.concat([
+        sshString('ssh-rsa'),
+        sshString(encryption),
+        sshString(comment),
+        sshString(pub),
+        sshString(priv),
+      ])
+      const macKey = createHash('sha1')
+        .update('putty-private-key-file-mac-key')
+        .update(passphrase ?? '')
+        .digest()
       const mac = createHmac('sha1', macKey).update(macData).digest('hex')
       let stored = priv
       if (passphrase) {
         const key = Buffer.concat([
-          createHash('sha1').update(Buffer.from([0, 0, 0, 0])).update(passphrase).digest(),
-          createHash('sha1').update(Buffer.from([0, 0, 0, 1])).update(passphrase).digest(),
+          createHash('sha1')
+            .update(Buffer.from([0, 0, 0, 0]))
+            .update(passphrase)
+            .digest(),
+          createHash('sha1')
+            .update(Buffer.from([0, 0, 0, 1]))
+            .update(passphrase)
+            .digest(),
         ]).subarray(0, 32)
         const c = createCipheriv('aes-256-cbc', key, Buffer.alloc(16))
         c.setAutoPadding(false)

@@ -1,5 +1,14 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs'
 import * as net from 'node:net'
 import * as nodePath from 'node:path'
 import { remove, tempDir } from './cli.js'
@@ -69,7 +78,10 @@ function ensureUser(): void {
 }
 
 function uidGid(): [number, number] {
-  return [Number(execFileSync('id', ['-u', SFTP_USER]).toString().trim()), Number(execFileSync('id', ['-g', SFTP_USER]).toString().trim())]
+  return [
+    Number(execFileSync('id', ['-u', SFTP_USER]).toString().trim()),
+    Number(execFileSync('id', ['-g', SFTP_USER]).toString().trim()),
+  ]
 }
 
 /** Chowns `path` (recursively) to the test user so that sftp can delete and move files. */
@@ -93,7 +105,8 @@ function keygen(args: string[]): void {
  * is missing or does not come up.
  */
 export async function startSshd(): Promise<Sshd> {
-  if (process.getuid?.() !== 0) throw new Error('the sftp integration tests need root (to run sshd and create the test user)')
+  if (process.getuid?.() !== 0)
+    throw new Error('the sftp integration tests need root (to run sshd and create the test user)')
   if (!existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd is missing: install openssh-server (.ci/run does)')
   ensureUser()
   const dir = tempDir('sshd')
@@ -108,11 +121,17 @@ export async function startSshd(): Promise<Sshd> {
   writeFileSync(nodePath.join(dir, 'id_rsa.ppk'), rsa.ppk(KEY_PASSPHRASE), { mode: 0o600 })
   writeFileSync(
     nodePath.join(dir, 'authorized_keys'),
-    [readFileSync(nodePath.join(dir, 'id_plain.pub'), 'utf8').trim(), readFileSync(nodePath.join(dir, 'id_encrypted.pub'), 'utf8').trim(), rsa.publicLine].join('\n') + '\n',
+    [
+      readFileSync(nodePath.join(dir, 'id_plain.pub'), 'utf8').trim(),
+      readFileSync(nodePath.join(dir, 'id_encrypted.pub'), 'utf8').trim(),
+      rsa.publicLine,
+    ].join('\n') + '\n',
     { mode: 0o644 },
   )
   const hostPublicLine = readFileSync(nodePath.join(dir, 'host_ed25519.pub'), 'utf8').trim()
-  const hostFingerprint = execFileSync('ssh-keygen', ['-lf', nodePath.join(dir, 'host_ed25519.pub')]).toString().split(/\s+/)[1]!
+  const hostFingerprint = execFileSync('ssh-keygen', ['-lf', nodePath.join(dir, 'host_ed25519.pub')])
+    .toString()
+    .split(/\s+/)[1]!
   const port = await freePort()
   const knownHosts = nodePath.join(dir, 'known_hosts')
   writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPublicLine.split(' ').slice(0, 2).join(' ')}\n`)
@@ -141,7 +160,9 @@ export async function startSshd(): Promise<Sshd> {
     ].join('\n'),
   )
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
@@ -192,7 +213,11 @@ export async function startSshd(): Promise<Sshd> {
     hostFingerprint,
     hostPublicLine,
     knownHosts,
-    keys: { plain: nodePath.join(dir, 'id_plain'), encrypted: nodePath.join(dir, 'id_encrypted'), ppk: nodePath.join(dir, 'id_rsa.ppk') },
+    keys: {
+      plain: nodePath.join(dir, 'id_plain'),
+      encrypted: nodePath.join(dir, 'id_encrypted'),
+      ppk: nodePath.join(dir, 'id_rsa.ppk'),
+    },
     uri({ password = SFTP_PASSWORD, port: p = port } = {}) {
       return `sftp://${SFTP_USER}${password === null ? '' : `:${encodeURIComponent(password)}`}@127.0.0.1:${p}${root}`
     },

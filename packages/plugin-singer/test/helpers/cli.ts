@@ -30,7 +30,12 @@ export interface CliRun {
 }
 
 /** Starts `anchovy <args>` in `cwd` with only `env` (plus PATH/HOME, user `tester`) in the environment. */
-export function spawnCli(args: string[], env: Record<string, string>, cwd: string, timeoutMs = 60_000): { child: ChildProcess; done: Promise<CliRun> } {
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  timeoutMs = 60_000,
+): { child: ChildProcess; done: Promise<CliRun> } {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ACHVY_USER: 'tester', ...env },
@@ -75,16 +80,26 @@ export function cleanup(): void {
 }
 
 /** Writes the test tap's config file and returns the env of a TapDownloader run over it. */
-export function tapEnv(dir: string, datastore: string, config: Record<string, unknown>, extra: Record<string, string> = {}): Record<string, string> {
+export function tapEnv(
+  dir: string,
+  datastore: string,
+  config: Record<string, unknown>,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   const file = nodePath.join(dir, `tap-${Math.random().toString(36).slice(2)}.json`)
   writeFileSync(file, JSON.stringify(config))
   return { ACHVY_DATASTORE: datastore, ACHVY_CNXN__TAP__COMMAND: TAP, ACHVY_CNXN__TAP__CONFIG: file, ...extra }
 }
 
 /** The TABLE task of `table` in the results, its `data` (err_code, err_msg, rows, …) also spread on top. */
-export function tableTask(results: Record<string, unknown> | undefined, table: string): Record<string, unknown> | undefined {
+export function tableTask(
+  results: Record<string, unknown> | undefined,
+  table: string,
+): Record<string, unknown> | undefined {
   const batches = (results?.batches ?? []) as { done_tasks?: Record<string, unknown>[] }[]
-  for (const b of batches) for (const t of b.done_tasks ?? []) if (t.task_type === 'TABLE' && t.tbl === table) return { ...t, ...(t.data as Record<string, unknown>) }
+  for (const b of batches)
+    for (const t of b.done_tasks ?? [])
+      if (t.task_type === 'TABLE' && t.tbl === table) return { ...t, ...(t.data as Record<string, unknown>) }
   return undefined
 }
 
@@ -95,7 +110,8 @@ export async function committedRows(datastore: string, id: string, table: string
   const rows: Row[] = []
   for (const seq of await log.sequences()) {
     const rec = await log.read(seq)
-    for (const f of rec.files.filter((x) => x.table === table)) for await (const row of readDataFile(ds, f.path)) rows.push(row)
+    for (const f of rec.files.filter((x) => x.table === table))
+      for await (const row of readDataFile(ds, f.path)) rows.push(row)
   }
   return rows
 }
@@ -116,7 +132,10 @@ export function checkpoint(datastore: string, id: string, key: string, user = 't
 
 /** The messages of a fixture file (integers beyond ±2^53 kept exact). */
 export function fixtureMessages(name: string): Record<string, unknown>[] {
-  return readFileSync(nodePath.join(FIXTURES, name), 'utf8').split('\n').filter((l) => l.trim()).map((l) => parseLossless(l) as Record<string, unknown>)
+  return readFileSync(nodePath.join(FIXTURES, name), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => parseLossless(l) as Record<string, unknown>)
 }
 
 /**
@@ -144,7 +163,8 @@ export function canonical(v: unknown): string {
     if (raw instanceof DateTime) return raw.iso
     if (raw instanceof LocalDate) return raw.toString()
     if (typeof raw === 'number' && Number.isInteger(raw)) return String(raw)
-    if (x && typeof x === 'object' && !Array.isArray(x)) return Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
+    if (x && typeof x === 'object' && !Array.isArray(x))
+      return Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
     return x
   })
 }

@@ -105,7 +105,9 @@ export abstract class Dialect {
 
   /** `schema.table`, quoted. */
   qualified(t: Target): string {
-    return t.schema ? `${this.quote(t.schema, 'schema name')}.${this.quote(t.table, 'table name')}` : this.quote(t.table, 'table name')
+    return t.schema
+      ? `${this.quote(t.schema, 'schema name')}.${this.quote(t.table, 'table name')}`
+      : this.quote(t.table, 'table name')
   }
 
   /** A sibling table in the same schema as `t` (the ledger, the metadata table). */
@@ -120,7 +122,13 @@ export abstract class Dialect {
   /** Options after `CREATE TABLE (...)`. */
   readonly tableOptions: string = ''
   /** Statements that change the column's type from `from` to `to` in `table` (null: the table must be rebuilt). */
-  abstract widenColumn(table: string, c: ColumnState, from: ColumnState, isKey: boolean, s: SqlSettings): string[] | null
+  abstract widenColumn(
+    table: string,
+    c: ColumnState,
+    from: ColumnState,
+    isKey: boolean,
+    s: SqlSettings,
+  ): string[] | null
   /** A literal timestamp for `_del`, `loaded_at` and retention cut-offs. */
   abstract timestampLiteral(d: Date): string
   /** `CREATE TEMPORARY TABLE` for staging. */
@@ -128,7 +136,13 @@ export abstract class Dialect {
   /** Adds a staging column (or null when the staging table needs no change). */
   abstract stageAddColumn(stage: string, c: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
   /** Widens a staging column (null when nothing to do). */
-  abstract stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null
+  abstract stageWidenColumn(
+    stage: string,
+    c: ColumnState,
+    from: ColumnState,
+    s: SqlSettings,
+    keys: ReadonlySet<string>,
+  ): string | null
   /** A bulk loader into the staging table. */
   abstract stager(raw: unknown, session: Session, stage: string, s: SqlSettings): Stager
   /**
@@ -168,7 +182,13 @@ export abstract class Dialect {
   /** An index on the key columns of current rows. */
   abstract createKeyIndex(t: Target, indexName: string, columns: readonly string[]): string
   /** Rebuilds a table with new column types (SQLite only). */
-  async rebuild(_session: Session, _t: Target, _columns: readonly ColumnState[], _keys: ReadonlySet<string>, _s: SqlSettings): Promise<void> {
+  async rebuild(
+    _session: Session,
+    _t: Target,
+    _columns: readonly ColumnState[],
+    _keys: ReadonlySet<string>,
+    _s: SqlSettings,
+  ): Promise<void> {
     throw new AnchoviesError('ANCH_ERR_TABLE', `${this.name}: rebuilding tables is not supported`)
   }
 }

@@ -1,11 +1,34 @@
 import { Readable } from 'node:stream'
-import { bytesOf, dateText, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
+import {
+  bytesOf,
+  dateText,
+  decimalText,
+  jsonText,
+  naiveText,
+  textOf,
+  toDateTime,
+  utcText,
+  type ColumnState,
+  type SqlType,
+} from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
 import { isInheritedName, ownValue } from '../row-access.js'
-import { Dialect, FILE, ORD, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
+import {
+  Dialect,
+  FILE,
+  ORD,
+  bindPlaceholders,
+  sqlError,
+  type QueryResult,
+  type Session,
+  type Stager,
+} from './dialect.js'
 
 interface MysqlConnection {
-  query(sql: string | { sql: string; infileStreamFactory?: () => Readable }, cb: (err: Error | null, result: unknown) => void): void
+  query(
+    sql: string | { sql: string; infileStreamFactory?: () => Readable },
+    cb: (err: Error | null, result: unknown) => void,
+  ): void
 }
 
 const MAX_KEY_CHARS = 768
@@ -132,7 +155,8 @@ export class MysqlDialect extends Dialect {
   protected nameProblem(name: string): string | undefined {
     if ([...name].length > 64) return `it is ${[...name].length} characters long and MySQL identifiers hold at most 64`
     if (/\s$/.test(name)) return 'MySQL identifiers cannot end with a space'
-    if (/[\u{10000}-\u{10FFFF}]/u.test(name)) return 'MySQL identifiers cannot contain characters outside the Basic Multilingual Plane (e.g. emoji)'
+    if (/[\u{10000}-\u{10FFFF}]/u.test(name))
+      return 'MySQL identifiers cannot contain characters outside the Basic Multilingual Plane (e.g. emoji)'
     return undefined
   }
 
@@ -154,7 +178,10 @@ export class MysqlDialect extends Dialect {
         if (isKey) {
           const n = Math.max(s.primaryLength, c.length)
           if (n > MAX_KEY_CHARS) {
-            throw sqlError('ANCH_ERR_SQL_KEY_TOO_LONG', `key column ${c.name} holds a value of ${c.length} characters; MySQL keys hold at most ${MAX_KEY_CHARS}`)
+            throw sqlError(
+              'ANCH_ERR_SQL_KEY_TOO_LONG',
+              `key column ${c.name} holds a value of ${c.length} characters; MySQL keys hold at most ${MAX_KEY_CHARS}`,
+            )
           }
           return `VARCHAR(${n})`
         }
@@ -196,7 +223,11 @@ export class MysqlDialect extends Dialect {
   }
 
   createStage(name: string, columns: readonly ColumnState[], s: SqlSettings, keys: ReadonlySet<string>): string {
-    const cols = [`${this.quote(ORD)} BIGINT`, `${this.quote(FILE)} INT`, ...columns.map((c) => `${this.quote(c.name, 'column name')} ${this.stageType(c, s, keys)}`)]
+    const cols = [
+      `${this.quote(ORD)} BIGINT`,
+      `${this.quote(FILE)} INT`,
+      ...columns.map((c) => `${this.quote(c.name, 'column name')} ${this.stageType(c, s, keys)}`),
+    ]
     return `CREATE TEMPORARY TABLE ${this.quote(name)} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
   }
 
@@ -210,11 +241,18 @@ export class MysqlDialect extends Dialect {
     return `ALTER TABLE ${this.quote(stage)} ADD COLUMN ${this.quote(c.name, 'column name')} ${this.stageType(c, s, keys)}`
   }
 
-  stageWidenColumn(stage: string, c: ColumnState, from: ColumnState, s: SqlSettings, keys: ReadonlySet<string>): string | null {
+  stageWidenColumn(
+    stage: string,
+    c: ColumnState,
+    from: ColumnState,
+    s: SqlSettings,
+    keys: ReadonlySet<string>,
+  ): string | null {
     const to = this.stageType(c, s, keys)
     if (to === this.stageType(from, s, keys) && !(c.type === 'str' && from.type === 'bytes')) return null
     const col = this.quote(c.name, 'column name')
-    if (c.type === 'str' && from.type === 'bytes') return `ALTER TABLE ${this.quote(stage)} MODIFY COLUMN ${col} LONGTEXT`
+    if (c.type === 'str' && from.type === 'bytes')
+      return `ALTER TABLE ${this.quote(stage)} MODIFY COLUMN ${col} LONGTEXT`
     return `ALTER TABLE ${this.quote(stage)} MODIFY COLUMN ${col} ${to}`
   }
 
@@ -394,15 +432,20 @@ class MysqlLoadDataStager implements Stager {
     this.buf = ''
     this.rows = 0
     const warnings = await new Promise<number>((resolve, reject) => {
-      this.conn.query({ sql: this.statement, infileStreamFactory: () => Readable.from([Buffer.from(data, 'utf8')]) }, (err, result) =>
-        err ? reject(err) : resolve(Number((result as { warningStatus?: number }).warningStatus ?? 0)),
+      this.conn.query(
+        { sql: this.statement, infileStreamFactory: () => Readable.from([Buffer.from(data, 'utf8')]) },
+        (err, result) =>
+          err ? reject(err) : resolve(Number((result as { warningStatus?: number }).warningStatus ?? 0)),
       )
     })
     // LOCAL loads turn conversion errors into warnings (as IGNORE does): a warning means a value did not fit.
     if (warnings > 0) {
       const r = await this.session.query('SHOW WARNINGS LIMIT 3')
       const what = r.rows.map((w) => String(w.Message ?? w.message)).join('; ')
-      throw sqlError('ANCH_ERR_SQL_VALUE', `staging ${this.stage}: MySQL could not store ${warnings} value(s) exactly: ${what}`)
+      throw sqlError(
+        'ANCH_ERR_SQL_VALUE',
+        `staging ${this.stage}: MySQL could not store ${warnings} value(s) exactly: ${what}`,
+      )
     }
   }
 

@@ -2,13 +2,35 @@ import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
-import { bytesOf, dateText, decimalText, jsonText, textOf, toDateTime, type ColumnState, type SqlType } from '../column-types.js'
+import {
+  bytesOf,
+  dateText,
+  decimalText,
+  jsonText,
+  textOf,
+  toDateTime,
+  type ColumnState,
+  type SqlType,
+} from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
 import { readExpression } from '../row-access.js'
-import { Dialect, FILE, ORD, SEQ, bindPlaceholders, sqlError, type QueryResult, type Session, type Stager } from './dialect.js'
+import {
+  Dialect,
+  FILE,
+  ORD,
+  SEQ,
+  bindPlaceholders,
+  sqlError,
+  type QueryResult,
+  type Session,
+  type Stager,
+} from './dialect.js'
 
 interface PgClient {
-  query(config: { text: string; values?: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
+  query(config: {
+    text: string
+    values?: unknown[]
+  }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
   query(stream: Writable): Writable
 }
 
@@ -132,7 +154,7 @@ export class CopyBuffer {
 
 /** Inline COPY text writes (of `v`, never null here) per column type into CopyBuffer `w`; others call `ENCODE`. */
 const INLINE: Partial<Record<SqlType, string>> = {
-  bool: "(v === true ? w.byte(116) : v === false ? w.byte(102) : w.str(E.bool(v)))",
+  bool: '(v === true ? w.byte(116) : v === false ? w.byte(102) : w.str(E.bool(v)))',
   int: "(typeof v === 'number' && Number.isSafeInteger(v) ? w.int(v) : w.str(E.int(v)))",
   float: "(typeof v === 'number' ? (Number.isSafeInteger(v) ? w.int(v) : w.str('' + v)) : w.str(E.float(v)))",
   str: "w.str(typeof v === 'string' ? (R.test(v) ? X(v) : v) : E.str(v))",
@@ -147,13 +169,20 @@ const INLINE: Partial<Record<SqlType, string>> = {
 function compileEncoder(columns: readonly ColumnState[]): (row: Record<string, unknown>, w: CopyBuffer) => void {
   const body: string[] = []
   columns.forEach((c, j) => {
-    if (!Object.hasOwn(ENCODE, c.type)) throw new TypeError(`no COPY encoding for column type ${JSON.stringify(c.type)}`)
-    const expr = (Object.hasOwn(INLINE, c.type) ? INLINE[c.type] : undefined) ?? `w.str(E[${JSON.stringify(c.type)}](v))`
+    if (!Object.hasOwn(ENCODE, c.type))
+      throw new TypeError(`no COPY encoding for column type ${JSON.stringify(c.type)}`)
+    const expr =
+      (Object.hasOwn(INLINE, c.type) ? INLINE[c.type] : undefined) ?? `w.str(E[${JSON.stringify(c.type)}](v))`
     // The column name reaches the source only as a JSON string literal (see readExpression).
-    body.push(`w.byte(9); const v${j} = ${readExpression('row', c.name)}; if (v${j} === null || v${j} === undefined) w.nul(); else ${expr.replace(/\bv\b/g, `v${j}`)};`)
+    body.push(
+      `w.byte(9); const v${j} = ${readExpression('row', c.name)}; if (v${j} === null || v${j} === undefined) w.nul(); else ${expr.replace(/\bv\b/g, `v${j}`)};`,
+    )
   })
   const src = `return function encodeRow(row, w) {\n${body.join('\n')}\nw.byte(10);\n}`
-  return new Function('E', 'R', 'X', 'H', src)(ENCODE, ESC_RE, esc, Object.hasOwn) as (row: Record<string, unknown>, w: CopyBuffer) => void
+  return new Function('E', 'R', 'X', 'H', src)(ENCODE, ESC_RE, esc, Object.hasOwn) as (
+    row: Record<string, unknown>,
+    w: CopyBuffer,
+  ) => void
 }
 
 /** PostgreSQL: schemas, COPY into a temporary staging table, transactional DDL. */
@@ -171,7 +200,9 @@ export class PostgresDialect extends Dialect {
   override readonly seqColumnType = 'BIGINT NOT NULL'
 
   override seqIndexes(t: Target, indexName: string): string[] {
-    return [`CREATE INDEX ${this.quote(indexName)} ON ${this.qualified(t)} USING brin ("_seq") WITH (autosummarize = on)`]
+    return [
+      `CREATE INDEX ${this.quote(indexName)} ON ${this.qualified(t)} USING brin ("_seq") WITH (autosummarize = on)`,
+    ]
   }
 
   override isUniqueViolation(err: unknown): boolean {
@@ -180,7 +211,9 @@ export class PostgresDialect extends Dialect {
 
   protected nameProblem(name: string): string | undefined {
     const bytes = Buffer.byteLength(name)
-    return bytes > 63 ? `it is ${bytes} bytes long and PostgreSQL identifiers hold at most 63 (longer names would be truncated)` : undefined
+    return bytes > 63
+      ? `it is ${bytes} bytes long and PostgreSQL identifiers hold at most 63 (longer names would be truncated)`
+      : undefined
   }
 
   protected quoteRaw(name: string): string {
@@ -197,7 +230,9 @@ export class PostgresDialect extends Dialect {
 
   widenColumn(table: string, c: ColumnState, from: ColumnState): string[] {
     const col = this.quote(c.name, 'column name')
-    return [`ALTER TABLE ${table} ALTER COLUMN ${col} TYPE ${TYPES[c.type]} USING ${this.convert(col, from.type, c.type)}`]
+    return [
+      `ALTER TABLE ${table} ALTER COLUMN ${col} TYPE ${TYPES[c.type]} USING ${this.convert(col, from.type, c.type)}`,
+    ]
   }
 
   private convert(col: string, from: SqlType, to: SqlType): string {
@@ -217,8 +252,10 @@ export class PostgresDialect extends Dialect {
       case 'str':
         if (from === 'bytes') return `encode(${col}, 'hex')`
         // ISO text as the datastore writes it (Python isoformat: no fraction when it is zero).
-        if (from === 'datetimetz') return `regexp_replace(to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\\.000000$', '') || '+00:00'`
-        if (from === 'datetime') return `regexp_replace(to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\\.000000$', '')`
+        if (from === 'datetimetz')
+          return `regexp_replace(to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\\.000000$', '') || '+00:00'`
+        if (from === 'datetime')
+          return `regexp_replace(to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\\.000000$', '')`
         return `${col}::text`
       default:
         return `${col}::${TYPES[to]}`
@@ -230,7 +267,11 @@ export class PostgresDialect extends Dialect {
   }
 
   createStage(name: string, columns: readonly ColumnState[]): string {
-    const cols = [`${this.quote(ORD)} bigint`, `${this.quote(FILE)} integer`, ...columns.map((c) => `${this.quote(c.name, 'column name')} ${TYPES[c.type]}`)]
+    const cols = [
+      `${this.quote(ORD)} bigint`,
+      `${this.quote(FILE)} integer`,
+      ...columns.map((c) => `${this.quote(c.name, 'column name')} ${TYPES[c.type]}`),
+    ]
     return `CREATE TEMPORARY TABLE ${this.quote(name)} (${cols.join(', ')})`
   }
 
@@ -321,7 +362,11 @@ function loadCopyFrom(): (sql: string) => Writable {
       const req = createRequire(import.meta.url)
       copyFrom = (req('pg-copy-streams') as { from: (sql: string) => Writable }).from
     } catch (cause) {
-      throw sqlError('ANCH_ERR_SQL_DRIVER', 'PostgreSQL bulk loads need the pg-copy-streams package: npm install pg-copy-streams', { cause })
+      throw sqlError(
+        'ANCH_ERR_SQL_DRIVER',
+        'PostgreSQL bulk loads need the pg-copy-streams package: npm install pg-copy-streams',
+        { cause },
+      )
     }
   }
   return copyFrom
@@ -389,7 +434,9 @@ class PgCopyStager implements Stager {
     if (!this.stream) {
       const lead = this.seqBase === undefined ? [ORD, FILE] : [SEQ]
       const names = [...lead, ...this.names].map((n) => this.dialect.quote(n, 'column name')).join(', ')
-      this.stream = this.client.query(loadCopyFrom()(`COPY ${this.table} (${names}) FROM STDIN${this.freeze ? ' WITH (FREEZE)' : ''}`))
+      this.stream = this.client.query(
+        loadCopyFrom()(`COPY ${this.table} (${names}) FROM STDIN${this.freeze ? ' WITH (FREEZE)' : ''}`),
+      )
       this.done = finished(this.stream)
       // pg-copy-streams drops its connection when the server rejects the COPY: a write after that fails with a
       // TypeError that would hide the server's error, so the error is kept and rethrown instead of writing.

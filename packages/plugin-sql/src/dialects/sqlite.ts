@@ -1,7 +1,28 @@
-import { bytesOf, dateText, decimalText, jsonText, naiveText, textOf, toDateTime, utcText, type ColumnState, type SqlType } from '../column-types.js'
+import {
+  bytesOf,
+  dateText,
+  decimalText,
+  jsonText,
+  naiveText,
+  textOf,
+  toDateTime,
+  utcText,
+  type ColumnState,
+  type SqlType,
+} from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
 import { isInheritedName, ownValue } from '../row-access.js'
-import { DEL, Dialect, FILE, ORD, SEQ, bindPlaceholders, type QueryResult, type Session, type Stager } from './dialect.js'
+import {
+  DEL,
+  Dialect,
+  FILE,
+  ORD,
+  SEQ,
+  bindPlaceholders,
+  type QueryResult,
+  type Session,
+  type Stager,
+} from './dialect.js'
 
 interface SqliteStatement {
   readonly reader: boolean
@@ -33,7 +54,16 @@ const ENCODE: Record<SqlType, (v: unknown) => unknown> = {
   bool: (v) => (v ? 1 : 0),
   int: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'number' ? BigInt(v) : v),
   // Whole numbers are bound as integers so a column later widened to text reads `1`, not `1.0`.
-  float: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'bigint' ? Number(v) : Number.isSafeInteger(v) ? BigInt(v as number) : v),
+  float: (v) =>
+    typeof v === 'boolean'
+      ? v
+        ? 1
+        : 0
+      : typeof v === 'bigint'
+        ? Number(v)
+        : Number.isSafeInteger(v)
+          ? BigInt(v as number)
+          : v,
   decimal: decimalText,
   str: textOf,
   datetime: (v) => isoText(naiveText(toDateTime(v), 'T')),
@@ -105,7 +135,9 @@ export class SqliteDialect extends Dialect {
     return {
       async query(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
         const stmt = db.prepare(bindPlaceholders(sql, () => '?'))
-        const values = params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? p.toISOString() : p))
+        const values = params.map((p) =>
+          typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? p.toISOString() : p,
+        )
         if (stmt.reader) return { rows: stmt.all(...values), affected: 0 }
         return { rows: [], affected: stmt.run(...values).changes }
       },
@@ -125,7 +157,9 @@ export class SqliteDialect extends Dialect {
   }
 
   async tableExists(session: Session, t: Target): Promise<boolean> {
-    const r = await session.query("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = \u0000", [t.table])
+    const r = await session.query("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = \u0000", [
+      t.table,
+    ])
     return Number(r.rows[0]?.n ?? 0) > 0
   }
 
@@ -148,14 +182,28 @@ export class SqliteDialect extends Dialect {
   }
 
   /** Recreates `t` with new declared types (SQLite cannot change a column's type in place). */
-  override async rebuild(session: Session, t: Target, columns: readonly ColumnState[], _keys: ReadonlySet<string>, _s: SqlSettings): Promise<void> {
+  override async rebuild(
+    session: Session,
+    t: Target,
+    columns: readonly ColumnState[],
+    _keys: ReadonlySet<string>,
+    _s: SqlSettings,
+  ): Promise<void> {
     const tmp = `${t.table}__anch_rebuild`
     const cols = columns.map((c) => this.quote(c.name, 'column name'))
     const defs = columns.map((c) => `${this.quote(c.name, 'column name')} ${TYPES[c.type]}`)
-    const casts = columns.map((c) => (TYPES[c.type] === 'TEXT' ? `CAST(${this.quote(c.name, 'column name')} AS TEXT)` : this.quote(c.name, 'column name')))
+    const casts = columns.map((c) =>
+      TYPES[c.type] === 'TEXT'
+        ? `CAST(${this.quote(c.name, 'column name')} AS TEXT)`
+        : this.quote(c.name, 'column name'),
+    )
     await session.query(`DROP TABLE IF EXISTS ${this.quote(tmp)}`)
-    await session.query(`CREATE TABLE ${this.quote(tmp)} (${this.quote(SEQ)} INTEGER PRIMARY KEY, ${defs.join(', ')}, ${this.quote(DEL)} TEXT)`)
-    await session.query(`INSERT INTO ${this.quote(tmp)} (${this.quote(SEQ)}, ${cols.join(', ')}, ${this.quote(DEL)}) SELECT ${this.quote(SEQ)}, ${casts.join(', ')}, ${this.quote(DEL)} FROM ${this.qualified(t)}`)
+    await session.query(
+      `CREATE TABLE ${this.quote(tmp)} (${this.quote(SEQ)} INTEGER PRIMARY KEY, ${defs.join(', ')}, ${this.quote(DEL)} TEXT)`,
+    )
+    await session.query(
+      `INSERT INTO ${this.quote(tmp)} (${this.quote(SEQ)}, ${cols.join(', ')}, ${this.quote(DEL)}) SELECT ${this.quote(SEQ)}, ${casts.join(', ')}, ${this.quote(DEL)} FROM ${this.qualified(t)}`,
+    )
     await session.query(`DROP TABLE ${this.qualified(t)}`)
     await session.query(`ALTER TABLE ${this.quote(tmp)} RENAME TO ${this.quote(t.table)}`)
   }
@@ -182,7 +230,9 @@ class SqliteStager implements Stager {
     this.inherited = columns.map((c) => isInheritedName(c.name))
     this.enc = columns.map((c) => ENCODE[c.type])
     const cols = [ORD, FILE, ...this.names].map((n) => this.dialect.quote(n, 'column name'))
-    this.stmt = this.db.prepare(`INSERT INTO ${this.dialect.quote(this.stage)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
+    this.stmt = this.db.prepare(
+      `INSERT INTO ${this.dialect.quote(this.stage)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
+    )
   }
 
   add(row: Record<string, unknown>, ord: number, file: number): boolean {

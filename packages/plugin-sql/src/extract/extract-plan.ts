@@ -3,7 +3,17 @@ import type { Literal, SourceDialect } from './source-dialect.js'
 import type { SourceColumn } from './source-values.js'
 
 /** The table settings sql.Downloader reads (`tbls.<name>.…`). */
-export const EXTRACT_KEYS = ['mode', 'cursor', 'query', 'initial_value', 'lag', 'where', 'chunk_rows', 'source_schema', 'source_table'] as const
+export const EXTRACT_KEYS = [
+  'mode',
+  'cursor',
+  'query',
+  'initial_value',
+  'lag',
+  'where',
+  'chunk_rows',
+  'source_schema',
+  'source_table',
+] as const
 
 /** One table's extract settings, validated. */
 export interface ExtractSettings {
@@ -43,7 +53,11 @@ function prop(table: Table, key: string): unknown {
 
 function names(v: unknown): string[] | undefined {
   if (v === undefined || v === null || v === '') return undefined
-  if (typeof v === 'string') return v.split(',').map((x) => x.trim()).filter(Boolean)
+  if (typeof v === 'string')
+    return v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)
   if (Array.isArray(v) && v.every((x) => typeof x === 'string' && x !== '')) return [...(v as string[])]
   return undefined
 }
@@ -54,14 +68,17 @@ export function extractSettings(table: Table, defaultChunkRows: number): Extract
   const at = `tbls.${table.name}`
   const cursorRaw = prop(table, 'cursor')
   const cursor = names(cursorRaw) ?? []
-  if (cursorRaw !== undefined && cursorRaw !== null && cursorRaw !== '' && cursor.length === 0) problems.push(`${at}.cursor: must be a column name, "a, b" or a list of names`)
+  if (cursorRaw !== undefined && cursorRaw !== null && cursorRaw !== '' && cursor.length === 0)
+    problems.push(`${at}.cursor: must be a column name, "a, b" or a list of names`)
   const modeRaw = prop(table, 'mode')
   let mode: 'full' | 'incremental' = cursor.length ? 'incremental' : 'full'
   if (modeRaw !== undefined && modeRaw !== null) {
-    if (modeRaw !== 'full' && modeRaw !== 'incremental') problems.push(`${at}.mode: must be full or incremental, not ${JSON.stringify(modeRaw)}`)
+    if (modeRaw !== 'full' && modeRaw !== 'incremental')
+      problems.push(`${at}.mode: must be full or incremental, not ${JSON.stringify(modeRaw)}`)
     else mode = modeRaw
   }
-  if (mode === 'incremental' && cursor.length === 0) problems.push(`${at}.mode: incremental needs a cursor (tbls.${table.name}.cursor: updated_at)`)
+  if (mode === 'incremental' && cursor.length === 0)
+    problems.push(`${at}.mode: incremental needs a cursor (tbls.${table.name}.cursor: updated_at)`)
   const text = (key: string): string | undefined => {
     const v = prop(table, key)
     if (v === undefined || v === null || v === '') return undefined
@@ -91,14 +108,31 @@ export function extractSettings(table: Table, defaultChunkRows: number): Extract
   const chunkRows = Math.floor(num('chunk_rows', defaultChunkRows, 1))
   const schema = text('source_schema')
   const tbl = text('source_table')
-  if (!query && !tbl) problems.push(`${at}: no such table or view in the source database, and no query: name an existing table (see the discovered names with -e), or give tbls.${table.name}.query`)
-  if (problems.length) throw new AnchoviesError('ANCH_ERR_CONFIG', `sql.Downloader: invalid table settings:\n  - ${problems.join('\n  - ')}`)
-  return { mode, cursor, query, initialValue, lag, where, chunkRows, source: tbl ? { schema: schema ?? '', table: tbl } : undefined }
+  if (!query && !tbl)
+    problems.push(
+      `${at}: no such table or view in the source database, and no query: name an existing table (see the discovered names with -e), or give tbls.${table.name}.query`,
+    )
+  if (problems.length)
+    throw new AnchoviesError(
+      'ANCH_ERR_CONFIG',
+      `sql.Downloader: invalid table settings:\n  - ${problems.join('\n  - ')}`,
+    )
+  return {
+    mode,
+    cursor,
+    query,
+    initialValue,
+    lag,
+    where,
+    chunkRows,
+    source: tbl ? { schema: schema ?? '', table: tbl } : undefined,
+  }
 }
 
 /** A JSON value read back from a checkpoint as a list of SQL literals, or undefined when it is not one. */
 function literals(v: JsonValue | undefined): Literal[] | undefined {
-  if (!Array.isArray(v) || !v.every((x) => x === null || ['string', 'number', 'boolean'].includes(typeof x))) return undefined
+  if (!Array.isArray(v) || !v.every((x) => x === null || ['string', 'number', 'boolean'].includes(typeof x)))
+    return undefined
   return v as Literal[]
 }
 
@@ -117,7 +151,14 @@ export function readCheckpoint(v: JsonValue | undefined): IncrementalCheckpoint 
   if (o.mode === 'full' && typeof o.snapshot === 'string' && typeof o.complete === 'boolean') {
     const after = o.after === null ? null : literals(o.after)
     if (after === undefined) return undefined
-    return { mode: 'full', snapshot: o.snapshot, complete: o.complete, after, rows: typeof o.rows === 'number' ? o.rows : 0, at: typeof o.at === 'string' ? o.at : '' }
+    return {
+      mode: 'full',
+      snapshot: o.snapshot,
+      complete: o.complete,
+      after,
+      rows: typeof o.rows === 'number' ? o.rows : 0,
+      at: typeof o.at === 'string' ? o.at : '',
+    }
   }
   return undefined
 }
@@ -143,7 +184,14 @@ export function extractQuery(
 ): ExtractQuery {
   const index = (name: string, what: string): number => {
     const i = columns.findIndex((c) => c.name === name)
-    if (i < 0) throw new AnchoviesError('ANCH_ERR_CONFIG', `sql.Downloader: ${what} ${JSON.stringify(name)} is not a column of the source (columns: ${columns.map((c) => c.name).join(', ').slice(0, 400)})`)
+    if (i < 0)
+      throw new AnchoviesError(
+        'ANCH_ERR_CONFIG',
+        `sql.Downloader: ${what} ${JSON.stringify(name)} is not a column of the source (columns: ${columns
+          .map((c) => c.name)
+          .join(', ')
+          .slice(0, 400)})`,
+      )
     return i
   }
   const cursorIndex = s.mode === 'incremental' ? s.cursor.map((c) => index(c, 'cursor column')) : []
@@ -158,7 +206,8 @@ export function extractQuery(
     const cur = s.cursor.map(q)
     for (const c of cur) conds.push(`${c} IS NOT NULL`)
     if (from.last) {
-      if (s.lag > 0) conds.push(`${cur[0]} >= ${d.minusLag(d.literal(from.last[0] ?? null), columns[cursorIndex[0]!]!.kind, s.lag)}`)
+      if (s.lag > 0)
+        conds.push(`${cur[0]} >= ${d.minusLag(d.literal(from.last[0] ?? null), columns[cursorIndex[0]!]!.kind, s.lag)}`)
       else conds.push(`${tuple(cur)} >= ${tuple(from.last.map((v) => d.literal(v)))}`)
     } else if (s.initialValue !== undefined) {
       conds.push(`${cur[0]} >= ${d.literal(s.initialValue)}`)

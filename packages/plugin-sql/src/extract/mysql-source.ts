@@ -9,7 +9,14 @@ import type { SourceColumn, SourceTable, ValueKind } from './source-values.js'
 const require = createRequire(import.meta.url)
 
 interface MysqlConn {
-  query(opts: { sql: string; rowsAsArray?: boolean }, cb: (err: Error | null, rows: unknown, fields: { name: string; columnType: number; columnLength: number; flags: number }[]) => void): void
+  query(
+    opts: { sql: string; rowsAsArray?: boolean },
+    cb: (
+      err: Error | null,
+      rows: unknown,
+      fields: { name: string; columnType: number; columnLength: number; flags: number }[],
+    ) => void,
+  ): void
   query(opts: { sql: string; rowsAsArray?: boolean }): { stream(opts: { highWaterMark: number }): Readable }
   end(cb: (err?: Error) => void): void
   destroy(): void
@@ -34,7 +41,10 @@ export function mysqlKind(dataType: string, columnType: string): ValueKind {
 }
 
 /** The value kind of a result field (mysql2 column type codes), for `query:` tables. */
-function fieldKind(f: { columnType: number; columnLength: number; flags: number }): { kind: ValueKind; dbType: string } {
+function fieldKind(f: { columnType: number; columnLength: number; flags: number }): {
+  kind: ValueKind
+  dbType: string
+} {
   const binary = (f.flags & 128) !== 0
   switch (f.columnType) {
     case 1:
@@ -133,7 +143,10 @@ export class MysqlSource implements SourceDialect {
       // MariaDB's JSON is LONGTEXT with a json_valid() check: those columns are JSON too.
       const json = new Set<string>()
       try {
-        const checks = (await run(c, `SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CHECK_CLAUSE LIKE 'json_valid(%'`)) as string[][]
+        const checks = (await run(
+          c,
+          `SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CHECK_CLAUSE LIKE 'json_valid(%'`,
+        )) as string[][]
         for (const [s, t, clause] of checks) {
           const m = /^json_valid\(`((?:[^`]|``)+)`\)$/.exec(String(clause))
           if (m) json.add(JSON.stringify([String(s), String(t), m[1]!.replace(/``/g, '`')]))
@@ -142,9 +155,21 @@ export class MysqlSource implements SourceDialect {
         // MySQL before 8.0.16 has no CHECK_CONSTRAINTS
       }
       return assemble(cols, keys, (r) => {
-        const [schema, name, type, col, dataType, columnType] = r.map(String) as [string, string, string, string, string, string]
+        const [schema, name, type, col, dataType, columnType] = r.map(String) as [
+          string,
+          string,
+          string,
+          string,
+          string,
+          string,
+        ]
         const isJson = json.has(JSON.stringify([schema, name, col]))
-        return { schema, name, kind: type === 'VIEW' ? 'view' : 'table', column: { name: col, dbType: columnType, kind: isJson ? 'json' : mysqlKind(dataType, columnType) } }
+        return {
+          schema,
+          name,
+          kind: type === 'VIEW' ? 'view' : 'table',
+          column: { name: col, dbType: columnType, kind: isJson ? 'json' : mysqlKind(dataType, columnType) },
+        }
       })
     } finally {
       await new Promise<void>((resolve) => c.end(() => resolve()))
@@ -163,15 +188,19 @@ export class MysqlSource implements SourceDialect {
         if (!unfinished) await run(c, 'COMMIT')
       },
       describe: async (sql) => {
-        const fields = await new Promise<{ name: string; columnType: number; columnLength: number; flags: number }[]>((resolve, reject) =>
-          c.query({ sql: `SELECT * FROM (${sql}) AS anch_describe LIMIT 0` }, (err, _rows, f) => (err ? reject(err) : resolve(f ?? []))),
+        const fields = await new Promise<{ name: string; columnType: number; columnLength: number; flags: number }[]>(
+          (resolve, reject) =>
+            c.query({ sql: `SELECT * FROM (${sql}) AS anch_describe LIMIT 0` }, (err, _rows, f) =>
+              err ? reject(err) : resolve(f ?? []),
+            ),
         )
         return fields.map((f) => ({ name: f.name, ...fieldKind(f) }))
       },
       stream: async function* (sql, _columns, chunkRows, signal) {
         const stream = c.query({ sql, rowsAsArray: true }).stream({ highWaterMark: Math.min(chunkRows, 10_000) })
         unfinished = true
-        const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        const onAbort = (): void =>
+          void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
         signal.addEventListener('abort', onAbort, { once: true })
         let chunk: unknown[][] = []
         try {
@@ -197,7 +226,9 @@ export class MysqlSource implements SourceDialect {
 }
 
 function run(c: MysqlConn, sql: string): Promise<unknown[]> {
-  return new Promise((resolve, reject) => c.query({ sql, rowsAsArray: true }, (err, rows) => (err ? reject(err) : resolve(Array.isArray(rows) ? rows : []))))
+  return new Promise((resolve, reject) =>
+    c.query({ sql, rowsAsArray: true }, (err, rows) => (err ? reject(err) : resolve(Array.isArray(rows) ? rows : []))),
+  )
 }
 
 export type { SourceColumn }

@@ -10,7 +10,10 @@ const require = createRequire(import.meta.url)
 interface PgClient {
   connect(): Promise<void>
   end(): Promise<void>
-  query(config: { text: string; rowMode?: 'array' }): Promise<{ rows: unknown[]; fields: { name: string; dataTypeID: number }[] }>
+  query(config: {
+    text: string
+    rowMode?: 'array'
+  }): Promise<{ rows: unknown[]; fields: { name: string; dataTypeID: number }[] }>
   query(stream: Readable): Readable
   on(event: 'error', fn: (err: Error) => void): void
 }
@@ -95,7 +98,9 @@ export class PgSource implements SourceDialect {
     // A connection error after connect (server gone) must not crash the process: the stream reports it.
     client.on('error', () => undefined)
     await client.connect()
-    await client.query({ text: "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'" })
+    await client.query({
+      text: "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'",
+    })
     return client
   }
 
@@ -119,11 +124,12 @@ export class PgSource implements SourceDialect {
           JOIN pg_namespace n ON n.oid = cl.relnamespace JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum = ANY(i.indkey)
           WHERE i.indisprimary AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY n.nspname, cl.relname, array_position(i.indkey::int2[], a.attnum)`,
       })
-      return assemble(
-        cols.rows as string[][],
-        keys.rows as string[][],
-        (r) => ({ schema: r[0]!, name: r[1]!, kind: r[2] === 'v' || r[2] === 'm' ? 'view' : 'table', column: { name: r[3]!, dbType: r[6]!, kind: pgKind(r[4]!, r[5]!) } }),
-      )
+      return assemble(cols.rows as string[][], keys.rows as string[][], (r) => ({
+        schema: r[0]!,
+        name: r[1]!,
+        kind: r[2] === 'v' || r[2] === 'm' ? 'view' : 'table',
+        column: { name: r[3]!, dbType: r[6]!, kind: pgKind(r[4]!, r[5]!) },
+      }))
     } finally {
       await c.end().catch(() => undefined)
     }
@@ -136,7 +142,11 @@ export class PgSource implements SourceDialect {
       copyTo = (require('pg-copy-streams') as { to: (sql: string, options?: { highWaterMark: number }) => Readable }).to
     } catch (cause) {
       await c.end()
-      throw sqlError('ANCH_ERR_SQL_DRIVER', 'extracting from PostgreSQL needs the pg-copy-streams package: npm install pg-copy-streams', { cause })
+      throw sqlError(
+        'ANCH_ERR_SQL_DRIVER',
+        'extracting from PostgreSQL needs the pg-copy-streams package: npm install pg-copy-streams',
+        { cause },
+      )
     }
     let unfinished = false
     let broken = false
@@ -166,7 +176,8 @@ export class PgSource implements SourceDialect {
         unfinished = true
         const parser = new CopyTextParser()
         let chunk: unknown[][] = []
-        const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        const onAbort = (): void =>
+          void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
         signal.addEventListener('abort', onAbort, { once: true })
         try {
           // Rows go on as each network chunk is parsed (a few hundred): holding raw rows longer costs more garbage
@@ -206,7 +217,10 @@ export function assemble<R>(
   keyRows: readonly string[][],
   read: (r: R) => { schema: string; name: string; kind: 'table' | 'view'; column: SourceColumn },
 ): SourceTable[] {
-  const tables = new Map<string, { schema: string; name: string; kind: 'table' | 'view'; columns: SourceColumn[]; primaryKey: string[] }>()
+  const tables = new Map<
+    string,
+    { schema: string; name: string; kind: 'table' | 'view'; columns: SourceColumn[]; primaryKey: string[] }
+  >()
   for (const r of columnRows) {
     const x = read(r)
     const id = JSON.stringify([x.schema, x.name])

@@ -16,7 +16,12 @@ export interface SourceSession {
    * (often fewer); reads ahead of the consumer by at most about one batch (back-pressure down to the database's
    * socket or cursor).
    */
-  stream(sql: string, columns: readonly SourceColumn[], chunkRows: number, signal: AbortSignal): AsyncGenerator<unknown[][]>
+  stream(
+    sql: string,
+    columns: readonly SourceColumn[],
+    chunkRows: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<unknown[][]>
   /** Closes the connection (destroys it when a stream was left unfinished). */
   close(): Promise<void>
 }

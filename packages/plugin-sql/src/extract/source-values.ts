@@ -7,7 +7,20 @@ const require = createRequire(import.meta.url)
  * How a source column's values become datastore values. Every kind keeps the value exact: 64-bit integers beyond
  * 2^53 become BigInt (written as a string), decimals stay text, timestamps keep microseconds and their zone.
  */
-export type ValueKind = 'int' | 'int64' | 'float' | 'decimal' | 'bool' | 'datetimetz' | 'datetime' | 'date' | 'time' | 'bytes' | 'json' | 'array' | 'text'
+export type ValueKind =
+  | 'int'
+  | 'int64'
+  | 'float'
+  | 'decimal'
+  | 'bool'
+  | 'datetimetz'
+  | 'datetime'
+  | 'date'
+  | 'time'
+  | 'bytes'
+  | 'json'
+  | 'array'
+  | 'text'
 
 /** One column of a source table or query. */
 export interface SourceColumn {
@@ -74,7 +87,15 @@ function int64(v: unknown): unknown {
  */
 export function isoTimestamp(text: string, aware: boolean): string | undefined {
   const n = text.length
-  if (n < 19 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || (text.charCodeAt(10) !== 32 && text.charCodeAt(10) !== 84) || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return undefined
+  if (
+    n < 19 ||
+    text.charCodeAt(4) !== 45 ||
+    text.charCodeAt(7) !== 45 ||
+    (text.charCodeAt(10) !== 32 && text.charCodeAt(10) !== 84) ||
+    text.charCodeAt(13) !== 58 ||
+    text.charCodeAt(16) !== 58
+  )
+    return undefined
   let i = 19
   let end = 19
   let nonZero = false
@@ -98,7 +119,8 @@ export function isoTimestamp(text: string, aware: boolean): string | undefined {
     if (rest === 1 && sign === 90) zone = '+00:00'
     else if (sign !== 43 && sign !== 45) return undefined
     else if (rest === 3 && digits(text, i + 1, 2)) zone = `${text.slice(i)}:00`
-    else if (rest === 6 && digits(text, i + 1, 2) && text.charCodeAt(i + 3) === 58 && digits(text, i + 4, 2)) zone = text.slice(i)
+    else if (rest === 6 && digits(text, i + 1, 2) && text.charCodeAt(i + 3) === 58 && digits(text, i + 4, 2))
+      zone = text.slice(i)
     else if (rest === 5 && digits(text, i + 1, 4)) zone = `${text.slice(i, i + 3)}:${text.slice(i + 3)}`
     else return undefined
   }
@@ -172,7 +194,14 @@ export function converter(kind: ValueKind): (v: unknown) => unknown {
       return (v) => (typeof v === 'string' && parse ? parse(v) : v)
     }
     case 'text':
-      return (v) => (typeof v === 'string' ? v : typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? v.toString('utf8') : String(v))
+      return (v) =>
+        typeof v === 'string'
+          ? v
+          : typeof v === 'bigint'
+            ? v.toString()
+            : Buffer.isBuffer(v)
+              ? v.toString('utf8')
+              : String(v)
   }
 }
 
@@ -201,7 +230,11 @@ let arrayParser: ((text: string) => unknown) | null | undefined
 function pgArrayParser(): ((text: string) => unknown) | null {
   if (arrayParser === undefined) {
     try {
-      const ap = (require('pg-types') as { arrayParser: { create(text: string, parse: (x: string) => unknown): { parse(): unknown } } }).arrayParser
+      const ap = (
+        require('pg-types') as {
+          arrayParser: { create(text: string, parse: (x: string) => unknown): { parse(): unknown } }
+        }
+      ).arrayParser
       arrayParser = (t) => ap.create(t, (x) => x).parse()
     } catch {
       arrayParser = null

@@ -58,7 +58,8 @@ export class SqliteSource implements SourceDialect {
   }
 
   minusLag(expr: string, kind: ValueKind, lag: number): string {
-    if (kind === 'datetime' || kind === 'datetimetz' || kind === 'date') return `strftime('%Y-%m-%d %H:%M:%f', ${expr}, '-${lag} seconds')`
+    if (kind === 'datetime' || kind === 'datetimetz' || kind === 'date')
+      return `strftime('%Y-%m-%d %H:%M:%f', ${expr}, '-${lag} seconds')`
     return `(${expr} - ${lag})`
   }
 
@@ -67,7 +68,9 @@ export class SqliteSource implements SourceDialect {
     try {
       Ctor = require('better-sqlite3') as typeof Ctor
     } catch (cause) {
-      throw sqlError('ANCH_ERR_SQL_DRIVER', 'sqlite needs the better-sqlite3 package: npm install better-sqlite3', { cause })
+      throw sqlError('ANCH_ERR_SQL_DRIVER', 'sqlite needs the better-sqlite3 package: npm install better-sqlite3', {
+        cause,
+      })
     }
     return new Ctor(this.filename, { readonly: true, fileMustExist: true })
   }
@@ -83,10 +86,17 @@ export class SqliteSource implements SourceDialect {
         .raw(true)
         .all() as string[][]
       const keys = db
-        .prepare(`SELECT 'main', m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.pk > 0 ORDER BY m.name, p.pk`)
+        .prepare(
+          `SELECT 'main', m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.pk > 0 ORDER BY m.name, p.pk`,
+        )
         .raw(true)
         .all() as string[][]
-      return assemble(cols, keys, (r) => ({ schema: 'main', name: String(r[1]), kind: r[2] === 'view' ? 'view' : 'table', column: { name: String(r[3]), dbType: String(r[4] ?? ''), kind: sqliteKind(r[4] ?? null) } }))
+      return assemble(cols, keys, (r) => ({
+        schema: 'main',
+        name: String(r[1]),
+        kind: r[2] === 'view' ? 'view' : 'table',
+        column: { name: String(r[3]), dbType: String(r[4] ?? ''), kind: sqliteKind(r[4] ?? null) },
+      }))
     } finally {
       db.close()
     }
@@ -105,7 +115,11 @@ export class SqliteSource implements SourceDialect {
         if (open) db.exec('COMMIT')
         open = false
       },
-      describe: async (sql) => db.prepare(sql).columns().map((c) => ({ name: c.name, dbType: c.type ?? '', kind: sqliteKind(c.type) })),
+      describe: async (sql) =>
+        db
+          .prepare(sql)
+          .columns()
+          .map((c) => ({ name: c.name, dbType: c.type ?? '', kind: sqliteKind(c.type) })),
       stream: async function* (sql, _columns, chunkRows, signal) {
         const it = db.prepare(sql).raw(true).safeIntegers(true).iterate()
         let chunk: unknown[][] = []

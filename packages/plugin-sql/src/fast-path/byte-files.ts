@@ -8,7 +8,10 @@ import type { MemberPool } from './worker-pool.js'
 export type OpenFile = (path: string) => Promise<AsyncIterable<Buffer> & { destroy(): void }>
 
 function mismatch(path: string, what: string, got: number, want: number): AnchoviesError {
-  return new AnchoviesError('ANCH_ERR_DATASTORE_CORRUPT', `data file ${path} holds ${got} ${what} but its commit record says ${want}: the file was cut short or changed after it was committed; restore it from a backup (nothing of it was loaded)`)
+  return new AnchoviesError(
+    'ANCH_ERR_DATASTORE_CORRUPT',
+    `data file ${path} holds ${got} ${what} but its commit record says ${want}: the file was cut short or changed after it was committed; restore it from a backup (nothing of it was loaded)`,
+  )
 }
 
 /**
@@ -16,7 +19,13 @@ function mismatch(path: string, what: string, got: number, want: number): Anchov
  * stager as COPY text; every other member's text goes through the general path here, line by line, exactly as core's
  * readDataFileChunks reads it (same line numbers, the same checks against the commit record, the same errors).
  */
-export async function loadFiles(intake: RowIntake, files: readonly UpstreamFile[], open: OpenFile, pool: MemberPool, signal: AbortSignal): Promise<void> {
+export async function loadFiles(
+  intake: RowIntake,
+  files: readonly UpstreamFile[],
+  open: OpenFile,
+  pool: MemberPool,
+  signal: AbortSignal,
+): Promise<void> {
   try {
     await loadEach(intake, files, open, pool, signal)
   } catch (err) {
@@ -26,7 +35,13 @@ export async function loadFiles(intake: RowIntake, files: readonly UpstreamFile[
   }
 }
 
-async function loadEach(intake: RowIntake, files: readonly UpstreamFile[], open: OpenFile, pool: MemberPool, signal: AbortSignal): Promise<void> {
+async function loadEach(
+  intake: RowIntake,
+  files: readonly UpstreamFile[],
+  open: OpenFile,
+  pool: MemberPool,
+  signal: AbortSignal,
+): Promise<void> {
   for (let fi = 0; fi < files.length; fi++) {
     const file = files[fi]!
     const path = file.path
@@ -43,7 +58,11 @@ async function loadEach(intake: RowIntake, files: readonly UpstreamFile[], open:
       try {
         return decodeRow(JSON.parse(line) as Row)
       } catch (err) {
-        throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `data file ${path} line ${lineNo}: ${(err as Error).message}`, { cause: err })
+        throw new AnchoviesError(
+          'ANCH_ERR_DATA_FORMAT',
+          `data file ${path} line ${lineNo}: ${(err as Error).message}`,
+          { cause: err },
+        )
       }
     }
     const general = async (block: Buffer): Promise<void> => {
@@ -67,7 +86,9 @@ async function loadEach(intake: RowIntake, files: readonly UpstreamFile[], open:
           next = await members.next()
         } catch (err) {
           if (err instanceof AnchoviesError) throw err
-          throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, { cause: err })
+          throw new AnchoviesError('ANCH_ERR_DATA_FORMAT', `reading data file ${path}: ${(err as Error).message}`, {
+            cause: err,
+          })
         }
         if (next.done) break
         const item = next.value

@@ -225,7 +225,17 @@ function stringEnd(b: Uint8Array, i: number, end: number, flags: Uint8Array): nu
       if (e === 0x75) {
         for (let k = 1; k <= 4; k++) if (!isHex(b[i + k])) return -1
         i += 4
-      } else if (e !== QUOTE && e !== BACKSLASH && e !== 0x2f && e !== 0x62 && e !== 0x66 && e !== 0x6e && e !== 0x72 && e !== 0x74) return -1
+      } else if (
+        e !== QUOTE &&
+        e !== BACKSLASH &&
+        e !== 0x2f &&
+        e !== 0x62 &&
+        e !== 0x66 &&
+        e !== 0x6e &&
+        e !== 0x72 &&
+        e !== 0x74
+      )
+        return -1
     }
   }
   return -1
@@ -364,7 +374,8 @@ function datetimeKind(b: Uint8Array, from: number, to: number): number {
   }
   if (n < 16 || at(4) !== 45 || at(7) !== 45 || at(13) !== 58) return -1
   const sep = at(10)
-  if ((sep !== 84 && sep !== 32) || !digits(0, 4) || !digits(5, 2) || !digits(8, 2) || !digits(11, 2) || !digits(14, 2)) return -1
+  if ((sep !== 84 && sep !== 32) || !digits(0, 4) || !digits(5, 2) || !digits(8, 2) || !digits(11, 2) || !digits(14, 2))
+    return -1
   let i = 16
   if (i < n && at(i) === 58) {
     if (i + 3 > n || !digits(i + 1, 2)) return -1
@@ -406,10 +417,10 @@ function isDecimalText(s: string): boolean {
   const n = s.length
   if (s[0] === '+' || s[0] === '-') i++
   let digits = 0
-  while (i < n && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) (i++, digits++)
+  while (i < n && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++, digits++
   if (s[i] === '.') {
     i++
-    while (i < n && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) (i++, digits++)
+    while (i < n && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++, digits++
   }
   if (digits === 0) return false
   if (i === n) return true
@@ -425,7 +436,11 @@ function isDecimalText(s: string): boolean {
  * Converts the JSON lines `b` (one whole member: valid UTF-8, ending with a newline) into COPY text for `layout`,
  * or returns undefined when any line needs the general path. `jsonText` is plugin-sql's JSON encoder for json columns.
  */
-export function convertMember(b: Uint8Array, layout: FastLayout, jsonText: (v: unknown) => string): ConvertedMember | undefined {
+export function convertMember(
+  b: Uint8Array,
+  layout: FastLayout,
+  jsonText: (v: unknown) => string,
+): ConvertedMember | undefined {
   const end = b.length
   if (end > 0 && b[end - 1] !== NL) return undefined
   const cols = layout.columns
@@ -551,7 +566,10 @@ export function convertMember(b: Uint8Array, layout: FastLayout, jsonText: (v: u
       if (code !== 0 && kind === Kind.Str) {
         // An annotated string is restored into a DateTime, LocalDate or Buffer: it must meet a column of that type.
         const ok =
-          (code === 1 && (col.type === 'datetimetz' ? datetimeKind(b, from, to) >= 0 : col.type === 'datetime' && datetimeKind(b, from, to) === 0)) ||
+          (code === 1 &&
+            (col.type === 'datetimetz'
+              ? datetimeKind(b, from, to) >= 0
+              : col.type === 'datetime' && datetimeKind(b, from, to) === 0)) ||
           (code === 2 && col.type === 'date' && isDate(b, from, to)) ||
           (code === 3 && col.type === 'bytes' && isHexPairs(b, from, to))
         if (!ok) return undefined
@@ -568,7 +586,13 @@ export function convertMember(b: Uint8Array, layout: FastLayout, jsonText: (v: u
       }
       // A declared non-text type converts unannotated strings (CSV values) before they are checked: only exact
       // decimals and times keep their text as it is (when it has no surrounding spaces); otherwise the general path.
-      if (kind === Kind.Str && col.declared !== undefined && col.declared !== 'str' && !((col.declared === 'decimal' || col.declared === 'time') && col.type === col.declared)) return undefined
+      if (
+        kind === Kind.Str &&
+        col.declared !== undefined &&
+        col.declared !== 'str' &&
+        !((col.declared === 'decimal' || col.declared === 'time') && col.type === col.declared)
+      )
+        return undefined
       switch (col.type) {
         case 'str':
           // Other values in a text column are their text (textOf): numbers as String(number), booleans as words.
@@ -604,7 +628,9 @@ export function convertMember(b: Uint8Array, layout: FastLayout, jsonText: (v: u
         }
         case 'json': {
           if (code !== 0) return undefined
-          const v = JSON.parse(utf8.decode(b.subarray(kind === Kind.Str ? from - 1 : from, kind === Kind.Str ? to + 1 : to))) as unknown
+          const v = JSON.parse(
+            utf8.decode(b.subarray(kind === Kind.Str ? from - 1 : from, kind === Kind.Str ? to + 1 : to)),
+          ) as unknown
           out.text(jsonText(v))
           break
         }

@@ -35,7 +35,9 @@ parentPort!.on('message', (job: MemberJob) => {
   try {
     text = gunzipSync(Buffer.from(job.member), { chunkSize: 1 << 20 })
   } catch {
-    parentPort!.postMessage({ id: job.id, version: -1, bytes: 0, member: job.member } satisfies MemberResult, [job.member])
+    parentPort!.postMessage({ id: job.id, version: -1, bytes: 0, member: job.member } satisfies MemberResult, [
+      job.member,
+    ])
     return
   }
   if (job.layout && job.layout.version !== version) {
@@ -51,8 +53,13 @@ parentPort!.on('message', (job: MemberJob) => {
   const out = ownBuffer(text)
   if (converted) {
     const copy = ownBuffer(converted.copy)
-    const starts = ownBuffer(new Uint8Array(converted.starts.buffer, converted.starts.byteOffset, converted.starts.byteLength))
-    parentPort!.postMessage({ id: job.id, version, copy, starts, rows: converted.rows, bytes: text.length, text: out } satisfies MemberResult, [copy, starts, out])
+    const starts = ownBuffer(
+      new Uint8Array(converted.starts.buffer, converted.starts.byteOffset, converted.starts.byteLength),
+    )
+    parentPort!.postMessage(
+      { id: job.id, version, copy, starts, rows: converted.rows, bytes: text.length, text: out } satisfies MemberResult,
+      [copy, starts, out],
+    )
     return
   }
   parentPort!.postMessage({ id: job.id, version: -1, bytes: text.length, text: out } satisfies MemberResult, [out])

@@ -8,7 +8,9 @@ import type { MemberPool } from './worker-pool.js'
 const gunzipAsync = promisify(gunzip)
 
 /** What the reader hands on, in file order: a member's result from a worker, or inflated text of a plain gzip tail. */
-export type MemberItem = { readonly kind: 'member'; readonly result: MemberResult } | { readonly kind: 'text'; readonly text: Buffer }
+export type MemberItem =
+  | { readonly kind: 'member'; readonly result: MemberResult }
+  | { readonly kind: 'text'; readonly text: Buffer }
 
 const FEXTRA = 0x04
 
@@ -39,7 +41,11 @@ function memberLength(buf: Buffer): number | undefined | null {
  * last complete one, and from the first member without a recorded length (plain gzip, e.g. written by Python) the
  * rest is inflated as one stream and handed on as text.
  */
-export async function* readMembers(input: AsyncIterable<Buffer>, pool: MemberPool, layoutNow: () => MemberJob['layout']): AsyncGenerator<MemberItem> {
+export async function* readMembers(
+  input: AsyncIterable<Buffer>,
+  pool: MemberPool,
+  layoutNow: () => MemberJob['layout'],
+): AsyncGenerator<MemberItem> {
   const it = input[Symbol.asyncIterator]()
   const jobs: Promise<MemberResult>[] = []
   let pending: Buffer = Buffer.alloc(0)

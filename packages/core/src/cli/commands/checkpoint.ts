@@ -15,23 +15,38 @@ import { addAddressOptions, addSettingOptions } from '../options.js'
 import { sourcesOf } from './common.js'
 
 /** The settings that say where an anchovy's state is and how it is kept (the store classes a run would use). */
-const STATE_SETTINGS = CORE_SETTINGS.filter((s) => ['id', 'user', 'datastore', 'log_level', 'checkpoint_cls', 'tbl_store_cls', 'data_buffer_cls', 'lock_ttl'].includes(s.key))
+const STATE_SETTINGS = CORE_SETTINGS.filter((s) =>
+  ['id', 'user', 'datastore', 'log_level', 'checkpoint_cls', 'tbl_store_cls', 'data_buffer_cls', 'lock_ttl'].includes(
+    s.key,
+  ),
+)
 
 function stateCommand(name: string): Command {
   const cmd = addAddressOptions(new Command(name))
-  return addSettingOptions(cmd, STATE_SETTINGS.filter((s) => !['id', 'user', 'datastore', 'log_level'].includes(s.key)))
+  return addSettingOptions(
+    cmd,
+    STATE_SETTINGS.filter((s) => !['id', 'user', 'datastore', 'log_level'].includes(s.key)),
+  )
 }
 
 /**
  * Opens the anchovy's state with the configured store classes and runs `fn`; with `lock` (the keys about to be
  * replaced), under the run lock and after recovery, exactly as a run would change it.
  */
-async function withState<T>(src: ConfigSources, lock: ((key: string) => boolean) | undefined, fn: (state: AnchovyState) => Promise<T>): Promise<T> {
+async function withState<T>(
+  src: ConfigSources,
+  lock: ((key: string) => boolean) | undefined,
+  fn: (state: AnchovyState) => Promise<T>,
+): Promise<T> {
   const { settings, stores } = await prepareRun(src, false)
   const ds = await openDatastore(settings.datastore)
   try {
     const ctx: StoreContext = { datastore: ds, user: settings.user, anchovyId: settings.id, settings }
-    const state = new AnchovyState(ctx, { checkpoint: new stores.checkpoint(ctx), table: new stores.table(ctx), dataBuffer: new stores.dataBuffer(ctx) }, createLogger(settings.log_level as 'info'))
+    const state = new AnchovyState(
+      ctx,
+      { checkpoint: new stores.checkpoint(ctx), table: new stores.table(ctx), dataBuffer: new stores.dataBuffer(ctx) },
+      createLogger(settings.log_level as 'info'),
+    )
     if (!lock) return await fn(state)
     await state.open(settings.lock_ttl * 1000, () => undefined, lock)
     try {
@@ -49,18 +64,24 @@ async function withState<T>(src: ConfigSources, lock: ((key: string) => boolean)
  * keys `replaced` says are about to be set or deleted are not verified (that is how a damaged one is repaired).
  */
 function committed(src: ConfigSources, replaced?: (key: string) => boolean): Promise<Map<string, JsonValue>> {
-  return withState(src, undefined, async (state) => readCheckpoints(state.checkpointStore, await state.log.latest(), state.home, replaced))
+  return withState(src, undefined, async (state) =>
+    readCheckpoints(state.checkpointStore, await state.log.latest(), state.home, replaced),
+  )
 }
 
 /** Changes checkpoints the way a run does: under the run lock, in one commit record. */
 async function commitChanges(src: ConfigSources, set: Record<string, JsonValue>, deleted: string[]): Promise<void> {
   const replaced = new Set([...Object.keys(set), ...deleted])
-  await withState(src, (key) => replaced.has(key), async (state) => {
-    const stage = state.session
-    for (const [k, v] of Object.entries(set)) stage.set(k, v)
-    for (const k of deleted) stage.set(k, undefined)
-    await state.commit(stage, { sessionId: 'cli', batchId: null })
-  })
+  await withState(
+    src,
+    (key) => replaced.has(key),
+    async (state) => {
+      const stage = state.session
+      for (const [k, v] of Object.entries(set)) stage.set(k, v)
+      for (const k of deleted) stage.set(k, undefined)
+      await state.commit(stage, { sessionId: 'cli', batchId: null })
+    },
+  )
 }
 
 function parseValue(text: string): JsonValue {
@@ -73,7 +94,9 @@ function parseValue(text: string): JsonValue {
 
 /** `anchovy checkpoint list|get|set|delete|history|restore`. */
 export function checkpointCommand(): Command {
-  const cmd = new Command('checkpoint').description("read and change an anchovy's committed checkpoints (changes take the run lock)")
+  const cmd = new Command('checkpoint').description(
+    "read and change an anchovy's committed checkpoints (changes take the run lock)",
+  )
   const list = stateCommand('list')
     .description('list checkpoints (optionally matching a glob) as "key<TAB>value"')
     .argument('[pattern]', 'glob over keys', '*')
@@ -98,7 +121,11 @@ export function checkpointCommand(): Command {
     .argument('<key>')
     .argument('<value>')
     .action(async (key: string, value: string) => {
-      await commitChanges(sourcesOf(set, STATE_SETTINGS), { [validateName('checkpoint key', key)]: parseValue(value) }, [])
+      await commitChanges(
+        sourcesOf(set, STATE_SETTINGS),
+        { [validateName('checkpoint key', key)]: parseValue(value) },
+        [],
+      )
     })
   const del = stateCommand('delete')
     .description('delete checkpoints by key or glob (--all: every checkpoint, forcing a full re-pull)')
@@ -119,20 +146,31 @@ export function checkpointCommand(): Command {
       process.stdout.write(`deleted ${doomed.length} checkpoint(s)\n`)
     })
   const history = stateCommand('history')
-    .description('every value a checkpoint had, oldest first, from the commit records: "seq<TAB>committed_at<TAB>batch<TAB>value" (--json: a JSON array)')
+    .description(
+      'every value a checkpoint had, oldest first, from the commit records: "seq<TAB>committed_at<TAB>batch<TAB>value" (--json: a JSON array)',
+    )
     .argument('<key>')
     .option('--json', 'print a JSON array of {seq, committed_at, session_id, batch_id, value | deleted}')
     .action(async (key: string) => {
       const k = validateName('checkpoint key', key)
-      const [changes, base] = await withState(sourcesOf(history, STATE_SETTINGS), undefined, async (state) => [await checkpointHistory(state.log, k), await state.log.base()] as const)
+      const [changes, base] = await withState(
+        sourcesOf(history, STATE_SETTINGS),
+        undefined,
+        async (state) => [await checkpointHistory(state.log, k), await state.log.base()] as const,
+      )
       // Commit retention (commit_retention_days) removes old records, and with them the values they set.
-      if (base > 1) process.stderr.write(`commits before ${base} were removed by commit_retention_days: their values are not listed\n`)
+      if (base > 1)
+        process.stderr.write(
+          `commits before ${base} were removed by commit_retention_days: their values are not listed\n`,
+        )
       if (history.opts<{ json?: boolean }>().json) {
         process.stdout.write(`${JSON.stringify(changes)}\n`)
         return
       }
       for (const c of changes) {
-        process.stdout.write(`${c.seq}\t${c.committed_at}\t${c.batch_id ?? c.session_id}\t${c.deleted ? '(deleted)' : encodeCheckpoint(c.value!)}\n`)
+        process.stdout.write(
+          `${c.seq}\t${c.committed_at}\t${c.batch_id ?? c.session_id}\t${c.deleted ? '(deleted)' : encodeCheckpoint(c.value!)}\n`,
+        )
       }
       if (!changes.length) process.stderr.write(`no commit changed ${k}\n`)
     })
@@ -143,19 +181,30 @@ export function checkpointCommand(): Command {
     .action(async (key: string) => {
       const k = validateName('checkpoint key', key)
       const at = restore.opts<{ at: string }>().at
-      if (!/^[1-9]\d{0,14}$/.test(at)) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${JSON.stringify(at)}: give a commit sequence number (1, 2, …) from anchovy checkpoint history ${k}`)
+      if (!/^[1-9]\d{0,14}$/.test(at))
+        throw new AnchoviesError(
+          'ANCH_ERR_USAGE',
+          `--at ${JSON.stringify(at)}: give a commit sequence number (1, 2, …) from anchovy checkpoint history ${k}`,
+        )
       const src = sourcesOf(restore, STATE_SETTINGS)
       const seq = Number(at)
       const changes = await withState(src, undefined, async (state) => {
         const newest = (await state.log.sequences()).at(-1) ?? 0
-        if (seq > newest) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: ${state.home} has ${newest} commit(s)`)
+        if (seq > newest)
+          throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: ${state.home} has ${newest} commit(s)`)
         const base = await state.log.base()
-        if (seq < base) throw new AnchoviesError('ANCH_ERR_USAGE', `--at ${seq}: commits before ${base} were removed by commit_retention_days; the oldest value that can be restored is of commit ${base} or later`)
+        if (seq < base)
+          throw new AnchoviesError(
+            'ANCH_ERR_USAGE',
+            `--at ${seq}: commits before ${base} were removed by commit_retention_days; the oldest value that can be restored is of commit ${base} or later`,
+          )
         return checkpointHistory(state.log, k)
       })
       const change = changeAt(changes, seq)
       if (!change || change.deleted) {
-        process.stderr.write(`${k} had no value at commit ${seq}${change ? ` (commit ${change.seq} deleted it)` : ''}; nothing changed (anchovy checkpoint delete ${k} removes it)\n`)
+        process.stderr.write(
+          `${k} had no value at commit ${seq}${change ? ` (commit ${change.seq} deleted it)` : ''}; nothing changed (anchovy checkpoint delete ${k} removes it)\n`,
+        )
         process.exitCode = 1
         return
       }

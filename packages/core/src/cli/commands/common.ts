@@ -1,12 +1,25 @@
 import type { Command } from 'commander'
 import type { SettingSpec } from '../../config/settings.js'
-import { loadDocument, resolveSettings, throwProblems, type ConfigSources, type Settings } from '../../config/load-config.js'
+import {
+  loadDocument,
+  resolveSettings,
+  throwProblems,
+  type ConfigSources,
+  type Settings,
+} from '../../config/load-config.js'
 import { ADDRESS_SETTINGS, givenFlags } from '../options.js'
 
 /** The config sources of a command invocation. */
 export function sourcesOf(cmd: Command, specs: readonly SettingSpec[] = ADDRESS_SETTINGS): ConfigSources {
   const o = cmd.opts<{ prod?: boolean; config?: string; configFile?: string }>()
-  return { flags: givenFlags(cmd, specs), env: process.env, configFile: o.configFile, configText: o.config, cwd: process.cwd(), prod: o.prod }
+  return {
+    flags: givenFlags(cmd, specs),
+    env: process.env,
+    configFile: o.configFile,
+    configText: o.config,
+    cwd: process.cwd(),
+    prod: o.prod,
+  }
 }
 
 /** Resolves id, user and datastore for commands that address one anchovy. */

@@ -38,9 +38,14 @@ const STATUS_WORD = /^[A-Za-z_]{1,32}$/
 /** `anchovy healthcheck`: exit 0 when the anchovy is healthy, else 1 with a one-line reason. */
 export function healthcheckCommand(): Command {
   const cmd = addAddressOptions(new Command('healthcheck'))
-    .description('exit 0 when the datastore is reachable and the last run (or service heartbeat) succeeded recently; exit 3 when it ended DEGRADED (allowed failures, tables left unfinished by a stop); else exit 1 with a reason')
+    .description(
+      'exit 0 when the datastore is reachable and the last run (or service heartbeat) succeeded recently; exit 3 when it ended DEGRADED (allowed failures, tables left unfinished by a stop); else exit 1 with a reason',
+    )
     .option('--max-age <seconds>', 'the last run or heartbeat must be younger than this')
-    .option('--max-skew <seconds>', `a run or heartbeat dated further in the future than this is unhealthy (clock skew); default ${DEFAULT_MAX_SKEW_SECONDS}`)
+    .option(
+      '--max-skew <seconds>',
+      `a run or heartbeat dated further in the future than this is unhealthy (clock skew); default ${DEFAULT_MAX_SKEW_SECONDS}`,
+    )
     .option('--connections', 'also open every connection of the operator (-op) and run its check()')
     .option('-o, --operator-cls <operator>', 'operator whose connections --connections checks')
   cmd.action(async () => {
@@ -51,9 +56,11 @@ export function healthcheckCommand(): Command {
     }
     const s = addressOf(cmd)
     const maxAge = opts.maxAge === undefined ? undefined : Number(opts.maxAge)
-    if (maxAge !== undefined && !(maxAge > 0)) return fail(`--max-age must be a positive number of seconds (got ${opts.maxAge})`)
+    if (maxAge !== undefined && !(maxAge > 0))
+      return fail(`--max-age must be a positive number of seconds (got ${opts.maxAge})`)
     const maxSkew = opts.maxSkew === undefined ? DEFAULT_MAX_SKEW_SECONDS : Number(opts.maxSkew)
-    if (!(maxSkew >= 0 && Number.isFinite(maxSkew))) return fail(`--max-skew must be a number of seconds, 0 or more (got ${opts.maxSkew})`)
+    if (!(maxSkew >= 0 && Number.isFinite(maxSkew)))
+      return fail(`--max-skew must be a number of seconds, 0 or more (got ${opts.maxSkew})`)
     let ds: Datastore
     try {
       ds = await openDatastore(s.datastore)
@@ -77,7 +84,8 @@ export function healthcheckCommand(): Command {
           try {
             raw = await readBounded(ds, path, MAX_STATUS_FILE_BYTES)
           } catch (err) {
-            if (err instanceof CorruptStatusFile) return fail(`${what} file ${ds.url}/${path} is corrupt: ${err.message}`)
+            if (err instanceof CorruptStatusFile)
+              return fail(`${what} file ${ds.url}/${path} is corrupt: ${err.message}`)
             return fail(`datastore ${s.datastore} is not reachable: ${(err as Error).message}`)
           }
           if (!raw) continue
@@ -92,15 +100,23 @@ export function healthcheckCommand(): Command {
         for (const h of found) {
           const ahead = (h.atMs - now) / 1000
           if (ahead > maxSkew) {
-            return fail(`${who}${h.what} is dated ${h.at}, ${Math.round(ahead)}s in the future (more than --max-skew ${maxSkew}s): the clock of this host or of the anchovy's host is wrong`)
+            return fail(
+              `${who}${h.what} is dated ${h.at}, ${Math.round(ahead)}s in the future (more than --max-skew ${maxSkew}s): the clock of this host or of the anchovy's host is wrong`,
+            )
           }
         }
         const latest = found.reduce<Health | undefined>((a, b) => (a && a.atMs >= b.atMs ? a : b), undefined)
-        if (!latest) return fail(`no run of ${s.user}/${s.id}${num === undefined ? '' : ` worker ${num} of ${s.workers}`} is recorded in ${s.datastore}`)
-        if (latest.status !== 'OK' && latest.status !== 'DEGRADED') return fail(`${who}${latest.what} (${latest.at}) ended with status ${latest.status}`)
+        if (!latest)
+          return fail(
+            `no run of ${s.user}/${s.id}${num === undefined ? '' : ` worker ${num} of ${s.workers}`} is recorded in ${s.datastore}`,
+          )
+        if (latest.status !== 'OK' && latest.status !== 'DEGRADED')
+          return fail(`${who}${latest.what} (${latest.at}) ended with status ${latest.status}`)
         const age = Math.max(0, now - latest.atMs) / 1000
-        if (maxAge !== undefined && !(age <= maxAge)) return fail(`${who}${latest.what} was ${Math.round(age)}s ago (max ${maxAge}s)`)
-        if (latest.status === 'DEGRADED') degraded ??= `${who}${latest.what} (${latest.at}) ended DEGRADED: a table failed with its failure allowed, or a stop left tables unfinished (see failures and unfinished in its results)`
+        if (maxAge !== undefined && !(age <= maxAge))
+          return fail(`${who}${latest.what} was ${Math.round(age)}s ago (max ${maxAge}s)`)
+        if (latest.status === 'DEGRADED')
+          degraded ??= `${who}${latest.what} (${latest.at}) ended DEGRADED: a table failed with its failure allowed, or a stop left tables unfinished (see failures and unfinished in its results)`
         if (!newest || age < newest.age) newest = { latest, age }
       }
     } finally {
@@ -110,9 +126,16 @@ export function healthcheckCommand(): Command {
     if (opts.connections) {
       try {
         // Loaded only for --connections: a plain probe stays light.
-        const [{ prepareRun }, { createLogger }, { openConnections }] = await Promise.all([import('../../execution/start.js'), import('../../logging/logger.js'), import('../../connections/manager.js')])
+        const [{ prepareRun }, { createLogger }, { openConnections }] = await Promise.all([
+          import('../../execution/start.js'),
+          import('../../logging/logger.js'),
+          import('../../connections/manager.js'),
+        ])
         const src = sourcesOf(cmd, CORE_SETTINGS)
-        const prepared = await prepareRun({ ...src, flags: { ...src.flags, ...(opts.operatorCls ? { operator_cls: opts.operatorCls } : {}) } })
+        const prepared = await prepareRun({
+          ...src,
+          flags: { ...src.flags, ...(opts.operatorCls ? { operator_cls: opts.operatorCls } : {}) },
+        })
         const operator = new prepared.operatorClass()
         const conns = await openConnections(operator, prepared.connectionClasses, process.env, createLogger('silent'))
         try {
@@ -174,24 +197,36 @@ function parseStatusFile(raw: Buffer, what: string, timeField: string): Health {
   } catch (err) {
     throw new CorruptStatusFile(`not JSON (${printable((err as Error).message, 120)})`)
   }
-  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new CorruptStatusFile(`not a JSON object (got ${kindOf(rec)})`)
-  const field = (name: string): unknown => (Object.hasOwn(rec, name) ? (rec as Record<string, unknown>)[name] : undefined)
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+    throw new CorruptStatusFile(`not a JSON object (got ${kindOf(rec)})`)
+  const field = (name: string): unknown =>
+    Object.hasOwn(rec, name) ? (rec as Record<string, unknown>)[name] : undefined
   const status = field('status')
   if (status === undefined || status === null) throw new CorruptStatusFile('no "status" field')
   if (typeof status !== 'string') throw new CorruptStatusFile(`"status" must be a string (got ${kindOf(status)})`)
-  if (!STATUS_WORD.test(status)) throw new CorruptStatusFile(`"status" must be a word like OK or ERR (got ${printable(JSON.stringify(status), 60)})`)
+  if (!STATUS_WORD.test(status))
+    throw new CorruptStatusFile(`"status" must be a word like OK or ERR (got ${printable(JSON.stringify(status), 60)})`)
   const at = field(timeField)
   if (at === undefined || at === null) throw new CorruptStatusFile(`no "${timeField}" field`)
-  if (typeof at !== 'string') throw new CorruptStatusFile(`"${timeField}" must be an ISO 8601 time string (got ${kindOf(at)})`)
+  if (typeof at !== 'string')
+    throw new CorruptStatusFile(`"${timeField}" must be an ISO 8601 time string (got ${kindOf(at)})`)
   const atMs = Date.parse(at)
   if (at.length > 40 || !ISO_TIME.test(at) || !Number.isFinite(atMs)) {
-    throw new CorruptStatusFile(`"${timeField}" must be an ISO 8601 time like 2025-01-31T12:00:00.000Z (got ${printable(JSON.stringify(at), 60)})`)
+    throw new CorruptStatusFile(
+      `"${timeField}" must be an ISO 8601 time like 2025-01-31T12:00:00.000Z (got ${printable(JSON.stringify(at), 60)})`,
+    )
   }
   return { what, status, at, atMs }
 }
 
 function kindOf(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `${typeof v} ${printable(JSON.stringify(v), 40)}`
+  return v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'object'
+        ? 'an object'
+        : `${typeof v} ${printable(JSON.stringify(v), 40)}`
 }
 
 /** Text from a file for a one-line message: control characters replaced, cut at `max` characters. */

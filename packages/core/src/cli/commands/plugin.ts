@@ -14,10 +14,14 @@ export function pluginCommand(): Command {
             const p = await loadPlugin(name)
             const ops = Object.keys(p.operators ?? {}).map((o) => `${p.name}.${o}`)
             const cnxns = Object.keys(p.connections ?? {})
-            process.stdout.write(`${p.name} (${BUILTIN_PLUGINS[name] ?? name})\n  operators: ${ops.join(', ') || '-'}\n  connections: ${cnxns.join(', ') || '-'}\n`)
+            process.stdout.write(
+              `${p.name} (${BUILTIN_PLUGINS[name] ?? name})\n  operators: ${ops.join(', ') || '-'}\n  connections: ${cnxns.join(', ') || '-'}\n`,
+            )
             if (p.datastores?.length) process.stdout.write(`  datastores: ${p.datastores.length}\n`)
           } catch (err) {
-            process.stdout.write(`${name} (${BUILTIN_PLUGINS[name] ?? name}): not available: ${(err as Error).message}\n`)
+            process.stdout.write(
+              `${name} (${BUILTIN_PLUGINS[name] ?? name}): not available: ${(err as Error).message}\n`,
+            )
           }
         }
       }),

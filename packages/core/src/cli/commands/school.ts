@@ -29,7 +29,10 @@ function addSchoolOptions(cmd: Command): Command {
   return cmd
     .option('--prod', 'use the user "prod"')
     .option('-a, --all-users', "every user's anchovies (default: the user's own)")
-    .option('--stale-after <seconds>', `an anchovy without a successful run for this long is stale; default ${DEFAULT_STALE_AFTER_S}`)
+    .option(
+      '--stale-after <seconds>',
+      `an anchovy without a successful run for this long is stale; default ${DEFAULT_STALE_AFTER_S}`,
+    )
     .option('-c, --config <yaml>', 'inline YAML or JSON configuration document')
     .option('--config-file <path>', 'configuration document (default ./config.yaml when present)')
 }
@@ -50,12 +53,19 @@ export function schoolAddress(cmd: Command): Settings {
 export function staleAfter(opts: SchoolOptions): number {
   if (opts.staleAfter === undefined) return DEFAULT_STALE_AFTER_S
   const n = Number(opts.staleAfter)
-  if (!(n > 0)) throw new AnchoviesError('ANCH_ERR_USAGE', `--stale-after must be a positive number of seconds (got ${JSON.stringify(opts.staleAfter)})`)
+  if (!(n > 0))
+    throw new AnchoviesError(
+      'ANCH_ERR_USAGE',
+      `--stale-after must be a positive number of seconds (got ${JSON.stringify(opts.staleAfter)})`,
+    )
   return n
 }
 
 /** Opens the datastore, runs `fn` and closes it. */
-async function withCatalog<T>(cmd: Command, fn: (catalog: Catalog, s: Settings, opts: SchoolOptions) => Promise<T>): Promise<T> {
+async function withCatalog<T>(
+  cmd: Command,
+  fn: (catalog: Catalog, s: Settings, opts: SchoolOptions) => Promise<T>,
+): Promise<T> {
   const s = schoolAddress(cmd)
   const opts = cmd.opts<SchoolOptions>()
   const ds: Datastore = await openDatastore(s.datastore)
@@ -79,17 +89,41 @@ export function formatAge(seconds: number | null): string {
 export function formatTable(rows: readonly (readonly string[])[]): string {
   const widths: number[] = []
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)))
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
 }
 
 function lsTable(entries: readonly AnchovyEntry[], users: boolean): string {
-  const head = [...(users ? ['USER'] : []), 'ID', 'OPERATOR', 'UPSTREAM', 'STATE', 'LAST END', 'AGE', 'EXIT', 'ROWS', 'TABLES', 'LOCK', 'ERROR']
+  const head = [
+    ...(users ? ['USER'] : []),
+    'ID',
+    'OPERATOR',
+    'UPSTREAM',
+    'STATE',
+    'LAST END',
+    'AGE',
+    'EXIT',
+    'ROWS',
+    'TABLES',
+    'LOCK',
+    'ERROR',
+  ]
   const rows = entries.map((e) => [
     ...(users ? [e.user] : []),
     e.id,
     e.operator || '-',
     e.upstream.join(',') || '-',
-    e.state === 'ok' || e.state === 'running' || !e.stale ? e.state : e.state === 'stale' ? 'stale' : `${e.state}+stale`,
+    e.state === 'ok' || e.state === 'running' || !e.stale
+      ? e.state
+      : e.state === 'stale'
+        ? 'stale'
+        : `${e.state}+stale`,
     e.last_run?.ended_at?.replace(/\.\d+Z$/, 'Z') ?? '-',
     formatAge(e.age_s),
     e.last_run?.exit_code === null || e.last_run === null ? '-' : String(e.last_run.exit_code),
@@ -103,7 +137,9 @@ function lsTable(entries: readonly AnchovyEntry[], users: boolean): string {
 
 /** `anchovy school`: see, run and watch every anchovy of a datastore. */
 export function schoolCommand(): Command {
-  const cmd = new Command('school').description('see, run and watch every anchovy of a datastore (ls, graph, run, serve)')
+  const cmd = new Command('school').description(
+    'see, run and watch every anchovy of a datastore (ls, graph, run, serve)',
+  )
 
   const ls = addSchoolOptions(new Command('ls'))
     .description('every anchovy: operator, upstreams, tables, last run, age, lock holder, last error')
@@ -112,14 +148,24 @@ export function schoolCommand(): Command {
     withCatalog(ls, async (catalog, s, opts) => {
       const entries = await catalog.list({ user: opts.allUsers ? undefined : s.user, staleAfterS: staleAfter(opts) })
       if (opts.json) process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`)
-      else if (!entries.length) process.stdout.write(`no anchovies${opts.allUsers ? '' : ` of user ${s.user}`} in ${catalog.datastore.url} (a summary is written at the end of each run)\n`)
-      else process.stdout.write(`${lsTable(entries, new Set(entries.map((e) => e.user)).size > 1 || opts.allUsers === true)}\n`)
+      else if (!entries.length)
+        process.stdout.write(
+          `no anchovies${opts.allUsers ? '' : ` of user ${s.user}`} in ${catalog.datastore.url} (a summary is written at the end of each run)\n`,
+        )
+      else
+        process.stdout.write(
+          `${lsTable(entries, new Set(entries.map((e) => e.user)).size > 1 || opts.allUsers === true)}\n`,
+        )
     }),
   )
 
   const graph = addSchoolOptions(new Command('graph'))
     .description('the DAG of upstream relations, staleness marked (text, mermaid, dot or json)')
-    .addOption(new Option('-f, --format <format>', 'output format').choices(GRAPH_FORMATS as unknown as string[]).default('text'))
+    .addOption(
+      new Option('-f, --format <format>', 'output format')
+        .choices(GRAPH_FORMATS as unknown as string[])
+        .default('text'),
+    )
   graph.action(async () =>
     withCatalog(graph, async (catalog, s, opts) => {
       const entries = await catalog.list({ user: opts.allUsers ? undefined : s.user, staleAfterS: staleAfter(opts) })
@@ -128,7 +174,9 @@ export function schoolCommand(): Command {
   )
 
   const run = addSchoolOptions(new Command('run'))
-    .description('run a plan of anchovy commands in upstream order, independent ones in parallel; one result per command in $plans/ of the datastore; exit 1 when a step failed')
+    .description(
+      'run a plan of anchovy commands in upstream order, independent ones in parallel; one result per command in $plans/ of the datastore; exit 1 when a step failed',
+    )
     .requiredOption('-p, --plan <file>', 'the plan (YAML): steps of "start …" commands, see docs/school.md')
     .option('-j, --concurrency <n>', 'steps running at once', '4')
     .option('--continue-on-error', 'after a failure, still run the steps that do not depend on the failed one')
@@ -136,16 +184,28 @@ export function schoolCommand(): Command {
   run.action(async () => {
     const o = run.opts<{ plan: string; concurrency: string; continueOnError?: boolean; json?: boolean }>()
     const concurrency = Number(o.concurrency)
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new AnchoviesError('ANCH_ERR_USAGE', `--concurrency must be a whole number from 1 to 256 (got ${JSON.stringify(o.concurrency)})`)
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
+      throw new AnchoviesError(
+        'ANCH_ERR_USAGE',
+        `--concurrency must be a whole number from 1 to 256 (got ${JSON.stringify(o.concurrency)})`,
+      )
     const { parsePlan } = await import('../../school/plan.js')
     const { runPlan } = await import('../../school/plan-runner.js')
     let text: string
     try {
       text = readFileSync(o.plan, 'utf8')
     } catch (err) {
-      throw new AnchoviesError('ANCH_ERR_CONFIG', `cannot read the plan ${JSON.stringify(o.plan)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+      throw new AnchoviesError(
+        'ANCH_ERR_CONFIG',
+        `cannot read the plan ${JSON.stringify(o.plan)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      )
     }
-    const plan = parsePlan(text, basename(o.plan, extname(o.plan)).replace(/[^A-Za-z0-9_\-.]/g, '_').replace(/^[.-]+/, '') || 'plan')
+    const plan = parsePlan(
+      text,
+      basename(o.plan, extname(o.plan))
+        .replace(/[^A-Za-z0-9_\-.]/g, '_')
+        .replace(/^[.-]+/, '') || 'plan',
+    )
     const s = schoolAddress(run)
     const ds = await openDatastore(s.datastore)
     const stop = new AbortController()
@@ -162,13 +222,25 @@ export function schoolCommand(): Command {
         bin: fileURLToPath(new URL('../bin.js', import.meta.url)),
         signal: stop.signal,
         onEvent: (event, step, r) => {
-          if (!o.json) process.stderr.write(`${event === 'start' ? 'start' : r!.status.padEnd(5)} ${step.name}${r?.duration_ms != null ? ` (${(r.duration_ms / 1000).toFixed(1)}s)` : ''}\n`)
+          if (!o.json)
+            process.stderr.write(
+              `${event === 'start' ? 'start' : r!.status.padEnd(5)} ${step.name}${r?.duration_ms != null ? ` (${(r.duration_ms / 1000).toFixed(1)}s)` : ''}\n`,
+            )
         },
       })
       if (o.json) process.stdout.write(`${redact(JSON.stringify(result, null, 2))}\n`)
       else {
-        const rows = result.steps.map((r) => [r.step, r.status, r.exit_code === null ? '-' : String(r.exit_code), r.duration_ms === null ? '-' : `${(r.duration_ms / 1000).toFixed(1)}s`, String(r.rows), r.error ?? ''])
-        process.stdout.write(`${formatTable([['STEP', 'STATUS', 'EXIT', 'TIME', 'ROWS', 'ERROR'], ...rows])}\nplan ${result.plan} run ${result.run_id}: ${result.status} (results in ${ds.url.replace(/\/$/, '')}/$plans/${result.plan}/${result.run_id}/)\n`)
+        const rows = result.steps.map((r) => [
+          r.step,
+          r.status,
+          r.exit_code === null ? '-' : String(r.exit_code),
+          r.duration_ms === null ? '-' : `${(r.duration_ms / 1000).toFixed(1)}s`,
+          String(r.rows),
+          r.error ?? '',
+        ])
+        process.stdout.write(
+          `${formatTable([['STEP', 'STATUS', 'EXIT', 'TIME', 'ROWS', 'ERROR'], ...rows])}\nplan ${result.plan} run ${result.run_id}: ${result.status} (results in ${ds.url.replace(/\/$/, '')}/$plans/${result.plan}/${result.run_id}/)\n`,
+        )
       }
       process.exitCode = result.status === 'OK' ? EXIT.OK : EXIT.FAILED
     } finally {
@@ -179,19 +251,31 @@ export function schoolCommand(): Command {
   })
 
   const serve = addSchoolOptions(new Command('serve'))
-    .description('a read-only HTTP JSON API, /metrics (Prometheus) and a web page over the datastore; loopback only unless --host says otherwise')
+    .description(
+      'a read-only HTTP JSON API, /metrics (Prometheus) and a web page over the datastore; loopback only unless --host says otherwise',
+    )
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', '8080')
-    .option('--token <token>', 'require Authorization: Bearer <token> on every request but /healthz [env ACHVY_SCHOOL_TOKEN]')
+    .option(
+      '--token <token>',
+      'require Authorization: Bearer <token> on every request but /healthz [env ACHVY_SCHOOL_TOKEN]',
+    )
   serve.action(async () => {
     const o = serve.opts<SchoolOptions & { host: string; port: string; token?: string }>()
     const port = Number(o.port)
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new AnchoviesError('ANCH_ERR_USAGE', `--port must be a port number (got ${JSON.stringify(o.port)})`)
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new AnchoviesError('ANCH_ERR_USAGE', `--port must be a port number (got ${JSON.stringify(o.port)})`)
     const token = o.token ?? (process.env.ACHVY_SCHOOL_TOKEN || undefined)
     const s = schoolAddress(serve)
     const { buildServer } = await import('../../school/server.js')
     const ds = await openDatastore(s.datastore)
-    const app = await buildServer({ datastore: ds, token, user: o.allUsers ? undefined : s.user, staleAfterS: staleAfter(o), env: process.env })
+    const app = await buildServer({
+      datastore: ds,
+      token,
+      user: o.allUsers ? undefined : s.user,
+      staleAfterS: staleAfter(o),
+      env: process.env,
+    })
     const address = await app.listen({ host: o.host, port })
     process.stderr.write(`anchovy school: serving ${redact(ds.url)} on ${address}${token ? ' (token required)' : ''}\n`)
     await new Promise<void>((resolve) => {

@@ -9,7 +9,9 @@ import { sourcesOf } from './common.js'
 /** `anchovy start`: run an anchovy as a task (default) or a service (`-S`). */
 export function startCommand(): Command {
   const cmd = new Command('start')
-    .description('run an anchovy: startup → (xopen → tables → xclose) once, or in a loop with -S, → shutdown; prints the results (JSON, or a summary on a terminal)')
+    .description(
+      'run an anchovy: startup → (xopen → tables → xclose) once, or in a loop with -S, → shutdown; prints the results (JSON, or a summary on a terminal)',
+    )
     .option('--prod', 'production: the user "prod", --strict, and --id required [env ACHVY_PROD]')
     .option('-c, --config <yaml>', 'inline YAML or JSON configuration document (tbls:, config:)')
     .option('--config-file <path>', 'configuration document (default ./config.yaml when present)')

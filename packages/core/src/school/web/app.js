@@ -1,6 +1,6 @@
 // The school page: reads the same JSON API the CLI's --json prints. No framework, no build step; every value from
 // the datastore is put into the page with textContent or attributes, never as HTML.
-(() => {
+;(() => {
   const SVG = 'http://www.w3.org/2000/svg'
   const $ = (id) => document.getElementById(id)
   let token = sessionStorage.getItem('anchovy-school-token') || ''
@@ -42,7 +42,10 @@
   function drawGraph(graph) {
     const box = $('graph')
     box.replaceChildren()
-    const W = 190, H = 34, GX = 70, GY = 18
+    const W = 190,
+      H = 34,
+      GX = 70,
+      GY = 18
     const columns = new Map()
     for (const n of graph.nodes) {
       if (!columns.has(n.level)) columns.set(n.level, [])
@@ -58,15 +61,30 @@
     const height = 20 + rows * (H + GY) - GY
     const root = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', id: 'dag' })
     const defs = svg('defs')
-    const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' })
+    const marker = svg('marker', {
+      id: 'arrow',
+      viewBox: '0 0 10 10',
+      refX: 10,
+      refY: 5,
+      markerWidth: 7,
+      markerHeight: 7,
+      orient: 'auto-start-reverse',
+    })
     marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#888' }))
     defs.append(marker)
     root.append(defs)
     for (const e of graph.edges) {
-      const a = pos.get(e.from), b = pos.get(e.to)
+      const a = pos.get(e.from),
+        b = pos.get(e.to)
       if (!a || !b) continue
-      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2
-      const path = svg('path', { class: 'edge', d: `M ${x1} ${y1} C ${x1 + GX / 2} ${y1}, ${x2 - GX / 2} ${y2}, ${x2} ${y2}` })
+      const x1 = a.x + W,
+        y1 = a.y + H / 2,
+        x2 = b.x,
+        y2 = b.y + H / 2
+      const path = svg('path', {
+        class: 'edge',
+        d: `M ${x1} ${y1} C ${x1 + GX / 2} ${y1}, ${x2 - GX / 2} ${y2}, ${x2} ${y2}`,
+      })
       path.dataset.from = e.from
       path.dataset.to = e.to
       root.append(path)
@@ -80,7 +98,13 @@
       g.append(svg('rect', { width: W, height: H }))
       const name = multiUser ? n.key : n.id
       g.append(svg('text', { x: 8, y: 14 }, name.length > 26 ? `${name.slice(0, 25)}…` : name))
-      g.append(svg('text', { x: 8, y: 28, 'font-size': 10, fill: '#555' }, `${n.state}${n.stale && n.state !== 'stale' && n.state !== 'never' ? ' · stale' : ''}${n.operator ? ` · ${n.operator}` : ''}`))
+      g.append(
+        svg(
+          'text',
+          { x: 8, y: 28, 'font-size': 10, fill: '#555' },
+          `${n.state}${n.stale && n.state !== 'stale' && n.state !== 'never' ? ' · stale' : ''}${n.operator ? ` · ${n.operator}` : ''}`,
+        ),
+      )
       g.append(svg('title', {}, `${n.key}: ${n.state}`))
       g.addEventListener('click', () => select(n.user, n.id))
       root.append(g)
@@ -130,7 +154,8 @@
     selected = { user, id }
     const mine = ++generation
     delete $('detail').dataset.loaded
-    for (const tr of $('anchovies').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.user === user && tr.dataset.id === id)
+    for (const tr of $('anchovies').tBodies[0].rows)
+      tr.classList.toggle('selected', tr.dataset.user === user && tr.dataset.id === id)
     const { runs } = await api(`/api/anchovies/${seg(user)}/${seg(id)}/runs?limit=20`)
     if (mine !== generation) return
     $('detail').hidden = false
@@ -160,19 +185,32 @@
     const t0 = starts.length ? Math.min(...starts) : Date.parse(run.startup_at)
     const t1 = Math.max(Date.parse(run.shutdown_at), ...tasks.map((t) => Date.parse(t.completed_at)))
     const span = Math.max(1, t1 - t0)
-    $('run-meta').textContent = `${run.status} · exit ${run.exit_code ?? '-'} · ${((t1 - t0) / 1000).toFixed(2)}s · started ${run.startup_at}`
+    $('run-meta').textContent =
+      `${run.status} · exit ${run.exit_code ?? '-'} · ${((t1 - t0) / 1000).toFixed(2)}s · started ${run.startup_at}`
     const rows = tasks.map((t) => {
       const start = Date.parse(t.started_at) - t0
       const bar = el('div', { class: `bar${t.status === 'ERR' ? ' err' : ''}`, title: `${t.duration} ms` })
       bar.style.left = `${(100 * start) / span}%`
       bar.style.width = `${Math.max(0.3, (100 * t.duration) / span)}%`
       const rowsMoved = t.data && typeof t.data.rows === 'number' ? ` · ${t.data.rows} rows` : ''
-      return el('div', { class: 'row', 'data-task': t.task_type, 'data-status': t.status }, el('span', {}, t.tbl ? `${t.task_type} ${t.tbl}` : t.task_type), el('div', { class: 'track' }, bar), el('span', {}, `${t.duration} ms${rowsMoved}`))
+      return el(
+        'div',
+        { class: 'row', 'data-task': t.task_type, 'data-status': t.status },
+        el('span', {}, t.tbl ? `${t.task_type} ${t.tbl}` : t.task_type),
+        el('div', { class: 'track' }, bar),
+        el('span', {}, `${t.duration} ms${rowsMoved}`),
+      )
     })
     $('timeline').replaceChildren(...rows)
     const errors = tasks.filter((t) => t.status === 'ERR' && t.data)
     $('errors').replaceChildren(
-      ...errors.map((t) => el('pre', { class: 'error' }, `${t.tbl ? `table ${t.tbl}` : t.task_type}: ${t.data.err_type || 'Error'}: ${t.data.err_msg || ''}${t.data.err_code ? ` [${t.data.err_code}]` : ''}`)),
+      ...errors.map((t) =>
+        el(
+          'pre',
+          { class: 'error' },
+          `${t.tbl ? `table ${t.tbl}` : t.task_type}: ${t.data.err_type || 'Error'}: ${t.data.err_msg || ''}${t.data.err_code ? ` [${t.data.err_code}]` : ''}`,
+        ),
+      ),
     )
     $('detail').dataset.loaded = `${user}/${id}`
   }
@@ -196,7 +234,12 @@
     }
   }
 
-  $('runs').addEventListener('change', () => selected && drawRun(selected.user, selected.id, $('runs').value).catch((err) => ($('problem').textContent = err.message)))
+  $('runs').addEventListener(
+    'change',
+    () =>
+      selected &&
+      drawRun(selected.user, selected.id, $('runs').value).catch((err) => ($('problem').textContent = err.message)),
+  )
   $('login').addEventListener('submit', (ev) => {
     ev.preventDefault()
     token = $('token').value
