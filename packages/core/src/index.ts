@@ -41,6 +41,8 @@ export type {
 } from './datastore/datastore.js'
 export { openDatastore, registerDatastore } from './datastore/open.js'
 export { CommitLog } from './datastore/commit-log.js'
+/** For readers that split data files into their gzip members themselves (plugin-sql's byte fast path). */
+export { memberLength } from './datastore/gzip-members.js'
 export { AnchovyState, readCheckpoints } from './datastore/anchovy-state.js'
 export type { CommitSummary, StateStores } from './datastore/anchovy-state.js'
 export { checkpointHistory, changeAt } from './datastore/checkpoint-history.js'

@@ -39,7 +39,7 @@ export async function gzipMember(block: Buffer, level: number): Promise<Buffer[]
  * The length a member header at the start of `buf` records: a number, `undefined` when more bytes are needed to
  * tell, or `null` when the member does not record it (a file written by another gzip: read it as a stream).
  */
-function memberLength(buf: Buffer): number | undefined | null {
+export function memberLength(buf: Buffer): number | undefined | null {
   if (buf.length < 12) return undefined
   if (buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 0x08 || !(buf[3]! & FEXTRA)) return null
   const xlen = buf.readUInt16LE(10)

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { createGunzip, gunzip } from 'node:zlib'
+import { memberLength } from '@anchovies/core'
 import { ownBuffer } from './copy-converter.js'
 import type { MemberJob, MemberResult } from './copy-worker.js'
 import type { MemberPool } from './worker-pool.js'
@@ -11,28 +12,6 @@ const gunzipAsync = promisify(gunzip)
 export type MemberItem =
   | { readonly kind: 'member'; readonly result: MemberResult }
   | { readonly kind: 'text'; readonly text: Buffer }
-
-const FEXTRA = 0x04
-
-/**
- * The length a member header at the start of `buf` records (the `AN` extra subfield core's gzip-members.ts writes):
- * a number, `undefined` when more bytes are needed, `null` when the member does not record it. Same rules as core.
- */
-function memberLength(buf: Buffer): number | undefined | null {
-  if (buf.length < 12) return undefined
-  if (buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 0x08 || !(buf[3]! & FEXTRA)) return null
-  const xlen = buf.readUInt16LE(10)
-  if (buf.length < 12 + xlen) return undefined
-  for (let at = 12; at + 4 <= 12 + xlen; ) {
-    const len = buf.readUInt16LE(at + 2)
-    if (buf[at] === 0x41 && buf[at + 1] === 0x4e && len === 4 && at + 8 <= 12 + xlen) {
-      const total = buf.readUInt32LE(at + 4)
-      return total > 12 + xlen ? total : null
-    }
-    at += 4 + len
-  }
-  return null
-}
 
 /**
  * The members of one data file, converted by `pool` for the layout `layoutNow()` gives when each is dispatched,
