@@ -7,7 +7,6 @@
 // Needs root (sshd with a throwaway host key, key login as root on 127.0.0.1) and a built repo (npm run build).
 import { execFileSync, spawn } from 'node:child_process'
 import {
-  createWriteStream,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -19,10 +18,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
-import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { COLUMNS, freePort, generate, waitForPort } from './bench-lib.mjs'
 
 const args = process.argv.slice(2)
 const opt = (name, fallback) => {
@@ -40,7 +39,6 @@ if (process.getuid() !== 0) throw new Error('run as root (the benchmark starts s
 const dir = mkdtempSync(path.join(tmpdir(), 'anchovies-bench-resume-'))
 const served = path.join(dir, 'served')
 mkdirSync(path.join(served, 'sales'), { recursive: true })
-const COLUMNS = ['id', 'customer', 'amount', 'created_at', 'day', 'country', 'note']
 let sshd
 
 async function main() {
@@ -163,44 +161,6 @@ function run(argv, env) {
         : reject(new Error(`anchovy ${argv[0]} exited with ${code}: ${stderr.slice(-2000)}`)),
     )
   })
-}
-
-async function generate(file, rows) {
-  const out = createWriteStream(file)
-  const countries = ['FR', 'DE', 'US', 'GB', 'ES', 'IT', 'NL', 'BE']
-  let chunk = `${COLUMNS.join(',')}\n`
-  for (let i = 0; i < rows; i++) {
-    const d = new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString()
-    chunk += `${i},customer-${(i * 7919) % 100000},${((i % 100000) / 100).toFixed(2)},${d.slice(0, 19).replace('T', ' ')},${d.slice(0, 10)},${countries[i % 8]},"note for order ${i}, ok"\n`
-    if (chunk.length > 1 << 20) {
-      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r))
-      chunk = ''
-    }
-  }
-  out.end(chunk)
-  await new Promise((r) => out.on('finish', r))
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-async function waitForPort(port) {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.on('data', () => (s.destroy(), resolve(true)))
-      s.on('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error('sshd did not start')
 }
 
 main()
