@@ -69,6 +69,8 @@ export class AnchovyState implements StageOwner {
   readonly log: CommitLog
   private lock: DatastoreLock | undefined
   private heartbeat: NodeJS.Timeout | undefined
+  /** Set when a renewal failed: the lock is someone else's now. */
+  private lost: Error | undefined
   private committedValues!: CommittedCheckpoints
   private readonly tableRecords = new Map<string, string>()
   private readonly runTag = randomBytes(4).toString('hex')
@@ -158,7 +160,7 @@ export class AnchovyState implements StageOwner {
     }
     this.heartbeat = setInterval(
       () => {
-        this.lock?.renew().catch((err: unknown) => onLost(err as Error))
+        this.fence().catch((err: unknown) => onLost(err as Error))
       },
       Math.max(1000, ttlMs / 3),
     )
@@ -397,9 +399,10 @@ export class AnchovyState implements StageOwner {
     try {
       committed = await this.underCommitLock(async () => {
         for (;;) {
+          // Fencing first: a holder whose lock was taken over must not commit (renew throws when the lock is someone
+          // else's), and must say so rather than report the successor's commits as a conflict.
+          await this.fence()
           this.catchUp(await this.log.newer(), set, deleted, files)
-          // Fencing: a holder whose lock was taken over must not commit (renew throws when the lock is someone else's).
-          await this.lock?.renew()
           const records = this.changedRecords(tables)
           const after = new Map(this.committedValues.values)
           for (const [k, v] of Object.entries(set)) after.set(k, v)
@@ -548,7 +551,31 @@ export class AnchovyState implements StageOwner {
    */
   async finish(clean: boolean): Promise<void> {
     await Promise.all(this.deleting)
-    if (clean) await this.datastore.delete(this.inflightPath())
+    if (!clean || this.lost !== undefined) return
+    // A run whose lock was taken over must not delete its successor's marker (on a folder, deletes are not fenced).
+    try {
+      await this.fence()
+    } catch (err) {
+      this.logger.error({ err }, 'lost the run lock; the in-flight marker is left to its new holder')
+      return
+    }
+    await this.datastore.delete(this.inflightPath())
+  }
+
+  /** Whether this run learnt that its lock was taken over (heartbeat, commit or finish): it must not write again. */
+  get lockLost(): boolean {
+    return this.lost !== undefined
+  }
+
+  /** Renews the run lock, remembering a loss: every write of a run that lost its lock is refused from then on. */
+  private async fence(): Promise<void> {
+    if (this.lost !== undefined) throw this.lost
+    try {
+      await this.lock?.renew()
+    } catch (err) {
+      this.lost = err as Error
+      throw err
+    }
   }
 }
 

@@ -178,6 +178,8 @@ export class AnchovyRun {
       this.count(ended)
       // Data files of abandoned tables (timeout, signal) may still be in flight: leave the marker for the next run.
       await this.state.finish(!this.timedOut && !this.stopRequested)
+      // A commit or the marker's removal may be what found the lock taken over (the heartbeat had not yet).
+      if (this.state.lockLost) this.lockLost = true
       if (this.s.commit_retention_days > 0 && !this.timedOut && !this.stopRequested && !this.failed) {
         await this.state
           .pruneCommits(this.s.commit_retention_days)

@@ -149,6 +149,35 @@ describe('AnchovyState (the batch commit)', () => {
     await b.release()
   })
 
+  it('a holder thawed after its successor committed says its lock was taken over and leaves the successor its in-flight marker', async () => {
+    const root = tempDir()
+    const a = stateOn(new FilesystemDatastore(root))
+    await a.open(60_000, () => undefined)
+    const stage = await a.beginBatch('000')
+    const w = stage.writer(bareTable('t'))
+    await w.write({ i: 0 })
+    await w.close()
+    stage.set('t.last', 1)
+    // frozen past its TTL: B takes over, commits the same table, and is in flight with its next batch
+    expireLock(root)
+    const b = stateOn(new FilesystemDatastore(root))
+    await b.open(60_000, () => undefined)
+    await batchOf(b, '000', 4, 4)
+    await b.beginBatch('001')
+    const marker = readFileSync(path.join(root, 'dev/dl/$inflight.json'), 'utf8')
+    // A wakes up: the commit is fenced by the lock before the conflict check, so the error names the real cause
+    const refused = a.commit(stage, { sessionId: 's', batchId: '000' }, [bareTable('t')])
+    await expect(refused).rejects.toMatchObject({
+      code: 'ANCH_ERR_LOCKED',
+      message: expect.stringMatching(/taken over/),
+    })
+    expect(a.lockLost).toBe(true)
+    await a.finish(true)
+    expect(readFileSync(path.join(root, 'dev/dl/$inflight.json'), 'utf8')).toBe(marker)
+    expect(await b.log.sequences(0)).toEqual([1])
+    await b.release()
+  })
+
   it('concurrent committers that both got past the lock never both commit one sequence number', async () => {
     const root = tempDir()
     const [a, b] = [stateOn(new FilesystemDatastore(root)), stateOn(new FilesystemDatastore(root))]
