@@ -180,10 +180,13 @@ export async function crashAnywhere(store: DatastoreUnderTest, size: ChaosSize):
       }
       learn('dl', oa.code === 0 ? oa : ob)
 
-      const up = spawnAnchovy(upArgs, env, work.dir)
+      // Each uploader run takes the PostgreSQL byte fast path or the general path at random: a crash of either,
+      // and a path changed between a crash and its recovery, must converge alike.
+      const fastPath = random() < 0.5 ? 'on' : 'off'
+      const up = spawnAnchovy(upArgs, { ...env, ACHVY_SQL_FAST_PATH: fastPath }, work.dir)
       const upPlan = kill([up], typical.up)
       const ou = await up.done
-      log.push(`#${i}    up ${upPlan || 'clean'}: ${outcomeText(ou)}`)
+      log.push(`#${i}    up (fast path ${fastPath}) ${upPlan || 'clean'}: ${outcomeText(ou)}`)
       judge(`iteration ${i} uploader`, ou, false, UPLOADER)
       learn('up', ou)
     }
