@@ -293,7 +293,11 @@ async function main() {
       '',
     ].join('\n'),
   )
+  // ACHVY_* settings of the bench's own environment (e.g. ACHVY_SQL_FAST_PATH=on) reach both anchovies, so one
+  // bench compares settings; the bench's own values below win for what it must control.
+  const passed = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('ACHVY_')))
   const envFor = (datastore) => ({
+    ...passed,
     PATH: process.env.PATH,
     HOME: process.env.HOME ?? work,
     ACHVY_DATASTORE: datastore,
@@ -501,6 +505,7 @@ async function main() {
     baseline_sftp_get: { s: sec(S.get.median), spread_s: spread(S.get) },
     baseline_psql_copy: { s: sec(S.copy.median), spread_s: spread(S.copy) },
     baseline: { s: sec(base), rows_per_s: rate(base) },
+    settings: passed,
     // ratios of medians
     ratio: {
       download: +(S.dl.median / S.get.median).toFixed(2),
@@ -526,6 +531,8 @@ async function main() {
   console.log(
     `\n${f(opts.rows)} rows, ${result.csv_mib} MiB CSV (datastore: ${result.datastore_mib} MiB gzip JSON lines); medians of ${opts.repeat} runs\n`,
   )
+  const settings = Object.entries(passed).map(([k, v]) => `${k}=${v}`)
+  if (settings.length) console.log(`settings from the environment: ${settings.join(' ')}\n`)
   console.log(row('stage', 'median s', 'spread s', 'rows/s', 'peak RSS (MB)', 'ours/baseline'))
   console.log(row('-'.repeat(28), '-------:', '------------:', '---------:', '------------:', '-------------:'))
   console.log(
