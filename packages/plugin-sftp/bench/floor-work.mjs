@@ -2,6 +2,7 @@
 // local CSV file (no transfer). Prints one JSON line: rows, in-process milliseconds, CPU milliseconds (all threads)
 // and, where it applies, the time spent in each phase.
 //   node floor-work.mjs floor --threads 1|2 --in FILE.csv --out FILE.gz   parse + convert, encode, gzip
+//     [--encoder compiled]   encode with an encoder compiled for the table's row shape instead of core's encodeRow
 //   node floor-work.mjs parse --in FILE.csv [--typed]                     parse (+ convert with --typed), rows dropped
 //   node floor-work.mjs gzip --in FILE.jsonl --out FILE.gz               gzip alone, 1 MiB members
 // Rows are parsed and converted by the plugin's own reader (readRows, the typed columns of the throughput bench)
@@ -10,7 +11,7 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { gzipSync } from 'node:zlib'
-import { encodeRow, parseTable } from '@anchovies/core'
+import { DateTime, LocalDate, encodeRow, parseTable } from '@anchovies/core'
 import { readTableSettings } from '../dist/config.js'
 import { readRows } from '../dist/csv-rows.js'
 
@@ -55,11 +56,67 @@ async function* asAsync(iterable) {
   yield* iterable
 }
 
+/** core's float text (data-file.ts): a whole float keeps `.0`. */
+function floatText(v) {
+  if (!Number.isInteger(v) || Math.abs(v) >= 1e21) return String(v)
+  return Object.is(v, -0) ? '-0.0' : `${v}.0`
+}
+
+/**
+ * What a cheaper encoder could save (not core's code): one function compiled for the first row's shape (the plugin
+ * builds every row of a file from one object literal), writing the same bytes as encodeRow; a row whose values do
+ * not fit the shape (a null, a non-finite number) goes through encodeRow. The output is checked against the real
+ * downloader's data files.
+ */
+function compiledEncoder(first) {
+  const keys = Object.keys(first)
+  const kind = (k) => {
+    const v = first[k]
+    if (v instanceof DateTime) return 'DT'
+    if (v instanceof LocalDate) return 'D'
+    if (typeof v === 'number') return FLOATS.has(k) ? 'float' : 'num'
+    return typeof v === 'string' ? 'str' : undefined
+  }
+  if (keys.includes('_types') || keys.some((k) => kind(k) === undefined)) return (row) => encodeRow(row, FLOATS)
+  const checks = []
+  const parts = []
+  const types = []
+  keys.forEach((k, i) => {
+    const v = `row[${JSON.stringify(k)}]`
+    const prefix = JSON.stringify(`${i ? ',' : '{'}${JSON.stringify(k)}:`)
+    const k1 = kind(k)
+    if (k1 === 'DT') {
+      checks.push(`${v} instanceof DateTime`)
+      parts.push(`${prefix} + JSON.stringify(${v}.iso)`)
+      types.push(`${k}@DT`)
+    } else if (k1 === 'D') {
+      checks.push(`${v} instanceof LocalDate`)
+      parts.push(`${prefix} + JSON.stringify(${v}.toString())`)
+      types.push(`${k}@D`)
+    } else if (k1 === 'str') {
+      checks.push(`typeof ${v} === 'string'`)
+      parts.push(`${prefix} + JSON.stringify(${v})`)
+    } else {
+      checks.push(`typeof ${v} === 'number' && Number.isFinite(${v})`)
+      parts.push(`${prefix} + ${k1 === 'float' ? `floatText(${v})` : `String(${v})`}`)
+    }
+  })
+  const tail = JSON.stringify(`${keys.length ? ',' : '{'}"_types":${JSON.stringify(types.join(' '))}}`)
+  const body = `return (row) => (${checks.join(' && ')}) ? ${parts.join(' + ')} + ${tail} : encodeRow(row, FLOATS)`
+  return new Function('DateTime', 'LocalDate', 'encodeRow', 'FLOATS', 'floatText', body)(
+    DateTime,
+    LocalDate,
+    encodeRow,
+    FLOATS,
+    floatText,
+  )
+}
+
 /**
  * Parses + converts `bytes`, encodes every row as core does and gzips every full 1 MiB block; calls `emit` with
  * each member. Returns rows and the time of each phase.
  */
-async function encodeAll(bytes, settings, emit) {
+async function encodeAll(bytes, settings, emit, compiled = false) {
   const t = { parse: 0, encode: 0, gzip: 0 }
   let rows = 0
   let block = Buffer.allocUnsafe(BLOCK_BYTES)
@@ -71,6 +128,7 @@ async function encodeAll(bytes, settings, emit) {
     used = 0
   }
   const it = readRows(bytes, FILE, settings, fail)[Symbol.asyncIterator]()
+  let encode = compiled ? undefined : (row) => encodeRow(row, FLOATS)
   for (;;) {
     const p0 = performance.now()
     const next = await it.next()
@@ -79,7 +137,8 @@ async function encodeAll(bytes, settings, emit) {
     const e0 = performance.now()
     let gz = 0
     for (const row of next.value) {
-      const line = encodeRow(row, FLOATS)
+      encode ??= compiledEncoder(row)
+      const line = encode(row)
       if (used + line.length * 3 + 1 > block.length) {
         const g0 = performance.now()
         seal()
@@ -148,7 +207,12 @@ if (!isMainThread) {
     report({ bytes })
   } else if (mode === 'floor' && opt('threads') === '1') {
     const out = openSync(opt('out'), 'w')
-    const r = await encodeAll(asAsync(chunksOf(opt('in'), 256 * 1024)), settingsFor(true), (m) => writeSync(out, m))
+    const r = await encodeAll(
+      asAsync(chunksOf(opt('in'), 256 * 1024)),
+      settingsFor(true),
+      (m) => writeSync(out, m),
+      opt('encoder') === 'compiled',
+    )
     closeSync(out)
     report({ rows: r.rows, phases: { parse: r.parse, encode: r.encode, gzip: r.gzip } })
   } else if (mode === 'floor' && opt('threads') === '2') {

@@ -2,7 +2,9 @@
 // Benchmark (not a test): the floor of sftp.CsvDownloader. On the throughput bench's CSV (typed columns), in one run:
 // OpenSSH's `sftp get` (baseline), the plugin's SFTP transfer alone, the CPU work the datastore's file format needs
 // with no framework (parse + convert, encode as core does, gzip at core's level) in 1 thread and split over 2 worker
-// threads, its components alone (gzip; CSV parse, with and without conversion) and `anchovy start` end to end.
+// threads (and in 1 thread with an encoder compiled for the row shape instead of core's encodeRow, to size what
+// a cheaper encoder could save), its components alone (gzip; CSV parse, with and without conversion) and
+// `anchovy start` end to end.
 // Prints medians of --repeat runs (interleaved), the spread (min–max), peak RSS, ratios to `sftp get` and the load
 // average. The floor steps' output is checked against the real downloader's data files (same JSON lines).
 // Usage: npm run bench:floor -w packages/plugin-sftp -- [--rows 1000000] [--repeat 3] [--profile DIR] [--keep]
@@ -142,6 +144,12 @@ async function main() {
       checked('floor 1 thread')
       return m
     },
+    floor1c: async () => {
+      const argv = [work, 'floor', '--threads', '1', '--encoder', 'compiled', '--in', file, '--out', out]
+      const m = rowsOf('floor 1 thread, compiled encoder', await node(argv))
+      checked('floor 1 thread, compiled encoder')
+      return m
+    },
     floor2: async () => {
       const m = rowsOf('floor 2 threads', await node([work, 'floor', '--threads', '2', '--in', file, '--out', out]))
       checked('floor 2 threads')
@@ -199,6 +207,7 @@ async function main() {
   line('sftp get (OpenSSH)', 'get')
   line('plugin transfer only (ssh2, dropped)', 'transfer')
   line('floor, 1 thread', 'floor1')
+  line('floor, 1 thread, compiled encoder', 'floor1c')
   line('floor, 2 worker threads', 'floor2')
   line('  gzip alone (level 1, 1 MiB members)', 'gzip')
   line('  CSV parse + convert alone', 'parseTyped')
@@ -206,6 +215,7 @@ async function main() {
   line('anchovy start (to datastore)', 'ours')
   for (const [label, name] of [
     ['floor, 1 thread', 'floor1'],
+    ['floor, 1 thread, compiled encoder', 'floor1c'],
     ['floor, 2 worker threads (summed over workers)', 'floor2'],
   ]) {
     const p = (k) => med(name, (m) => m.work.phases[k])
