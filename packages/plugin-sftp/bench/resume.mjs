@@ -11,7 +11,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readFileSync,
   readSync,
   closeSync,
   rmSync,
@@ -21,7 +20,7 @@ import {
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { COLUMNS, freePort, generate, waitForPort } from './bench-lib.mjs'
+import { COLUMNS, generate, median, startSshd } from './bench-lib.mjs'
 
 const args = process.argv.slice(2)
 const opt = (name, fallback) => {
@@ -49,35 +48,12 @@ async function main() {
   execFileSync('touch', ['-d', `@${mtime}`, file])
   const resume = resumePoint(file, bytes, mtime * 1000, 0.8)
 
-  const key = path.join(dir, 'id_ed25519')
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host')])
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
-  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${key}.pub`))
-  const port = await freePort()
-  writeFileSync(
-    path.join(dir, 'sshd_config'),
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${path.join(dir, 'host')}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      'StrictModes no',
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'PermitRootLogin prohibit-password',
-      'Subsystem sftp internal-sftp',
-      'LogLevel ERROR',
-      '',
-    ].join('\n'),
-  )
-  mkdirSync('/run/sshd', { recursive: true })
-  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: 'ignore' })
-  await waitForPort(port)
+  const ssh = await startSshd(dir)
+  sshd = ssh.sshd
   const env = {
-    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`,
-    ACHVY_CNXN__PPK_PATH: key,
-    ACHVY_CNXN__HOST_KEY: readFileSync(path.join(dir, 'host.pub'), 'utf8').trim(),
+    ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${ssh.port}${served}`,
+    ACHVY_CNXN__PPK_PATH: ssh.key,
+    ACHVY_CNXN__HOST_KEY: ssh.hostKey,
     ACHVY_USER: 'bench',
   }
   writeFileSync(path.join(dir, 'config.yaml'), 'tbls:\n  sales:\n    path: /sales/*.csv\n')
@@ -104,8 +80,7 @@ async function main() {
   }
   const stats = (xs) => {
     const s = [...xs].sort((a, b) => a - b)
-    const mid = s.length >> 1
-    return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, min: s[0], max: s.at(-1) }
+    return { median: median(s), min: s[0], max: s.at(-1) }
   }
   const f = stats(full)
   const r = stats(resumed)

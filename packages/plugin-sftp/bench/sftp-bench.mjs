@@ -3,12 +3,12 @@
 // Usage: npm run bench -w packages/plugin-sftp -- [--rows 1000000] [--typed] [--repeat 1] [--keep]
 // With --repeat N every step runs N times, interleaved, and the fastest run of each is reported (noisy machines).
 // Needs root (sshd with a throwaway host key, key login as root on 127.0.0.1) and a built repo (npm run build).
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort, generate, waitForPort } from './bench-lib.mjs'
+import { generate, measure, startSshd } from './bench-lib.mjs'
 
 const args = process.argv.slice(2)
 const opt = (name, fallback) => {
@@ -38,36 +38,14 @@ async function main() {
   execFileSync('touch', ['-d', `@${Math.floor(old)}`, file])
 
   // 2. sshd on a free port, key login as root.
-  const key = path.join(dir, 'id_ed25519')
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host')])
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
-  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(`${key}.pub`))
-  const port = await freePort()
-  writeFileSync(
-    path.join(dir, 'sshd_config'),
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${path.join(dir, 'host')}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      'StrictModes no',
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'PermitRootLogin prohibit-password',
-      'Subsystem sftp internal-sftp',
-      'LogLevel ERROR',
-      '',
-    ].join('\n'),
-  )
-  mkdirSync('/run/sshd', { recursive: true })
-  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: 'ignore' })
-  await waitForPort(port)
+  const ssh = await startSshd(dir)
+  sshd = ssh.sshd
+  const { port, key } = ssh
 
   const cnxnEnv = {
     ACHVY_CNXN__URI: `sftp://root@127.0.0.1:${port}${served}`,
     ACHVY_CNXN__PPK_PATH: key,
-    ACHVY_CNXN__HOST_KEY: readFileSync(path.join(dir, 'host.pub'), 'utf8').trim(),
+    ACHVY_CNXN__HOST_KEY: ssh.hostKey,
   }
   const columns = TYPED ? '\n    columns: { id: int, amount: float, created_at: datetime, day: date }' : ''
   const steps = {
@@ -164,38 +142,6 @@ async function main() {
   console.log(
     `ratio transfer / sftp get: ${(transfer.ms / base.ms).toFixed(2)}; plugin / sftp get: ${(plugin.ms / base.ms).toFixed(2)}; end to end / sftp get: ${(ours.ms / base.ms).toFixed(2)}`,
   )
-}
-
-/** Runs a command, timing it and sampling its peak RSS (VmHWM) from /proc. */
-function measure(cmd, argv, env, input, cwd) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now()
-    const child = spawn(cmd, argv, {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    let peakKb = 0
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const sample = () => {
-      try {
-        const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
-        if (m) peakKb = Math.max(peakKb, Number(m[1]))
-      } catch {}
-    }
-    const timer = setInterval(sample, 20)
-    child.stdin.end(input ?? '')
-    child.on('error', reject)
-    child.on('exit', (code) => {
-      clearInterval(timer)
-      const ms = performance.now() - started
-      if (code !== 0) reject(new Error(`${cmd} exited with ${code}: ${stderr.slice(0, 2000)}`))
-      else resolve({ ms, peakKb, stdout, stderr })
-    })
-  })
 }
 
 main()
