@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Benchmark (not a test): sftp.CsvDownloader vs OpenSSH's `sftp get` on one big CSV served by a local sshd.
 // Usage: npm run bench -w packages/plugin-sftp -- [--rows 1000000] [--typed] [--repeat 1] [--keep]
-// With --repeat N every step runs N times, interleaved, and the fastest run of each is reported (noisy machines).
+// With --repeat N every step runs N times, interleaved; the median of each is reported with the spread (min–max)
+// and the highest peak RSS, and ratios are ratios of medians.
 // Needs root (sshd with a throwaway host key, key login as root on 127.0.0.1) and a built repo (npm run build).
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { generate, measure, startSshd } from './bench-lib.mjs'
+import { generate, measure, median, startSshd } from './bench-lib.mjs'
 
 const args = process.argv.slice(2)
 const opt = (name, fallback) => {
@@ -118,22 +119,23 @@ async function main() {
       return m
     },
   }
-  const best = {}
+  const runs = {}
   for (let r = 0; r < REPEAT; r++) {
-    for (const [name, step] of Object.entries(steps)) {
-      const m = await step()
-      if (!best[name] || m.ms < best[name].ms)
-        best[name] = { ...m, peakKb: Math.max(m.peakKb, best[name]?.peakKb ?? 0) }
-      else best[name].peakKb = Math.max(best[name].peakKb, m.peakKb)
-    }
+    for (const [name, step] of Object.entries(steps)) (runs[name] ??= []).push(await step())
   }
-  const { base, transfer, plugin, ours } = best
+  const summary = (ms) => ({
+    ms: median(ms.map((m) => m.ms)),
+    min: Math.min(...ms.map((m) => m.ms)),
+    max: Math.max(...ms.map((m) => m.ms)),
+    peakKb: Math.max(...ms.map((m) => m.peakKb)),
+  })
+  const { base, transfer, plugin, ours } = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summary(v)]))
 
   const mb = bytes / 1e6
   const row = (name, m) =>
-    `${name.padEnd(28)} ${(m.ms / 1000).toFixed(2).padStart(7)} s ${(mb / (m.ms / 1000)).toFixed(1).padStart(7)} MB/s ${String(Math.round(ROWS / (m.ms / 1000))).padStart(9)} rows/s  peak RSS ${(m.peakKb / 1024).toFixed(0).padStart(4)} MB`
+    `${name.padEnd(28)} ${(m.ms / 1000).toFixed(2).padStart(7)} s${REPEAT > 1 ? ` (${(m.min / 1000).toFixed(2)}–${(m.max / 1000).toFixed(2)})` : ''} ${(mb / (m.ms / 1000)).toFixed(1).padStart(7)} MB/s ${String(Math.round(ROWS / (m.ms / 1000))).padStart(9)} rows/s  peak RSS ${(m.peakKb / 1024).toFixed(0).padStart(4)} MB`
   console.log(
-    `file: ${ROWS.toLocaleString('en')} rows, ${mb.toFixed(1)} MB${TYPED ? ' (typed columns)' : ''}; node ${process.version}${REPEAT > 1 ? `; best of ${REPEAT} runs (peak RSS: highest)` : ''}`,
+    `file: ${ROWS.toLocaleString('en')} rows, ${mb.toFixed(1)} MB${TYPED ? ' (typed columns)' : ''}; node ${process.version}${REPEAT > 1 ? `; medians of ${REPEAT} runs (spread min–max; peak RSS: highest)` : ''}`,
   )
   console.log(row('sftp get (OpenSSH)', base))
   console.log(row('plugin: transfer only', transfer))
