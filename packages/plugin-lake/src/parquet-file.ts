@@ -153,8 +153,25 @@ function intValues(raw: ArrayLike<unknown>, n: number): unknown[] {
  * Either way the file is the same; a wrong guess only costs time.
  */
 function textValues(raw: ArrayLike<unknown>, n: number): unknown[] {
-  if (dictionaryLikely(raw, n)) return unchanged(raw, n, 'string') ?? convert(raw, n, textOf)
-  return convert(raw, n, (v) => Buffer.from(typeof v === 'string' ? v : textOf(v), 'utf8'))
+  const texts = unchanged(raw, n, 'string') ?? convert(raw, n, textOf)
+  if (dictionaryLikely(texts, n)) return texts
+  // The whole chunk is encoded at once and each value is a view of it: 2–3 times faster than a Buffer.from per
+  // value (measured on 20,000 short values). Offsets follow the string lengths, so only when every character is
+  // ASCII (then, and only then, the UTF-8 bytes are as many as the UTF-16 units).
+  const joined = texts.join('')
+  const bytes = Buffer.from(joined, 'utf8')
+  if (bytes.length !== joined.length) return convert(texts, n, (v) => Buffer.from(v as string, 'utf8'))
+  const out = new Array<unknown>(n)
+  let at = bytes.byteOffset
+  for (let i = 0; i < n; i++) {
+    const v = texts[i] as string | null | undefined
+    if (v === null || v === undefined) out[i] = null
+    else {
+      out[i] = new Uint8Array(bytes.buffer, at, v.length)
+      at += v.length
+    }
+  }
+  return out
 }
 
 /**

@@ -68,6 +68,12 @@ describe('column types', () => {
     expect(bytes.map((b) => (b === null ? null : Buffer.from(b as Uint8Array).toString('utf8')))).toEqual(
       unique.map((v) => v ?? null),
     )
+    const ascii = Array.from({ length: 3000 }, (_, i) => (i % 5 === 0 ? null : i % 3 === 0 ? i : `n${i}`))
+    const asciiBytes = columnValues({ name: 'a', type: 'str', scale: 0 }, ascii, 3001)
+    expect(asciiBytes.map((b) => (b === null ? null : Buffer.from(b as Uint8Array).toString('utf8')))).toEqual([
+      ...ascii.map((v) => (v === null ? null : String(v))),
+      null,
+    ])
     expect(columnValues({ name: 'i', type: 'int', scale: 0 }, [1, 2000, null, 2n ** 62n, true], 6)).toEqual([
       1n,
       2000n,
