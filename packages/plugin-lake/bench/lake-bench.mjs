@@ -17,6 +17,8 @@ const OPERATORS = nodePath.resolve(HERE, '../test/fixtures/operators.js')
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const COMPRESSION = process.env.BENCH_COMPRESSION ?? 'snappy'
+// Another uploader to measure in the same runs (`path/to/module.js:Class`), e.g. a build of an earlier version.
+const COMPARE = process.env.BENCH_COMPARE_OP
 
 function measure(args, cwd, env) {
   return new Promise((resolve, reject) => {
@@ -75,13 +77,25 @@ try {
   const lake = []
   const duck = []
   const floor = []
+  const compared = []
+  const lakeEnv = (id) => ({
+    ...env,
+    ACHVY_CNXN__LAKE__URL: `${dir}/${id}`,
+    ACHVY_LAKE_COMPRESSION: COMPRESSION,
+    ...(process.env.BENCH_ROW_GROUP_ROWS ? { ACHVY_LAKE_ROW_GROUP_ROWS: process.env.BENCH_ROW_GROUP_ROWS } : {}),
+  })
   for (let r = 0; r < RUNS; r++) {
-    const l = await measure([BIN, 'start', '-op', 'lake.ParquetUploader', '--id', `lake_${r}`, '-U', 'gen'], dir, {
-      ...env,
-      ACHVY_CNXN__LAKE__URL: `${dir}/lake_${r}`,
-      ACHVY_LAKE_COMPRESSION: COMPRESSION,
-      ...(process.env.BENCH_ROW_GROUP_ROWS ? { ACHVY_LAKE_ROW_GROUP_ROWS: process.env.BENCH_ROW_GROUP_ROWS } : {}),
-    })
+    if (COMPARE) {
+      const x = await measure([BIN, 'start', '-op', COMPARE, '--id', `cmp_${r}`, '-U', 'gen'], dir, lakeEnv(`cmp_${r}`))
+      compared.push(x)
+      console.log(`run ${r + 1}: compared ${x.ms.toFixed(0)} ms (CPU ${x.cpuMs.toFixed(0)}), ${x.rssMb.toFixed(0)} MB`)
+      rmSync(`${dir}/cmp_${r}`, { recursive: true, force: true })
+    }
+    const l = await measure(
+      [BIN, 'start', '-op', 'lake.ParquetUploader', '--id', `lake_${r}`, '-U', 'gen'],
+      dir,
+      lakeEnv(`lake_${r}`),
+    )
     const d = await measure(
       [nodePath.join(HERE, 'duckdb-copy.mjs'), `${dir}/items.csv`, `${dir}/duck_${r}.parquet`],
       dir,
@@ -125,6 +139,12 @@ try {
   const a = report('lake.ParquetUploader', lake)
   const b = report('duckdb COPY from CSV', duck)
   const c = report('read-only floor', floor)
+  if (COMPARE) {
+    const x = report('compared uploader', compared)
+    console.log(
+      `compared uploader (${COMPARE}): ratio to duckdb ${(x.ms / b.ms).toFixed(2)}; lake.ParquetUploader / compared: time ${(a.ms / x.ms).toFixed(2)}, CPU ${(a.cpu / x.cpu).toFixed(2)}`,
+    )
+  }
   console.log(
     `ratio (uploader / duckdb, medians): ${(a.ms / b.ms).toFixed(2)} (goal <= 2.0); of CPU time ${(a.cpu / b.cpu).toFixed(2)}`,
   )
