@@ -155,23 +155,38 @@ function intValues(raw: ArrayLike<unknown>, n: number): unknown[] {
 function textValues(raw: ArrayLike<unknown>, n: number): unknown[] {
   const texts = unchanged(raw, n, 'string') ?? convert(raw, n, textOf)
   if (dictionaryLikely(texts, n)) return texts
-  // The whole chunk is encoded at once and each value is a view of it: 2–3 times faster than a Buffer.from per
-  // value (measured on 20,000 short values). Offsets follow the string lengths, so only when every character is
-  // ASCII (then, and only then, the UTF-8 bytes are as many as the UTF-16 units).
-  const joined = texts.join('')
-  const bytes = Buffer.from(joined, 'utf8')
-  if (bytes.length !== joined.length) return convert(texts, n, (v) => Buffer.from(v as string, 'utf8'))
   const out = new Array<unknown>(n)
+  for (let from = 0; from < n; from += SLAB) utf8Views(texts, from, Math.min(from + SLAB, n), out)
+  return out
+}
+
+/**
+ * Values per shared UTF-8 buffer. Small, because the writer keeps a column chunk's min and max values (views) until
+ * the file is finished, and each keeps its whole buffer alive: with a buffer per row group, peak RSS grew by about
+ * 100 MB over 5,000,000 rows.
+ */
+const SLAB = 256
+
+/**
+ * UTF-8 bytes of `texts[from..to)` into `out`, as views of one buffer encoded at once: 2–3 times faster than a
+ * Buffer.from per value (measured on 20,000 short values). Offsets follow the string lengths, so only when every
+ * character is ASCII (then, and only then, the UTF-8 bytes are as many as the UTF-16 units).
+ */
+function utf8Views(texts: readonly unknown[], from: number, to: number, out: unknown[]): void {
+  const slab = texts.slice(from, to)
+  const joined = slab.join('')
+  const bytes = Buffer.from(joined, 'utf8')
+  const ascii = bytes.length === joined.length
   let at = bytes.byteOffset
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < to; i++) {
     const v = texts[i] as string | null | undefined
     if (v === null || v === undefined) out[i] = null
+    else if (!ascii) out[i] = Buffer.from(v, 'utf8')
     else {
       out[i] = new Uint8Array(bytes.buffer, at, v.length)
       at += v.length
     }
   }
-  return out
 }
 
 /**
