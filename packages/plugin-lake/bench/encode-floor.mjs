@@ -4,8 +4,9 @@
 // the same run, each in its own process, BENCH_RUNS times (default 5). Floors for the 8 data columns (what DuckDB
 // writes) and for the 10 columns of the uploader's files (plus `_seq` and `_loaded_at`), each with hyparquet-writer's
 // own snappy and with the plugin's (what the uploader uses). The floor's time is that of the encoding only (each row
-// group is built before its clock starts); DuckDB's is its whole process, so the ratio flatters the floor. Prints
-// medians, the spread (min–max), the CPU time of the encoding, peak RSS and the ratios of the medians.
+// group is built before its clock starts); DuckDB's is its whole process, so the ratio flatters the floor. Beside
+// them, another writer fed from JS the same way: DuckDB's appender and COPY (duckdb-writer.mjs). Prints medians, the
+// spread (min–max), the CPU time of the encoding, peak RSS and the ratios of the medians.
 //
 //   node bench/encode-floor.mjs              the bench
 //   node bench/encode-floor.mjs --child ...  one measured encoding (used by the bench itself)
@@ -113,7 +114,13 @@ function measure(args) {
       if (code !== 0) return reject(new Error(`${args.join(' ')} exited ${code}: ${err.slice(-2000)}`))
       const kb = Number(/BENCH_MAXRSS_KB (\d+)/.exec(err)?.[1] ?? 0)
       const inner = /FLOOR_MS ([\d.]+)/.exec(err)?.[1]
-      resolve({ ms: inner === undefined ? wall : Number(inner), rssMb: kb / 1024 })
+      const innerCpu = /FLOOR_CPU_MS ([\d.]+)/.exec(err)?.[1]
+      const cpuUs = Number(/BENCH_CPU_US (\d+)/.exec(err)?.[1] ?? 0)
+      resolve({
+        ms: inner === undefined ? wall : Number(inner),
+        cpu: innerCpu === undefined ? cpuUs / 1000 : Number(innerCpu),
+        rssMb: kb / 1024,
+      })
     })
   })
 }
@@ -147,19 +154,24 @@ async function main() {
     const csvMb = statSync(`${dir}/items.csv`).size / 1e6
     const self = fileURLToPath(import.meta.url)
     const floors = [
-      ['8 columns, its own snappy', '8', 'library'],
-      ['8 columns, our snappy', '8', 'ours'],
-      ['10 columns, its own snappy', '10', 'library'],
-      ['10 columns, our snappy', '10', 'ours'],
+      ['8 columns, its own snappy', [self, '--child', `${dir}/floor-8-library.parquet`, '8', 'library']],
+      ['8 columns, our snappy', [self, '--child', `${dir}/floor-8-ours.parquet`, '8', 'ours']],
+      ['10 columns, its own snappy', [self, '--child', `${dir}/floor-10-library.parquet`, '10', 'library']],
+      ['10 columns, our snappy', [self, '--child', `${dir}/floor-10-ours.parquet`, '10', 'ours']],
+    ]
+    // Another writer for comparison, fed from JS the same way (not a floor of this plugin): DuckDB's appender.
+    const other = [
+      'DuckDB fed from JS, 8 columns',
+      [nodePath.join(HERE, 'duckdb-writer.mjs'), `${dir}/duckdb-writer.parquet`],
     ]
     const duck = []
-    const times = floors.map(() => [])
+    const times = [...floors, other].map(() => [])
     for (let r = 0; r < RUNS; r++) {
       const d = await measure([nodePath.join(HERE, 'duckdb-copy.mjs'), `${dir}/items.csv`, `${dir}/duck.parquet`])
       duck.push(d)
       const line = [`duckdb ${d.ms.toFixed(0)} ms`]
-      for (const [k, [name, columns, snappy]] of floors.entries()) {
-        const f = await measure([self, '--child', `${dir}/floor-${columns}-${snappy}.parquet`, columns, snappy])
+      for (const [k, [name, args]] of [...floors, other].entries()) {
+        const f = await measure(args)
         times[k].push(f)
         line.push(`${name} ${f.ms.toFixed(0)} ms`)
       }
@@ -167,11 +179,13 @@ async function main() {
     }
     const report = (name, xs) => {
       const ms = median(xs.map((x) => x.ms))
+      const cpu = median(xs.map((x) => x.cpu))
       console.log(
         `${name.padEnd(48)} median ${ms.toFixed(0)} ms (spread ${spread(xs.map((x) => x.ms))}), ${((ROWS / ms) * 1000).toFixed(0)} rows/s, ` +
-          `${((csvMb / ms) * 1000).toFixed(1)} MB/s, peak RSS median ${median(xs.map((x) => x.rssMb)).toFixed(0)} MB`,
+          `${((csvMb / ms) * 1000).toFixed(1)} MB/s, CPU median ${cpu.toFixed(0)} ms (spread ${spread(xs.map((x) => x.cpu))}), ` +
+          `peak RSS median ${median(xs.map((x) => x.rssMb)).toFixed(0)} MB`,
       )
-      return ms
+      return { ms, cpu }
     }
     const mb = (f) => (statSync(`${dir}/${f}`).size / 1e6).toFixed(1)
     console.log(
@@ -181,10 +195,11 @@ async function main() {
     )
     const b = report('duckdb COPY from CSV (whole process)', duck)
     console.log(`  file ${mb('duck.parquet')} MB`)
-    for (const [k, [name, columns, snappy]] of floors.entries()) {
-      const a = report(`hyparquet-writer alone, ${name}`, times[k])
+    for (const [k, [name, args]] of [...floors, other].entries()) {
+      const a = report(k < floors.length ? `hyparquet-writer alone, ${name}` : name, times[k])
+      const file = nodePath.basename(args[k < floors.length ? 2 : 1])
       console.log(
-        `  file ${mb(`floor-${columns}-${snappy}.parquet`)} MB, ratio to duckdb (medians) ${(a / b).toFixed(2)}`,
+        `  file ${mb(file)} MB, ratio to duckdb (medians): time ${(a.ms / b.ms).toFixed(2)}, CPU ${(a.cpu / b.cpu).toFixed(2)}`,
       )
     }
     console.log('goal of the uploader: ratio <= 2.0')
