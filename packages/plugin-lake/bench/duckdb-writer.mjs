@@ -14,12 +14,12 @@ const out = process.argv[2]
 
 const types = [BIGINT, VARCHAR, DOUBLE, BOOLEAN, VARCHAR, BIGINT, VARCHAR, DOUBLE]
 const raw = [
-  (i) => i,
+  (i) => BigInt(i),
   (i) => `name ${i % 1000}`,
   (i) => i * 0.25,
   (i) => i % 2 === 0,
   (i) => `note ${i}`,
-  (i) => i % 97,
+  (i) => BigInt(i % 97),
   (i) => `c${i % 13}`,
   (i) => (i % 1000) / 7,
 ]
