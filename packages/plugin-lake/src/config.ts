@@ -17,7 +17,7 @@ export const LAKE_SETTINGS: readonly SettingSpec[] = [
     key: 'lake_row_group_rows',
     env: ['ACHVY_LAKE_ROW_GROUP_ROWS'],
     type: 'int',
-    default: 50_000,
+    default: 20_000,
     min: 1,
     description:
       'lake: rows per Parquet row group, also the rows held in memory at a time: the memory knob for wide tables (table key: row_group_rows)',
@@ -84,7 +84,7 @@ export function loadOptions(table: Table, settings: Readonly<Record<string, unkn
   }
   return {
     compression: compression.toLowerCase() as Compression,
-    rowGroupRows: positive('row_group_rows', 50_000),
+    rowGroupRows: positive('row_group_rows', 20_000),
     fileMaxRows: positive('file_max_rows', 5_000_000),
     fileMaxBytes: positive('file_max_bytes', 512 * 1024 * 1024),
     maxOpenFiles: Number(settings.lake_max_open_files ?? 32),
