@@ -18,9 +18,17 @@ export function benchRow(i, variant) {
   }
 }
 
-/** The same row as a CSV line for `psql \copy ... CSV` (empty unquoted field = NULL). */
-export function benchCsv(i, variant) {
+/**
+ * The same row as a CSV line: for `psql \copy ... CSV` (empty unquoted field = NULL), for MariaDB's
+ * `LOAD DATA … FIELDS TERMINATED BY ','` (`\N` = NULL, booleans 1/0, datetimes without a zone) or for the sqlite3
+ * CLI's `.import --csv` (no NULL: an empty string; datetimes as the uploader writes them).
+ */
+export function benchCsv(i, variant, dialect = 'pg') {
   const r = benchRow(i, variant)
+  if (dialect === 'mariadb')
+    return `${r.id},${r.name},${r.amount},${r.qty},${r.flag ? 1 : 0},${r.ts.toISOString().slice(0, 23).replace('T', ' ')},${r.day},${r.note ?? '\\N'}\n`
+  if (dialect === 'sqlite')
+    return `${r.id},${r.name},${r.amount},${r.qty},${r.flag ? 1 : 0},${r.ts.toISOString().slice(0, 19)}+00:00,${r.day},${r.note ?? ''}\n`
   return `${r.id},${r.name},${r.amount},${r.qty},${r.flag ? 't' : 'f'},${r.ts.toISOString()},${r.day},${r.note ?? ''}\n`
 }
 

@@ -67,7 +67,7 @@ export const SQL_SETTINGS: readonly SettingSpec[] = [
     default: 'off',
     choices: ['auto', 'on', 'off'],
     description:
-      'sql: PostgreSQL byte fast path (data-file members converted to COPY text in worker threads, no row objects): off = never (the general path; the default until the chaos suite has run with it), auto = tables with at least 4 MiB to load, on = always',
+      'sql: byte fast path (data-file members converted in worker threads to the bulk format, no row objects: COPY text for PostgreSQL tables without set_by, LOAD DATA text for MySQL/MariaDB with local infile, JSON arrays for SQLite): off = never (the general path; the default until the chaos suite has run with it), auto = tables with at least 4 MiB to load, on = always',
   },
   {
     key: 'sql_prod_user',

@@ -12,7 +12,7 @@ import { sqlError, type Stager } from './dialects/dialect.js'
 import { checkName } from './evolve.js'
 import { FILE_INDEX, type LoadInput } from './load-input.js'
 import { ownValue, readExpression } from './row-access.js'
-import type { FastColumn } from './fast-path/copy-converter.js'
+import type { FastColumn, FastFormat } from './fast-path/copy-converter.js'
 
 /** What changed in the column layout since the last `relayout`: columns added, and widened ones as they were. */
 export interface LayoutChange {
@@ -92,23 +92,40 @@ export class RowIntake {
    * The layout the byte fast path converts members for, or undefined while it cannot (the stager takes no COPY text,
    * the table is still to be created, no columns are known yet).
    */
-  fastLayout(): { version: number; columns: FastColumn[] } | undefined {
-    if (!this.strategy.stager.addCopy || this.strategy.forceLayout() || this.cols.size === 0) return undefined
+  fastLayout(): { version: number; format: FastFormat; columns: FastColumn[] } | undefined {
+    const format = this.strategy.stager.fastFormat?.()
+    if (!format || this.strategy.forceLayout() || this.cols.size === 0) return undefined
     const keys = new Set(this.keyColumns)
+    const s = this.input.settings
     const columns = [...this.cols.values()].map((c) => ({
       name: c.name,
       type: c.type,
       declared: this.declared.get(c.name),
       key: keys.has(c.name),
+      // MySQL stages key strings as VARCHAR(max(primary length, longest so far)) and other strings as LONGTEXT.
+      maxLength:
+        this.input.dialect.sizesStrings && c.type === 'str' && keys.has(c.name)
+          ? Math.max(s.primaryLength, c.length)
+          : undefined,
     }))
-    return { version: this.layoutVersion, columns }
+    return { version: this.layoutVersion, format, columns }
   }
 
-  /** Stages rows a worker converted to COPY text for layout `version` (the caller checked it is current). */
-  async addCopy(copy: Buffer, starts: Uint32Array, fi: number): Promise<void> {
+  /**
+   * Stages rows a worker converted to the bulk format for layout `version` (the caller checked it is current);
+   * `lengths` (MySQL): the longest string per column, which the target's column sizes follow.
+   */
+  async addCopy(copy: Buffer, starts: Uint32Array, fi: number, lengths?: Uint32Array): Promise<void> {
     this.input.signal.throwIfAborted()
     const rows = starts.length
-    await this.strategy.stager.addCopy!(copy, starts, this.ord)
+    if (lengths) {
+      let j = 0
+      for (const c of this.cols.values()) {
+        const n = lengths[j++] ?? 0
+        if (c.type === 'str' && n > c.length) c.length = n
+      }
+    }
+    await this.strategy.stager.addCopy!(copy, starts, this.ord, fi)
     this.ord += rows
     this.fastRows += rows
     this.fileRows[fi] = (this.fileRows[fi] ?? 0) + rows

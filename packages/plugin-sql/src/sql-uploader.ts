@@ -18,7 +18,7 @@ import { ledgerExists, loadedFileIds } from './ledger.js'
 import { SqlConnection } from './sql-connection.js'
 import type { OpenFile } from './fast-path/byte-files.js'
 import { MemberPool } from './fast-path/worker-pool.js'
-import { FILE_INDEX, canLoadDirect, loadTable, type SnapshotMark } from './table-loader.js'
+import { FILE_INDEX, canLoadFast, loadTable, type SnapshotMark } from './table-loader.js'
 
 /** `sql_fast_path: auto` takes the byte fast path from this many uncompressed bytes to load (worker start-up pays off). */
 const FAST_PATH_BYTES = 4 * 1024 * 1024
@@ -110,12 +110,14 @@ export class SqlUploader extends Uploader {
 
   /**
    * Whether the byte fast path loads this table: it is on (`sql_fast_path`; `auto`: at least FAST_PATH_BYTES to
-   * load), the load is a direct PostgreSQL one, and no user code would see the rows: the operator's stream methods
+   * load), the dialect takes it for this table (canLoadFast), and no user code would see the rows: the operator's stream methods
    * are exactly this class's default source and sink (a subclass adding a source, sink or transform falls back).
    */
   private useFastPath(table: Table, files: readonly UpstreamFile[]): boolean {
-    const mode = sqlSettings(this.runtime.settings).fastPath
-    if (mode === 'off' || files.length === 0 || !canLoadDirect(this.db.dialect, table.setBy)) return false
+    const s = sqlSettings(this.runtime.settings)
+    const mode = s.fastPath
+    if (mode === 'off' || files.length === 0 || !canLoadFast(this.db.dialect, table.setBy, s.mysqlLocalInfile))
+      return false
     if (mode === 'auto' && files.reduce((n, f) => n + f.bytes, 0) < FAST_PATH_BYTES) return false
     const methods = this.streamMethods()
     const own = SqlUploader.prototype

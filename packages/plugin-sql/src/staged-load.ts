@@ -14,6 +14,7 @@ import {
   type LoadResult,
 } from './load-input.js'
 import { mergeStatements } from './merge.js'
+import { loadFiles } from './fast-path/byte-files.js'
 import { RowIntake } from './row-intake.js'
 import { applySnapshots } from './snapshots.js'
 
@@ -49,10 +50,12 @@ export async function loadStaged(job: LoadJob): Promise<LoadResult> {
       widensForLength: (c, length) => d.stageWidenColumn(stage, { ...c, length }, c, s, keys) !== null,
     })
     await intake.begin()
-    await intake.consume(input.rows)
+    if (input.byteFiles) await loadFiles(intake, input.files, input.byteFiles.open, input.byteFiles.pool, input.signal)
+    else await intake.consume(input.rows)
     result.stage_ms = Date.now() - started
     const ord = intake.ord
     result.rows = ord
+    if (input.byteFiles) result.fast_rows = intake.fastRows
     if (
       ord === 0 &&
       (input.files.length === 0 || cols.size === 0) &&

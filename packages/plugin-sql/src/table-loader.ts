@@ -1,6 +1,6 @@
 import type { ColumnType } from '@anchovies/core'
 import { declaredType, widenType, type ColumnState, type DeclaredType } from './column-types.js'
-import { RESERVED, type Session } from './dialects/dialect.js'
+import { RESERVED, type Dialect, type Session } from './dialects/dialect.js'
 import { loadDirect } from './direct-load.js'
 import { checkName } from './evolve.js'
 import { ensureBookkeeping, readMeta } from './ledger.js'
@@ -68,14 +68,22 @@ export async function loadTable(session: Session, raw: unknown, input: LoadInput
       return cols
     },
   }
-  const direct = canLoadDirect(d, table.setBy)
-  if (input.byteFiles && !direct) throw new TypeError('the byte fast path needs a direct load')
-  return direct ? loadDirect(job) : loadStaged(job)
+  return canLoadDirect(d, table.setBy) ? loadDirect(job) : loadStaged(job)
 }
 
-/** Whether a table is copied straight into its target (PostgreSQL, no set_by); the byte fast path needs that. */
+/** Whether a table is copied straight into its target (PostgreSQL, no set_by). */
 export function canLoadDirect(d: { directStager?: unknown }, setBy: readonly string[]): boolean {
   return d.directStager !== undefined && setBy.length === 0
+}
+
+/**
+ * Whether the byte fast path can load a table: PostgreSQL direct loads (COPY text into the target), MySQL/MariaDB
+ * when `LOAD DATA LOCAL INFILE` is allowed (tab-separated text into the staging table) and SQLite (JSON arrays into
+ * the staging table). PostgreSQL staged loads (set_by) stay on the general path.
+ */
+export function canLoadFast(d: Dialect, setBy: readonly string[], mysqlLocalInfile: boolean): boolean {
+  if (d.name === 'postgres') return canLoadDirect(d, setBy)
+  return d.name === 'sqlite' || mysqlLocalInfile
 }
 
 /** The `exact_decimals` table property (sql.Downloader: source DECIMAL/NUMERIC columns) as a list of names. */

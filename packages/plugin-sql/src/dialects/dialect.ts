@@ -1,6 +1,7 @@
 import { AnchoviesError } from '@anchovies/core'
 import type { ColumnState, SqlType } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
+import type { FastFormat } from '../fast-path/format.js'
 
 /** The databases the uploader speaks. */
 export type DialectName = 'postgres' | 'mysql' | 'sqlite'
@@ -33,11 +34,14 @@ export interface Stager {
   flush(): Promise<void>
   /** Waits until everything added is in the staging table. */
   finish(): Promise<void>
+  /** The bulk format `addCopy` takes now (undefined: none; the byte fast path then loads rows through `add`). */
+  fastFormat?(): FastFormat | undefined
   /**
-   * Byte fast path (direct PostgreSQL loads): sends COPY text whose rows start at `starts`, each with a 16-digit
-   * `_seq` placeholder that gets seqBase + `ord` + the row's index. Rows buffered by `add` are sent first.
+   * Byte fast path: sends a member converted to `fastFormat()` whose rows start at `starts`; each row's placeholder
+   * gets `ord` + the row's index (PostgreSQL: added to seqBase, as `_seq`) and, for MySQL, `file`. Rows buffered by
+   * `add` are sent first.
    */
-  addCopy?(copy: Buffer, starts: Uint32Array, ord: number): Promise<void>
+  addCopy?(copy: Buffer, starts: Uint32Array, ord: number, file: number): Promise<void>
   /** Abandons a bulk load in progress after an error, so the session can roll back. */
   abort?(): void
 }

@@ -12,6 +12,7 @@ import {
   type SqlType,
 } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
+import { FILE_WIDTH, SEQ_WIDTH, type FastFormat } from '../fast-path/format.js'
 import { isInheritedName, ownValue } from '../row-access.js'
 import {
   Dialect,
@@ -127,6 +128,11 @@ export function decimalTextFits(text: string): boolean {
   return fracDigits <= 30
 }
 
+/** Whether a number fits DECIMAL(65,30) exactly. */
+export function mysqlDecimalFits(v: number): boolean {
+  return Number.isFinite(v) && Math.abs(v) < 1e35 && Number(v.toFixed(30)) === v
+}
+
 /** MySQL and MariaDB: databases as schemas, utf8mb4 with binary collation, strict mode, multi-row inserts. */
 export class MysqlDialect extends Dialect {
   readonly name = 'mysql' as const
@@ -148,7 +154,7 @@ export class MysqlDialect extends Dialect {
   /** DECIMAL(65,30): at most 35 digits before the point and 30 after (MySQL would round the rest away). */
   override decimalFits(v: unknown): boolean {
     if (typeof v === 'boolean') return true
-    if (typeof v === 'number') return Number.isFinite(v) && Math.abs(v) < 1e35 && Number(v.toFixed(30)) === v
+    if (typeof v === 'number') return mysqlDecimalFits(v)
     return decimalTextFits(String(v))
   }
 
@@ -425,17 +431,33 @@ class MysqlLoadDataStager implements Stager {
     return this.buf.length >= 1 << 20 || this.rows >= this.limit
   }
 
+  fastFormat(): FastFormat | undefined {
+    return this.local ? 'mysql' : undefined
+  }
+
+  /** Byte fast path: one member's `LOAD DATA` text, its `_anch_ord`/`_anch_file` placeholders filled in. */
+  async addCopy(copy: Buffer, starts: Uint32Array, ord: number, file: number): Promise<void> {
+    await this.flush()
+    for (let r = 0; r < starts.length; r++) {
+      fillDigits(copy, starts[r]! + SEQ_WIDTH, ord + r)
+      fillDigits(copy, starts[r]! + SEQ_WIDTH + 1 + FILE_WIDTH, file)
+    }
+    await this.send(copy)
+  }
+
   async flush(): Promise<void> {
     if (this.local === false) return this.inserts.flush()
     if (!this.buf) return
     const data = this.buf
     this.buf = ''
     this.rows = 0
+    await this.send(Buffer.from(data, 'utf8'))
+  }
+
+  private async send(data: Buffer): Promise<void> {
     const warnings = await new Promise<number>((resolve, reject) => {
-      this.conn.query(
-        { sql: this.statement, infileStreamFactory: () => Readable.from([Buffer.from(data, 'utf8')]) },
-        (err, result) =>
-          err ? reject(err) : resolve(Number((result as { warningStatus?: number }).warningStatus ?? 0)),
+      this.conn.query({ sql: this.statement, infileStreamFactory: () => Readable.from([data]) }, (err, result) =>
+        err ? reject(err) : resolve(Number((result as { warningStatus?: number }).warningStatus ?? 0)),
       )
     })
     // LOCAL loads turn conversion errors into warnings (as IGNORE does): a warning means a value did not fit.
@@ -452,4 +474,14 @@ class MysqlLoadDataStager implements Stager {
   async finish(): Promise<void> {
     await this.flush()
   }
+}
+
+/** Writes `v` (not negative) right-aligned into the zero-filled placeholder ending before `end`. */
+export function fillDigits(buf: Buffer, end: number, v: number): void {
+  let p = end
+  do {
+    const q = Math.floor(v / 10)
+    buf[--p] = 48 + (v - q * 10)
+    v = q
+  } while (v > 0)
 }

@@ -25,6 +25,7 @@ import {
   type Session,
   type Stager,
 } from './dialect.js'
+import type { FastFormat } from '../fast-path/format.js'
 
 interface PgClient {
   query(config: {
@@ -456,6 +457,10 @@ class PgCopyStager implements Stager {
   abort(): void {
     this.stream?.destroy(new Error('load abandoned'))
     this.stream = undefined
+  }
+
+  fastFormat(): FastFormat | undefined {
+    return this.seqBase === undefined ? undefined : 'postgres'
   }
 
   async addCopy(copy: Buffer, starts: Uint32Array, ord: number): Promise<void> {

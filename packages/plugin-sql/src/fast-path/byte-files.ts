@@ -99,7 +99,7 @@ async function loadEach(
         if (r?.copy && r.version === intake.layoutVersion && atLine) {
           const starts = new Uint32Array(r.starts!)
           lineNo += starts.length
-          await intake.addCopy(Buffer.from(r.copy), starts, fi)
+          await intake.addCopy(Buffer.from(r.copy), starts, fi, r.lengths ? new Uint32Array(r.lengths) : undefined)
         } else await general(text)
       }
       rest += decoder.end()

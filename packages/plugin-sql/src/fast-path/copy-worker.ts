@@ -2,13 +2,15 @@ import { isUtf8 } from 'node:buffer'
 import { parentPort } from 'node:worker_threads'
 import { gunzipSync } from 'node:zlib'
 import { jsonText } from '../column-types.js'
-import { FastLayout, convertMember, ownBuffer, type FastColumn } from './copy-converter.js'
+import { FastLayout, convertMember, ownBuffer, type FastColumn, type FastFormat } from './copy-converter.js'
 
 /** A job: one compressed member, and the layout to convert it for (none: only inflate). */
 export interface MemberJob {
   readonly id: number
   readonly member: ArrayBuffer
-  readonly layout?: { readonly version: number; readonly columns: readonly FastColumn[] } | undefined
+  readonly layout?:
+    | { readonly version: number; readonly format: FastFormat; readonly columns: readonly FastColumn[] }
+    | undefined
 }
 
 /** A job's result: COPY text, or the inflated text for the general path, or the error inflating it. */
@@ -19,6 +21,8 @@ export interface MemberResult {
   readonly copy?: ArrayBuffer
   readonly starts?: ArrayBuffer
   readonly rows?: number
+  /** MySQL: the longest string per column (Uint32Array). */
+  readonly lengths?: ArrayBuffer | undefined
   /** Uncompressed bytes of the member. */
   readonly bytes: number
   /** The inflated text (also when converted: the caller may still need the general path, after a layout change). */
@@ -41,7 +45,7 @@ parentPort!.on('message', (job: MemberJob) => {
     return
   }
   if (job.layout && job.layout.version !== version) {
-    layout = new FastLayout(job.layout.columns)
+    layout = new FastLayout(job.layout.columns, job.layout.format)
     version = job.layout.version
   }
   let converted: ReturnType<typeof convertMember>
@@ -56,9 +60,19 @@ parentPort!.on('message', (job: MemberJob) => {
     const starts = ownBuffer(
       new Uint8Array(converted.starts.buffer, converted.starts.byteOffset, converted.starts.byteLength),
     )
+    const lengths = converted.lengths ? ownBuffer(new Uint8Array(converted.lengths.buffer)) : undefined
     parentPort!.postMessage(
-      { id: job.id, version, copy, starts, rows: converted.rows, bytes: text.length, text: out } satisfies MemberResult,
-      [copy, starts, out],
+      {
+        id: job.id,
+        version,
+        copy,
+        starts,
+        rows: converted.rows,
+        lengths,
+        bytes: text.length,
+        text: out,
+      } satisfies MemberResult,
+      lengths ? [copy, starts, out, lengths] : [copy, starts, out],
     )
     return
   }
