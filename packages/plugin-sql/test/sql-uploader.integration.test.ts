@@ -305,9 +305,10 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
     )
   })
 
-  it.runIf(dialect === 'postgres')(
-    'a COPY the server rejects after its first chunk reports the server error, not a TypeError from the closed stream',
-    async () => {
+  // PostgreSQL only: the defect was in how pg-copy-streams' COPY stream ends when the server drops it, a stream the
+  // other dialects do not use; registered only there so their suites do not report it as skipped.
+  if (dialect === 'postgres')
+    it('a COPY the server rejects after its first chunk reports the server error, not a TypeError from the closed stream', async () => {
       const dl = id('rejected')
       // 150,000 rows fill a dozen 1 MiB COPY chunks; a lone surrogate in a JSON value (which PostgreSQL's json
       // refuses) in the first chunk makes the server fail the COPY while the uploader is still writing the others.
@@ -325,8 +326,7 @@ describe.each(DIALECTS)('sql.Uploader on %s', (dialect, open) => {
       expect(text).toMatch(/json|surrogate|Unicode/i)
       // nothing of the failed load is visible
       expect(await db.rows(`${dl}__test`, 'rejected').catch(() => [])).toEqual([])
-    },
-  )
+    })
 
   it('stores hostile column names and schema names safely and rejects names the dialect cannot hold', async () => {
     const dl = id('hostile')
