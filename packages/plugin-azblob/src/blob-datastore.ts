@@ -416,7 +416,10 @@ export function fromInline(value: string | undefined, size: number, md5: Uint8Ar
   if (!value || !md5 || size > MAX_INLINE_BYTES || value.length > MAX_INLINE_CHARS) return undefined
   let doc: Buffer
   try {
-    doc = gunzipSync(Buffer.from(value, 'base64'), { maxOutputLength: Math.max(size, 1) })
+    // One output chunk of exactly the expected size: the default 16 KiB chunk would keep a 16 KiB buffer alive
+    // behind every 5 KiB summary of a listing (measured: 17 MB of buffers for 1,000 summaries instead of 5 MB).
+    const exact = Math.max(size, 64)
+    doc = gunzipSync(Buffer.from(value, 'base64'), { maxOutputLength: exact, chunkSize: exact })
   } catch {
     return undefined
   }
