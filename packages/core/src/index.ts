@@ -38,6 +38,7 @@ export type {
   DatastoreLock,
   LockInfo,
   LockOwner,
+  WriteOptions,
 } from './datastore/datastore.js'
 export { openDatastore, registerDatastore } from './datastore/open.js'
 export { CommitLog } from './datastore/commit-log.js'

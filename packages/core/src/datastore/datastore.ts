@@ -6,6 +6,21 @@ export interface DatastoreEntry {
   readonly path: string
   readonly size: number
   readonly mtime: Date
+  /**
+   * The object's whole content, when the backend keeps a copy of small documents with the listing (the blob
+   * datastore does, for objects written with `inline`). Optional: absent, readers read the object. It is as
+   * untrusted as the object itself: validate it exactly as the object would be.
+   */
+  readonly inline?: Buffer
+}
+
+/** Hints of {@link Datastore.write}; a backend may ignore any of them. */
+export interface WriteOptions {
+  /**
+   * A small document read through listings (a summary): a backend that can keep a copy with the listing does, so a
+   * reader of many such objects needs one listing instead of one read each. The filesystem ignores it.
+   */
+  readonly inline?: boolean
 }
 
 /** Who holds a run lock. */
@@ -48,7 +63,7 @@ export interface Datastore {
   /** A stream of the object's bytes; rejects when it does not exist. */
   readStream(path: string): Promise<Readable>
   /** Writes (replaces) an object atomically. */
-  write(path: string, data: string | Uint8Array): Promise<void>
+  write(path: string, data: string | Uint8Array, options?: WriteOptions): Promise<void>
   /**
    * A stream that writes an object: it becomes visible atomically when the stream finishes;
    * destroying the stream discards it.

@@ -91,6 +91,12 @@ async function readBounded(ds: Datastore, path: string, size?: number): Promise<
   return raw && raw.length <= MAX_OBJECT_BYTES ? raw : undefined
 }
 
+/** The summary in `raw`, unless it is not one or names another anchovy than its path (then it is not trusted). */
+function summaryFor(raw: Buffer | undefined, user: string, id: string): AnchovySummary | undefined {
+  const s = parseSummary(raw)
+  return s && s.anchovy_user === user && s.anchovy_id === id ? s : undefined
+}
+
 function parseJson(raw: Buffer | undefined): unknown {
   if (!raw) return undefined
   try {
@@ -109,16 +115,16 @@ export class Catalog {
     const now = opts.now ?? Date.now()
     const prefix = opts.user === undefined ? SCHOOL_DIR : `${SCHOOL_DIR}/${opts.user}`
     if (opts.user !== undefined && !isName(opts.user)) return []
-    const found: { user: string; id: string; size: number }[] = []
+    const found: { user: string; id: string; size: number; inline: Buffer | undefined }[] = []
     for (const e of await this.datastore.list(prefix)) {
       const parts = e.path.split('/')
       if (parts.length !== 3 || parts[0] !== SCHOOL_DIR || !parts[2]!.endsWith('.json')) continue
       const user = parts[1]!
       const id = parts[2]!.slice(0, -5)
-      if (isName(user) && isName(id)) found.push({ user, id, size: e.size })
+      if (isName(user) && isName(id)) found.push({ user, id, size: e.size, inline: e.inline })
     }
     const entries = await mapLimit(found, READ_CONCURRENCY, (f) =>
-      this.entry(f.user, f.id, now, opts.staleAfterS ?? DEFAULT_STALE_AFTER_S, f.size),
+      this.entry(f.user, f.id, now, opts.staleAfterS ?? DEFAULT_STALE_AFTER_S, f.size, f.inline),
     )
     return entries
       .filter((e): e is AnchovyEntry => e !== undefined)
@@ -137,14 +143,20 @@ export class Catalog {
     now: number,
     staleAfterS: number,
     size?: number,
+    inline?: Buffer,
   ): Promise<AnchovyEntry | undefined> {
-    const raw =
-      size !== undefined && size > MAX_OBJECT_BYTES
-        ? undefined
-        : await this.datastore.read(`${SCHOOL_DIR}/${user}/${id}.json`)
-    const s = parseSummary(raw)
-    // A summary that names another anchovy than its path is not trusted.
-    if (!s || s.anchovy_user !== user || s.anchovy_id !== id) return undefined
+    // A copy carried by the listing (a blob store's metadata) is checked exactly as the file would be; when it is
+    // missing or does not check out, the file itself is read (one request per anchovy instead of none).
+    const s =
+      summaryFor(inline, user, id) ??
+      summaryFor(
+        size !== undefined && size > MAX_OBJECT_BYTES
+          ? undefined
+          : await this.datastore.read(`${SCHOOL_DIR}/${user}/${id}.json`),
+        user,
+        id,
+      )
+    if (!s) return undefined
     // Every run marks itself running in the summary right after taking the lock and clears the mark at its end, so
     // only a marked anchovy can have a live holder: the lock is read for those only (half the requests on a blob
     // store). A run killed hard leaves the mark; its lock then shows whether the holder is still alive.

@@ -193,7 +193,8 @@ export async function writeSummary(
       updated_at: now.toISOString(),
     }
   }
-  await datastore.write(path, redact(JSON.stringify(summary)))
+  // `inline`: a blob datastore keeps a copy in the listing, so `school ls` is one listing, not one read per anchovy.
+  await datastore.write(path, redact(JSON.stringify(summary)), { inline: true })
 }
 
 /**

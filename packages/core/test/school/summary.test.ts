@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { parseSummary } from '../../src/school/summary.js'
+import { FilesystemDatastore } from '../../src/datastore/filesystem-datastore.js'
+import { parseSummary, summaryPath, writeSummary } from '../../src/school/summary.js'
 import { FIXTURE_OPS, REPO, cleanupTempDirs, runCli, spawnCli, tempDir, waitFor } from '../helpers.js'
 
 afterAll(cleanupTempDirs)
@@ -93,5 +94,28 @@ describe('the per-anchovy summary', () => {
     expect(parseSummary(Buffer.from('{"format":1,"anchovy_id":"..","anchovy_user":"u"}'))).toBeUndefined()
     expect(parseSummary(Buffer.from('{"format":2,"anchovy_id":"a","anchovy_user":"u"}'))).toBeUndefined()
     expect(parseSummary(Buffer.from('\u0000garbage'))).toBeUndefined()
+  })
+
+  it('is a plain file on the filesystem: the inline hint changes nothing, listings carry no copy', async () => {
+    const root = tempDir('anchovies-school-summary-')
+    const ds = new FilesystemDatastore(root)
+    const run = {
+      user: 'dev',
+      anchovyId: 'fs',
+      operator: 'Downloader',
+      upstream: [],
+      service: false,
+      taskStore: 'default',
+      lockTtlS: 60,
+      sessionId: '20260101000000.0000abcd',
+      startedAt: new Date(),
+    }
+    await writeSummary(ds, run, { status: 'OK', exit_code: 0, batches: [] })
+    const file = readFileSync(path.join(root, summaryPath('dev', 'fs')))
+    expect(parseSummary(file)).toMatchObject({ anchovy_id: 'fs', last_run: { status: 'OK' } })
+    const entries = await ds.list('$school')
+    expect(entries.map((e) => e.path)).toEqual(['$school/dev/fs.json'])
+    expect('inline' in entries[0]!).toBe(false)
+    await ds.close()
   })
 })
