@@ -181,7 +181,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       const { user, id, table } = req.params as P
       const entry = await find(user, id)
       // Only a table the anchovy's summary names: a name from the request never picks a folder on its own.
-      if (!entry || !entry.tables.some((t) => t.name === table)) return notFound(reply)
+      if (!entry?.tables.some((t) => t.name === table)) return notFound(reply)
       return { rows: await catalog.lastRows(user, id, table, (req.query as { limit?: number }).limit ?? 20) }
     },
   )

@@ -130,12 +130,12 @@
         el('td', {}, a.operator || '-'),
         el('td', {}, a.upstream.join(', ') || '-'),
         el('td', { class: 'state' }, el('span', { class: `badge ${a.state}` }, a.state)),
-        el('td', {}, run && run.ended_at ? run.ended_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-'),
+        el('td', {}, run?.ended_at ? run.ended_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-'),
         el('td', { class: freshness(a) }, age(a.age_s)),
         el('td', {}, run && run.exit_code != null ? run.exit_code : '-'),
         el('td', {}, run ? run.rows : '-'),
         el('td', {}, a.lock ? `${a.lock.host} (pid ${a.lock.pid})` : '-'),
-        el('td', { class: 'error' }, (run && run.error) || ''),
+        el('td', { class: 'error' }, run?.error || ''),
       )
       if (selected && selected.user === a.user && selected.id === a.id) tr.classList.add('selected')
       tr.addEventListener('click', () => select(a.user, a.id))
