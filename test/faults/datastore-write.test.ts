@@ -3,14 +3,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import * as path from 'node:path'
 import type { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  FilesystemDatastore,
-  createLogger,
-  registerDatastore,
-  startAnchovy,
-  type Datastore,
-  type WriteOptions,
-} from '@anchovies/core'
+import { FilesystemDatastore, createLogger, registerDatastore, startAnchovy, type Datastore } from '@anchovies/core'
 import { tempDir, writeConfig } from '../chaos/harness.js'
 import { downloaderConfig } from '../chaos/source.js'
 import { DOWNLOADER, Pipeline, USER } from './pipeline.js'
@@ -53,9 +46,9 @@ class FailingDatastore implements Datastore {
   readStream(p: string) {
     return this.inner.readStream(p)
   }
-  async write(p: string, data: string | Uint8Array, options?: WriteOptions) {
+  async write(p: string, data: string | Uint8Array) {
     this.check(p)
-    await this.inner.write(p, data, options)
+    await this.inner.write(p, data)
     this.written(p)
   }
   writeStream(p: string): Writable {
