@@ -11,11 +11,11 @@
 //   node bench/encode-floor.mjs              the bench
 //   node bench/encode-floor.mjs --child ...  one measured encoding (used by the bench itself)
 import { spawn } from 'node:child_process'
-import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs'
-import { once } from 'node:events'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import * as nodePath from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { median, spread, writeCsv } from './bench-lib.mjs'
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url))
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000)
@@ -129,28 +129,10 @@ function pick(...keys) {
   return Object.fromEntries(keys.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]))
 }
 
-/** The same rows as the Generate test downloader, as CSV. */
-async function writeCsv(file) {
-  const out = createWriteStream(file)
-  out.write('id,name,amount,flag,note,qty,code,score\n')
-  let buf = ''
-  for (let i = 0; i < ROWS; i++) {
-    buf += `${i},name ${i % 1000},${i * 0.25},${i % 2 === 0},note ${i},${i % 97},c${i % 13},${(i % 1000) / 7}\n`
-    if (buf.length > 1 << 20) {
-      if (!out.write(buf)) await once(out, 'drain')
-      buf = ''
-    }
-  }
-  out.end(buf)
-  await once(out, 'finish')
-}
-
 async function main() {
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-  const spread = (xs) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`
   const dir = mkdtempSync(nodePath.join(tmpdir(), 'anch-lake-floor-'))
   try {
-    await writeCsv(`${dir}/items.csv`)
+    await writeCsv(`${dir}/items.csv`, ROWS)
     const csvMb = statSync(`${dir}/items.csv`).size / 1e6
     const self = fileURLToPath(import.meta.url)
     const floors = [

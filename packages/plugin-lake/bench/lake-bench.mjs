@@ -4,11 +4,11 @@
 // the upstream rows (core's datastore reading, which every uploader pays). Prints medians, the spread, rows/s, MB/s
 // (of the CSV text, the same for all), peak RSS and the ratios of the medians against DuckDB.
 import { spawn } from 'node:child_process'
-import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { once } from 'node:events'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import * as nodePath from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { median, spread, writeCsv } from './bench-lib.mjs'
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url))
 const ROOT = nodePath.resolve(HERE, '../../..')
@@ -40,25 +40,6 @@ function measure(args, cwd, env) {
   })
 }
 
-/** The same rows as the Generate test downloader, as CSV. */
-async function writeCsv(file) {
-  const out = createWriteStream(file)
-  out.write('id,name,amount,flag,note,qty,code,score\n')
-  let buf = ''
-  for (let i = 0; i < ROWS; i++) {
-    buf += `${i},name ${i % 1000},${i * 0.25},${i % 2 === 0},note ${i},${i % 97},c${i % 13},${(i % 1000) / 7}\n`
-    if (buf.length > 1 << 20) {
-      if (!out.write(buf)) await once(out, 'drain')
-      buf = ''
-    }
-  }
-  out.end(buf)
-  await once(out, 'finish')
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const spread = (xs) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`
-
 const dir = mkdtempSync(nodePath.join(tmpdir(), 'anch-lake-bench-'))
 try {
   const env = { ACHVY_DATASTORE: `${dir}/ds`, ACHVY_USER: 'bench', ACHVY_LOG_LEVEL: 'warn' }
@@ -72,7 +53,7 @@ try {
     ...env,
     ACHVY_TEST_ROWS: String(ROWS),
   })
-  await writeCsv(`${dir}/items.csv`)
+  await writeCsv(`${dir}/items.csv`, ROWS)
   const csvMb = statSync(`${dir}/items.csv`).size / 1e6
   const lake = []
   const duck = []
