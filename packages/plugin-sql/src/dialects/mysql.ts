@@ -12,7 +12,7 @@ import {
   type SqlType,
 } from '../column-types.js'
 import type { SqlSettings, Target } from '../config.js'
-import { FILE_WIDTH, SEQ_WIDTH, type FastFormat } from '../fast-path/format.js'
+import { FILE_WIDTH, SEQ_WIDTH, fillDigits, type FastFormat } from '../fast-path/format.js'
 import { isInheritedName, ownValue } from '../row-access.js'
 import {
   Dialect,
@@ -474,14 +474,4 @@ class MysqlLoadDataStager implements Stager {
   async finish(): Promise<void> {
     await this.flush()
   }
-}
-
-/** Writes `v` (not negative) right-aligned into the zero-filled placeholder ending before `end`. */
-export function fillDigits(buf: Buffer, end: number, v: number): void {
-  let p = end
-  do {
-    const q = Math.floor(v / 10)
-    buf[--p] = 48 + (v - q * 10)
-    v = q
-  } while (v > 0)
 }

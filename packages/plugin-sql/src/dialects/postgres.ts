@@ -25,7 +25,7 @@ import {
   type Session,
   type Stager,
 } from './dialect.js'
-import type { FastFormat } from '../fast-path/format.js'
+import { SEQ_WIDTH, fillDigits, type FastFormat } from '../fast-path/format.js'
 
 interface PgClient {
   query(config: {
@@ -466,17 +466,9 @@ class PgCopyStager implements Stager {
   async addCopy(copy: Buffer, starts: Uint32Array, ord: number): Promise<void> {
     if (this.seqBase === undefined) throw new TypeError('COPY text is only taken by direct loads')
     await this.flush()
-    // Writes each row's _seq into its zero-filled placeholder, right-aligned (digits only: it is never negative).
+    // Writes each row's _seq into its zero-filled placeholder.
     const base = this.seqBase + ord
-    for (let r = 0; r < starts.length; r++) {
-      let v = base + r
-      let p = starts[r]! + 16
-      do {
-        const q = Math.floor(v / 10)
-        copy[--p] = 48 + (v - q * 10)
-        v = q
-      } while (v > 0)
-    }
+    for (let r = 0; r < starts.length; r++) fillDigits(copy, starts[r]! + SEQ_WIDTH, base + r)
     await this.send(copy)
   }
 

@@ -9,3 +9,13 @@ export type FastFormat = 'postgres' | 'mysql' | 'sqlite'
 export const SEQ_WIDTH = 16
 /** Width of MySQL's `_anch_file` placeholder, after the `_anch_ord` one and a tab. */
 export const FILE_WIDTH = 10
+
+/** Writes `v` (not negative) right-aligned into the zero-filled placeholder ending before `end`. */
+export function fillDigits(buf: Buffer, end: number, v: number): void {
+  let p = end
+  do {
+    const q = Math.floor(v / 10)
+    buf[--p] = 48 + (v - q * 10)
+    v = q
+  } while (v > 0)
+}
